@@ -1,0 +1,1 @@
+"""titan.cli: the `titan` command and the local runners."""

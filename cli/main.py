@@ -1,0 +1,41 @@
+"""The `titan` command."""
+
+from __future__ import annotations
+
+import typer
+
+from titan.core.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    name="titan",
+    help=(
+        "Titan: a capital-aware algorithmic crypto trading organism.\n\n"
+        "Paper trading is the default. `titan up` runs the whole organism locally on embedded "
+        "PostgreSQL and NATS; `titan infra` manages that infrastructure on its own."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def settings_or_exit(**overrides: object) -> Settings:
+    """Load settings, or print which TITAN_* field is wrong and exit 2."""
+    try:
+        return load_settings(**overrides)
+    except ConfigError as err:
+        typer.secho(str(err), err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def config() -> None:
+    """Print the effective configuration (secrets masked)."""
+    settings = settings_or_exit()
+    for name, value in settings.model_dump(mode="json").items():
+        shown = "***" if "key" in name or "secret" in name else value
+        typer.echo(f"TITAN_{name.upper()}={shown}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,53 @@
+"""Exact money. Ledger amounts are Decimal; wire values are decimal strings."""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation, localcontext
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+# Plenty for crypto quantities (1e-18) times prices (1e7) without silent rounding.
+CONTEXT = Context(prec=38, rounding=ROUND_HALF_EVEN)
+
+
+class MoneyError(ValueError):
+    """A wire value is not a finite decimal."""
+
+
+def D(value: str | int | Decimal) -> Decimal:  # noqa: N802 - short, used everywhere
+    """Parse a wire decimal string (or int/Decimal) exactly; reject NaN/Infinity/garbage.
+
+    Floats are refused on purpose: money never passes through binary floating point."""
+    if isinstance(value, float):  # pragma: no cover - guarded by the type, kept for callers without mypy
+        raise MoneyError("floats are not money; pass a string")
+    if isinstance(value, Decimal):
+        d = value
+    else:
+        try:
+            d = Decimal(value)
+        except (InvalidOperation, ValueError, TypeError):
+            raise MoneyError(f"not a decimal: {value!r}") from None
+    if not d.is_finite():
+        raise MoneyError(f"not a finite decimal: {value!r}")
+    return d
+
+
+def D_or(value: str, default: Decimal) -> Decimal:  # noqa: N802
+    """Like :func:`D` but an empty string means ``default``."""
+    return default if value == "" else D(value)
+
+
+def s(value: Decimal) -> str:
+    """Decimal -> canonical wire string (no exponent, no trailing zeros, "-0" -> "0")."""
+    if value == 0:
+        return "0"
+    text = format(value.normalize(CONTEXT), "f")
+    return text
+
+
+def quantize_down(value: Decimal, step: Decimal) -> Decimal:
+    """Round towards zero to a multiple of ``step`` (lot size / tick size)."""
+    if step <= 0:
+        return value
+    with localcontext(CONTEXT):
+        return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
