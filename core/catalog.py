@@ -198,8 +198,12 @@ class Catalog:
         return BucketSpec(name=self._name("TITAN_CONTROL"), description="Organism-wide control values")
 
     @property
+    def params_bucket(self) -> BucketSpec:
+        return BucketSpec(name=self._name("TITAN_PARAMS"), description="Phase parameters (JSON) per phase id")
+
+    @property
     def buckets(self) -> tuple[BucketSpec, ...]:
-        return (self.budgets_bucket, self.control_bucket)
+        return (self.budgets_bucket, self.control_bucket, self.params_bucket)
 
     @staticmethod
     def budget_key(phase_id: str) -> str:

@@ -1,0 +1,60 @@
+"""Every Prometheus metric Titan exports, declared once (prefix ``titan_``).
+
+Components import the objects they update from here; dashboards and alert rules may only name
+metrics declared in this module (a test parses their PromQL and checks). Each process exposes the
+default registry on its own /metrics port.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Latency buckets fine enough for a sub-millisecond hot path: 10 µs .. 1 s.
+LATENCY_BUCKETS = (
+    0.00001, 0.000025, 0.00005, 0.000075, 0.0001, 0.00015, 0.0002, 0.00025, 0.0003, 0.0004,
+    0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+)
+
+# --- execution ------------------------------------------------------------------------------
+SIGNAL_ACK_LATENCY = Histogram(
+    "titan_execution_signal_ack_seconds", "Signal received -> ack sent", ["phase"], buckets=LATENCY_BUCKETS
+)
+SIGNALS = Counter("titan_execution_signals_total", "Signals by phase and result", ["phase", "result"])
+REJECTS = Counter("titan_execution_rejects_total", "Rejected signals by reason", ["reason"])
+ORDERS = Counter("titan_execution_orders_total", "Orders by venue and final state", ["venue", "state"])
+FILLS = Counter("titan_execution_fills_total", "Fills by phase and venue", ["phase", "venue"])
+EXPOSURE = Gauge("titan_execution_exposure_quote", "Gross exposure at mark by phase", ["phase"])
+POSITION_QTY = Gauge("titan_execution_position_quantity", "Signed position by phase and symbol", ["phase", "symbol"])
+EQUITY = Gauge("titan_equity_quote", "Equity by scope (phase id or total)", ["scope"])
+PNL = Gauge("titan_pnl_quote", "PnL by phase and kind (realized, unrealized, fees, funding)", ["phase", "kind"])
+TRADING_STATE = Gauge("titan_trading_state", "1 for the trading state in force", ["state"])
+EXECUTION_CPUS = Gauge("titan_execution_cpu_allowed", "1 for each CPU the execution process may run on", ["cpu"])
+STREAMS_OPEN = Gauge("titan_execution_streams_open", "Open signal streams by phase", ["phase"])
+CONTROL_REJECTS = Counter("titan_execution_control_rejects_total", "Rejected control calls", ["call", "reason"])
+
+# --- brain ----------------------------------------------------------------------------------
+ALLOCATION_WEIGHT = Gauge("titan_allocation_weight", "Allocation weight by phase", ["phase"])
+ALLOCATION_NOTIONAL = Gauge("titan_allocation_notional_quote", "Allocated notional by phase", ["phase"])
+BREAKER_STATE = Gauge("titan_breaker_tripped", "1 while a breaker is tripped", ["kind"])
+RISK_STATE = Gauge("titan_risk_state", "1 for the Brain's current risk state", ["state"])
+BRAIN_RECONCILES = Counter("titan_brain_reconciles_total", "Brain reconcile passes by result", ["result"])
+BRAIN_DECISION_AGE = Gauge("titan_brain_last_decision_timestamp_seconds", "Unix time of the last allocation")
+
+# --- phases ---------------------------------------------------------------------------------
+PHASE_SIGNALS = Counter("titan_phase_signals_total", "Signals emitted by phase and setup", ["phase", "setup"])
+PHASE_ACKS = Counter("titan_phase_acks_total", "Acks received by phase and result", ["phase", "result"])
+PHASE_STATE = Gauge("titan_phase_state", "1 for the phase's current state", ["phase", "state"])
+PHASE_TRADES_CLOSED = Counter("titan_phase_trades_closed_total", "Closed trades by phase and outcome", ["phase", "outcome"])
+PHASE_STREAM_UP = Gauge("titan_phase_stream_connected", "1 while the phase's gRPC stream is up", ["phase"])
+
+# --- market data ----------------------------------------------------------------------------
+MD_EVENTS = Counter("titan_md_events_total", "Market events by source, venue and kind", ["source", "venue", "kind"])
+MD_LAG = Gauge("titan_md_lag_seconds", "Receive time minus exchange time, last event", ["venue", "symbol"])
+MD_LAST_EVENT = Gauge("titan_md_last_event_timestamp_seconds", "Unix time of the last event", ["venue", "symbol"])
+MD_GAPS = Counter("titan_md_gaps_total", "Sequence gaps detected", ["venue", "symbol"])
+MD_RECONNECTS = Counter("titan_md_reconnects_total", "Feed reconnects", ["venue"])
+
+# --- ledger / bus ---------------------------------------------------------------------------
+LEDGER_EVENTS = Counter("titan_ledger_events_total", "Events handled by the ledger writer", ["kind", "result"])
+LEDGER_LAG = Gauge("titan_ledger_lag_seconds", "Now minus the timestamp of the last event written")
+BUS_REJECTS = Counter("titan_bus_rejects_total", "Malformed or unknown bus messages", ["consumer", "reason"])
