@@ -39,3 +39,12 @@ def config() -> None:
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+def _register() -> None:
+    from titan.cli import infra_cmd
+
+    app.add_typer(infra_cmd.app, name="infra")
+
+
+_register()

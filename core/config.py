@@ -28,6 +28,10 @@ Port = Annotated[int, Field(ge=0, le=65535)]
 
 
 def default_data_dir() -> Path:
+    """Per-user data dir; as root, /var/lib/titan (the embedded PostgreSQL's unprivileged user must be
+    able to reach it, which it cannot under /root)."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/titan")
     return Path(platformdirs.user_data_dir("titan", appauthor=False))
 
 

@@ -16,7 +16,7 @@ from titan.v1 import execution_pb2, trading_pb2
 def canonical_bytes(msg: Message, signature_field: str = "signature") -> bytes:
     copy = type(msg)()
     copy.CopyFrom(msg)
-    copy.ClearField(signature_field)  # type: ignore[arg-type]
+    copy.ClearField(signature_field)
     return copy.SerializeToString(deterministic=True)
 
 

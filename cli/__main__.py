@@ -1,0 +1,3 @@
+from titan.cli.main import app
+
+app(prog_name="titan")

