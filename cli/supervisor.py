@@ -1,0 +1,161 @@
+"""A small process supervisor for `titan up`: starts children in order, restarts a crashed child
+with exponential backoff (and reports it), and on shutdown stops them in reverse order — SIGTERM,
+then SIGKILL after a grace period — so nothing is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("titan.up")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the child gets SIGTERM if the supervisor dies, even by SIGKILL."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    os.setsid()
+
+
+@dataclass
+class ChildSpec:
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    log_file: Path | None = None
+    restart: bool = True
+    grace_s: float = 10.0
+
+
+@dataclass
+class ChildState:
+    spec: ChildSpec
+    proc: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    last_exit: int | None = None
+    next_start_at: float = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+
+class Supervisor:
+    def __init__(
+        self,
+        specs: Sequence[ChildSpec],
+        *,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 30.0,
+        stable_after_s: float = 60.0,
+        on_event: Callable[[str, ChildState], None] | None = None,
+    ) -> None:
+        self.children = [ChildState(s) for s in specs]
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.stable_after_s = stable_after_s
+        self.on_event = on_event or (lambda _kind, _child: None)
+        self._stopping = asyncio.Event()
+
+    def child(self, name: str) -> ChildState:
+        return next(c for c in self.children if c.spec.name == name)
+
+    async def _spawn(self, child: ChildState) -> None:
+        spec = child.spec
+        env = dict(os.environ)
+        env.update(spec.env)
+        stdout: int | object = asyncio.subprocess.DEVNULL
+        handle = None
+        if spec.log_file is not None:
+            spec.log_file.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(spec.log_file, "ab")  # noqa: SIM115 - handed to the child
+            stdout = handle
+        try:
+            child.proc = await asyncio.create_subprocess_exec(
+                *spec.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=stdout,  # type: ignore[arg-type]
+                stderr=asyncio.subprocess.STDOUT,
+                env=env,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            if handle is not None:
+                handle.close()
+        child.started_at = time.monotonic()
+        log.info("started %s (pid %s)", spec.name, child.proc.pid, extra={"child": spec.name, "pid": child.proc.pid})
+        self.on_event("started", child)
+
+    async def start(self) -> None:
+        for child in self.children:
+            await self._spawn(child)
+
+    def _backoff(self, child: ChildState) -> float:
+        return float(min(self.backoff_max_s, self.backoff_initial_s * (2 ** max(0, child.restarts - 1))))
+
+    async def watch(self) -> None:
+        """Restart crashed children until stop() is called."""
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            for child in self.children:
+                if child.proc is None:
+                    if now >= child.next_start_at and child.spec.restart:
+                        await self._spawn(child)
+                    continue
+                code = child.proc.returncode
+                if code is None:
+                    if child.restarts and now - child.started_at > self.stable_after_s:
+                        child.restarts = 0  # ran long enough: the next crash starts the backoff again
+                    continue
+                child.last_exit = code
+                child.proc = None
+                if not child.spec.restart:
+                    log.warning("%s exited with %s (not restarted)", child.spec.name, code)
+                    self.on_event("exited", child)
+                    continue
+                child.restarts += 1
+                delay = self._backoff(child)
+                child.next_start_at = now + delay
+                log.error(
+                    "%s exited with %s; restart %d in %.1fs", child.spec.name, code, child.restarts, delay,
+                    extra={"child": child.spec.name, "exit_code": code, "restarts": child.restarts},
+                )
+                self.on_event("crashed", child)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=0.1)
+
+    async def stop(self) -> None:
+        """Stop every child in reverse start order."""
+        self._stopping.set()
+        for child in reversed(self.children):
+            proc = child.proc
+            if proc is None or proc.returncode is not None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=child.spec.grace_s)
+            except TimeoutError:
+                log.warning("%s ignored SIGTERM for %.0fs; killing it", child.spec.name, child.spec.grace_s)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+            child.last_exit = proc.returncode
+            self.on_event("stopped", child)
+            log.info("stopped %s (exit %s)", child.spec.name, proc.returncode)
