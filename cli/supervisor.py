@@ -84,7 +84,7 @@ class Supervisor:
         handle = None
         if spec.log_file is not None:
             spec.log_file.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(spec.log_file, "ab")  # noqa: SIM115 - handed to the child
+            handle = open(spec.log_file, "ab")  # noqa: SIM115, ASYNC230 - handed to the child, opened once
             stdout = handle
         try:
             child.proc = await asyncio.create_subprocess_exec(

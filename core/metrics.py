@@ -44,7 +44,9 @@ BRAIN_DECISION_AGE = Gauge("titan_brain_last_decision_timestamp_seconds", "Unix 
 PHASE_SIGNALS = Counter("titan_phase_signals_total", "Signals emitted by phase and setup", ["phase", "setup"])
 PHASE_ACKS = Counter("titan_phase_acks_total", "Acks received by phase and result", ["phase", "result"])
 PHASE_STATE = Gauge("titan_phase_state", "1 for the phase's current state", ["phase", "state"])
-PHASE_TRADES_CLOSED = Counter("titan_phase_trades_closed_total", "Closed trades by phase and outcome", ["phase", "outcome"])
+PHASE_TRADES_CLOSED = Counter(
+    "titan_phase_trades_closed_total", "Closed trades by phase and outcome", ["phase", "outcome"]
+)
 PHASE_STREAM_UP = Gauge("titan_phase_stream_connected", "1 while the phase's gRPC stream is up", ["phase"])
 
 # --- market data ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ class MoneyError(ValueError):
     """A wire value is not a finite decimal."""
 
 
-def D(value: str | int | Decimal) -> Decimal:  # noqa: N802 - short, used everywhere
+def D(value: str | int | Decimal) -> Decimal:
     """Parse a wire decimal string (or int/Decimal) exactly; reject NaN/Infinity/garbage.
 
     Floats are refused on purpose: money never passes through binary floating point."""
@@ -32,7 +32,7 @@ def D(value: str | int | Decimal) -> Decimal:  # noqa: N802 - short, used everyw
     return d
 
 
-def D_or(value: str, default: Decimal) -> Decimal:  # noqa: N802
+def D_or(value: str, default: Decimal) -> Decimal:
     """Like :func:`D` but an empty string means ``default``."""
     return default if value == "" else D(value)
 

@@ -6,9 +6,9 @@ import asyncio
 import sys
 from pathlib import Path
 
+from tests.util import wait_for
 from titan.cli.supervisor import ChildSpec, ChildState, Supervisor
 from titan.core.infra.procs import pid_alive
-from tests.util import wait_for
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
 STUBBORN = [
