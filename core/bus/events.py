@@ -1,0 +1,111 @@
+"""Events on JetStream: subject per body kind, dedup by message id, strict decoding."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from google.protobuf.message import DecodeError
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+
+from titan.core.catalog import Catalog, EventKind, token
+from titan.v1 import events_pb2
+
+MSG_ID_HEADER = "Nats-Msg-Id"
+MAX_EVENT_ID_LEN = 200
+_BAD_ID_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
+
+# titan.v1.Event `body` oneof field -> subject kind token.
+_KIND_BY_FIELD: dict[str, EventKind] = {
+    "order": EventKind.ORDER,
+    "fill": EventKind.FILL,
+    "position": EventKind.POSITION,
+    "funding": EventKind.FUNDING,
+    "equity": EventKind.EQUITY,
+    "decision": EventKind.DECISION,
+    "allocation": EventKind.ALLOCATION,
+    "breaker": EventKind.BREAKER,
+    "proposal": EventKind.PROPOSAL,
+    "trading_state": EventKind.TRADING_STATE,
+}
+
+
+class InvalidEvent(ValueError):
+    """An event that must not go on (or come off) the bus. ``reason`` is a short metric label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+def event_kind(event: events_pb2.Event) -> EventKind:
+    """The kind of an event's body; :class:`InvalidEvent` (reason ``no_body``) if it has none."""
+    field = event.WhichOneof("body")
+    if field is None:
+        raise InvalidEvent("no_body", f"event {event.event_id!r} has no body")
+    return _KIND_BY_FIELD[field]
+
+
+def new_event_id(*parts: str | int) -> str:
+    """A deterministic event id from natural keys, e.g. ``new_event_id("fill", venue, fill_id)``
+    -> ``"fill:binance:123"``. The same keys always give the same id, so a re-published event is
+    dropped by JetStream's duplicate window and by the ledger's ``events`` primary key.
+
+    Ids longer than 200 characters keep a readable prefix and end in a hash of the whole."""
+    if not parts:
+        raise ValueError("new_event_id needs at least one part")
+    texts: list[str] = []
+    for part in parts:
+        text = str(part)
+        if text == "":
+            raise ValueError("event id parts must not be empty")
+        if _BAD_ID_CHARS.search(text):
+            raise ValueError(f"event id part contains whitespace or control characters: {text!r}")
+        texts.append(text)
+    joined = ":".join(texts)
+    if len(joined) <= MAX_EVENT_ID_LEN:
+        return joined
+    digest = hashlib.sha256(joined.encode()).hexdigest()[:32]
+    return f"{joined[: MAX_EVENT_ID_LEN - 34]}:#{digest}"
+
+
+def validate_event(event: events_pb2.Event) -> EventKind:
+    """Check the envelope (id, source, body); return the body kind."""
+    if not event.event_id:
+        raise InvalidEvent("no_event_id", "event has no event_id")
+    if _BAD_ID_CHARS.search(event.event_id) or len(event.event_id) > MAX_EVENT_ID_LEN:
+        raise InvalidEvent("bad_event_id", f"unusable event_id {event.event_id[:60]!r}")
+    kind = event_kind(event)
+    try:
+        token(event.source)
+    except ValueError:
+        raise InvalidEvent("bad_source", f"event {event.event_id!r} has source {event.source!r}") from None
+    return kind
+
+
+def decode_event(data: bytes) -> events_pb2.Event:
+    """Parse a bus message payload into a valid titan.v1.Event, or raise :class:`InvalidEvent`."""
+    event = events_pb2.Event()
+    try:
+        event.ParseFromString(data)
+    except DecodeError as exc:
+        raise InvalidEvent("decode", str(exc) or "not a titan.v1.Event") from None
+    validate_event(event)
+    return event
+
+
+async def publish_event(
+    js: JetStreamContext, catalog: Catalog, event: events_pb2.Event, *, ack_timeout_s: float | None = None
+) -> PubAck:
+    """Publish ``event`` on ``catalog.event_subject(event.source, kind)`` with its event_id as the
+    JetStream message id. ``ack.duplicate`` is true when JetStream already had that id."""
+    kind = validate_event(event)
+    subject = catalog.event_subject(event.source, kind)
+    return await js.publish(
+        subject,
+        event.SerializeToString(deterministic=True),
+        timeout=ack_timeout_s,
+        stream=catalog.events_stream.name,
+        headers={MSG_ID_HEADER: event.event_id},
+    )

@@ -1,0 +1,175 @@
+"""Shared control state on JetStream KV: budgets, the trading state, phase parameters.
+
+Values are serialized titan.v1 protobufs (parameters: canonical JSON). Watches yield the current
+values first, then every later put; deletions and undecodable values are skipped (the latter counted
+in ``titan_bus_rejects_total``). Close a watch you leave early (``contextlib.aclosing``) so its
+subscription ends at once."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+from google.protobuf.message import DecodeError, Message
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.kv import KeyValue
+
+from titan.core.catalog import TRADING_STATE_KEY, BucketSpec, Catalog
+from titan.core.metrics import BUS_REJECTS
+from titan.v1 import trading_pb2
+
+log = logging.getLogger("titan.bus")
+
+M = TypeVar("M", bound=Message)
+V = TypeVar("V")
+
+_DELETE_OPS = {"DEL", "PURGE"}
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8 kept: equal dicts give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _parse(cls: type[M], data: bytes) -> M:
+    msg = cls()
+    msg.ParseFromString(data)
+    return msg
+
+
+def _parse_params(data: bytes) -> dict[str, Any]:
+    value = json.loads(data)
+    if not isinstance(value, dict):
+        raise ValueError("parameters must be a JSON object")
+    return value
+
+
+class StateStore:
+    """Typed access to the catalog's KV buckets. Bind lazily (``StateStore(js, catalog)``) or
+    eagerly (``await StateStore.open(js, catalog)``); buckets must exist (:func:`ensure_jetstream`)."""
+
+    def __init__(self, js: JetStreamContext, catalog: Catalog) -> None:
+        self.js = js
+        self.catalog = catalog
+        self._kv: dict[str, KeyValue] = {}
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, catalog: Catalog) -> StateStore:
+        store = cls(js, catalog)
+        for spec in catalog.buckets:
+            await store._bucket(spec)
+        return store
+
+    async def _bucket(self, spec: BucketSpec) -> KeyValue:
+        kv = self._kv.get(spec.name)
+        if kv is None:
+            kv = await self.js.key_value(spec.name)
+            self._kv[spec.name] = kv
+        return kv
+
+    # --- generic ----------------------------------------------------------------------------
+    async def _get(self, spec: BucketSpec, key: str) -> bytes | None:
+        kv = await self._bucket(spec)
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:  # also KeyDeletedError
+            return None
+        return entry.value
+
+    async def _put(self, spec: BucketSpec, key: str, value: bytes) -> int:
+        kv = await self._bucket(spec)
+        return await kv.put(key, value)
+
+    async def _watch(
+        self, spec: BucketSpec, keys: str, parse: Callable[[bytes], V]
+    ) -> AsyncIterator[tuple[str, V]]:
+        kv = await self._bucket(spec)
+        watcher = await kv.watch(keys)
+        try:
+            async for entry in watcher:
+                if entry is None:  # "initial values done" marker
+                    continue
+                if entry.operation in _DELETE_OPS or entry.value is None:
+                    continue
+                try:
+                    value = parse(entry.value)
+                except (DecodeError, ValueError) as exc:
+                    BUS_REJECTS.labels(consumer=f"kv:{spec.name}", reason="decode").inc()
+                    log.warning("kv %s: undecodable value at %s: %s", spec.name, entry.key, exc)
+                    continue
+                yield entry.key, value
+        finally:
+            try:
+                await watcher.stop()  # type: ignore[no-untyped-call]
+            except Exception as exc:  # connection already closed
+                log.debug("kv %s: watcher stop: %s", spec.name, exc)
+
+    # --- budgets ----------------------------------------------------------------------------
+    async def put_budget(self, budget: trading_pb2.Budget) -> int:
+        """Store ``budget`` under its phase id; returns the KV revision."""
+        key = self.catalog.budget_key(budget.phase_id)
+        return await self._put(self.catalog.budgets_bucket, key, budget.SerializeToString(deterministic=True))
+
+    async def get_budget(self, phase_id: str) -> trading_pb2.Budget | None:
+        data = await self._get(self.catalog.budgets_bucket, self.catalog.budget_key(phase_id))
+        return None if data is None else _parse(trading_pb2.Budget, data)
+
+    async def delete_budget(self, phase_id: str) -> None:
+        kv = await self._bucket(self.catalog.budgets_bucket)
+        await kv.delete(self.catalog.budget_key(phase_id))
+
+    async def budgets(self) -> dict[str, trading_pb2.Budget]:
+        kv = await self._bucket(self.catalog.budgets_bucket)
+        try:
+            keys = await kv.keys()
+        except NoKeysError:
+            return {}
+        out: dict[str, trading_pb2.Budget] = {}
+        for key in keys:
+            budget = await self.get_budget(key)
+            if budget is not None:
+                out[key] = budget
+        return out
+
+    async def watch_budgets(self) -> AsyncIterator[trading_pb2.Budget]:
+        """Every budget currently stored, then each budget as it is put."""
+        async for _key, budget in self._watch(
+            self.catalog.budgets_bucket, ">", lambda b: _parse(trading_pb2.Budget, b)
+        ):
+            yield budget
+
+    # --- trading state ----------------------------------------------------------------------
+    async def put_trading_state(self, state: trading_pb2.TradingState) -> int:
+        return await self._put(
+            self.catalog.control_bucket, TRADING_STATE_KEY, state.SerializeToString(deterministic=True)
+        )
+
+    async def get_trading_state(self) -> trading_pb2.TradingState | None:
+        data = await self._get(self.catalog.control_bucket, TRADING_STATE_KEY)
+        return None if data is None else _parse(trading_pb2.TradingState, data)
+
+    async def watch_trading_state(self) -> AsyncIterator[trading_pb2.TradingState]:
+        """The current trading state (if any), then each new one."""
+        async for _key, state in self._watch(
+            self.catalog.control_bucket, TRADING_STATE_KEY, lambda b: _parse(trading_pb2.TradingState, b)
+        ):
+            yield state
+
+    # --- parameters -------------------------------------------------------------------------
+    async def put_params(self, phase_id: str, params: dict[str, Any]) -> int:
+        """Store a phase's parameters as canonical JSON (must be JSON-serializable, no NaN)."""
+        data = canonical_json(params).encode()
+        return await self._put(self.catalog.params_bucket, self.catalog.budget_key(phase_id), data)
+
+    async def get_params(self, phase_id: str) -> dict[str, Any] | None:
+        data = await self._get(self.catalog.params_bucket, self.catalog.budget_key(phase_id))
+        return None if data is None else _parse_params(data)
+
+    async def watch_params(self, phase_id: str) -> AsyncIterator[dict[str, Any]]:
+        async for _key, params in self._watch(
+            self.catalog.params_bucket, self.catalog.budget_key(phase_id), _parse_params
+        ):
+            yield params

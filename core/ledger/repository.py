@@ -1,0 +1,282 @@
+"""The ledger: PostgreSQL persistence of every titan.v1 Event, idempotently.
+
+``record(event)`` runs in one transaction: insert the envelope into ``events`` (primary key
+``event_id``; a repeat does nothing and returns False), then apply the body with the table's natural
+idempotency key (see docs/ledger.md). Queries return titan.v1 messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+import asyncpg
+
+from titan.core.bus.events import InvalidEvent, validate_event
+from titan.core.ledger import rows
+from titan.core.ledger.migrations import migrate
+from titan.core.ledger.rows import LedgerReject
+from titan.v1 import events_pb2, trading_pb2
+
+log = logging.getLogger("titan.ledger")
+
+OPEN_ORDER_STATES = (
+    "ORDER_STATE_NEW",
+    "ORDER_STATE_SUBMITTED",
+    "ORDER_STATE_ACCEPTED",
+    "ORDER_STATE_PARTIALLY_FILLED",
+)
+
+
+class Ledger:
+    """Async repository over an asyncpg pool. Open with :meth:`open` (migrates by default)."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, dsn: str, *, migrate: bool = True, min_size: int = 1, max_size: int = 4) -> Ledger:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        ledger = cls(pool)
+        if migrate:
+            try:
+                await ledger.migrate()
+            except BaseException:
+                await pool.close()
+                raise
+        return ledger
+
+    async def migrate(self) -> list[int]:
+        """Apply pending schema migrations; returns the versions applied now (empty: up to date)."""
+        async with self._pool.acquire() as conn:
+            applied: list[int] = await migrate(conn)
+        if applied:
+            log.info("ledger schema migrated: %s", applied)
+        return applied
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @property
+    def pool(self) -> Any:
+        return self._pool
+
+    # --- writing ------------------------------------------------------------------------------
+    async def record(self, event: events_pb2.Event) -> bool:
+        """Store ``event``; True if it was new, False if its event_id was already recorded.
+
+        Raises :class:`LedgerReject` (before touching the database) for an event that can never be
+        stored."""
+        try:
+            kind = validate_event(event)
+        except InvalidEvent as exc:
+            raise LedgerReject(exc.reason, str(exc)) from None
+        statements = rows.body_rows(event)
+        payload = event.SerializeToString(deterministic=True)
+        async with self._pool.acquire() as conn, conn.transaction():
+            new = await conn.fetchval(
+                "INSERT INTO events (event_id, kind, source, ts_ns, payload) VALUES ($1, $2, $3, $4, $5)"
+                " ON CONFLICT (event_id) DO NOTHING RETURNING true",
+                event.event_id,
+                str(kind),
+                event.source,
+                event.ts_ns,
+                payload,
+            )
+            if not new:
+                return False
+            for st in statements:
+                await conn.execute(st.sql, *st.args)
+        return True
+
+    # --- helpers ------------------------------------------------------------------------------
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        async with self._pool.acquire() as conn:
+            return cast(list[Any], await conn.fetch(sql, *args))
+
+    async def _fetchval(self, sql: str, *args: Any) -> Any:
+        async with self._pool.acquire() as conn:
+            return await conn.fetchval(sql, *args)
+
+    # --- events -------------------------------------------------------------------------------
+    async def has_event(self, event_id: str) -> bool:
+        return bool(await self._fetchval("SELECT EXISTS (SELECT 1 FROM events WHERE event_id = $1)", event_id))
+
+    async def event_count(self, kind: str | None = None) -> int:
+        if kind is None:
+            return int(await self._fetchval("SELECT count(*) FROM events"))
+        return int(await self._fetchval("SELECT count(*) FROM events WHERE kind = $1", str(kind)))
+
+    async def events(self, *, kind: str | None = None, since_ns: int = 0, limit: int = 1000) -> list[events_pb2.Event]:
+        """Recorded events in time order (ts_ns, then event_id)."""
+        records = await self._fetch(
+            "SELECT payload FROM events WHERE ($1::text IS NULL OR kind = $1) AND ts_ns >= $2"
+            " ORDER BY ts_ns, event_id LIMIT $3",
+            None if kind is None else str(kind),
+            since_ns,
+            limit,
+        )
+        out = []
+        for r in records:
+            ev = events_pb2.Event()
+            ev.ParseFromString(r["payload"])
+            out.append(ev)
+        return out
+
+    # --- orders -------------------------------------------------------------------------------
+    async def order(self, client_order_id: str) -> trading_pb2.Order | None:
+        records = await self._fetch("SELECT * FROM orders WHERE client_order_id = $1", client_order_id)
+        return rows.order_from_row(records[0]) if records else None
+
+    async def orders(
+        self,
+        phase_id: str | None = None,
+        *,
+        states: tuple[str, ...] | None = None,
+        since_ns: int = 0,
+        limit: int = 1000,
+    ) -> list[trading_pb2.Order]:
+        """Orders (latest version of each), oldest first; ``states`` are OrderState names."""
+        records = await self._fetch(
+            "SELECT * FROM orders WHERE ($1::text IS NULL OR phase_id = $1)"
+            " AND ($2::text[] IS NULL OR state = ANY($2)) AND created_at_ns >= $3"
+            " ORDER BY created_at_ns, client_order_id LIMIT $4",
+            phase_id,
+            None if states is None else list(states),
+            since_ns,
+            limit,
+        )
+        return [rows.order_from_row(r) for r in records]
+
+    async def open_orders(self, phase_id: str | None = None) -> list[trading_pb2.Order]:
+        return await self.orders(phase_id, states=OPEN_ORDER_STATES, limit=100_000)
+
+    # --- fills --------------------------------------------------------------------------------
+    async def fills(
+        self, phase_id: str | None = None, since_ns: int = 0, *, limit: int = 100_000
+    ) -> list[trading_pb2.Fill]:
+        records = await self._fetch(
+            "SELECT * FROM fills WHERE ($1::text IS NULL OR phase_id = $1) AND ts_ns >= $2"
+            " ORDER BY ts_ns, venue, fill_id LIMIT $3",
+            phase_id,
+            since_ns,
+            limit,
+        )
+        return [rows.fill_from_row(r) for r in records]
+
+    async def fill_count(self, phase_id: str | None = None) -> int:
+        return int(
+            await self._fetchval("SELECT count(*) FROM fills WHERE ($1::text IS NULL OR phase_id = $1)", phase_id)
+        )
+
+    # --- positions ----------------------------------------------------------------------------
+    async def positions(self, phase_id: str | None = None, *, include_flat: bool = False) -> list[trading_pb2.Position]:
+        """Latest position per (phase, venue, symbol, instrument); flat ones only if asked."""
+        records = await self._fetch(
+            "SELECT * FROM positions WHERE ($1::text IS NULL OR phase_id = $1) AND ($2 OR quantity <> 0)"
+            " ORDER BY phase_id, venue, symbol, instrument",
+            phase_id,
+            include_flat,
+        )
+        return [rows.position_from_row(r) for r in records]
+
+    # --- funding ------------------------------------------------------------------------------
+    async def funding_payments(
+        self, phase_id: str | None = None, since_ns: int = 0
+    ) -> list[trading_pb2.FundingPayment]:
+        records = await self._fetch(
+            "SELECT * FROM funding_payments WHERE ($1::text IS NULL OR phase_id = $1) AND funding_time_ns >= $2"
+            " ORDER BY funding_time_ns, venue, symbol, phase_id",
+            phase_id,
+            since_ns,
+        )
+        return [rows.funding_from_row(r) for r in records]
+
+    # --- equity -------------------------------------------------------------------------------
+    async def latest_equity(self, scope: str = "total") -> trading_pb2.EquitySnapshot | None:
+        records = await self._fetch(
+            "SELECT * FROM equity_snapshots WHERE scope = $1 ORDER BY ts_ns DESC LIMIT 1", scope
+        )
+        return rows.equity_from_row(records[0]) if records else None
+
+    async def equity_series(self, scope: str = "total", since_ns: int = 0) -> list[trading_pb2.EquitySnapshot]:
+        records = await self._fetch(
+            "SELECT * FROM equity_snapshots WHERE scope = $1 AND ts_ns >= $2 ORDER BY ts_ns", scope, since_ns
+        )
+        return [rows.equity_from_row(r) for r in records]
+
+    # --- signals and decisions ----------------------------------------------------------------
+    async def decisions(
+        self, phase_id: str | None = None, *, limit: int = 100, accepted: bool | None = None
+    ) -> list[events_pb2.SignalDecision]:
+        """Most recent decisions first."""
+        records = await self._fetch(
+            "SELECT d.*, s.payload FROM decisions d"
+            " LEFT JOIN signals s USING (phase_id, signal_id)"
+            " WHERE ($1::text IS NULL OR d.phase_id = $1) AND ($2::boolean IS NULL OR d.accepted = $2)"
+            " ORDER BY d.acked_at_ns DESC, d.phase_id, d.signal_id LIMIT $3",
+            phase_id,
+            accepted,
+            limit,
+        )
+        return [rows.decision_from_row(r) for r in records]
+
+    async def seen_signal(self, phase_id: str, signal_id: str) -> bool:
+        """True if a decision about this signal was recorded (replay protection across restarts)."""
+        return bool(
+            await self._fetchval(
+                "SELECT EXISTS (SELECT 1 FROM decisions WHERE phase_id = $1 AND signal_id = $2)", phase_id, signal_id
+            )
+        )
+
+    # --- allocations, breakers, proposals, trading state ---------------------------------------
+    async def allocations(
+        self, phase_id: str | None = None, since_ns: int = 0, *, limit: int = 10_000
+    ) -> list[events_pb2.Allocation]:
+        records = await self._fetch(
+            "SELECT * FROM allocations WHERE ($1::text IS NULL OR phase_id = $1) AND ts_ns >= $2"
+            " ORDER BY ts_ns, phase_id LIMIT $3",
+            phase_id,
+            since_ns,
+            limit,
+        )
+        return [rows.allocation_from_row(r) for r in records]
+
+    async def latest_allocations(self) -> dict[str, events_pb2.Allocation]:
+        records = await self._fetch(
+            "SELECT DISTINCT ON (phase_id) * FROM allocations ORDER BY phase_id, ts_ns DESC"
+        )
+        return {r["phase_id"]: rows.allocation_from_row(r) for r in records}
+
+    async def breaker_events(self, since_ns: int = 0) -> list[events_pb2.BreakerEvent]:
+        records = await self._fetch(
+            "SELECT * FROM breaker_events WHERE ts_ns >= $1 ORDER BY ts_ns, breaker_id", since_ns
+        )
+        return [rows.breaker_from_row(r) for r in records]
+
+    async def proposals(
+        self, phase_id: str | None = None, *, status: str | None = None
+    ) -> list[events_pb2.ParameterProposal]:
+        records = await self._fetch(
+            "SELECT * FROM parameter_proposals WHERE ($1::text IS NULL OR phase_id = $1)"
+            " AND ($2::text IS NULL OR status = $2) ORDER BY created_ts_ns, proposal_id",
+            phase_id,
+            status,
+        )
+        return [rows.proposal_from_row(r) for r in records]
+
+    async def proposal(self, proposal_id: str) -> events_pb2.ParameterProposal | None:
+        records = await self._fetch("SELECT * FROM parameter_proposals WHERE proposal_id = $1", proposal_id)
+        return rows.proposal_from_row(records[0]) if records else None
+
+    async def trading_states(self, since_ns: int = 0) -> list[trading_pb2.TradingState]:
+        records = await self._fetch(
+            "SELECT * FROM trading_state_changes WHERE ts_ns >= $1 ORDER BY ts_ns, version", since_ns
+        )
+        return [rows.trading_state_from_row(r) for r in records]
+
+    async def latest_trading_state(self) -> trading_pb2.TradingState | None:
+        records = await self._fetch(
+            "SELECT * FROM trading_state_changes ORDER BY version DESC, ts_ns DESC LIMIT 1"
+        )
+        return rows.trading_state_from_row(records[0]) if records else None
