@@ -1,0 +1,97 @@
+"""The harness every long-running Titan process uses: logging, a Prometheus /metrics endpoint,
+a /healthz endpoint, uvloop when available, and a clean stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from threading import Thread
+
+from prometheus_client import start_http_server
+
+from titan.core.config import Settings
+from titan.core.logging import setup_logging
+
+log = logging.getLogger("titan.service")
+
+HealthCheck = Callable[[], bool]
+
+
+class _HealthHandler(BaseHTTPRequestHandler):
+    check: HealthCheck = staticmethod(lambda: True)  # type: ignore[assignment]
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") not in ("/healthz", "/livez", "/readyz"):
+            self.send_error(404)
+            return
+        ok = False
+        with contextlib.suppress(Exception):
+            ok = bool(type(self).check())
+        body = b"ok\n" if ok else b"unhealthy\n"
+        self.send_response(200 if ok else 503)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def serve_health(port: int, check: HealthCheck, host: str = "0.0.0.0") -> ThreadingHTTPServer:
+    handler = type("Health", (_HealthHandler,), {"check": staticmethod(check)})
+    server = ThreadingHTTPServer((host, port), handler)
+    Thread(target=server.serve_forever, name="health", daemon=True).start()
+    return server
+
+
+def install_uvloop() -> bool:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - optional on non-Linux
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+def run_service(
+    name: str,
+    settings: Settings,
+    main: Callable[[asyncio.Event], Awaitable[None]],
+    *,
+    health: HealthCheck | None = None,
+    json_logs: bool = False,
+    metrics: bool = True,
+) -> int:
+    """Run ``main(stop_event)`` until it returns or SIGTERM/SIGINT sets ``stop_event``."""
+    setup_logging(settings.log_level, json_lines=json_logs)
+    uv = install_uvloop()
+    if metrics and settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    health_server = serve_health(settings.health_port, health or (lambda: True)) if settings.health_port else None
+    log.info(
+        "%s starting (metrics :%s, health :%s, uvloop %s)", name, settings.metrics_port, settings.health_port, uv
+    )
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    try:
+        asyncio.run(runner())
+    finally:
+        if health_server is not None:
+            health_server.shutdown()
+    log.info("%s stopped", name)
+    return 0
+
+
+async def until_stopped(stop: asyncio.Event) -> None:
+    await stop.wait()
