@@ -60,3 +60,21 @@ MD_RECONNECTS = Counter("titan_md_reconnects_total", "Feed reconnects", ["venue"
 LEDGER_EVENTS = Counter("titan_ledger_events_total", "Events handled by the ledger writer", ["kind", "result"])
 LEDGER_LAG = Gauge("titan_ledger_lag_seconds", "Now minus the timestamp of the last event written")
 BUS_REJECTS = Counter("titan_bus_rejects_total", "Malformed or unknown bus messages", ["consumer", "reason"])
+
+# --- phase runtime ----------------------------------------------------------------------------
+PHASE_ENTRIES_BLOCKED = Counter(
+    "titan_phase_entries_blocked_total", "Entries the phase's entry gate did not send, by reason", ["phase", "reason"]
+)
+PHASE_EVENTS = Counter("titan_phase_events_total", "Strategy events by phase and kind", ["phase", "kind"])
+PHASE_STREAM_RECONNECTS = Counter(
+    "titan_phase_stream_reconnects_total", "Reconnect attempts of the phase's execution stream", ["phase"]
+)
+PHASE_STREAM_DROPPED = Counter(
+    "titan_phase_stream_dropped_total", "Signals dropped before sending (queue full, ttl expired)", ["phase", "reason"]
+)
+PHASE_PARAM_RELOADS = Counter("titan_phase_param_reloads_total", "Parameter reloads by result", ["phase", "result"])
+PHASE_ACK_LATENCY = Histogram(
+    "titan_phase_signal_ack_seconds", "Signal handed to the stream -> ack received", ["phase"],
+    buckets=LATENCY_BUCKETS,
+)
+PHASE_MD_EVENTS = Counter("titan_phase_md_events_total", "Market events consumed by phase and kind", ["phase", "kind"])
