@@ -42,10 +42,11 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 def _register() -> None:
-    from titan.cli import infra_cmd, ledger_cmd
+    from titan.cli import infra_cmd, ledger_cmd, phase_cmd
 
     app.add_typer(infra_cmd.app, name="infra")
     app.add_typer(ledger_cmd.app, name="ledger")
+    app.add_typer(phase_cmd.app, name="phase")
 
 
 _register()

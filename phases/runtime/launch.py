@@ -1,0 +1,86 @@
+"""Process entry shared by every phase's ``__main__``: settings, key, runtime, signals, run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from titan.core.config import Settings
+from titan.core.signing import load_keys
+from titan.phases.runtime.core import Strategy
+from titan.phases.runtime.runner import PhaseRuntime, RuntimeConfig
+
+log = logging.getLogger("titan.phases")
+
+
+class LaunchError(Exception):
+    """A phase cannot start (missing key, bad parameters file, ...)."""
+
+
+def load_key(phase_id: str, settings: Settings, key_file: Path | None = None) -> bytes:
+    """The phase's HMAC key: ``key_file``, else ``<hmac_keys_dir>/<phase>.key``. No key, no start."""
+    if key_file is not None:
+        raw = key_file.read_bytes().strip()
+        if len(raw) < 16:
+            raise LaunchError(f"HMAC key {key_file} is shorter than 16 bytes")
+        return raw
+    if settings.hmac_keys_dir is None:
+        raise LaunchError("no signing key: set TITAN_HMAC_KEYS_DIR (a directory of <phase>.key files) or --key-file")
+    keys = load_keys(settings.hmac_keys_dir)
+    if phase_id not in keys:
+        raise LaunchError(f"no key {phase_id}.key in {settings.hmac_keys_dir}")
+    return keys[phase_id]
+
+
+def load_params_file(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    text = path.read_text()
+    data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    if not isinstance(data, dict):
+        raise LaunchError(f"{path}: parameters must be a mapping")
+    return data
+
+
+def runtime_config(phase_id: str, settings: Settings, key: bytes, *, execution: str | None = None,
+                   http_port: int | None = None) -> RuntimeConfig:
+    return RuntimeConfig(
+        phase_id=phase_id,
+        key=key,
+        execution_target=execution or f"{settings.execution_host}:{settings.execution_port}",
+        nats_url=settings.nats_url,
+        catalog=settings.catalog,
+        instance=f"{phase_id}-{socket.gethostname()}-{os.getpid()}",
+        http_port=settings.metrics_port if http_port is None else http_port,
+    )
+
+
+async def run_phase(make_strategy: Callable[[Mapping[str, Any] | None], Strategy], config: RuntimeConfig,
+                    initial_params: Mapping[str, Any] | None = None) -> None:
+    """Run until SIGINT/SIGTERM. Parameters in KV (when present) override ``initial_params``."""
+    if not config.nats_url:
+        raise LaunchError("a phase process needs NATS: set TITAN_NATS_URL")
+    strategy = make_strategy(initial_params)
+    runtime = PhaseRuntime(strategy, config)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    log.info("phase %s: streaming to %s, http on :%s", config.phase_id, config.execution_target,
+             runtime.http.port if runtime.http else "-")
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()

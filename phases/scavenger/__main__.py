@@ -1,0 +1,53 @@
+"""Run the Scavenger: ``python -m titan.phases.scavenger`` (or ``titan phase run scavenger``).
+
+Settings come from the environment (TITAN_NATS_URL, TITAN_NAMESPACE, TITAN_EXECUTION_HOST/PORT,
+TITAN_HMAC_KEYS_DIR, TITAN_METRICS_PORT); parameters from the TITAN_PARAMS KV bucket (key
+``scavenger``), falling back to ``--params FILE`` and then the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from titan.core.clock import WallClock
+from titan.core.config import ConfigError, load_settings
+from titan.phases.runtime.launch import LaunchError, load_key, load_params_file, run_phase, runtime_config
+from titan.phases.scavenger.params import ScavengerParams
+from titan.phases.scavenger.strategy import PHASE_ID, ScavengerStrategy
+
+
+def make_strategy(params: Mapping[str, Any] | None = None) -> ScavengerStrategy:
+    p = ScavengerParams.model_validate(dict(params)) if params else ScavengerParams()
+    return ScavengerStrategy(p, clock=WallClock())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="titan-scavenger", description=__doc__)
+    ap.add_argument("--params", type=Path, help="initial parameters (JSON or YAML) until KV has some")
+    ap.add_argument("--key-file", type=Path, help="the phase's HMAC key (default: TITAN_HMAC_KEYS_DIR/scavenger.key)")
+    ap.add_argument("--execution", help="execution host:port (default: TITAN_EXECUTION_HOST:PORT)")
+    ap.add_argument("--http-port", type=int, help="/metrics and /healthz port (default: TITAN_METRICS_PORT)")
+    args = ap.parse_args(argv)
+    try:
+        settings = load_settings()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        key = load_key(PHASE_ID, settings, args.key_file)
+        params = load_params_file(args.params)
+        if params is not None:
+            ScavengerParams.model_validate(params)  # fail at start, not later
+        config = runtime_config(PHASE_ID, settings, key, execution=args.execution, http_port=args.http_port)
+        asyncio.run(run_phase(make_strategy, config, params))
+    except (ConfigError, LaunchError, ValueError, OSError) as err:
+        print(f"scavenger: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,616 @@
+"""Phase 1, the Scavenger: pre-computed tripwires, burst detection, confirmation, a signed-ready Signal.
+
+A pure class: market events in, tripwires, trap events and Signals out, on an injected clock. No I/O.
+
+* Generator ("web"), every ``update_interval_ms``: per symbol, tripwires from the last 50 structure
+  candles (range high/low, ATR regime, ADX trend context) and the detectors (liquidation cluster,
+  previous-day levels, Bollinger squeeze, OI wipeout, funding squeeze, basis).
+* Detector ("spider"), per trade: trades within 0.1% of an armed trigger are counted in 100 ms windows;
+  ≥ N trades spring the trap; a confirmation runs 200 ms later (LONG holds at ≥ trigger·0.9995).
+* Executor ("bite"): cooldowns, micro-CVD agreement and burst quality ≥ 0.3, acceleration and ADX
+  vetoes, velocity-based order type and limit, quarter-Kelly size capped by the budget, stop, target.
+* Kill condition: more than ``max_consecutive_losses`` losing trades in a row → cool-down, reported.
+
+Timing: burst windows, velocity and CVD use exchange time; confirmations, cooldowns and the generator
+cadence use the injected clock. A driver sets the clock (or uses the wall clock), then calls
+:meth:`on_event` per event and :meth:`on_time` periodically; both first run whatever is due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from titan.core.clock import NS_PER_MS, Clock
+from titan.core.marketdata.candles import CandleAggregator, timeframe_ns
+from titan.core.money import D, D_or, s
+from titan.phases import indicators as ind
+from titan.phases.runtime.core import StrategyOutput
+from titan.phases.scavenger import sizing
+from titan.phases.scavenger import tripwires as tw
+from titan.phases.scavenger.flow import CVD, Burst, BurstCounter, LeadLag, Velocity
+from titan.phases.scavenger.params import ScavengerParams
+from titan.phases.scavenger.tripwires import CandleBar, Direction, OIHistory, Tripwire
+from titan.v1 import common_pb2, market_pb2, trading_pb2
+
+PHASE_ID = "scavenger"
+
+# Event kinds
+TRAP_MAP_UPDATED = "TRAP_MAP_UPDATED"
+TRAP_SPRUNG = "TRAP_SPRUNG"
+TRAP_CONFIRMED = "TRAP_CONFIRMED"
+TRAP_ABORTED = "TRAP_ABORTED"
+TRAP_FIRED = "TRAP_FIRED"
+SYMBOL_BLACKLISTED = "SYMBOL_BLACKLISTED"
+LOSS_COOLDOWN = "LOSS_COOLDOWN"
+LOSS_COOLDOWN_OVER = "LOSS_COOLDOWN_OVER"
+
+STATE_ACTIVE = "ACTIVE"
+STATE_COOLDOWN = "COOLDOWN"
+
+_HISTORY = {"1m": 20, "5m": 40}
+_STRUCTURE_KEEP = 200  # structure candles kept (Bollinger needs 92)
+
+
+@dataclass
+class _Pending:
+    trap: Tripwire
+    burst: Burst
+    sprung_ns: int
+    due_ns: int
+
+
+class _Candles:
+    """Closed candles of one timeframe keyed by open time; event candles win over built ones."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.bars: dict[int, CandleBar] = {}
+        self.from_events = False
+
+    def put(self, bar: CandleBar, from_event: bool) -> None:
+        if from_event:
+            self.from_events = True
+        elif self.from_events:
+            return
+        self.bars[bar.open_ns] = bar
+        if len(self.bars) > self.keep:
+            for k in sorted(self.bars)[: len(self.bars) - self.keep]:
+                del self.bars[k]
+
+    def last(self, n: int) -> list[CandleBar]:
+        return [self.bars[k] for k in sorted(self.bars)[-n:]] if n > 0 else []
+
+
+class _Symbol:
+    def __init__(self, symbol: str, p: ScavengerParams) -> None:
+        self.symbol = symbol
+        self.tripwires: list[Tripwire] = []
+        self.candles: dict[str, _Candles] = {tf: _Candles(n) for tf, n in _HISTORY.items()}
+        self.candles.setdefault(p.structure_timeframe, _Candles(_STRUCTURE_KEEP))
+        self.candles[p.structure_timeframe].keep = _STRUCTURE_KEEP
+        self.agg_1m: CandleAggregator | None = None
+        self.agg_up: dict[str, CandleAggregator] = {}
+        self.oi = OIHistory()
+        self.funding: Decimal | None = None
+        self.spot: Decimal | None = None
+        self.perp: Decimal | None = None
+        self.price: Decimal | None = None          # last burst-source trade price
+        self.exponent = 0                         # most decimals seen in prices (tick proxy)
+        self.velocity = Velocity()
+        self.cvd = CVD()
+        self.burst = BurstCounter(p.volume_window_ms * NS_PER_MS, p.min_trades_in_window)
+        self.lead_lag = LeadLag()
+        self.book_imbalance: float | None = None
+        self.last_activation_ns: int | None = None
+        self.failures = 0
+        self.blacklisted_until = 0
+
+
+def _bar(c: market_pb2.Candle) -> CandleBar:
+    return CandleBar(c.open_time_ns, D(c.open), D(c.high), D(c.low), D(c.close), D(c.volume))
+
+
+class ScavengerStrategy:
+    """The Scavenger's decision core. See the module docstring."""
+
+    def __init__(self, params: ScavengerParams | None = None, *, clock: Clock, phase_id: str = PHASE_ID) -> None:
+        self.phase_id = phase_id
+        self.clock = clock
+        self.params = params or ScavengerParams()
+        self.budget: trading_pb2.Budget | None = None
+        self.symbols: dict[str, _Symbol] = {}
+        self._activations: dict[str, int] = {}        # trap id -> last activation (clock ns)
+        self._pending: dict[str, _Pending] = {}       # trap id -> confirmation
+        self._sent: dict[str, tuple[str, str]] = {}   # signal id -> (symbol, trap id)
+        self._next_rebuild_ns: int | None = None
+        self._seq = 0
+        self.consecutive_losses = 0
+        self.cooldown_until_ns = 0
+        self._cooldown_reported = False
+        self.counters: dict[str, int] = {}
+        self._reset_symbols()
+
+    # --- configuration ----------------------------------------------------------------------------
+    def _reset_symbols(self) -> None:
+        old = self.symbols
+        self.symbols = {}
+        for sym in self.params.symbols:
+            st = old.get(sym)
+            if st is None or st.burst.window_ns != self.params.volume_window_ms * NS_PER_MS or (
+                self.params.structure_timeframe not in st.candles
+            ):
+                fresh = _Symbol(sym, self.params)
+                if st is not None:  # keep the market history across a parameter change
+                    for tf, c in st.candles.items():
+                        if tf in fresh.candles:
+                            fresh.candles[tf].bars.update(c.bars)
+                    fresh.oi, fresh.funding, fresh.spot, fresh.perp = st.oi, st.funding, st.spot, st.perp
+                    fresh.price, fresh.exponent, fresh.velocity, fresh.cvd = st.price, st.exponent, st.velocity, st.cvd
+                st = fresh
+            st.burst.min_trades = self.params.min_trades_in_window
+            sc = st.candles[self.params.structure_timeframe]
+            sc.keep = max(sc.keep, _STRUCTURE_KEEP)
+            self.symbols[sym] = st
+
+    def set_params(self, raw: Mapping[str, Any] | ScavengerParams) -> None:
+        """Validate and apply parameters (raises pydantic's ValidationError, a ValueError, when
+        invalid; the previous parameters then stay). Tripwires are rebuilt at the next tick."""
+        params = raw if isinstance(raw, ScavengerParams) else ScavengerParams.model_validate(dict(raw))
+        self.params = params
+        self._reset_symbols()
+        self._next_rebuild_ns = None
+
+    def set_budget(self, budget: trading_pb2.Budget | None) -> None:
+        self.budget = budget if budget is None or budget.phase_id == self.phase_id else self.budget
+
+    def market_filters(self) -> list[tuple[str, str, str]]:
+        return [("*", sym, "*") for sym in self.params.symbols]
+
+    # --- state ------------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return STATE_COOLDOWN if self.clock.now_ns() < self.cooldown_until_ns else STATE_ACTIVE
+
+    def tripwires(self, symbol: str | None = None) -> list[Tripwire]:
+        if symbol is not None:
+            st = self.symbols.get(symbol)
+            return list(st.tripwires) if st else []
+        return [t for st in self.symbols.values() for t in st.tripwires]
+
+    def place_tripwires(self, symbol: str, traps: list[Tripwire]) -> None:
+        """Replace a symbol's tripwires by hand (tests, replays, manual levels); the generator's next
+        scheduled rebuild is deferred by one interval."""
+        self.symbols[symbol].tripwires = list(traps)
+        self._next_rebuild_ns = self.clock.now_ns() + self.params.update_interval_ms * NS_PER_MS
+
+    def _count(self, key: str, n: int = 1) -> None:
+        self.counters[key] = self.counters.get(key, 0) + n
+
+    def diagnostics(self) -> dict[str, float]:
+        out: dict[str, float] = {
+            "tripwires": float(sum(len(st.tripwires) for st in self.symbols.values())),
+            "symbols_with_traps": float(sum(1 for st in self.symbols.values() if st.tripwires)),
+            "pending_confirmations": float(len(self._pending)),
+            "consecutive_losses": float(self.consecutive_losses),
+            "cooldown": 1.0 if self.state == STATE_COOLDOWN else 0.0,
+            "equity": float(self._equity()),
+        }
+        for k, v in sorted(self.counters.items()):
+            out[k] = float(v)
+        return out
+
+    def _equity(self) -> Decimal:
+        if self.budget is None:
+            return Decimal(0)
+        try:
+            return D_or(self.budget.max_notional, Decimal(0))
+        except ValueError:
+            return Decimal(0)
+
+    # --- driving ----------------------------------------------------------------------------------
+    def on_time(self) -> StrategyOutput:
+        """Run everything due at the clock's now: closing burst windows, confirmations, the
+        generator, the end of a cool-down."""
+        out = StrategyOutput()
+        now = self.clock.now_ns()
+        for st in self.symbols.values():
+            burst = st.burst.close_due(now)[1]
+            if burst is not None:
+                self._on_burst(st, burst, now, out)
+        for trap_id in [k for k, p in self._pending.items() if p.due_ns <= now]:
+            self._confirm(self._pending.pop(trap_id), now, out)
+        if self._next_rebuild_ns is None or now >= self._next_rebuild_ns:
+            self._rebuild(now, out)
+            self._next_rebuild_ns = now + self.params.update_interval_ms * NS_PER_MS
+        if self._cooldown_reported and now >= self.cooldown_until_ns:
+            self._cooldown_reported = False
+            out.event(LOSS_COOLDOWN_OVER, "", now)
+        return out
+
+    def on_event(self, ev: market_pb2.MarketEvent) -> StrategyOutput:
+        out = self.on_time()
+        st = self.symbols.get(ev.symbol)
+        if st is None:
+            return out
+        kind = ev.WhichOneof("payload")
+        p = self.params
+        try:
+            if kind == "trade":
+                self._on_trade(st, ev, out)
+            elif kind == "candle":
+                if (ev.venue == p.venue and ev.instrument != common_pb2.INSTRUMENT_KIND_SPOT and ev.candle.closed
+                        and ev.candle.timeframe in st.candles):
+                    st.candles[ev.candle.timeframe].put(_bar(ev.candle), from_event=True)
+                    if ev.candle.timeframe == p.structure_timeframe:
+                        self._rebuild(self.clock.now_ns(), out)  # a new structure bar: re-place at once
+            elif kind == "open_interest":
+                if ev.venue == p.venue and ev.open_interest.open_interest:
+                    st.oi.record(ev.exchange_ts_ns, D(ev.open_interest.open_interest))
+            elif kind == "funding":
+                if ev.venue == p.venue:
+                    st.funding = D(ev.funding.rate)
+            elif kind == "mark":
+                if ev.venue == p.venue and ev.mark.mark_price and st.perp is None:
+                    st.perp = D(ev.mark.mark_price)
+            elif kind == "top":
+                t = ev.top
+                perp_top = ev.venue == p.venue and ev.instrument != common_pb2.INSTRUMENT_KIND_SPOT
+                if perp_top and t.bid_size and t.ask_size:
+                    bid, ask = float(t.bid_size), float(t.ask_size)
+                    st.book_imbalance = (bid - ask) / (bid + ask) if bid + ask > 0 else None
+        except (ValueError, ArithmeticError):
+            self._count("malformed_events")
+        return out
+
+    # --- market state -----------------------------------------------------------------------------
+    def _burst_source(self, ev: market_pb2.MarketEvent) -> bool:
+        p = self.params
+        if p.burst_venue and ev.venue != p.burst_venue:
+            return False
+        if p.burst_instrument == "spot":
+            return bool(ev.instrument == common_pb2.INSTRUMENT_KIND_SPOT)
+        if p.burst_instrument == "perp":
+            return bool(ev.instrument == common_pb2.INSTRUMENT_KIND_PERP)
+        return True
+
+    def _on_trade(self, st: _Symbol, ev: market_pb2.MarketEvent, out: StrategyOutput) -> None:
+        p = self.params
+        price, qty = D(ev.trade.price), D(ev.trade.size)
+        if price <= 0 or qty <= 0:
+            self._count("malformed_events")
+            return
+        ts = ev.exchange_ts_ns or ev.receive_ts_ns
+        exp = price.as_tuple().exponent
+        if isinstance(exp, int) and exp < st.exponent:
+            st.exponent = exp
+        taker_buy = ev.trade.taker_side == common_pb2.SIDE_BUY
+        is_perp_venue = ev.venue == p.venue and ev.instrument == common_pb2.INSTRUMENT_KIND_PERP
+        if is_perp_venue:
+            st.perp = price
+            st.lead_lag.record("B", ts, float(price))
+            if self._build_candles(st, ev):
+                self._rebuild(self.clock.now_ns(), out)
+        if ev.instrument == common_pb2.INSTRUMENT_KIND_SPOT and (not p.spot_venue or ev.venue == p.spot_venue):
+            st.spot = price
+        if not self._burst_source(ev):
+            return
+        if not is_perp_venue:
+            st.lead_lag.record("A", ts, float(price))
+        st.price = price
+        st.velocity.record(ts, float(price))
+        st.cvd.record(ts, qty, taker_buy)
+        # Detector: count trades near an armed trigger; a window also ends when time passes it.
+        now = self.clock.now_ns()
+        if now < st.blacklisted_until or self._near_trap(st, price, now) is None:
+            burst = st.burst.close_due(ts)[1]
+        else:
+            burst = st.burst.add(ts, qty, taker_buy, price)
+        if burst is not None:
+            self._on_burst(st, burst, now, out)
+
+    def _build_candles(self, st: _Symbol, ev: market_pb2.MarketEvent) -> bool:
+        """1-minute candles from the perp's trades, rolled up into 5m and the structure timeframe
+        (used unless the source publishes candles of that timeframe itself)."""
+        if st.agg_1m is None:
+            st.agg_1m = CandleAggregator("1m")
+            for tf in st.candles:
+                if tf != "1m" and timeframe_ns(tf) % timeframe_ns("1m") == 0:
+                    st.agg_up[tf] = CandleAggregator(tf)
+        rebuild = False
+        for c1 in st.agg_1m.on_event(ev):
+            st.candles["1m"].put(_bar(c1.candle), from_event=False)
+            for tf, agg in st.agg_up.items():
+                for c in agg.on_event(c1):
+                    st.candles[tf].put(_bar(c.candle), from_event=False)
+                    rebuild = rebuild or tf == self.params.structure_timeframe
+        return rebuild
+
+    def _armed(self, trap: Tripwire, now: int) -> bool:
+        last = self._activations.get(trap.id)
+        if last is not None and now - last < self.params.trap_cooldown_ms * NS_PER_MS:
+            return False
+        return trap.id not in self._pending
+
+    def _near_trap(self, st: _Symbol, price: Decimal, now: int) -> Tripwire | None:
+        """The armed tripwire nearest to ``price`` within the proximity band (first on a tie)."""
+        best: tuple[Decimal, Tripwire] | None = None
+        for trap in st.tripwires:
+            if trap.trigger <= 0 or not self._armed(trap, now):
+                continue
+            dist = abs(price - trap.trigger) / trap.trigger
+            if dist <= self.params.proximity and (best is None or dist < best[0]):
+                best = (dist, trap)
+        return None if best is None else best[1]
+
+    # --- generator --------------------------------------------------------------------------------
+    def _rebuild(self, now: int, out: StrategyOutput) -> None:
+        p = self.params
+        total = 0
+        for st in self.symbols.values():
+            st.tripwires = self.generate(st, now)
+            total += len(st.tripwires)
+        self._count("rebuilds")
+        out.event(TRAP_MAP_UPDATED, "", now, symbols=sum(1 for st in self.symbols.values() if st.tripwires),
+                  tripwires=total, interval_ms=p.update_interval_ms)
+
+    def generate(self, st: _Symbol, now: int) -> list[Tripwire]:
+        p = self.params
+        sc = st.candles[p.structure_timeframe]
+        bars = sc.last(p.structure_bars)
+        traps: list[Tripwire] = []
+        if len(bars) >= p.structure_bars:
+            adx_res = ind.adx(tw.bars_f(bars), p.adx_period)
+            atr, regime = tw.volatility(bars)
+            traps.extend(tw.structural_traps(st.symbol, bars, p, adx_res))
+            for t in (
+                tw.liquidation_cluster(st.symbol, bars, p.liquidation_confidence),
+                tw.daily_level(st.symbol, sc.last(48), p.daily_level_confidence)
+                if p.structure_timeframe == "1h" else None,
+                tw.bollinger_trap(st.symbol, sc.last(_STRUCTURE_KEEP), p.bollinger_confidence),
+            ):
+                if t is not None:
+                    traps.append(t)
+        else:
+            adx_res, atr, regime = ind.AdxResult(0.0, 0.0, 0.0), 0.0, ""
+        # Structural-flaw detectors (need live state, not the full structure history).
+        if st.price is not None or st.perp is not None:
+            price = st.perp if st.perp is not None else st.price
+            assert price is not None
+            ts_now = st.oi.points[-1][0] if st.oi.points else now
+            t = tw.oi_wipeout(st.symbol, price, st.candles["1m"].last(5), st.oi.at_least_old(ts_now, 300 * 10**9),
+                              st.oi.latest(), st.cvd.cvd(60), p)
+            if t is not None:
+                traps.append(t)
+        t = tw.funding_squeeze(st.symbol, st.funding, st.candles["5m"].last(20), st.cvd.cvd(300),
+                               st.cvd.cvd(300, 300), p)
+        if t is not None:
+            traps.append(t)
+        t = tw.basis_arb(st.symbol, st.spot, st.perp, self._volume_24h(sc), p)
+        if t is not None:
+            traps.append(t)
+        unique: dict[str, Tripwire] = {}
+        for t in tw.with_context(traps, atr, regime, adx_res):
+            unique.setdefault(t.id, t)
+        return list(unique.values())
+
+    def _volume_24h(self, sc: _Candles) -> Decimal:
+        """Quote volume (Σ volume·close) of the structure candles of the last 24 h."""
+        bars = sc.last(_STRUCTURE_KEEP)
+        if not bars:
+            return Decimal(0)
+        tf = timeframe_ns(self.params.structure_timeframe)
+        since = bars[-1].open_ns + tf - 86_400 * 10**9
+        return sum((b.volume * b.close for b in bars if b.open_ns >= since), Decimal(0))
+
+    # --- detector ---------------------------------------------------------------------------------
+    def _on_burst(self, st: _Symbol, burst: Burst, now: int, out: StrategyOutput) -> None:
+        self._count("bursts")
+        trap = self._near_trap(st, burst.last_price, now)
+        if trap is None:
+            return
+        self._count("traps_sprung")
+        out.event(TRAP_SPRUNG, st.symbol, now, trap=trap.id, trap_type=trap.trap_type.value,
+                  direction=trap.direction.value, price=s(burst.last_price), trades=burst.count,
+                  micro_cvd=s(burst.micro_cvd), window_start_ns=burst.start_ns)
+        pending = _Pending(trap, burst, now, now + self.params.confirmation_ms * NS_PER_MS)
+        if self.params.confirmation_ms == 0:
+            self._confirm(pending, now, out)
+        else:
+            self._pending[trap.id] = pending
+
+    def _confirm(self, pend: _Pending, now: int, out: StrategyOutput) -> None:
+        p = self.params
+        trap = pend.trap
+        st = self.symbols.get(trap.symbol)
+        if st is None or st.price is None:
+            self._abort(out, trap, now, "NO_PRICE")
+            return
+        if now - pend.due_ns > p.max_confirmation_lag_ms * NS_PER_MS:
+            self._abort(out, trap, now, "STALE_CONFIRMATION")
+            return
+        tol = p.confirmation_tolerance
+        if trap.direction is Direction.LONG:
+            holds = st.price >= trap.trigger * (1 - tol)
+        else:
+            holds = st.price <= trap.trigger * (1 + tol)
+        if not holds:
+            self._abort(out, trap, now, "WICK_REVERSION", price=s(st.price))
+            return
+        self._count("traps_confirmed")
+        out.event(TRAP_CONFIRMED, trap.symbol, now, trap=trap.id, price=s(st.price))
+        self._fire(st, pend, now, out)
+
+    def _abort(self, out: StrategyOutput, trap: Tripwire, now: int, reason: str, **detail: object) -> None:
+        self._count(f"aborted_{reason.lower()}")
+        out.event(TRAP_ABORTED, trap.symbol, now, trap=trap.id, reason=reason, **detail)
+
+    # --- executor ---------------------------------------------------------------------------------
+    def _quantize(self, st: _Symbol, price: Decimal) -> Decimal:
+        return price.quantize(Decimal(1).scaleb(min(st.exponent, 0)))
+
+    def _fire(self, st: _Symbol, pend: _Pending, now: int, out: StrategyOutput) -> None:
+        p = self.params
+        trap, burst = pend.trap, pend.burst
+        long = trap.direction is Direction.LONG
+        if now < self.cooldown_until_ns:
+            return self._abort(out, trap, now, "LOSS_COOLDOWN")
+        if now < st.blacklisted_until:
+            return self._abort(out, trap, now, "BLACKLISTED")
+        if st.last_activation_ns is not None and now - st.last_activation_ns < p.symbol_cooldown_ms * NS_PER_MS:
+            return self._abort(out, trap, now, "SYMBOL_COOLDOWN")
+        last = self._activations.get(trap.id)
+        if last is not None and now - last < p.trap_cooldown_ms * NS_PER_MS:
+            return self._abort(out, trap, now, "TRAP_COOLDOWN")
+        # Flow validation.
+        micro = burst.micro_cvd
+        if (long and micro <= 0) or (not long and micro >= 0):
+            return self._abort(out, trap, now, "MICRO_CVD_MISMATCH", micro_cvd=s(micro))
+        if burst.quality < p.min_burst_quality:
+            quality = s(burst.quality.quantize(Decimal("0.0001")))
+            return self._abort(out, trap, now, "LOW_BURST_QUALITY", quality=quality)
+        # Trend validation.
+        accel = st.velocity.acceleration()
+        if accel > 0:
+            return self._abort(out, trap, now, "ACCELERATION", acceleration=f"{accel:.6g}")
+        if trap.adx > p.adx_trend_threshold and (
+            (long and trap.trend == "DOWN") or (not long and trap.trend == "UP")
+        ):
+            return self._abort(out, trap, now, "ADX_TREND", adx=f"{trap.adx:.2f}", trend=trap.trend)
+        # Pre-flight: the price is still at the trigger.
+        assert st.price is not None
+        if abs(st.price - trap.trigger) / trap.trigger > p.proximity:
+            return self._abort(out, trap, now, "PRICE_LEFT_TRIGGER", price=s(st.price))
+        # Execution parameters.
+        ref = st.perp if st.perp is not None else st.price
+        velocity = st.velocity.velocity()
+        extreme, moderate = sizing.velocity_thresholds(
+            p.extreme_velocity_threshold, p.moderate_velocity_threshold, trap.vol_regime if trap.atr else "",
+            p.high_vol_velocity_factor, p.low_vol_velocity_factor)
+        plan = sizing.plan_order(velocity, ref, long, extreme, moderate, p.aggressive_limit_markup,
+                                 p.passive_limit_markup)
+        limit = self._quantize(st, plan.limit_price) if plan.limit_price is not None else None
+        entry = limit if limit is not None else ref
+        sign = 1 if long else -1
+        stop = trap.stop if trap.stop is not None else ref * (1 - sign * p.stop_loss_percent)
+        target = trap.target if trap.target is not None else ref * (1 + sign * p.target_percent)
+        stop, target = self._quantize(st, stop), self._quantize(st, target)
+        risk, reward = abs(entry - stop), abs(target - entry)
+        if risk <= 0 or reward <= 0 or (long and not stop < entry < target) or (not long and not target < entry < stop):
+            return self._abort(out, trap, now, "BAD_STOP_TARGET", stop=s(stop), target=s(target), entry=s(entry))
+        # Size: quarter-Kelly margin × volatility multiplier × leverage, capped by the budget.
+        equity = self._equity()
+        if equity <= 0:
+            return self._abort(out, trap, now, "NO_BUDGET")
+        budget = self.budget
+        assert budget is not None
+        leverage = min(trap.leverage, p.max_leverage)
+        budget_lev = D_or(budget.max_leverage, Decimal(0))
+        if budget_lev > 0:
+            leverage = min(leverage, budget_lev)
+        mult = p.high_vol_size_multiplier if trap.vol_regime == tw.HIGH_VOL else p.low_vol_size_multiplier
+        margin = sizing.kelly_margin(equity, Decimal(str(trap.confidence)), reward / risk, p.max_position_size_percent)
+        size = sizing.notional(margin * mult, leverage)
+        cap = D_or(budget.max_order_notional, Decimal(0))
+        if cap > 0:
+            size = min(size, cap)
+        size = min(size, equity).quantize(sizing.CENT)
+        if size <= 0:
+            return self._abort(out, trap, now, "ZERO_SIZE")
+        # Fire.
+        self._activations[trap.id] = now
+        st.last_activation_ns = now
+        self._seq += 1
+        signal_id = f"{self.phase_id}-{st.symbol}-{now // NS_PER_MS}-{self._seq}"
+        slippage = p.max_slippage_bps_perp_leads if st.lead_lag.leader == "B" else p.max_slippage_bps
+        leg = trading_pb2.Leg(
+            venue=p.order_venue or p.venue, symbol=st.symbol, instrument=common_pb2.INSTRUMENT_KIND_PERP,
+            side=common_pb2.SIDE_BUY if long else common_pb2.SIDE_SELL, size_quote=s(size),
+            order_type=plan.order_type, limit_price=s(limit) if limit is not None else "",
+        )
+        meta = {
+            "trap_id": trap.id,
+            "trap_type": trap.trap_type.value,
+            "direction": trap.direction.value,
+            "trigger_price": s(trap.trigger),
+            "reference_price": s(ref),
+            "order_tier": plan.tier,
+            "velocity": f"{velocity:.8g}",
+            "acceleration": f"{accel:.8g}",
+            "micro_cvd": s(micro),
+            "burst_trades": str(burst.count),
+            "burst_volume": s(burst.volume),
+            "burst_quality": s(burst.quality.quantize(Decimal("0.0001"))),
+            "macro_cvd_60s": s(st.cvd.cvd(60)),
+            "cascade": s(trap.cascade),
+            "atr": f"{trap.atr:.8g}",
+            "volatility_regime": trap.vol_regime,
+            "adx": f"{trap.adx:.4f}",
+            "trend": trap.trend,
+            "margin": s(margin),
+            "reward_risk": s((reward / risk).quantize(Decimal("0.0001"))),
+            "lead": "perp" if st.lead_lag.leader == "B" else "trigger_feed",
+        }
+        if st.book_imbalance is not None:
+            meta["order_book_imbalance"] = f"{st.book_imbalance:.4f}"
+        signal = trading_pb2.Signal(
+            phase_id=self.phase_id, signal_id=signal_id, intent=trading_pb2.INTENT_OPEN, legs=[leg],
+            stop_price=s(stop), target_prices=[s(target)], confidence=trap.confidence, leverage=s(leverage),
+            ttl_ms=p.ttl_ms, created_at_ns=now, max_slippage_bps=slippage, setup=trap.setup, metadata=meta,
+        )
+        self._sent[signal_id] = (st.symbol, trap.id)
+        if len(self._sent) > 10_000:  # acks that never came back
+            self._sent.pop(next(iter(self._sent)))
+        self._count("signals")
+        out.signals.append(signal)
+        out.event(TRAP_FIRED, st.symbol, now, trap=trap.id, signal_id=signal_id, size_quote=s(size),
+                  order_type=trading_pb2.OrderType.Name(plan.order_type))
+        return None
+
+    # --- feedback ---------------------------------------------------------------------------------
+    def on_ack(self, ack: trading_pb2.SignalAck) -> StrategyOutput:
+        """Rejections count as dispatch failures: ``max_dispatch_failures`` in a row blacklist the
+        symbol for ``blacklist_ms`` and re-arm the trap."""
+        out = StrategyOutput()
+        sent = self._sent.pop(ack.signal_id, None)
+        if sent is None:
+            return out
+        symbol, trap_id = sent
+        st = self.symbols.get(symbol)
+        if st is None:
+            return out
+        now = self.clock.now_ns()
+        if ack.accepted:
+            st.failures = 0
+            return out
+        st.failures += 1
+        self._activations.pop(trap_id, None)
+        out.event(TRAP_ABORTED, symbol, now, trap=trap_id, reason="REJECTED",
+                  reject=trading_pb2.RejectReason.Name(ack.reason))
+        if st.failures >= self.params.max_dispatch_failures:
+            st.failures = 0
+            st.blacklisted_until = now + self.params.blacklist_ms * NS_PER_MS
+            self._count("blacklisted")
+            out.event(SYMBOL_BLACKLISTED, symbol, now, until_ns=st.blacklisted_until)
+        return out
+
+    def on_trade_closed(self, symbol: str, pnl: Decimal) -> StrategyOutput:
+        """A closed trade: a loss extends the losing streak; more than ``max_consecutive_losses`` in
+        a row starts a cool-down of ``loss_cooldown_ms`` (no entries), reported as LOSS_COOLDOWN."""
+        out = StrategyOutput()
+        now = self.clock.now_ns()
+        if pnl < 0:
+            self.consecutive_losses += 1
+            self._count("losses")
+        else:
+            self.consecutive_losses = 0
+            self._count("wins")
+        if self.consecutive_losses > self.params.max_consecutive_losses:
+            self.cooldown_until_ns = now + self.params.loss_cooldown_ms * NS_PER_MS
+            self._cooldown_reported = True
+            self._count("loss_cooldowns")
+            out.event(LOSS_COOLDOWN, symbol, now, losses=self.consecutive_losses, until_ns=self.cooldown_until_ns)
+            self.consecutive_losses = 0
+        return out
