@@ -42,11 +42,12 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 def _register() -> None:
-    from titan.cli import infra_cmd, ledger_cmd, phase_cmd
+    from titan.cli import data_cmd, infra_cmd, ledger_cmd, phase_cmd
 
     app.add_typer(infra_cmd.app, name="infra")
     app.add_typer(ledger_cmd.app, name="ledger")
     app.add_typer(phase_cmd.app, name="phase")
+    app.add_typer(data_cmd.app, name="data")
 
 
 _register()

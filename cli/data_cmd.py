@@ -1,0 +1,218 @@
+"""`titan data`: record live public market data, replay files, synthesise simulated days."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from titan.core.marketdata.events import kind_of
+from titan.core.marketdata.files import EventWriter
+from titan.core.marketdata.live import CHANNELS, LiveConfig, LiveFeed, LiveSource
+from titan.core.marketdata.replay import ReplaySource
+from titan.core.marketdata.sim import SimConfig, Simulator
+
+app = typer.Typer(help="Market data: record live feeds, replay files, synthesise simulated days.",
+                  no_args_is_help=True)
+console = Console(stderr=True)
+
+DAY_NS = 86_400 * 10**9
+
+
+def _symbols(text: str) -> tuple[str, ...]:
+    return tuple(s.strip().upper() for s in text.split(",") if s.strip())
+
+
+def _date_ns(text: str) -> int:
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp()) * 10**9
+
+
+def _summary(counts: Counter[str], seconds: float) -> None:
+    total = sum(counts.values())
+    parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    console.print(f"{total} events in {seconds:.1f}s ({parts})")
+
+
+@app.command()
+def synth(
+    days: float = typer.Option(1.0, "--days", min=0.001, help="simulated days"),
+    seed: int = typer.Option(1, "--seed", help="random seed (same seed, same data)"),
+    out: Path = typer.Option(..., "--out", help="output directory (one file per UTC day)"),
+    symbols: str = typer.Option("BTCUSDT,ETHUSDT", "--symbols", help="comma-separated"),
+    start: str = typer.Option("2024-01-01", "--start", help="UTC start date/time (ISO)"),
+    fmt: str = typer.Option("tmd.gz", "--format", help="tmd.gz, tmd or csv"),
+) -> None:
+    """Write N simulated days (spot + perp per symbol) as Titan files, one per UTC day."""
+    if fmt not in ("tmd.gz", "tmd", "csv"):
+        raise typer.BadParameter("format must be tmd.gz, tmd or csv")
+    out.mkdir(parents=True, exist_ok=True)
+    start_ns = _date_ns(start)
+    end_ns = start_ns + int(days * DAY_NS)
+    cfg = SimConfig(seed=seed, symbols=_symbols(symbols), start_ns=start_ns)
+    counts: Counter[str] = Counter()
+    writer: EventWriter | None = None
+    day_of_writer = -1
+    t0 = time.monotonic()
+    total_s = (end_ns - start_ns) // 10**9
+    with Progress(
+        SpinnerColumn(), TextColumn("[bold]synth[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("sim-s"), TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+    ) as progress:
+        task = progress.add_task(f"seed {seed}", total=total_s)
+        last_s = start_ns // 10**9
+        try:
+            for ev in Simulator(cfg).events(end_ns=end_ns):
+                day = ev.exchange_ts_ns // DAY_NS
+                if day != day_of_writer:
+                    if writer is not None:
+                        writer.close()
+                    stamp = datetime.fromtimestamp(day * 86_400, tz=UTC).strftime("%Y-%m-%d")
+                    writer = EventWriter(out / f"sim-seed{seed}-{stamp}.{fmt}")
+                    day_of_writer = day
+                assert writer is not None
+                writer.write(ev)
+                counts[kind_of(ev).value] += 1
+                now_s = ev.exchange_ts_ns // 10**9
+                if now_s - last_s >= 60:
+                    progress.update(task, advance=now_s - last_s)
+                    last_s = now_s
+            progress.update(task, completed=total_s)
+        finally:
+            if writer is not None:
+                writer.close()
+    _summary(counts, time.monotonic() - t0)
+    for path in sorted(out.glob(f"sim-seed{seed}-*.{fmt}")):
+        typer.echo(str(path))
+
+
+@app.command()
+def replay(
+    paths: list[Path] = typer.Argument(..., help="files to merge by time (exchange samples or Titan files)"),
+    speed: float = typer.Option(0.0, "--speed", help="x real time (0 = as fast as possible)"),
+    publish: bool = typer.Option(False, "--publish", help="publish on NATS (TITAN_NATS_URL) via the gateway"),
+    out: Path | None = typer.Option(None, "--out", help="also write the merged events to a Titan file"),
+    start: str | None = typer.Option(None, "--start", help="UTC start (ISO), inclusive"),
+    end: str | None = typer.Option(None, "--end", help="UTC end (ISO), exclusive"),
+) -> None:
+    """Replay files merged by time: count them, write them to a Titan file and/or publish on NATS."""
+    for p in paths:
+        if not p.exists():
+            raise typer.BadParameter(f"no such file: {p}")
+    source = ReplaySource(paths, speed=speed or None, start_ns=_date_ns(start) if start else None,
+                          end_ns=_date_ns(end) if end else None)
+    asyncio.run(_replay(source, publish, out))
+
+
+async def _replay(source: ReplaySource, publish: bool, out: Path | None) -> None:
+    from titan.cli.main import settings_or_exit
+
+    gateway = None
+    nc = None
+    if publish:
+        from titan.core.bus import connect
+        from titan.core.marketdata.gateway import Gateway
+
+        settings = settings_or_exit()
+        if not settings.nats_url:
+            console.print("[red]--publish needs TITAN_NATS_URL (or `titan infra up`)[/]")
+            raise typer.Exit(2)
+        nc = await connect(settings.nats_url, "titan-data-replay")
+        gateway = Gateway(nc, settings.catalog, source_name="replay")
+    writer = EventWriter(out) if out else None
+    counts: Counter[str] = Counter()
+    t0 = time.monotonic()
+    try:
+        with Progress(SpinnerColumn(), TextColumn("[bold]replay[/] {task.description}"), MofNCompleteColumn(),
+                      TextColumn("events"), TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task(", ".join(f.path.name for f in source.files), total=None)
+            async for ev in source.stream():
+                counts[kind_of(ev).value] += 1
+                if writer is not None:
+                    writer.write(ev)
+                if gateway is not None:
+                    await gateway.publish(ev)
+                if source.emitted % 500 == 0:
+                    progress.update(task, completed=source.emitted)
+            progress.update(task, completed=source.emitted)
+    finally:
+        if writer is not None:
+            writer.close()
+        if nc is not None:
+            await nc.flush()
+            await nc.close()
+    _summary(counts, time.monotonic() - t0)
+    if source.out_of_order:
+        console.print(f"[yellow]{source.out_of_order} out-of-order events dropped[/]")
+
+
+@app.command()
+def record(
+    out: Path = typer.Option(..., "--out", help="output directory"),
+    minutes: float = typer.Option(10.0, "--minutes", min=0.01, help="how long to record"),
+    symbols: str = typer.Option("BTCUSDT,ETHUSDT", "--symbols", help="comma-separated"),
+    venues: str = typer.Option("binance,bybit", "--venues", help="binance (spot) and/or bybit (linear perps)"),
+) -> None:
+    """Record live public data (no API keys) into a Titan file; needs network access."""
+    syms = _symbols(symbols)
+    feeds = []
+    for venue in (v.strip() for v in venues.split(",") if v.strip()):
+        if venue == "binance":
+            feeds.append(LiveFeed("binance", syms, ("trades", "book"), book_depth=1000))
+        elif venue == "bybit":
+            feeds.append(LiveFeed("bybit", syms, CHANNELS, book_depth=50))
+        else:
+            raise typer.BadParameter(f"unsupported venue: {venue}")
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = out / f"live-{stamp}.tmd.gz"
+    asyncio.run(_record(LiveSource(LiveConfig(feeds=tuple(feeds))), path, minutes * 60))
+    typer.echo(str(path))
+
+
+async def _record(source: LiveSource, path: Path, seconds: float) -> None:
+    counts: Counter[str] = Counter()
+    t0 = time.monotonic()
+    with EventWriter(path) as writer, Progress(
+        SpinnerColumn(), TextColumn("[bold]record[/]"), BarColumn(), TextColumn("{task.fields[n]} events"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+    ) as progress:
+        task = progress.add_task("record", total=seconds, n=0)
+
+        async def consume() -> None:
+            async for ev in source.stream():
+                writer.write(ev)
+                counts[kind_of(ev).value] += 1
+                if writer.count % 200 == 0:
+                    progress.update(task, completed=time.monotonic() - t0, n=writer.count)
+
+        consumer = asyncio.create_task(consume())
+        try:
+            while time.monotonic() - t0 < seconds and not consumer.done():
+                await asyncio.sleep(0.5)
+                progress.update(task, completed=min(seconds, time.monotonic() - t0), n=writer.count)
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+            await source.aclose()
+    _summary(counts, time.monotonic() - t0)
+    if source.gaps:
+        console.print(f"[yellow]{source.gaps} book sequence gaps (resubscribed)[/]")
