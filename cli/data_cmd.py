@@ -216,3 +216,46 @@ async def _record(source: LiveSource, path: Path, seconds: float) -> None:
     _summary(counts, time.monotonic() - t0)
     if source.gaps:
         console.print(f"[yellow]{source.gaps} book sequence gaps (resubscribed)[/]")
+
+
+@app.command()
+def gateway(
+    source: str = typer.Option("sim", "--source", help="sim, sim:SEED, replay:PATH[,PATH...] or live"),
+    speed: float = typer.Option(1.0, "--speed", help="x real time for sim/replay (0 = as fast as possible)"),
+    symbols: str = typer.Option("BTCUSDT,ETHUSDT", "--symbols", help="comma-separated"),
+    json_logs: bool = typer.Option(False, "--json-logs", help="structured JSON log lines"),
+) -> None:
+    """Run the market-data gateway: publish a source's events on NATS (titan.md.<venue>.<symbol>.<kind>)."""
+    from titan.cli.main import settings_or_exit
+    from titan.core.bus import connect
+    from titan.core.marketdata.gateway import Gateway
+    from titan.core.marketdata.source import open_source
+    from titan.core.service import run_service
+
+    settings = settings_or_exit()
+    if not settings.nats_url:
+        console.print("[red]the gateway needs TITAN_NATS_URL (or `titan infra up`)[/]")
+        raise typer.Exit(2)
+    try:
+        src = open_source(source, speed=speed or None, symbols=_symbols(symbols))
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    state = {"ok": False}
+
+    async def main(stop: asyncio.Event) -> None:
+        nc = await connect(settings.nats_url, "titan-md-gateway")
+        gw = Gateway(nc, settings.catalog)
+        state["ok"] = True
+        run = asyncio.create_task(gw.run(src))
+        halt = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({run, halt}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            state["ok"] = False
+            run.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await run
+            halt.cancel()
+            await nc.drain()
+
+    run_service("md-gateway", settings, main, health=lambda: state["ok"], json_logs=json_logs)
