@@ -122,7 +122,7 @@ def replay(
 
 
 async def _replay(source: ReplaySource, publish: bool, out: Path | None) -> None:
-    from titan.cli.main import settings_or_exit
+    from titan.cli.common import settings_or_exit
 
     gateway = None
     nc = None
@@ -226,7 +226,7 @@ def gateway(
     json_logs: bool = typer.Option(False, "--json-logs", help="structured JSON log lines"),
 ) -> None:
     """Run the market-data gateway: publish a source's events on NATS (titan.md.<venue>.<symbol>.<kind>)."""
-    from titan.cli.main import settings_or_exit
+    from titan.cli.common import settings_or_exit
     from titan.core.bus import connect
     from titan.core.marketdata.gateway import Gateway
     from titan.core.marketdata.source import open_source

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from titan.cli.main import settings_or_exit
+from titan.cli.common import settings_or_exit
 from titan.core.infra import InfraError, infra_down, infra_status, infra_up
 
 app = typer.Typer(help="Start, stop and inspect the embedded PostgreSQL and NATS (JetStream).", no_args_is_help=True)

@@ -7,7 +7,7 @@ import json
 
 import typer
 
-from titan.cli.main import settings_or_exit
+from titan.cli.common import settings_or_exit
 from titan.core.bus import connect, ensure_jetstream
 from titan.core.ledger import Ledger
 from titan.core.ledger.writer import LedgerWriter

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from titan.core.config import ConfigError, Settings, load_settings
+from titan.cli.common import settings_or_exit
 
 app = typer.Typer(
     name="titan",
@@ -17,15 +17,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-
-
-def settings_or_exit(**overrides: object) -> Settings:
-    """Load settings, or print which TITAN_* field is wrong and exit 2."""
-    try:
-        return load_settings(**overrides)
-    except ConfigError as err:
-        typer.secho(str(err), err=True, fg=typer.colors.RED)
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -42,12 +33,14 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 def _register() -> None:
-    from titan.cli import data_cmd, infra_cmd, ledger_cmd, phase_cmd
+    from titan.cli import data_cmd, infra_cmd, ledger_cmd, operator_cmd, phase_cmd, up
 
     app.add_typer(infra_cmd.app, name="infra")
     app.add_typer(ledger_cmd.app, name="ledger")
     app.add_typer(phase_cmd.app, name="phase")
     app.add_typer(data_cmd.app, name="data")
+    app.add_typer(operator_cmd.app, name="operator")
+    app.command("up")(up.up_command)
 
 
 _register()

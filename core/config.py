@@ -4,6 +4,7 @@ or a ``.env`` file; invalid values fail at start with a message naming the field
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -75,6 +76,7 @@ class Settings(BaseSettings):
     live_confirm: bool = Field(False, description="second explicit opt-in required for mode=live")
     api_key: SecretStr = Field(SecretStr(""), description="venue API key (live only)")
     api_secret: SecretStr = Field(SecretStr(""), description="venue API secret (live only)")
+    paper_capital: Decimal = Field(Decimal(1000), gt=0, description="paper account's starting equity (quote)")
 
     # execution service
     execution_host: str = "127.0.0.1"

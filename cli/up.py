@@ -1,0 +1,323 @@
+"""`titan up`: the whole organism on one machine — embedded PostgreSQL and NATS (or the given ones),
+the ledger writer, execution (paper), the Brain's local driver, the market-data gateway and every
+enabled phase, supervised, with a live terminal view (or JSON logs with --headless)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import typer
+import yaml
+from rich.console import Console
+from rich.live import Live
+
+from titan.cli.supervisor import ChildSpec, ChildState, Supervisor
+from titan.cli.view import OrganismView
+from titan.core.bus import connect, decode_event, ensure_jetstream
+from titan.core.config import Settings
+from titan.core.infra import InfraError, infra_up
+from titan.core.infra.manager import InfraState
+from titan.core.infra.nats import NatsServer
+from titan.core.infra.postgres import PostgresServer
+from titan.core.infra.procs import free_port, port_is_free
+from titan.core.ledger import Ledger
+from titan.core.logging import setup_logging
+
+log = logging.getLogger("titan.up")
+
+REPO_SAMPLES = Path(__file__).resolve().parents[1] / "crds" / "samples"
+# Phases this build can run as processes (`titan phase run NAME`).
+RUNNABLE_PHASES = ("scavenger",)
+
+# Documented local ports (docs/operations.md); a busy port falls back to a free one.
+PORTS = {"execution-grpc": 50051, "execution": 9101, "brain": 9102, "gateway": 9103, "ledger": 9104}
+PHASE_METRICS_BASE = 9110
+
+
+def parse_duration(text: str) -> float:
+    """'60', '60s', '5m', '1h' -> seconds."""
+    text = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise typer.BadParameter(f"not a duration: {text!r} (use e.g. 60s, 5m, 1h)") from None
+
+
+@dataclass
+class Organism:
+    """What `titan up` runs, resolved from settings and the TitanBrain/TitanPhase files."""
+
+    settings: Settings
+    manifests_dir: Path
+    keys_dir: Path
+    control_key: str
+    phases: list[str]
+    initial_equity: Decimal
+
+
+def prepare_manifests(data_dir: Path, phases_dir: Path | None) -> Path:
+    """The TitanBrain/TitanPhase files `titan up` runs from. Without --phases, the samples are copied
+    once to <data>/organism/ (so `titan halt` can flip the kill switch there, and edits persist)."""
+    if phases_dir is not None:
+        if not phases_dir.is_dir():
+            raise typer.BadParameter(f"--phases {phases_dir}: not a directory")
+        return phases_dir
+    target = data_dir / "organism"
+    if not target.exists():
+        if not REPO_SAMPLES.is_dir():
+            raise typer.BadParameter("no sample TitanBrain/TitanPhase files found; pass --phases DIR")
+        shutil.copytree(REPO_SAMPLES, target)
+    return target
+
+
+def read_manifests(directory: Path) -> tuple[dict[str, object], list[dict[str, object]]]:
+    brain: dict[str, object] | None = None
+    phases: list[dict[str, object]] = []
+    for path in sorted(directory.glob("*.y*ml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not isinstance(doc, dict):
+                continue
+            if doc.get("kind") == "TitanBrain":
+                brain = doc
+            elif doc.get("kind") == "TitanPhase":
+                phases.append(doc)
+    if brain is None:
+        raise typer.BadParameter(f"{directory}: no TitanBrain resource")
+    return brain, phases
+
+
+def brain_file(directory: Path) -> Path:
+    for path in sorted(directory.glob("*.y*ml")):
+        if any(isinstance(d, dict) and d.get("kind") == "TitanBrain" for d in yaml.safe_load_all(path.read_text())):
+            return path
+    raise FileNotFoundError(f"{directory}: no TitanBrain resource")
+
+
+def ensure_keys(keys_dir: Path, names: list[str]) -> str:
+    """Per-phase HMAC keys (<phase>.key) and the control key, created once with mode 0600."""
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    keys_dir.chmod(0o700)
+    for name in [*names, "control"]:
+        path = keys_dir / f"{name}.key"
+        if not path.exists():
+            path.write_text(secrets.token_hex(32) + "\n")
+            path.chmod(0o600)
+    return (keys_dir / "control.key").read_text().strip()
+
+
+def _port(preferred: int) -> int:
+    return preferred if port_is_free(preferred) else free_port()
+
+
+def child_specs(org: Organism, source: str, speed: float, cpus: str, logs: Path) -> list[ChildSpec]:
+    st = org.settings
+    titan = [sys.executable, "-m", "titan.cli"]
+    base = {
+        "TITAN_PG_DSN": st.pg_dsn,
+        "TITAN_NATS_URL": st.nats_url,
+        "TITAN_DATA_DIR": str(st.data_dir),
+        "TITAN_NAMESPACE": st.namespace,
+        "TITAN_HMAC_KEYS_DIR": str(org.keys_dir),
+        "TITAN_CONTROL_KEY": org.control_key,
+        "TITAN_PAPER_CAPITAL": str(org.initial_equity),
+        "TITAN_MODE": "paper",
+        "TITAN_VENUE": "paper",
+        "TITAN_HEALTH_PORT": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    grpc_port = _port(PORTS["execution-grpc"])
+    base["TITAN_EXECUTION_HOST"] = "127.0.0.1"
+    base["TITAN_EXECUTION_PORT"] = str(grpc_port)
+
+    def env(metrics_port: int, **extra: str) -> dict[str, str]:
+        return base | {"TITAN_METRICS_PORT": str(_port(metrics_port))} | extra
+
+    specs = [
+        ChildSpec("ledger", [*titan, "ledger", "writer", "--json-logs"], env(PORTS["ledger"]), logs / "ledger.log"),
+        ChildSpec("execution", [*titan, "execution", "run"], env(PORTS["execution"], TITAN_EXECUTION_CPUS=cpus),
+                  logs / "execution.log"),
+        ChildSpec("brain", [*titan, "operator", "local", str(org.manifests_dir), "--interval", "2"],
+                  env(PORTS["brain"]), logs / "brain.log"),
+        ChildSpec("gateway", [*titan, "data", "gateway", "--source", source, "--speed", str(speed), "--json-logs"],
+                  env(PORTS["gateway"]), logs / "gateway.log"),
+    ]
+    for i, phase in enumerate(org.phases):
+        port = _port(PHASE_METRICS_BASE + i)
+        specs.append(ChildSpec(
+            f"phase-{phase}",
+            [*titan, "phase", "run", phase, "--key-file", str(org.keys_dir / f"{phase}.key"),
+             "--execution", f"127.0.0.1:{grpc_port}", "--http-port", str(port)],
+            env(port), logs / f"phase-{phase}.log",
+        ))
+    return specs
+
+
+class InfraHandle:
+    """Embedded servers `titan up` started itself (stopped again on exit); reused ones are left alone."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.started: list[str] = []
+
+    def up(self) -> InfraState:
+        before = InfraState.load(self.settings)
+        pg_running = PostgresServer(self.settings.infra_dir / "postgres").running()
+        nats_running = NatsServer(self.settings.infra_dir / "nats").running()
+        state = infra_up(self.settings)
+        if state.pg_embedded and not pg_running:
+            self.started.append("postgres")
+        if state.nats_embedded and not nats_running:
+            self.started.append("nats")
+        del before
+        return state
+
+    def down(self) -> None:
+        saved = InfraState.load(self.settings)
+        if "nats" in self.started:
+            NatsServer(self.settings.infra_dir / "nats", port=saved.nats_port or None).stop()
+        if "postgres" in self.started:
+            PostgresServer(self.settings.infra_dir / "postgres", port=saved.pg_port or None).stop()
+
+
+async def prepare_backends(settings: Settings) -> None:
+    """Streams, KV buckets and ledger migrations exist before any child starts."""
+    nc = await connect(settings.nats_url, "titan-up")
+    try:
+        await ensure_jetstream(nc.jetstream(), settings.catalog)
+    finally:
+        await nc.close()
+    ledger = await Ledger.open(settings.pg_dsn)
+    await ledger.close()
+
+
+async def run_organism(
+    org: Organism, specs: list[ChildSpec], *, headless: bool, duration_s: float | None, console: Console
+) -> int:
+    st = org.settings
+    view = OrganismView()
+
+    def on_child(kind: str, child: ChildState) -> None:
+        if kind == "crashed":
+            log.error("child crashed", extra={"child": child.spec.name, "exit_code": child.last_exit,
+                                              "restarts": child.restarts})
+
+    sup = Supervisor(specs, on_event=on_child)
+    nc = await connect(st.nats_url, "titan-up-view")
+
+    async def on_event(msg: object) -> None:
+        with contextlib.suppress(Exception):
+            view.apply(decode_event(msg.data))  # type: ignore[attr-defined]
+
+    sub = await nc.subscribe(st.catalog.events_all, cb=on_event)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await sup.start()
+    watcher = asyncio.create_task(sup.watch())
+    deadline = time.monotonic() + duration_s if duration_s else None
+    try:
+        if headless:
+            next_log = 0.0
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                if time.monotonic() >= next_log:
+                    children = {c.spec.name: {"pid": c.pid, "restarts": c.restarts} for c in sup.children}
+                    log.info("organism", extra={"summary": json.dumps(view.summary()),
+                                                "children": json.dumps(children)})
+                    next_log = time.monotonic() + 5
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=0.25)
+        else:
+            with Live(view.render(), console=console, refresh_per_second=2, screen=False) as live:
+                while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                    live.update(view.render())
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=0.5)
+    finally:
+        await sup.stop()
+        await watcher
+        await sub.unsubscribe()
+        await nc.close()
+    log.info("organism stopped", extra={"summary": json.dumps(view.summary())})
+    return 0
+
+
+def up_command(
+    source: str = typer.Option("sim", "--source", help="market data: sim[:SEED], replay:PATH[,PATH...], live"),
+    speed: float = typer.Option(1.0, "--speed", help="x real time for sim/replay"),
+    phases_dir: Path | None = typer.Option(None, "--phases", help="folder of TitanBrain/TitanPhase YAML files"),
+    headless: bool = typer.Option(False, "--headless", help="no live view: structured JSON logs"),
+    duration: str | None = typer.Option(None, "--duration", help="stop after this long (e.g. 60s, 10m)"),
+    cpus: str = typer.Option("", "--cpus", help="pin execution to these CPUs, e.g. '1'"),
+) -> None:
+    """Run the whole organism locally on paper: infrastructure, ledger, execution, Brain, market data
+    and every enabled phase. Ctrl-C stops it cleanly; the next `titan up` resumes from the ledger."""
+    from titan.cli.common import settings_or_exit
+
+    setup_logging("INFO", json_lines=headless)
+    settings = settings_or_exit()
+    duration_s = parse_duration(duration) if duration else None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    manifests = prepare_manifests(settings.data_dir, phases_dir)
+    brain, phase_docs = read_manifests(manifests)
+    spec = brain.get("spec") or {}
+    initial_equity = Decimal(str(spec.get("initialEquity", settings.paper_capital)))  # type: ignore[union-attr]
+    enabled = [
+        str((d.get("spec") or {}).get("phase"))  # type: ignore[union-attr]
+        for d in phase_docs
+        if (d.get("spec") or {}).get("enabled", True)  # type: ignore[union-attr]
+    ]
+    runnable = [p for p in enabled if p in RUNNABLE_PHASES]
+    skipped = sorted(set(enabled) - set(runnable))
+    if skipped:
+        log.warning("phases enabled in %s but not runnable by this build: %s", manifests, ", ".join(skipped))
+    keys_dir = settings.data_dir / "keys"
+    control_key = ensure_keys(keys_dir, runnable)
+    infra = InfraHandle(settings)
+    try:
+        state = infra.up()
+    except InfraError as err:
+        typer.secho(f"cannot start infrastructure: {err}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    for note in state.notes:
+        log.info(note)
+    settings = settings.model_copy(update={"pg_dsn": state.pg_dsn, "nats_url": state.nats_url})
+    org = Organism(settings, manifests, keys_dir, control_key, runnable, initial_equity)
+    logs = settings.data_dir / "logs"
+    console = Console()
+    code = 1
+    try:
+        asyncio.run(prepare_backends(settings))
+        specs = child_specs(org, source, speed, cpus, logs)
+        log.info("starting organism", extra={"children": [s.name for s in specs], "logs": str(logs),
+                                             "manifests": str(manifests)})
+        code = asyncio.run(run_organism(org, specs, headless=headless, duration_s=duration_s, console=console))
+    finally:
+        infra.down()
+    raise typer.Exit(code)
+
+
+def env_for_cli(settings: Settings) -> dict[str, str]:
+    """TITAN_* values a CLI command needs to reach a running `titan up` (from the infra state)."""
+    state = InfraState.load(settings)
+    env = dict(os.environ)
+    if state.pg_dsn and not settings.pg_dsn:
+        env["TITAN_PG_DSN"] = state.pg_dsn
+    if state.nats_url and not settings.nats_url:
+        env["TITAN_NATS_URL"] = state.nats_url
+    return env

@@ -1,0 +1,447 @@
+"""The Brain core: equity, trades and specs in; allocations, budgets and trading state out.
+
+Deterministic and free of I/O: time comes in as arguments (from an injected clock), state can be
+saved to / restored from a plain dict (the operator keeps it in ``TitanBrain.status.core``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from enum import StrEnum
+from typing import Any
+
+from titan.core.clock import NS_PER_S
+from titan.core.money import D, s
+from titan.operator.brain.allocation import allocate, band_level, tier_cap
+from titan.operator.brain.breakers import BreakerChange, Breakers
+from titan.operator.brain.performance import PerformanceTracker, Trade
+from titan.operator.brain.policy import BrainPolicy, PhaseSpec, TradingOverride
+from titan.v1 import common_pb2, events_pb2, trading_pb2
+
+NS_PER_DAY = 86_400 * NS_PER_S
+CENT = Decimal("0.01")
+
+
+class PhaseStateName(StrEnum):
+    DORMANT = "Dormant"
+    ACTIVE = "Active"
+    THROTTLED = "Throttled"
+    HALTED = "Halted"
+
+
+class RiskState(StrEnum):
+    NORMAL = "normal"
+    CAUTIOUS = "cautious"
+    HALTED = "halted"
+
+
+class TradingModeName(StrEnum):
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+RISK_MULTIPLIER = {RiskState.NORMAL: Decimal(1), RiskState.CAUTIOUS: Decimal("0.5"), RiskState.HALTED: Decimal(0)}
+PHASE_STATE_PB = {
+    PhaseStateName.DORMANT: common_pb2.PHASE_STATE_DORMANT,
+    PhaseStateName.ACTIVE: common_pb2.PHASE_STATE_ACTIVE,
+    PhaseStateName.THROTTLED: common_pb2.PHASE_STATE_THROTTLED,
+    PhaseStateName.HALTED: common_pb2.PHASE_STATE_HALTED,
+}
+TRADING_MODE_PB = {
+    TradingModeName.ACTIVE: common_pb2.TRADING_MODE_ACTIVE,
+    TradingModeName.REDUCING: common_pb2.TRADING_MODE_REDUCING,
+    TradingModeName.HALTED: common_pb2.TRADING_MODE_HALTED,
+}
+
+
+def utc_day(ts_ns: int) -> int:
+    return ts_ns // NS_PER_DAY
+
+
+@dataclass
+class PhaseBook:
+    """What execution last reported about one phase (EquitySnapshot with scope = phase id)."""
+
+    equity: Decimal | None = None
+    realized: Decimal = Decimal(0)
+    unrealized: Decimal = Decimal(0)
+    exposure: Decimal = Decimal(0)
+    day_start_value: Decimal | None = None  # realized + unrealized at the UTC day start
+
+    @property
+    def value(self) -> Decimal:
+        return self.realized + self.unrealized
+
+    @property
+    def today(self) -> Decimal:
+        return self.value - (self.day_start_value if self.day_start_value is not None else self.value)
+
+
+@dataclass(frozen=True)
+class PhaseDecision:
+    phase_id: str
+    kind: str
+    state: PhaseStateName
+    weight: Decimal
+    notional: Decimal
+    max_leverage: Decimal
+    max_notional: Decimal
+    max_order_notional: Decimal
+    max_daily_loss: Decimal
+    max_orders_per_minute: int
+    max_open_orders_per_symbol: int
+    symbols: tuple[str, ...]
+    replicas: int
+    reason: str
+    equity: Decimal | None  # the phase's own equity as execution reports it (None = not reported)
+    pnl_realized: Decimal
+    pnl_unrealized: Decimal
+    pnl_today: Decimal
+    drawdown: Decimal
+    modifier: Decimal
+
+
+@dataclass(frozen=True)
+class Decision:
+    ts_ns: int
+    equity: Decimal
+    day_start_equity: Decimal
+    high_watermark: Decimal
+    daily_drawdown: Decimal
+    peak_drawdown: Decimal
+    band_level: int
+    tier_leverage: Decimal
+    risk_state: RiskState
+    trading_mode: TradingModeName
+    trading_reason: str
+    phases: dict[str, PhaseDecision]
+    breaker_changes: tuple[BreakerChange, ...]
+    state_changes: tuple[tuple[str, str, str], ...]  # (phase id, old state or "", new state)
+    budget_version: int
+    expires_at_ns: int
+    hard_tripped: bool
+    soft_active: bool
+    equity_ts_ns: int  # when execution last reported total equity (0 = never)
+
+    def budget(self, phase_id: str) -> trading_pb2.Budget:
+        p = self.phases[phase_id]
+        return trading_pb2.Budget(
+            phase_id=p.phase_id,
+            state=PHASE_STATE_PB[p.state],
+            weight=s(p.weight),
+            max_notional=s(p.max_notional),
+            max_order_notional=s(p.max_order_notional),
+            max_leverage=s(p.max_leverage),
+            max_orders_per_minute=p.max_orders_per_minute,
+            max_open_orders_per_symbol=p.max_open_orders_per_symbol,
+            max_daily_loss=s(p.max_daily_loss),
+            symbols=list(p.symbols),
+            issued_at_ns=self.ts_ns,
+            expires_at_ns=self.expires_at_ns,
+            version=self.budget_version,
+        )
+
+    def trading_state(self, set_by: str = "brain") -> trading_pb2.TradingState:
+        return trading_pb2.TradingState(
+            mode=TRADING_MODE_PB[self.trading_mode],
+            reason=self.trading_reason,
+            set_by=set_by,
+            ts_ns=self.ts_ns,
+            version=self.budget_version,
+        )
+
+    def allocation(self, phase_id: str) -> events_pb2.Allocation:
+        p = self.phases[phase_id]
+        return events_pb2.Allocation(
+            phase_id=p.phase_id,
+            state=PHASE_STATE_PB[p.state],
+            weight=s(p.weight),
+            notional=s(p.notional),
+            max_leverage=s(p.max_leverage),
+            equity=s(self.equity),
+            reason=p.reason,
+            ts_ns=self.ts_ns,
+        )
+
+    def allocation_key(self, phase_id: str) -> tuple[str, str, str, str]:
+        """What must change for a new Allocation event to be worth publishing."""
+        p = self.phases[phase_id]
+        return (p.state.value, s(p.weight), s(p.notional), s(p.max_leverage))
+
+
+def breaker_event(change: BreakerChange) -> events_pb2.BreakerEvent:
+    return events_pb2.BreakerEvent(
+        breaker_id=f"{change.kind.value.lower()}:{change.ts_ns}",
+        kind=events_pb2.BREAKER_KIND_HARD if change.kind.value == "HARD" else events_pb2.BREAKER_KIND_SOFT,
+        tripped=change.tripped,
+        reason=change.reason,
+        equity=s(change.equity),
+        drawdown=s(change.drawdown),
+        ts_ns=change.ts_ns,
+    )
+
+
+def _q(value: Decimal, quantum: Decimal = CENT) -> Decimal:
+    return value.quantize(quantum, rounding=ROUND_DOWN) if value > 0 else Decimal(0)
+
+
+@dataclass
+class BrainCore:
+    """State of one organism's Brain."""
+
+    band: int = 0
+    equity: Decimal | None = None
+    equity_ts_ns: int = 0
+    day: int | None = None
+    day_start_equity: Decimal | None = None
+    high_watermark: Decimal | None = None
+    budget_version: int = 0
+    breakers: Breakers = field(default_factory=Breakers)
+    books: dict[str, PhaseBook] = field(default_factory=dict)
+    phase_states: dict[str, str] = field(default_factory=dict)
+    performance: PerformanceTracker = field(default_factory=PerformanceTracker)
+    _pending: list[BreakerChange] = field(default_factory=list)
+
+    # --- inputs ----------------------------------------------------------------------------
+    def _roll(self, ts_ns: int) -> None:
+        """Start a new UTC day: the day-start equity is the last equity seen before it."""
+        today = utc_day(ts_ns)
+        if self.day is not None and today <= self.day:
+            return
+        self.day = today
+        # None until the first equity of the day is known (then that one is the day start).
+        self.day_start_equity = self.equity
+        for book in self.books.values():
+            book.day_start_value = book.value
+
+    def observe_equity(
+        self,
+        scope: str,
+        equity: Decimal,
+        ts_ns: int,
+        *,
+        realized: Decimal = Decimal(0),
+        unrealized: Decimal = Decimal(0),
+        exposure: Decimal = Decimal(0),
+    ) -> None:
+        """An EquitySnapshot from execution (scope "total" or a phase id)."""
+        self._roll(ts_ns)
+        if scope == "total":
+            if ts_ns < self.equity_ts_ns:
+                return  # out of order: keep the newer value
+            self.equity = equity
+            self.equity_ts_ns = ts_ns
+            if self.day_start_equity is None:
+                self.day_start_equity = equity
+            if self.high_watermark is None or equity > self.high_watermark:
+                self.high_watermark = equity
+            return
+        book = self.books.setdefault(scope, PhaseBook())
+        book.equity, book.realized, book.unrealized, book.exposure = equity, realized, unrealized, exposure
+        if book.day_start_value is None:
+            book.day_start_value = book.value
+
+    def observe_trade(self, phase_id: str, pnl: Decimal, ts_ns: int, policy: BrainPolicy) -> None:
+        """A closed trade's net PnL (realized minus fees): feeds performance and the SOFT breaker."""
+        self.performance.record(Trade(phase_id, ts_ns, pnl))
+        equity = self.equity if self.equity is not None else policy.initial_equity
+        self._pending.extend(self.breakers.on_trade(pnl, ts_ns, equity, policy))
+
+    # --- decision --------------------------------------------------------------------------
+    def decide(self, now_ns: int, policy: BrainPolicy, phases: Sequence[PhaseSpec]) -> Decision:
+        self._roll(now_ns)
+        equity = self.equity if self.equity is not None else policy.initial_equity
+        if self.equity is not None:
+            # The placeholder (spec.initialEquity) never becomes a baseline: only reported equity does.
+            if self.day_start_equity is None:
+                self.day_start_equity = equity
+            if self.high_watermark is None or equity > self.high_watermark:
+                self.high_watermark = equity
+        changes = list(self._pending)
+        self._pending.clear()
+        reset = self.breakers.reset(policy.breaker_reset_token, now_ns, equity)
+        if reset:
+            # A manual reset starts a new baseline, or the same drawdown would trip again at once.
+            self.day_start_equity = equity
+            self.high_watermark = equity
+            changes += reset
+        day_start = self.day_start_equity if self.day_start_equity is not None else equity
+        peak = self.high_watermark if self.high_watermark is not None else equity
+        daily_dd = _ratio(day_start - equity, day_start)
+        peak_dd = _ratio(peak - equity, peak)
+        changes += self.breakers.check(now_ns, equity, daily_dd, peak_dd, policy)
+
+        # risk state and trading mode
+        stale = self.equity is not None and now_ns - self.equity_ts_ns > policy.equity_stale_s * NS_PER_S
+        soft = self.breakers.soft_active(now_ns)
+        reasons: list[str] = []
+        if self.breakers.hard_tripped:
+            reasons.append(f"HARD breaker: {self.breakers.hard_reason}")
+        if policy.trading_state is TradingOverride.HALTED:
+            reasons.append("kill switch: TitanBrain.spec.tradingState=Halted")
+        if reasons:
+            risk, mode = RiskState.HALTED, TradingModeName.HALTED
+        else:
+            mode = TradingModeName.ACTIVE
+            if policy.trading_state is TradingOverride.REDUCING:
+                mode = TradingModeName.REDUCING
+                reasons.append("TitanBrain.spec.tradingState=Reducing")
+            if soft:
+                reasons.append(f"SOFT breaker: {self.breakers.soft_reason}")
+            if daily_dd >= policy.cautious_at * policy.max_daily_drawdown:
+                reasons.append(f"daily drawdown {s(daily_dd)}")
+            if peak_dd >= policy.cautious_at * policy.max_drawdown:
+                reasons.append(f"drawdown from peak {s(peak_dd)}")
+            if stale:
+                reasons.append("equity stale")
+            risk = RiskState.CAUTIOUS if reasons else RiskState.NORMAL
+        trading_reason = "; ".join(reasons) or "normal"
+
+        # allocation
+        self.band = band_level(equity, self.band, policy.bands)
+        modifiers = {
+            p.phase_id: self.performance.modifier(p.phase_id, now_ns, policy.performance) for p in phases
+        }
+        weights = allocate(equity, self.band, policy.bands, phases, modifiers)
+        tier = tier_cap(equity, policy.tiers)
+        lev_cap = min(tier * RISK_MULTIPLIER[risk], policy.max_leverage)
+        orders_per_minute = policy.max_orders_per_minute
+        if risk is RiskState.CAUTIOUS:
+            orders_per_minute = max(1, orders_per_minute // 6)
+
+        decisions: dict[str, PhaseDecision] = {}
+        state_changes: list[tuple[str, str, str]] = []
+        for p in phases:
+            w = weights.get(p.phase_id, Decimal(0))
+            if not p.enabled:
+                state, why = PhaseStateName.DORMANT, "disabled"
+            elif mode is TradingModeName.HALTED:
+                state, why = PhaseStateName.HALTED, trading_reason
+            elif not p.trades:
+                state, why = PhaseStateName.ACTIVE, "proposes parameters; never trades (weight 0)"
+            elif w == 0:
+                state, why = PhaseStateName.DORMANT, f"zero weight at equity {s(equity)} (band {self.band})"
+            elif mode is TradingModeName.REDUCING or soft:
+                state, why = PhaseStateName.THROTTLED, trading_reason
+            else:
+                state, why = PhaseStateName.ACTIVE, f"band {self.band}, risk {risk.value}"
+            book = self.books.get(p.phase_id, PhaseBook())
+            blocked = state in (PhaseStateName.DORMANT, PhaseStateName.HALTED) or not p.trades
+            lev = Decimal(0) if blocked else lev_cap
+            if p.max_leverage is not None:
+                lev = min(lev, p.max_leverage)
+            notional = _q(equity * w)
+            max_notional = _q(notional * lev)
+            # A Dormant phase keeps its pod while it still holds exposure (it may only reduce);
+            # a running pod is never scaled away under open positions.
+            replicas = 0 if (state is PhaseStateName.DORMANT and book.exposure == 0) else 1
+            decisions[p.phase_id] = PhaseDecision(
+                phase_id=p.phase_id,
+                kind=p.kind.value,
+                state=state,
+                weight=w,
+                notional=notional,
+                max_leverage=lev,
+                max_notional=max_notional,
+                max_order_notional=_q(max_notional * policy.max_order_fraction),
+                max_daily_loss=_q(day_start * policy.max_daily_drawdown * w),
+                max_orders_per_minute=orders_per_minute,
+                max_open_orders_per_symbol=policy.max_open_orders_per_symbol,
+                symbols=p.symbols,
+                replicas=replicas,
+                reason=why,
+                equity=book.equity,
+                pnl_realized=book.realized,
+                pnl_unrealized=book.unrealized,
+                pnl_today=book.today,
+                drawdown=_ratio(-book.today, day_start),
+                modifier=modifiers[p.phase_id],
+            )
+            old = self.phase_states.get(p.phase_id, "")
+            if old != state.value:
+                state_changes.append((p.phase_id, old, state.value))
+                self.phase_states[p.phase_id] = state.value
+        for gone in set(self.phase_states) - {p.phase_id for p in phases}:
+            del self.phase_states[gone]
+
+        self.budget_version = max(self.budget_version + 1, now_ns // 1_000_000)
+        return Decision(
+            ts_ns=now_ns,
+            equity=equity,
+            day_start_equity=day_start,
+            high_watermark=peak,
+            daily_drawdown=daily_dd,
+            peak_drawdown=peak_dd,
+            band_level=self.band,
+            tier_leverage=tier,
+            risk_state=risk,
+            trading_mode=mode,
+            trading_reason=trading_reason,
+            phases=decisions,
+            breaker_changes=tuple(changes),
+            state_changes=tuple(state_changes),
+            budget_version=self.budget_version,
+            expires_at_ns=now_ns + policy.budget_ttl_s * NS_PER_S,
+            hard_tripped=self.breakers.hard_tripped,
+            soft_active=self.breakers.soft_active(now_ns),
+            equity_ts_ns=self.equity_ts_ns,
+        )
+
+    # --- persistence -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """What must survive a restart (kept in TitanBrain.status.core): breakers, baselines, the last
+        equity and each phase's book (so a restarted Brain neither shrinks to spec.initialEquity nor
+        forgets that a Dormant phase still holds positions). Trades are not kept: performance tilts
+        restart neutral, which only moves weights towards the base bands."""
+        return {
+            "band": self.band,
+            "equity": None if self.equity is None else s(self.equity),
+            "equityTsNs": str(self.equity_ts_ns),
+            "books": {
+                phase: {
+                    "equity": None if b.equity is None else s(b.equity),
+                    "realized": s(b.realized),
+                    "unrealized": s(b.unrealized),
+                    "exposure": s(b.exposure),
+                    "dayStart": None if b.day_start_value is None else s(b.day_start_value),
+                }
+                for phase, b in sorted(self.books.items())
+            },
+            "day": self.day,
+            "dayStartEquity": None if self.day_start_equity is None else s(self.day_start_equity),
+            "highWatermark": None if self.high_watermark is None else s(self.high_watermark),
+            "budgetVersion": str(self.budget_version),
+            "breakers": self.breakers.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> BrainCore:
+        core = cls()
+        if not data:
+            return core
+        core.band = int(data.get("band", 0) or 0)
+        core.equity = None if data.get("equity") in (None, "") else D(data["equity"])
+        core.equity_ts_ns = int(data.get("equityTsNs", 0) or 0)
+        for phase, b in (data.get("books") or {}).items():
+            core.books[phase] = PhaseBook(
+                equity=None if b.get("equity") in (None, "") else D(b["equity"]),
+                realized=D(b.get("realized") or "0"),
+                unrealized=D(b.get("unrealized") or "0"),
+                exposure=D(b.get("exposure") or "0"),
+                day_start_value=None if b.get("dayStart") in (None, "") else D(b["dayStart"]),
+            )
+        core.day = None if data.get("day") is None else int(data["day"])
+        core.day_start_equity = None if data.get("dayStartEquity") in (None, "") else D(data["dayStartEquity"])
+        core.high_watermark = None if data.get("highWatermark") in (None, "") else D(data["highWatermark"])
+        core.budget_version = int(data.get("budgetVersion", 0) or 0)
+        core.breakers = Breakers.from_dict(data.get("breakers") or {})
+        return core
+
+
+def _ratio(num: Decimal, den: Decimal) -> Decimal:
+    if den <= 0:
+        return Decimal(0)
+    return max(Decimal(0), num / den).quantize(Decimal("0.000001"), rounding=ROUND_DOWN)

@@ -1,0 +1,71 @@
+"""Rolling per-phase performance: Sharpe over closed trades and the weight modifier it yields.
+
+Sharpe = mean / sample-stdev of per-trade net PnL in the window, x sqrt(365) (the original's
+scale, so "2" still means good). Fewer than ``min_trades`` trades -> modifier 1. A zero stdev
+gives +3 / -3 / 0 by the sign of the mean. Modifier = clamp(1 + slope x Sharpe, min, max): it is
+monotone non-decreasing in Sharpe, and it is applied to the allocation (the original only
+reported it).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from dataclasses import dataclass
+from decimal import Decimal
+
+from titan.core.clock import NS_PER_S
+from titan.operator.brain.policy import PerformancePolicy
+
+MAX_TRADES_PER_PHASE = 5000  # memory bound; older trades fall out of the window first
+
+
+@dataclass(frozen=True)
+class Trade:
+    phase_id: str
+    ts_ns: int
+    pnl: Decimal
+
+
+def sharpe(pnls: list[float]) -> float:
+    if len(pnls) < 2:
+        return 0.0
+    mean = statistics.fmean(pnls)
+    sd = statistics.stdev(pnls)
+    if sd == 0.0:
+        return 3.0 if mean > 0 else (-3.0 if mean < 0 else 0.0)
+    return mean / sd * math.sqrt(365)
+
+
+def modifier_for(sharpe_value: float, policy: PerformancePolicy) -> Decimal:
+    raw = Decimal(1) + policy.slope * Decimal(repr(sharpe_value))
+    return min(policy.max_modifier, max(policy.min_modifier, raw)).quantize(Decimal("0.0001"))
+
+
+class PerformanceTracker:
+    def __init__(self) -> None:
+        self._trades: dict[str, deque[Trade]] = {}
+
+    def record(self, trade: Trade) -> None:
+        q = self._trades.setdefault(trade.phase_id, deque(maxlen=MAX_TRADES_PER_PHASE))
+        q.append(trade)
+
+    def window(self, phase_id: str, now_ns: int, window_s: int) -> list[Trade]:
+        q = self._trades.get(phase_id)
+        if not q:
+            return []
+        start = now_ns - window_s * NS_PER_S
+        while q and q[0].ts_ns < start:
+            q.popleft()
+        return list(q)
+
+    def sharpe(self, phase_id: str, now_ns: int, policy: PerformancePolicy) -> tuple[float, int]:
+        trades = self.window(phase_id, now_ns, policy.window_s)
+        return sharpe([float(t.pnl) for t in trades]), len(trades)
+
+    def modifier(self, phase_id: str, now_ns: int, policy: PerformancePolicy) -> Decimal:
+        value, n = self.sharpe(phase_id, now_ns, policy)
+        if n < policy.min_trades:
+            return Decimal(1)
+        return modifier_for(value, policy)

@@ -1,0 +1,352 @@
+"""The Brain as a kopf operator: reconciles TitanPhase and TitanBrain.
+
+A thin shell around :class:`titan.operator.runtime.BrainRuntime` (which wraps the pure core):
+
+* indexes keep a small copy of every TitanPhase / TitanBrain spec (no other caches: low memory);
+* create/update/resume handlers and a timer on the TitanBrain all call :func:`reconcile` (a deleted
+  TitanPhase drops out of the index: the next pass deletes its budget), which
+  decides, publishes budgets and the trading state to NATS KV, writes ``status`` on the TitanBrain
+  and every TitanPhase, scales each phase's Deployment (an adopted child) and posts Kubernetes
+  Events on state changes;
+* a phase's ``spec.params`` go to the TITAN_PARAMS KV bucket (phases reload them in place).
+
+It uses kopf's own API client for everything (watching, patching, Deployments). One organism per
+operator: run it namespaced (``--namespace``), or it serves the first namespace with a TitanBrain.
+Run with ``titan operator run`` or ``kopf run -m titan.operator.kopf_app``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+from kopf._cogs.clients import api as kube_api  # kopf's own API client
+from kopf._cogs.clients import errors as kube_errors
+from kopf._cogs.structs import references
+
+from titan.core import metrics
+from titan.core.bus import connect
+from titan.core.catalog import Catalog
+from titan.core.clock import NS_PER_S, WallClock
+from titan.operator import deployments
+from titan.operator.brain import PhaseSpec, PolicyError, parse_brain_spec, parse_phase_spec
+from titan.operator.runtime import BrainRuntime, status_for_brain, status_for_phase
+
+GROUP, VERSION = "titan.trading", "v1alpha1"
+PREFIX = "brain.titan.trading"
+TITANPHASES = references.Resource(GROUP, VERSION, "titanphases", kind="TitanPhase", namespaced=True,
+                                  subresources=frozenset({"status"}))
+TITANBRAINS = references.Resource(GROUP, VERSION, "titanbrains", kind="TitanBrain", namespaced=True,
+                                  subresources=frozenset({"status"}))
+DEPLOYMENTS = references.Resource("apps", "v1", "deployments", kind="Deployment", namespaced=True)
+MERGE = {"Content-Type": "application/merge-patch+json"}
+STATUS_HEARTBEAT_S = 60
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    nats_url: str = "nats://127.0.0.1:4222"
+    catalog_namespace: str = ""
+    interval_s: float = 10.0              # re-decide and re-issue budgets (< budget TTL)
+    kube_server: str = ""                 # explicit API server (local emulators); else in-cluster/kubeconfig
+    default_image: str = deployments.DEFAULT_IMAGE
+    metrics_port: int = 0                 # 0 = no /metrics server (e.g. tests)
+    pod: deployments.PodSettings = field(default_factory=deployments.PodSettings)
+
+    @classmethod
+    def from_env(cls) -> OperatorConfig:
+        env = os.environ
+        return cls(
+            nats_url=env.get("TITAN_NATS_URL") or cls.nats_url,
+            catalog_namespace=env.get("TITAN_NAMESPACE", ""),
+            interval_s=float(env.get("TITAN_BRAIN_INTERVAL_S", "10")),
+            kube_server=env.get("TITAN_KUBE_SERVER", ""),
+            default_image=env.get("TITAN_PHASE_IMAGE", deployments.DEFAULT_IMAGE),
+            metrics_port=int(env.get("TITAN_BRAIN_METRICS_PORT", "0")),
+            pod=deployments.PodSettings(
+                service_account=env.get("TITAN_PHASE_SERVICE_ACCOUNT", ""),
+                settings_configmap=env.get("TITAN_PHASE_SETTINGS_CONFIGMAP", ""),
+                hmac_secret=env.get("TITAN_PHASE_HMAC_SECRET_NAME", ""),
+                gemini_secret=env.get("TITAN_PHASE_GEMINI_SECRET_NAME", ""),
+                gemini_secret_item=env.get("TITAN_PHASE_GEMINI_SECRET_ITEM", "api-key"),
+                env={k: v for k, v in (("TITAN_NATS_URL", env.get("TITAN_PHASE_NATS_URL", "")),
+                                       ("TITAN_NAMESPACE", env.get("TITAN_NAMESPACE", ""))) if v},
+            ),
+        )
+
+
+@dataclass
+class Shell:
+    """Per-operator state kept in kopf's memo."""
+
+    config: OperatorConfig
+    runtime: BrainRuntime
+    settings: kopf.OperatorSettings
+    namespace: str | None = None                                # the organism's Kubernetes namespace
+    restored: bool = False
+    deferred: set[str] = field(default_factory=set)             # phases with a postponed pod restart
+    written: dict[str, tuple[str, int]] = field(default_factory=dict)  # object -> (status key, when)
+
+    def status_due(self, key: str, status: dict[str, Any], now_ns: int) -> bool:
+        """Write a status only when it changed (ignoring timestamps and budget versions) or once a
+        minute: every write is a watch event for every watcher, so unchanged statuses are not re-sent
+        each pass. (Budget versions stay monotone without it: they are at least the time in ms.)"""
+        volatile = ("lastDecisionTime", "budgetVersion")
+        content = json.dumps({k: ({c: x for c, x in v.items() if c not in volatile} if k == "core" else v)
+                              for k, v in status.items() if k not in volatile}, sort_keys=True)
+        last = self.written.get(key)
+        if last is not None and last[0] == content and now_ns - last[1] < STATUS_HEARTBEAT_S * NS_PER_S:
+            return False
+        self.written[key] = (content, now_ns)
+        return True
+
+
+def _owner(kind: str, item: Mapping[str, Any], namespace: str) -> kopf.Body:
+    """A minimal body of one of our objects: enough for Events and owner references."""
+    return kopf.Body({"apiVersion": f"{GROUP}/{VERSION}", "kind": kind,
+                      "metadata": {"name": item["name"], "namespace": namespace, "uid": item["uid"]}})
+
+
+async def _reconcile_from(kw: Mapping[str, Any]) -> None:
+    """Handler kwargs -> :func:`reconcile` (the indexes arrive as kwargs named after their ids)."""
+    await reconcile(kw["namespace"], kw["memo"]["shell"], kw["titan_phases"], kw["titan_brains"], kw["logger"])
+
+
+def build_registry(config: OperatorConfig | None = None,
+                   registry: kopf.OperatorRegistry | None = None) -> kopf.OperatorRegistry:
+    """Register the Brain's handlers (on a fresh registry unless one is given)."""
+    cfg = config or OperatorConfig.from_env()
+    reg = registry if registry is not None else kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=reg)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        if cfg.kube_server:
+            return kopf.ConnectionInfo(server=cfg.kube_server, insecure=True, default_namespace="default")
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.startup(registry=reg)
+    async def startup(**kwargs: Any) -> None:
+        settings: kopf.OperatorSettings = kwargs["settings"]
+        memo: kopf.Memo = kwargs["memo"]
+        logger: logging.Logger = kwargs["logger"]
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX)
+        settings.posting.level = logging.WARNING   # explicit kopf.event() calls still post
+        settings.watching.server_timeout = 300
+        settings.batching.worker_limit = 8
+        nc = await connect(cfg.nats_url, "titan-brain")
+        runtime = BrainRuntime(nc, Catalog(cfg.catalog_namespace), WallClock())
+        await runtime.start()
+        memo["shell"] = Shell(config=cfg, runtime=runtime, settings=settings)
+        if cfg.metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(cfg.metrics_port)
+        logger.info("brain started: NATS %s, catalog %r", cfg.nats_url, cfg.catalog_namespace)
+
+    @kopf.on.cleanup(registry=reg)
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        shell: Shell | None = memo.get("shell")
+        if shell is not None:
+            await shell.runtime.close()
+            await shell.runtime.nc.close()
+
+    @kopf.on.probe(id="lastDecisionAgeSeconds", registry=reg)
+    def probe(memo: kopf.Memo, **_: Any) -> float | None:
+        shell: Shell | None = memo.get("shell")
+        if shell is None or shell.runtime.last_decision is None:
+            return None
+        return (WallClock().now_ns() - shell.runtime.last_decision.ts_ns) / NS_PER_S
+
+    @kopf.index(GROUP, VERSION, "titanphases", id="titan_phases", registry=reg)
+    def titan_phases(**kw: Any) -> dict[str, Any]:
+        return {kw["namespace"]: {"name": kw["name"], "uid": kw["uid"], "spec": copy.deepcopy(dict(kw["spec"])),
+                                  "generation": kw["meta"].get("generation")}}
+
+    @kopf.index(GROUP, VERSION, "titanbrains", id="titan_brains", registry=reg)
+    def titan_brains(**kw: Any) -> dict[str, Any]:
+        return {kw["namespace"]: {"name": kw["name"], "uid": kw["uid"], "spec": copy.deepcopy(dict(kw["spec"])),
+                                  "core": copy.deepcopy(dict(kw["status"].get("core") or {})),
+                                  "generation": kw["meta"].get("generation")}}
+
+    @kopf.on.resume(GROUP, VERSION, "titanphases", registry=reg)
+    @kopf.on.create(GROUP, VERSION, "titanphases", registry=reg)
+    @kopf.on.update(GROUP, VERSION, "titanphases", field="spec", registry=reg)
+    async def phase_changed(**kw: Any) -> None:
+        shell: Shell = kw["memo"]["shell"]
+        params = copy.deepcopy(dict(kw["spec"].get("params") or {}))
+        if await shell.runtime.put_params(kw["name"], params):
+            kopf.event(kw["body"], type="Normal", reason="ParamsPublished",
+                       message=f"spec.params published to the parameters bucket ({len(params)} keys)")
+        await _reconcile_from(kw)
+
+    @kopf.on.resume(GROUP, VERSION, "titanbrains", registry=reg)
+    @kopf.on.create(GROUP, VERSION, "titanbrains", registry=reg)
+    @kopf.on.update(GROUP, VERSION, "titanbrains", field="spec", registry=reg)
+    async def brain_changed(**kw: Any) -> None:
+        await _reconcile_from(kw)
+
+    @kopf.timer(GROUP, VERSION, "titanbrains", interval=cfg.interval_s, initial_delay=cfg.interval_s,
+                registry=reg)
+    async def brain_timer(**kw: Any) -> None:
+        await _reconcile_from(kw)
+
+    return reg
+
+
+def _items(index: kopf.Index[str, Any], namespace: str) -> list[dict[str, Any]]:
+    store: Iterable[dict[str, Any]] = index.get(namespace, [])
+    return sorted(store, key=lambda item: item["name"])
+
+
+async def reconcile(
+    namespace: str,
+    shell: Shell,
+    titan_phases: kopf.Index[str, Any],
+    titan_brains: kopf.Index[str, Any],
+    logger: logging.Logger,
+) -> None:
+    """Decide and apply everything for the organism in ``namespace``. Idempotent."""
+    brains = _items(titan_brains, namespace)
+    if not brains:
+        logger.info("no TitanBrain in %s yet: nothing decided (phases without budgets may only reduce)",
+                    namespace)
+        return
+    if shell.namespace is None:
+        shell.namespace = namespace
+    elif shell.namespace != namespace:
+        logger.warning("ignoring the TitanBrain in %s: this operator serves %s", namespace, shell.namespace)
+        return
+    brain = brains[0]
+    brain_ref = _owner("TitanBrain", brain, namespace)
+    rt = shell.runtime
+    if rt.nc.is_closed:  # shutting down
+        return
+    # One reconcile at a time: handlers for several objects and the timer may fire together.
+    async with rt.lock:
+        try:
+            await _reconcile_locked(namespace, shell, brain, brain_ref, titan_phases, logger)
+        except Exception:
+            metrics.BRAIN_RECONCILES.labels(result="error").inc()
+            raise
+
+
+async def _reconcile_locked(namespace: str, shell: Shell, brain: dict[str, Any], brain_ref: kopf.Body,
+                            titan_phases: kopf.Index[str, Any], logger: logging.Logger) -> None:
+    rt, settings = shell.runtime, shell.settings
+    if not shell.restored:
+        rt.restore(brain["core"])
+        shell.restored = True
+    try:
+        policy = parse_brain_spec(brain["spec"])
+    except PolicyError as exc:
+        metrics.BRAIN_RECONCILES.labels(result="invalid").inc()
+        kopf.event(brain_ref, type="Warning", reason="InvalidSpec", message=str(exc))
+        return
+    items: dict[str, dict[str, Any]] = {}
+    phases: list[PhaseSpec] = []
+    for item in _items(titan_phases, namespace):
+        try:
+            phases.append(parse_phase_spec(item["name"], item["spec"]))
+            items[item["name"]] = item
+        except PolicyError as exc:
+            kopf.event(_owner("TitanPhase", item, namespace), type="Warning", reason="InvalidSpec",
+                       message=f"{exc}; the phase gets no budget (it may only reduce)")
+    decision = rt.decide(policy, phases)
+    await rt.apply(decision)
+
+    # Kubernetes side: events, statuses, deployments.
+    for change in decision.breaker_changes:
+        kopf.event(brain_ref, type="Warning" if change.tripped else "Normal",
+                   reason=f"{change.kind.value.capitalize()}Breaker{'Tripped' if change.tripped else 'Reset'}",
+                   message=change.reason)
+    for phase_id, old, new in decision.state_changes:
+        if phase_id in items:
+            kopf.event(_owner("TitanPhase", items[phase_id], namespace),
+                       type="Warning" if new == "Halted" else "Normal", reason="StateChanged",
+                       message=f"{old or 'new'} -> {new}: {decision.phases[phase_id].reason}"[:1000])
+    now = decision.ts_ns
+    brain_status = {**status_for_brain(decision, rt.core.to_dict()), "observedGeneration": brain["generation"]}
+    if shell.status_due(f"TitanBrain/{brain['name']}", brain_status, now):
+        await _patch(settings, logger, TITANBRAINS, namespace, brain["name"], {"status": brain_status})
+    for phase_id, item in items.items():
+        phase_status = status_for_phase(decision, phase_id, item["generation"])
+        if shell.status_due(f"TitanPhase/{phase_id}", phase_status, now):
+            await _patch(settings, logger, TITANPHASES, namespace, phase_id, {"status": phase_status})
+        await _ensure_deployment(shell, settings, logger, namespace, item, decision.phases[phase_id].replicas)
+    metrics.BRAIN_RECONCILES.labels(result="ok").inc()
+
+
+def merge_patch_value(value: Any, *, in_list: bool = False) -> Any:
+    """Empty strings become ``null`` in a merge patch (= remove the field) instead of ``""``; inside
+    list items they are dropped. A status never carries "" then, and a field that became empty is
+    removed rather than left at its old value. (Some API server builds also decode "" as null and
+    then reject it against a ``type: string`` schema.)"""
+    if isinstance(value, dict):
+        if in_list:
+            return {k: merge_patch_value(v) for k, v in value.items() if v != ""}
+        return {k: (None if v == "" else merge_patch_value(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [merge_patch_value(v, in_list=True) for v in value]
+    return value
+
+
+async def _patch(settings: kopf.OperatorSettings, logger: logging.Logger, resource: references.Resource,
+                 namespace: str, name: str, patch: dict[str, Any]) -> None:
+    subresource = "status" if "status" in patch else None
+    patch = merge_patch_value(patch)
+    try:
+        url = resource.get_url(namespace=references.NamespaceName(namespace), name=name, subresource=subresource)
+        await kube_api.patch(url=url, headers=MERGE, payload=patch, settings=settings, logger=logger)
+    except kube_errors.APINotFoundError:
+        logger.debug("%s/%s vanished before its status was written", namespace, name)
+
+
+async def _ensure_deployment(shell: Shell, settings: kopf.OperatorSettings, logger: logging.Logger,
+                             namespace: str, item: dict[str, Any], replicas: int) -> None:
+    """Create or scale the phase's Deployment (an adopted child of the TitanPhase)."""
+    name = item["name"]
+    desired_replicas = min(replicas, int(item["spec"].get("replicas", 1)))
+    desired = deployments.render_deployment(name, namespace, item["spec"], desired_replicas,
+                                            default_image=shell.config.default_image, pod=shell.config.pod)
+    kopf.adopt(desired, owner=_owner("TitanPhase", item, namespace))
+    url = DEPLOYMENTS.get_url(namespace=references.NamespaceName(namespace), name=desired["metadata"]["name"])
+    try:
+        existing = await kube_api.get(url=url, settings=settings, logger=logger)
+    except kube_errors.APINotFoundError:
+        try:
+            await kube_api.post(url=DEPLOYMENTS.get_url(namespace=references.NamespaceName(namespace)), payload=desired,
+                                settings=settings, logger=logger)
+        except kube_errors.APIConflictError:
+            logger.debug("%s exists already; it is reconciled on the next pass", desired["metadata"]["name"])
+            return
+        kopf.event(_owner("TitanPhase", item, namespace), type="Normal", reason="DeploymentCreated",
+                   message=f"{desired['metadata']['name']} with {desired_replicas} replica(s)")
+        return
+    book = shell.runtime.core.books.get(name)
+    holds = book is not None and book.exposure != 0
+    patch, deferred = deployments.plan_update(existing, desired, holds_positions=holds)
+    if deferred and name not in shell.deferred:
+        kopf.event(_owner("TitanPhase", item, namespace), type="Warning", reason="RestartDeferred",
+                   message="pod template changed while the phase holds positions; "
+                           "set spec.restartToken to restart it anyway")
+    if deferred:
+        shell.deferred.add(name)
+    else:
+        shell.deferred.discard(name)
+    if patch is not None:
+        await kube_api.patch(url=url, headers=MERGE, payload=patch, settings=settings, logger=logger)
+        if "replicas" in patch.get("spec", {}):
+            kopf.event(_owner("TitanPhase", item, namespace), type="Normal", reason="Scaled",
+                       message=f"{desired['metadata']['name']} -> {desired_replicas} replica(s)")
+
+
+# `kopf run -m titan.operator.kopf_app` uses the default registry.
+if os.environ.get("TITAN_BRAIN_REGISTER_DEFAULT", "1") == "1":
+    build_registry(registry=kopf.get_default_registry())

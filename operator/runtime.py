@@ -1,0 +1,225 @@
+"""The Brain's NATS shell, shared by the kopf operator and the local driver.
+
+Feeds equity and closed trades from JetStream (durable consumer ``catalog.brain_consumer``) into a
+:class:`BrainCore`, and applies each :class:`Decision`: budgets and the trading state to NATS KV,
+allocation / breaker / trading-state events to JetStream (the ledger writer records them), metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from titan.core import metrics
+from titan.core.bus import (
+    DurableConsumer,
+    Reject,
+    StateStore,
+    canonical_json,
+    decode_event,
+    ensure_jetstream,
+    new_event_id,
+    publish_event,
+)
+from titan.core.catalog import Catalog
+from titan.core.clock import NS_PER_S, Clock
+from titan.core.money import D, MoneyError, s
+from titan.operator.brain import BrainCore, BrainPolicy, Decision, PhaseSpec, breaker_event
+from titan.v1 import events_pb2
+
+log = logging.getLogger("titan.brain")
+
+SOURCE = "brain"
+
+
+class BrainRuntime:
+    """One organism's Brain: core state + NATS I/O. Not thread-safe; one event loop."""
+
+    def __init__(self, nc: Client, catalog: Catalog, clock: Clock, *, consume: bool = True) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self.catalog = catalog
+        self.clock = clock
+        self.core = BrainCore()
+        self.policy = BrainPolicy()
+        self.store = StateStore(self.js, catalog)
+        self.lock = asyncio.Lock()
+        self.last_decision: Decision | None = None
+        self._consume = consume
+        self._consumer: DurableConsumer[events_pb2.Event] | None = None
+        self._published_alloc: dict[str, tuple[str, str, str, str]] = {}
+        self._published_mode: tuple[str, str] | None = None
+        self._budget_phases: set[str] = set()
+        self._params: dict[str, str] = {}
+        self.events_seen = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await ensure_jetstream(self.js, self.catalog)
+        self.store = await StateStore.open(self.js, self.catalog)
+        if self._consume:
+            self._consumer = DurableConsumer(self.js, self.catalog.brain_consumer, self._on_event, decode_event)
+            await self._consumer.start()
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        """Adopt persisted core state (breakers, day start, high-water mark) once, at start."""
+        if state:
+            self.core = BrainCore.from_dict(state)
+
+    # --- inputs -------------------------------------------------------------------------------
+    async def _on_event(self, event: events_pb2.Event) -> None:
+        body = event.WhichOneof("body")
+        try:
+            if body == "equity":
+                eq = event.equity
+                self.core.observe_equity(
+                    eq.scope or "total",
+                    D(eq.equity or "0"),
+                    eq.ts_ns or event.ts_ns,
+                    realized=D(eq.realized_pnl or "0"),
+                    unrealized=D(eq.unrealized_pnl or "0"),
+                    exposure=D(eq.exposure or "0"),
+                )
+            elif body == "fill":
+                fill = event.fill
+                realized = D(fill.realized_pnl or "0")
+                if realized != 0 and fill.phase_id:  # a closing fill ends (part of) a trade
+                    pnl = realized - D(fill.fee or "0")
+                    self.core.observe_trade(fill.phase_id, pnl, fill.ts_ns or event.ts_ns, self.policy)
+        except MoneyError as exc:
+            raise Reject("bad_decimal", str(exc)) from None
+        self.events_seen += 1
+
+    # --- decisions ----------------------------------------------------------------------------
+    def decide(self, policy: BrainPolicy, phases: Sequence[PhaseSpec]) -> Decision:
+        self.policy = policy
+        decision = self.core.decide(self.clock.now_ns(), policy, phases)
+        self.last_decision = decision
+        return decision
+
+    async def apply(self, decision: Decision) -> None:
+        """Publish what the decision says; safe to repeat (KV puts; events deduplicated by id)."""
+        for phase_id in decision.phases:
+            await self.store.put_budget(decision.budget(phase_id))
+        for gone in self._budget_phases - set(decision.phases):
+            # Deleted phase: no budget means execution lets it only reduce.
+            try:
+                await self.store.delete_budget(gone)
+            except Exception as exc:
+                log.warning("could not delete the budget of %s: %s", gone, exc)
+        self._budget_phases = set(decision.phases)
+
+        mode_key = (decision.trading_mode.value, decision.trading_reason)
+        if mode_key != self._published_mode:
+            state = decision.trading_state()
+            await self.store.put_trading_state(state)
+            await self._publish(events_pb2.Event(
+                event_id=new_event_id(SOURCE, "trading_state", decision.budget_version),
+                source=SOURCE, ts_ns=decision.ts_ns, trading_state=state))
+            self._published_mode = mode_key
+
+        for change in decision.breaker_changes:
+            await self._publish(events_pb2.Event(
+                event_id=new_event_id(SOURCE, "breaker", change.kind.value, change.ts_ns, int(change.tripped)),
+                source=SOURCE, ts_ns=change.ts_ns, breaker=breaker_event(change)))
+
+        for phase_id in decision.phases:
+            key = decision.allocation_key(phase_id)
+            if self._published_alloc.get(phase_id) != key:
+                await self._publish(events_pb2.Event(
+                    event_id=new_event_id(SOURCE, "allocation", phase_id, decision.budget_version),
+                    source=SOURCE, ts_ns=decision.ts_ns, allocation=decision.allocation(phase_id)))
+                self._published_alloc[phase_id] = key
+        self.record_metrics(decision)
+
+    async def _publish(self, event: events_pb2.Event) -> None:
+        await publish_event(self.js, self.catalog, event)
+
+    async def put_params(self, phase_id: str, params: dict[str, Any]) -> bool:
+        """Publish a phase's params to KV when they changed; True if written."""
+        text = canonical_json(params)
+        if self._params.get(phase_id) == text:
+            return False
+        await self.store.put_params(phase_id, params)
+        self._params[phase_id] = text
+        return True
+
+    @staticmethod
+    def record_metrics(decision: Decision) -> None:
+        for p in decision.phases.values():
+            metrics.ALLOCATION_WEIGHT.labels(phase=p.phase_id).set(float(p.weight))
+            metrics.ALLOCATION_NOTIONAL.labels(phase=p.phase_id).set(float(p.notional))
+        metrics.BREAKER_STATE.labels(kind="hard").set(1 if decision.hard_tripped else 0)
+        metrics.BREAKER_STATE.labels(kind="soft").set(1 if decision.soft_active else 0)
+        for state in ("normal", "cautious", "halted"):
+            metrics.RISK_STATE.labels(state=state).set(1 if decision.risk_state.value == state else 0)
+        metrics.BRAIN_DECISION_AGE.set(decision.ts_ns / NS_PER_S)
+
+
+def status_for_brain(decision: Decision, core_state: dict[str, Any]) -> dict[str, Any]:
+    """TitanBrain.status from a decision."""
+    breaker = "hard" if decision.hard_tripped else ("soft" if decision.soft_active else "ok")
+    return {
+        "equity": s(decision.equity),
+        "dayStartEquity": s(decision.day_start_equity),
+        "highWatermark": s(decision.high_watermark),
+        "drawdown": s(decision.daily_drawdown),
+        "peakDrawdown": s(decision.peak_drawdown),
+        "riskState": decision.risk_state.value,
+        "tradingMode": decision.trading_mode.value,
+        "reason": decision.trading_reason,
+        "bandLevel": decision.band_level,
+        "tierLeverage": s(decision.tier_leverage),
+        "breaker": {"state": breaker, "hard": decision.hard_tripped, "soft": decision.soft_active,
+                    "reason": decision.trading_reason if breaker != "ok" else ""},
+        "lastDecisionTime": _iso(decision.ts_ns),
+        "lastEquityTime": _iso(decision.equity_ts_ns) if decision.equity_ts_ns else "",
+        "budgetVersion": str(decision.budget_version),
+        "core": core_state,
+    }
+
+
+def status_for_phase(decision: Decision, phase_id: str, generation: int | None) -> dict[str, Any]:
+    """TitanPhase.status from a decision."""
+    p = decision.phases[phase_id]
+    status: dict[str, Any] = {
+        "state": p.state.value,
+        "reason": p.reason,
+        "allocation": {
+            "weight": s(p.weight),
+            "notional": s(p.notional),
+            "maxLeverage": s(p.max_leverage),
+            "maxNotional": s(p.max_notional),
+            "modifier": s(p.modifier),
+        },
+        "equity": "" if p.equity is None else s(p.equity),  # the phase's own, once execution reports it
+        "pnl": {"realized": s(p.pnl_realized), "unrealized": s(p.pnl_unrealized), "today": s(p.pnl_today)},
+        "drawdown": s(p.drawdown),
+        "budgetVersion": str(decision.budget_version),
+        "replicas": p.replicas,
+        "lastDecisionTime": _iso(decision.ts_ns),
+        "conditions": [{
+            "type": "Trading",
+            "status": "True" if p.state.value == "Active" else "False",
+            "reason": p.state.value,
+            "message": p.reason[:500],
+        }],
+    }
+    if generation is not None:
+        status["observedGeneration"] = generation
+    return status
+
+
+def _iso(ts_ns: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts_ns // NS_PER_S))

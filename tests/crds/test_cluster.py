@@ -1,0 +1,224 @@
+"""Against a real kube-apiserver + etcd on loopback (../shared/k8s-apiserver): the CRDs register,
+the samples apply, schema violations are rejected by the server, `kubectl get tp` shows the printer
+columns, and the Brain operator reconciles real objects (status, Deployments, kill switch).
+
+Marked `cluster`; skipped when etcd or the API server binary is missing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kopf.testing import KopfRunner
+
+from tests.util import wait_for
+from titan.core.bus import StateStore
+from titan.core.catalog import Catalog
+from titan.operator.deployments import PodSettings
+from titan.operator.kopf_app import OperatorConfig, build_registry
+from titan.v1 import common_pb2
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
+
+ROOT = Path(__file__).resolve().parents[2]
+START = ROOT.parent / "shared" / "k8s-apiserver" / "start"
+NS = "titan-cluster"
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+
+
+def _free_base_port() -> int:
+    """A port P with P, P+7 and P+8 free (API server, etcd client, etcd peer)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = int(s.getsockname()[1])
+        if base + 8 > 65535:
+            continue
+        ok = True
+        for port in (base + 7, base + 8):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+        if ok:
+            return base
+    raise RuntimeError("no free port triple")
+
+
+def _stop(pidfile: Path) -> None:
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def kubeconfig() -> Iterator[Path]:
+    if not os.access(ETCD, os.X_OK):
+        pytest.skip("etcd is not installed (apt-get install -y etcd-server): no real API server")
+    if not START.exists() or not (START.parent / "kube-apiserver").exists():
+        pytest.skip(f"no kube-apiserver at {START.parent}")
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    workdir = Path(tempfile.mkdtemp(prefix="titan-kas-"))
+    try:
+        proc = subprocess.run([str(START), str(workdir), str(_free_base_port())], capture_output=True, text=True,
+                              timeout=180, check=False)
+        if proc.returncode != 0:
+            pytest.fail(f"API server did not start: {proc.stderr[-2000:]}")
+        path = Path(proc.stdout.strip().splitlines()[-1])
+        yield path
+    finally:
+        _stop(workdir / "kas.pid")
+        _stop(workdir / "etcd.pid")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def kubectl(
+    kubeconfig: Path, *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", *args], input=stdin, capture_output=True,
+                          text=True, timeout=60, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def cluster(kubeconfig: Path) -> Path:
+    for name in ("titanphase.yaml", "titanbrain.yaml", "kopf-peering.yaml"):
+        kubectl(kubeconfig, "apply", "-f", str(ROOT / "crds" / name))
+    kubectl(kubeconfig, "wait", "--for=condition=established", "--timeout=60s",
+            "crd/titanphases.titan.trading", "crd/titanbrains.titan.trading")
+    kubectl(kubeconfig, "create", "namespace", NS)
+    return kubeconfig
+
+
+def _sample(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "crds" / "samples" / name).read_text())
+    return doc
+
+
+def test_samples_apply_and_kubectl_shows_the_columns(cluster: Path) -> None:
+    kubectl(cluster, "apply", "-n", NS, "-f", str(ROOT / "crds" / "samples"))
+    out = kubectl(cluster, "get", "tp", "-n", NS).stdout
+    header = out.splitlines()[0].split()
+    assert header == ["NAME", "PHASE", "STATE", "WEIGHT", "NOTIONAL", "LEVERAGE", "PNL-TODAY", "AGE"]
+    assert {line.split()[0] for line in out.splitlines()[1:]} == {"scavenger", "hunter", "sentinel", "ai-quant"}
+    out = kubectl(cluster, "get", "tb", "-n", NS).stdout
+    assert out.splitlines()[0].split()[:3] == ["NAME", "SWITCH", "MODE"] and "titan" in out
+    # server-side defaulting from the schema
+    hunter = json.loads(kubectl(cluster, "get", "tp", "hunter", "-n", NS, "-o", "json").stdout)
+    assert hunter["spec"]["replicas"] == 1 and hunter["spec"]["enabled"] is True
+
+
+@pytest.mark.parametrize(
+    ("sample", "path", "value", "message"),
+    [
+        ("titanphase-hunter.yaml", ("spec", "maxLeverage"), 500, "spec.maxLeverage"),
+        ("titanphase-hunter.yaml", ("spec", "phase"), "gambler", "spec.phase"),
+        ("titanbrain.yaml", ("spec", "tradingState"), "Off", "spec.tradingState"),
+        ("titanbrain.yaml", ("spec", "riskPolicy", "maxDailyDrawdown"), 2, "spec.riskPolicy.maxDailyDrawdown"),
+    ],
+)
+def test_the_server_rejects_out_of_bounds_values(cluster: Path, sample: str, path: tuple[str, ...], value: Any,
+                                                  message: str) -> None:
+    doc = _sample(sample)
+    doc["metadata"]["name"] = "bad-one"
+    cur = doc
+    for key in path[:-1]:
+        cur = cur[key]
+    cur[path[-1]] = value
+    proc = kubectl(cluster, "apply", "-n", NS, "-f", "-", stdin=yaml.safe_dump(doc), check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr and "is invalid" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+async def operator(cluster: Path, nats_url: str, catalog: Catalog) -> AsyncIterator[KopfRunner]:
+    kubectl(cluster, "apply", "-n", NS, "-f", str(ROOT / "crds" / "samples"))
+    os.environ["KUBECONFIG"] = str(cluster)
+    pod = PodSettings(service_account="titan-phase", settings_configmap="titan-settings",
+                      hmac_secret="titan-hmac-keys", gemini_secret="titan-gemini")
+    config = OperatorConfig(nats_url=nats_url, catalog_namespace=catalog.namespace, interval_s=1.0, pod=pod)
+    runner = KopfRunner(["run", "--standalone", "--namespace", NS], registry=build_registry(config), timeout=60)
+    runner.__enter__()
+    try:
+        yield runner
+    finally:
+        await asyncio.to_thread(runner.__exit__, None, None, None)
+        os.environ.pop("KUBECONFIG", None)
+    assert runner.exception is None, runner.exception
+
+
+def _get_json(kubeconfig: Path, *args: str) -> dict[str, Any]:
+    proc = kubectl(kubeconfig, "get", *args, "-n", NS, "-o", "json", check=False)
+    return json.loads(proc.stdout) if proc.returncode == 0 else {}
+
+
+async def test_the_operator_reconciles_real_objects(operator: KopfRunner, cluster: Path, bus_js: Any,
+                                                    catalog: Catalog) -> None:
+    def phase_state(name: str) -> str:
+        return str(_get_json(cluster, "tp", name).get("status", {}).get("state", ""))
+
+    await wait_for(lambda: phase_state("scavenger") == "Active" and phase_state("hunter") == "Dormant", timeout=90)
+    out = kubectl(cluster, "get", "tp", "-n", NS).stdout
+    row = next(line.split() for line in out.splitlines() if line.startswith("scavenger"))
+    assert row[1:6] == ["scavenger", "Active", "1", "1000", "10"]
+
+    def replicas(name: str) -> int | None:
+        dep = _get_json(cluster, "deployment", f"titan-phase-{name}")
+        return None if not dep else int(dep["spec"]["replicas"])
+
+    await wait_for(lambda: replicas("hunter") == 0 and replicas("scavenger") == 1, timeout=60)
+    dep = _get_json(cluster, "deployment", "titan-phase-scavenger")
+    assert dep["metadata"]["ownerReferences"][0]["kind"] == "TitanPhase"
+    pod_spec = dep["spec"]["template"]["spec"]
+    assert pod_spec["serviceAccountName"] == "titan-phase"
+    assert {v["name"] for v in pod_spec["volumes"]} == {"tmp", "hmac-keys"}
+    assert pod_spec["containers"][0]["args"] == ["phase", "run", "scavenger"]
+    ai = _get_json(cluster, "deployment", "titan-phase-ai-quant")["spec"]["template"]["spec"]["containers"][0]
+    assert any(e["name"] == "TITAN_GEMINI_API_KEY" for e in ai["env"])
+    events = _get_json(cluster, "events")
+    assert any(e.get("reason") == "StateChanged" for e in events.get("items", []))
+
+    # kill switch through the real API
+    kubectl(cluster, "patch", "tb", "titan", "-n", NS, "--type=merge", "-p", '{"spec":{"tradingState":"Halted"}}')
+    store = StateStore(bus_js, catalog)
+
+    async def halted() -> bool:
+        ts = await store.get_trading_state()
+        return ts is not None and ts.mode == common_pb2.TRADING_MODE_HALTED
+
+    await wait_for(halted, timeout=60)
+    await wait_for(lambda: all(phase_state(n) == "Halted" for n in ("scavenger", "hunter", "sentinel", "ai-quant")),
+                   timeout=60)
+    brain = _get_json(cluster, "tb", "titan")
+    assert brain["status"]["tradingMode"] == "HALTED" and brain["status"]["observedGeneration"] >= 2
