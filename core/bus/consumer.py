@@ -144,7 +144,7 @@ class DurableConsumer(Generic[T]):
                 if self._stopping:
                     return
                 raise
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):  # an idle fetch window (nats-py raises either)
                 backoff = 0.1
                 continue
             except Exception as exc:  # connection trouble, consumer deleted, ...: keep trying
