@@ -11,10 +11,14 @@ from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
 
 
 class ScavengerParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # TitanPhase.spec.params use Kubernetes' camelCase (minTradesInWindow); Python code uses snake_case.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, validate_by_name=True, validate_by_alias=True
+    )
 
     # --- universe and routing ----------------------------------------------------------------
     symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT"], min_length=1, max_length=50)
