@@ -6,10 +6,10 @@ The model (parameters in :class:`SimConfig`, statistics documented in docs/marke
 * **Price** (spot/index, log): per-minute GARCH(1,1) variance whose long-run level depends on a
   three-state Markov regime (calm / normal / turbulent), spread over the minute's seconds with
   cross-symbol correlation, plus Laplace-sized jumps (Poisson per minute).
-* **Stop-runs (traps):** when the price comes close to the high/low of the look-back window, it may
-  sweep a little beyond the extreme within seconds on a burst of aggressive trades (and short/long
-  liquidations on the perp), then fall back inside the range — a temporary excursion on top of the
-  price path.
+* **Stop-runs (traps):** when the perp comes close to the highest high / lowest low it printed over a
+  look-back window, it may run to that level, break it by a little on a dense burst of aggressive
+  trades (stops and short/long liquidations), then fall back inside the range — a temporary
+  excursion on top of the price path.
 * **Basis:** the perp mark is ``index × (1 + b)`` with ``b`` an Ornstein–Uhlenbeck process (mean,
   stationary sd and half-life configurable), pushed in the direction of a jump when the jump sets off
   a liquidation cascade, then mean-reverting.
@@ -18,13 +18,20 @@ The model (parameters in :class:`SimConfig`, statistics documented in docs/marke
   A predicted (unsettled) rate is published each minute.
 * **Open interest** mean-reverts slowly; a liquidation cascade removes a share of it, and the
   liquidation events of the cascade add up to exactly the removed amount.
-* **Microstructure:** Poisson trades (rate rising with the move size and in turbulence and bursts),
-  aggressor side following the move, trade prices at the touch; a book of ``depth_levels`` per side
-  around the mid (snapshot, then deltas), top of book, mark/index, 1-minute candles from the trades.
+* **Microstructure:** trades arrive as a self-exciting (Hawkes) process: immigrant trades at a
+  rate rising with the move size and in turbulence, each trade begetting follow-on trades after
+  log-uniform delays; stop-runs and liquidation cascades add dense bursts (hundreds of trades within
+  a few hundred milliseconds, aggressor mostly in the run's direction). Trade prices at the touch; a
+  book of ``depth_levels`` per side around the mid (snapshot, then deltas), top of book, mark/index,
+  candles (1-minute from the trades, longer ones rolled up from them).
+* **History prelude** (``history_hours``): before the first event at ``start_ns`` the simulator
+  generates the preceding hours of the same path and emits them flat out as closed candles plus
+  open interest and funding, so consumers that need history (structure candles) can start at once.
 
 Determinism: the price/basis/funding path uses its own random stream, separate from the
 microstructure stream, so the same seed gives the same path whatever the event densities are
-(tests use sparse microstructure to check the path statistics quickly).
+(tests use sparse microstructure to check the path statistics quickly). The prelude's candle
+volumes draw from a third stream.
 """
 
 from __future__ import annotations
@@ -55,11 +62,13 @@ from titan.v1.market_pb2 import (
     Trade,
 )
 
+from .candles import timeframe_ns
 from .source import Sleep, pace
 
 NS_PER_S = 1_000_000_000
 MINUTE_NS = 60 * NS_PER_S
 HOUR_NS = 3600 * NS_PER_S
+DAY_NS = 24 * HOUR_NS
 SPOT = InstrumentKind.INSTRUMENT_KIND_SPOT
 PERP = InstrumentKind.INSTRUMENT_KIND_PERP
 BUY = Side.SIDE_BUY
@@ -67,6 +76,10 @@ SELL = Side.SIDE_SELL
 DEFAULT_START_NS = 1_704_067_200 * NS_PER_S  # 2024-01-01 00:00 UTC
 
 REGIMES = ("calm", "normal", "turbulent")
+
+F64 = np.ndarray[Any, np.dtype[np.float64]]
+I64 = np.ndarray[Any, np.dtype[np.int64]]
+B8 = np.ndarray[Any, np.dtype[np.bool_]]
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,8 @@ class SimConfig:
     start_ns: int = DEFAULT_START_NS
     end_ns: int | None = None          # None: run forever
     venue: str = "sim"
+    # -- history prelude: the hours before start_ns, emitted first (closed candles, OI, funding) ----
+    history_hours: int = 0
     # -- regimes: per-minute volatility, mean duration (minutes), activity multiplier ----------------
     regime_vol: tuple[float, float, float] = (0.0004, 0.0008, 0.0022)
     regime_duration_min: tuple[float, float, float] = (720.0, 480.0, 90.0)
@@ -121,15 +136,23 @@ class SimConfig:
     cascade_threshold: float = 0.006   # |jump| above this sets off a liquidation cascade
     cascade_oi_drop_per_pct: float = 0.04  # OI share removed per 1% move (capped at 30%)
     cascade_basis_beta: float = 0.08   # basis shock = beta × jump
+    cascade_activity: float = 6.0      # trade-rate multiplier for 10 s after the jump
+    cascade_burst_scale: float = 2.0   # a cascade's trade burst is this many times a stop-run's
     # -- stop-runs at range extremes --------------------------------------------------------------
-    trap_lookback_min: int = 240
-    trap_trigger_vol: float = 1.0      # price within this many minute-vols of the extreme arms a run
+    trap_lookback_min: tuple[int, ...] = (3000, 240)  # perp high/low windows, longest tried first
+    trap_trigger_vol: float = 2.0      # price within this many minute-vols of the extreme arms a run
     trap_prob_per_min: float = 0.2     # chance an armed minute starts a run
-    trap_overshoot_vol: tuple[float, float] = (1.0, 3.0)  # sweep beyond the extreme, in minute-vols
-    trap_rise_s: tuple[int, int] = (5, 20)
+    trap_overshoot_vol: tuple[float, float] = (1.0, 3.0)  # break beyond the extreme, in minute-vols
+    trap_rise_s: tuple[int, int] = (5, 20)   # the run up to the level; the break is the next second
     trap_fall_s: tuple[int, int] = (30, 120)
     trap_rejection_vol: tuple[float, float] = (0.5, 2.0)  # where the run ends, inside the range
     trap_cooldown_min: int = 30
+    trap_activity: float = 3.0         # trade-rate multiplier while a run lasts
+    # -- trade bursts (stop-runs; cascades × cascade_burst_scale) ---------------------------------------
+    burst_rate_per_s: tuple[float, float] = (800.0, 2500.0)  # perp trades per second inside a burst
+    burst_ms: tuple[int, int] = (150, 400)                   # burst duration
+    burst_spot_share: float = 0.6      # spot burst size relative to the perp's
+    burst_aggressor: float = 0.9       # share of burst trades whose taker side is the run's direction
     # -- basis (perp premium over index) ------------------------------------------------------------
     basis_mean: float = 0.0002
     basis_sd: float = 0.0008           # stationary standard deviation
@@ -144,6 +167,11 @@ class SimConfig:
     oi_half_life_min: float = 1440.0
     # -- microstructure (does not change the path) ------------------------------------------------
     trade_rate: tuple[float, float] = (0.8, 1.5)   # trades per second: (spot, perp) at activity 1
+    activity_sd: float = 0.6           # log trade-activity of a symbol: OU per second, stationary sd
+    activity_half_life_s: float = 60.0
+    hawkes_branching: float = 0.6      # mean follow-on trades per trade (< 1)
+    hawkes_delay_s: tuple[float, float] = (0.001, 30.0)  # log-uniform delay of a follow-on trade
+    hawkes_side_persistence: float = 0.7  # chance a follow-on trade has its parent's taker side
     spread_ticks: int = 1
     depth_levels: int = 20
     depth_step_bps: int = 1            # spacing of the levels behind the touch
@@ -152,7 +180,8 @@ class SimConfig:
     top_every_s: int = 1
     mark_every_s: int = 1
     oi_every_s: int = 60
-    candles: bool = True
+    candles: bool = True               # live candles (the prelude always has them)
+    candle_timeframes: tuple[str, ...] = ("1m", "1h")  # 1m from trades, longer ones rolled up
 
     def replace(self, **changes: Any) -> SimConfig:
         return dataclasses.replace(self, **changes)
@@ -182,6 +211,32 @@ def fmt_rate(x: float) -> str:
     return fmt_units(round(x * 10**8), 8)
 
 
+class _Ring:
+    """The last ``size`` values pushed, with the max/min over the most recent ``w`` of them."""
+
+    def __init__(self, size: int) -> None:
+        self.buf = np.zeros(max(1, size))
+        self.n = 0
+
+    def push(self, v: float) -> None:
+        self.buf[self.n % len(self.buf)] = v
+        self.n += 1
+
+    def _last(self, w: int) -> F64:
+        size = len(self.buf)
+        w = min(w, self.n, size)
+        end = self.n % size
+        if w <= end:
+            return self.buf[end - w : end]
+        return np.concatenate((self.buf[: end], self.buf[size - (w - end) :]))
+
+    def max_last(self, w: int) -> float:
+        return float(self._last(w).max())
+
+    def min_last(self, w: int) -> float:
+        return float(self._last(w).min())
+
+
 @dataclass
 class _Sym:
     spec: SymbolSpec
@@ -191,11 +246,11 @@ class _Sym:
     basis: float
     log_oi: float
     log_oi_target: float
+    highs: _Ring                    # highest perp log price of each past minute
+    lows: _Ring
     overlay: list[float] = field(default_factory=list)   # pending trap overlay, one per second
-    trap_dir: int = 0
     carry: float = 0.0
     cooldown: int = 0
-    closes: list[float] = field(default_factory=list)    # recent minute closes (log) for the range
     premium_sum: float = 0.0
     premium_n: int = 0
 
@@ -204,12 +259,13 @@ class _Sym:
 class _Minute:
     """The path of one symbol over one minute (per second), plus what happened in it."""
 
-    index: np.ndarray[Any, np.dtype[np.float64]]
-    mark: np.ndarray[Any, np.dtype[np.float64]]
-    ret_abs: np.ndarray[Any, np.dtype[np.float64]]    # |log return| per second / second vol
-    direction: np.ndarray[Any, np.dtype[np.float64]]  # sign-ish of the move per second, -1..1
-    burst: np.ndarray[Any, np.dtype[np.float64]]      # trade-rate multiplier per second
-    liquidations: list[tuple[int, int, float]]        # (second, side, base size)
+    index: F64
+    mark: F64
+    ret_abs: F64    # |log return| per second / second vol
+    direction: F64  # sign-ish of the move per second, -1..1
+    stress: F64     # trade-rate multiplier per second (runs, cascades)
+    bursts: list[tuple[int, int, float]]        # (second, direction, size scale): dense trade bursts
+    liquidations: list[tuple[int, int, float]]  # (second, side, base size)
     oi: float
     oi_changed: bool
 
@@ -219,11 +275,16 @@ class SimStats:
     """What the simulator did (for tests and the docs)."""
 
     minutes: int = 0
+    prelude_minutes: int = 0
     jumps: int = 0
     cascades: int = 0
     traps: int = 0
     fundings: int = 0
     regime_minutes: list[int] = field(default_factory=lambda: [0, 0, 0])
+    # (start of the second of the break, symbol, direction, the swept level as a perp price)
+    trap_log: list[tuple[int, str, int, float]] = field(default_factory=list)
+    # (start of the second of the jump, symbol, direction)
+    cascade_log: list[tuple[int, str, int]] = field(default_factory=list)
 
 
 class Simulator:
@@ -249,11 +310,13 @@ class Simulator:
 
     # --- Source protocol ---------------------------------------------------------------------
     def events(self, end_ns: int | None = None) -> Iterator[MarketEvent]:
-        """Time-ordered events from ``start_ns`` until ``end_ns`` (or the config's, or forever)."""
+        """Time-ordered events: the history prelude (if ``history_hours``), then everything from
+        ``start_ns`` until ``end_ns`` (or the config's, or forever)."""
         gen = _Generator(self.config, self.stats)
         stop = end_ns if end_ns is not None else self.config.end_ns
         start = self.config.start_ns
-        for batch in gen.minutes():
+        seq: dict[tuple[str, int], int] = {}
+        for batch, prelude in gen.batches():
             counts: dict[str, int] = {}
             for ev in batch:
                 k = ev.WhichOneof("payload") or ""
@@ -261,10 +324,14 @@ class Simulator:
             for k, n in counts.items():
                 MD_EVENTS.labels(self.name, self.config.venue, k).inc(n)
             for ev in batch:
-                if ev.exchange_ts_ns < start:
+                if not prelude and ev.exchange_ts_ns < start:
                     continue  # the first minute is generated whole; emit from start_ns on
                 if stop is not None and ev.exchange_ts_ns >= stop:
                     return
+                key = (ev.symbol, ev.instrument)  # per-stream sequence numbers in emission order
+                n = seq.get(key, 0) + 1
+                seq[key] = n
+                ev.seq = n
                 if self.clock is not None and ev.exchange_ts_ns > self.clock.now_ns():
                     self.clock.set(ev.exchange_ts_ns)
                 yield ev
@@ -273,9 +340,13 @@ class Simulator:
         return self.events()
 
     async def stream(self) -> AsyncIterator[MarketEvent]:
+        """``events()`` paced at ``speed``; the history prelude (older than ``start_ns``) is not
+        paced, real time runs from ``start_ns``."""
         kwargs: dict[str, Any] = {"sleep": self._sleep}
         if self._monotonic is not None:
             kwargs["monotonic"] = self._monotonic
+        if self.config.history_hours > 0:
+            kwargs["start_ns"] = self.config.start_ns
         async for ev in pace(self.events(), self.speed, **kwargs):
             yield ev
 
@@ -285,14 +356,29 @@ class Simulator:
 
 class _Generator:
     def __init__(self, cfg: SimConfig, stats: SimStats) -> None:
+        if cfg.history_hours < 0:
+            raise ValueError("history_hours must be >= 0")
+        if not 0 <= cfg.hawkes_branching < 1:
+            raise ValueError("hawkes_branching must be in [0, 1)")
         self.cfg = cfg
         self.stats = stats
-        path_seq, micro_seq = np.random.SeedSequence(cfg.seed).spawn(2)
+        path_seq, micro_seq, hist_seq = np.random.SeedSequence(cfg.seed).spawn(3)
         self.path = np.random.default_rng(path_seq)
         self.micro = np.random.default_rng(micro_seq)
+        self.hist = np.random.default_rng(hist_seq)
         self.regime = 1
-        self.t_ns = cfg.start_ns - cfg.start_ns % NS_PER_S
-        self.minute_ns = self.t_ns - self.t_ns % MINUTE_NS
+        self.tfs = sorted({timeframe_ns(tf) for tf in cfg.candle_timeframes} - {MINUTE_NS})
+        if any(tf % MINUTE_NS for tf in self.tfs):
+            raise ValueError("candle timeframes must be whole minutes")
+        first_live = cfg.start_ns - cfg.start_ns % MINUTE_NS
+        if cfg.history_hours > 0:
+            align = min(max([HOUR_NS, *self.tfs]), DAY_NS)
+            t = first_live - cfg.history_hours * HOUR_NS
+            self.minute_ns = t - t % align
+        else:
+            self.minute_ns = first_live
+        self.prelude_minutes = (first_live - self.minute_ns) // MINUTE_NS
+        longest = max(cfg.trap_lookback_min, default=1)
         self.syms = [
             _Sym(
                 spec=sp,
@@ -302,15 +388,28 @@ class _Generator:
                 basis=cfg.basis_mean,
                 log_oi=math.log(sp.open_interest),
                 log_oi_target=math.log(sp.open_interest),
+                highs=_Ring(longest),
+                lows=_Ring(longest),
             )
             for sp in cfg.specs
         ]
-        self.seq: dict[tuple[str, int], int] = {}
         self.books: dict[tuple[str, int], tuple[dict[int, int], dict[int, int]]] = {}
         self.depth_ids: dict[tuple[str, int], int] = {}
-        self.phi = math.exp(-math.log(2) / cfg.basis_half_life_s)
-        self.basis_noise = cfg.basis_sd * math.sqrt(1 - self.phi**2)
+        self.trade_ids: dict[tuple[str, int], int] = {}
+        self.pending: dict[tuple[str, int], tuple[I64, B8]] = {}   # follow-on trades due later (abs ns)
+        self.last_mid: dict[tuple[str, int], int] = {}             # price units at the last second
+        # open rolled-up candles: (symbol, instrument, tf) -> [open_ns, o, h, l, c, volume, count]
+        self.rollup: dict[tuple[str, int, int], list[int]] = {}
+        phi = math.exp(-math.log(2) / cfg.basis_half_life_s)
+        k = np.arange(1, 61, dtype=np.float64)
+        self.phi_pow = phi**k          # exact OU over a minute in closed form
+        self.phi_inv_pow = phi**-k
+        self.basis_noise = cfg.basis_sd * math.sqrt(1 - phi**2)
         self.oi_phi = math.exp(-math.log(2) / cfg.oi_half_life_min)
+        a_phi = math.exp(-math.log(2) / cfg.activity_half_life_s)
+        self.a_pow, self.a_inv_pow = a_phi**k, a_phi**-k
+        self.a_noise = cfg.activity_sd * math.sqrt(1 - a_phi**2)
+        self.activity = [0.0] * len(cfg.symbols)  # log activity of each symbol (micro stream)
         self.funding_ns = cfg.funding_interval_h * HOUR_NS
 
     # --- event construction (fields already canonical, so no Decimal round trips) -------------
@@ -329,7 +428,19 @@ class _Generator:
             self.regime = int(others[int(self.path.choice(2, p=weights / weights.sum()))])
         self.stats.regime_minutes[self.regime] += 1
 
-    def _path_minute(self) -> list[_Minute]:
+    def _trap_level(self, st: _Sym, y: F64, vol: float) -> tuple[float, int]:
+        """The extreme a run would sweep (perp log price) and its direction, or (0, 0)."""
+        cfg = self.cfg
+        last, reach = float(y[-1]), cfg.trap_trigger_vol * vol
+        for w in sorted(cfg.trap_lookback_min, reverse=True):
+            hi, lo = st.highs.max_last(w), st.lows.min_last(w)
+            if 0 < hi - last < reach and float(y.max()) < hi:
+                return hi, 1
+            if 0 < last - lo < reach and float(y.min()) > lo:
+                return lo, -1
+        return 0.0, 0
+
+    def _path_minute(self, m0: int) -> list[_Minute]:
         cfg, rng = self.cfg, self.path
         self._step_regime()
         r = self.regime
@@ -347,10 +458,11 @@ class _Generator:
             z = rho * common + math.sqrt(1 - rho * rho) * idio[i]
             steps = z * sd_s
             st.eps_prev = float(steps.sum())
-            burst = np.ones(60)
+            stress = np.ones(60)
+            bursts: list[tuple[int, int, float]] = []
             liqs: list[tuple[int, int, float]] = []
             oi_changed = False
-            basis_shock = np.zeros(60)
+            noise = rng.standard_normal(60) * self.basis_noise
             # jump, maybe a liquidation cascade
             jump_u, jump_sec, jump_size = rng.random(), int(rng.integers(60)), float(rng.laplace(0, cfg.jump_scale))
             if jump_u < cfg.jump_prob_per_min[r]:
@@ -358,14 +470,16 @@ class _Generator:
                 steps[jump_sec] += jump_size
                 if abs(jump_size) > cfg.cascade_threshold:
                     self.stats.cascades += 1
+                    self.stats.cascade_log.append((m0 + jump_sec * NS_PER_S, sp.symbol, 1 if jump_size > 0 else -1))
                     drop = min(0.3, cfg.cascade_oi_drop_per_pct * abs(jump_size) * 100)
                     oi = math.exp(st.log_oi)
                     removed = oi * drop
                     st.log_oi = math.log(oi - removed)
                     oi_changed = True
-                    basis_shock[jump_sec] = cfg.cascade_basis_beta * jump_size
+                    noise[jump_sec] += cfg.cascade_basis_beta * jump_size
                     end = min(60, jump_sec + 10)
-                    burst[jump_sec:end] = 12.0
+                    stress[jump_sec:end] = cfg.cascade_activity
+                    bursts.append((jump_sec, 1 if jump_size > 0 else -1, cfg.cascade_burst_scale))
                     # longs liquidated in a fall (SELL orders), shorts in a rise (BUY orders)
                     side = int(SELL if jump_size < 0 else BUY)
                     parts = rng.dirichlet(np.ones(8))
@@ -373,7 +487,12 @@ class _Generator:
                     liqs.extend((int(s_), side, float(removed * w)) for s_, w in zip(secs, parts, strict=True))
             x = st.x + np.cumsum(steps)
             st.x = float(x[-1])
-            # stop-run at a range extreme (overlay on top of the path)
+            # basis: exact OU per second, b_k - mu = phi^(k+1) (b_-1 - mu + sum_j phi^-(j+1) e_j)
+            mu = cfg.basis_mean
+            b = mu + self.phi_pow * (st.basis - mu + np.cumsum(noise * self.phi_inv_pow))
+            st.basis = float(b[-1])
+            log_b = np.log1p(b)
+            # stop-run at a range extreme of the perp (overlay on top of the path)
             if st.cooldown > 0:
                 st.cooldown -= 1
             armed_u = rng.random()
@@ -381,62 +500,53 @@ class _Generator:
             rise = int(rng.integers(cfg.trap_rise_s[0], cfg.trap_rise_s[1] + 1))
             fall = int(rng.integers(cfg.trap_fall_s[0], cfg.trap_fall_s[1] + 1))
             reject_k = rng.uniform(*cfg.trap_rejection_vol)
-            if not st.overlay and st.cooldown == 0 and len(st.closes) >= cfg.trap_lookback_min // 2:
-                hi, lo = max(st.closes), min(st.closes)
+            shortest = min(cfg.trap_lookback_min, default=0)
+            if (not st.overlay and st.cooldown == 0 and cfg.trap_prob_per_min > 0
+                    and st.highs.n >= max(1, shortest // 2)):
                 vol = math.sqrt(st.h)
-                last = st.x
-                direction = 0
-                if 0 <= hi - last < cfg.trap_trigger_vol * vol:
-                    direction = 1
-                elif 0 <= last - lo < cfg.trap_trigger_vol * vol:
-                    direction = -1
-                if direction and armed_u < cfg.trap_prob_per_min:
-                    target = (hi - last if direction > 0 else last - lo) + overshoot_k * vol
-                    # sweep beyond the extreme, then a rejection that ends inside the range
-                    rejection = -reject_k * vol
-                    up = np.linspace(target / rise, target, rise)
-                    down = np.linspace(target, rejection, fall + 1)[1:]
-                    st.overlay = list(direction * np.concatenate([up, down]))
-                    st.carry = direction * rejection
-                    st.trap_dir = direction
+                y = x + log_b
+                level, d = self._trap_level(st, y, vol)
+                if d and armed_u < cfg.trap_prob_per_min:
+                    # run to the level by second rise-1 (never beyond it), break it at second rise,
+                    # then a rejection that ends inside the range and stays in the path
+                    ramp = (level - y[rise - 1]) * np.arange(1, rise + 1) / rise
+                    gap = level - y[:rise]
+                    approach = np.minimum(ramp, gap) if d > 0 else np.maximum(ramp, gap)
+                    sweep = level + d * overshoot_k * vol - float(y[rise])
+                    st.carry = -d * reject_k * vol
+                    down = np.linspace(sweep, st.carry, fall + 1)[1:]
+                    st.overlay = [*approach.tolist(), sweep, *down.tolist()]
                     st.cooldown = cfg.trap_cooldown_min
                     self.stats.traps += 1
-                    # the sweep runs stops: shorts squeezed above the high (BUY liquidations), longs below
+                    self.stats.trap_log.append((m0 + rise * NS_PER_S, sp.symbol, d, math.exp(level)))
+                    bursts.append((rise, d, 1.0))
+                    # the break runs stops: shorts squeezed above the high (BUY liquidations), longs below
                     oi = math.exp(st.log_oi)
                     removed = oi * 0.002 * overshoot_k
                     st.log_oi = math.log(oi - removed)
                     oi_changed = True
-                    side = int(BUY if direction > 0 else SELL)
-                    liqs.extend((min(59, rise - 1), side, removed / 3) for _ in range(3))
+                    side = int(BUY if d > 0 else SELL)
+                    liqs.extend((rise, side, removed / 3) for _ in range(3))
             overlay = np.zeros(60)
             if st.overlay:
                 take = st.overlay[:60]
                 overlay[: len(take)] = take
                 del st.overlay[:60]
-                burst[: len(take)] = np.maximum(burst[: len(take)], 6.0)
+                stress[: len(take)] = np.maximum(stress[: len(take)], cfg.trap_activity)
                 if not st.overlay:  # the run is over: the rejection becomes part of the path
                     overlay[len(take) :] = st.carry
                     st.x += st.carry
                     st.carry = 0.0
             obs = x + overlay
-            # basis: exact OU per second
-            b = np.empty(60)
-            bt = st.basis
-            noise = rng.standard_normal(60) * self.basis_noise
-            mu, phi = cfg.basis_mean, self.phi
-            for k in range(60):
-                bt = mu + (bt - mu) * phi + noise[k] + basis_shock[k]
-                b[k] = bt
-            st.basis = bt
+            perp_log = obs + log_b
+            st.highs.push(float(perp_log.max()))
+            st.lows.push(float(perp_log.min()))
             # open interest
             st.log_oi = (
                 st.log_oi_target
                 + (st.log_oi - st.log_oi_target) * self.oi_phi
                 + cfg.oi_vol_per_min * float(rng.standard_normal())
             )
-            st.closes.append(st.x)
-            if len(st.closes) > cfg.trap_lookback_min:
-                del st.closes[0]
             index = np.exp(obs)
             dobs = np.diff(obs, prepend=obs[0] - steps[0])
             out.append(
@@ -445,7 +555,8 @@ class _Generator:
                     mark=index * (1 + b),
                     ret_abs=np.abs(dobs) / max(sd_s, 1e-12),
                     direction=np.tanh(dobs / max(sd_s, 1e-12)),
-                    burst=burst,
+                    stress=stress,
+                    bursts=bursts,
                     liquidations=liqs,
                     oi=math.exp(st.log_oi),
                     oi_changed=oi_changed,
@@ -453,150 +564,309 @@ class _Generator:
             )
         return out
 
+    @staticmethod
+    def _units(sp: SymbolSpec, mp: _Minute) -> tuple[I64, I64]:
+        """Perp and spot prices in integer units at the end of each second."""
+        perp_u = np.rint(mp.mark * 10**sp.price_dp / sp.tick).astype(np.int64) * sp.tick
+        spot_u = np.rint(mp.index * 10**sp.spot_price_dp / sp.spot_tick).astype(np.int64) * sp.spot_tick
+        return perp_u, spot_u
+
     # --- the events of one minute --------------------------------------------------------------
-    def minutes(self) -> Iterator[list[MarketEvent]]:
+    def batches(self) -> Iterator[tuple[list[MarketEvent], bool]]:
+        """The prelude minutes (flag True), then the live minutes forever."""
+        for i in range(self.prelude_minutes):
+            yield self._prelude_minute(last=i == self.prelude_minutes - 1), True
         while True:
-            yield self._minute_events()
+            yield self._minute_events(), False
 
     def _minute_events(self) -> list[MarketEvent]:
         cfg = self.cfg
         m0 = self.minute_ns
-        paths = self._path_minute()
+        paths = self._path_minute(m0)
         self.stats.minutes += 1
         keyed: list[tuple[int, int, int, MarketEvent]] = []
         activity = cfg.regime_activity[self.regime]
+        sd = cfg.activity_sd
         for si, (st, mp) in enumerate(zip(self.syms, paths, strict=True)):
             sp = st.spec
-            sym = sp.symbol
-            # prices in integer units at the end of each second
-            perp_u = np.rint(mp.mark * 10**sp.price_dp / sp.tick).astype(np.int64) * sp.tick
-            spot_u = np.rint(mp.index * 10**sp.spot_price_dp / sp.spot_tick).astype(np.int64) * sp.spot_tick
+            perp_u, spot_u = self._units(sp, mp)
+            # the symbol's trading activity, shared by spot and perp: log-OU per second, mean 1
+            shocks = self.micro.standard_normal(60) * self.a_noise
+            a = self.a_pow * (self.activity[si] + np.cumsum(shocks * self.a_inv_pow))
+            self.activity[si] = float(a[-1])
+            act = np.exp(a - sd * sd / 2) * activity
             for inst, mids, dp, tick, rate in (
                 (SPOT, spot_u, sp.spot_price_dp, sp.spot_tick, cfg.trade_rate[0]),
                 (PERP, perp_u, sp.price_dp, sp.tick, cfg.trade_rate[1]),
             ):
-                self._micro(keyed, si, sym, inst, m0, mids, dp, tick, rate * activity, mp, sp)
-            self._perp_extras(keyed, si, st, mp, m0, perp_u, spot_u)
+                self._micro(keyed, si, sym=sp.symbol, inst=inst, m0=m0, mids=mids, dp=dp, tick=tick,
+                            rate=rate * act, mp=mp, sp=sp)
+            self._perp_extras(keyed, si, st, mp, m0, perp_u, spot_u, live=True)
         keyed.sort(key=lambda k: (k[0], k[1], k[2]))
         self.minute_ns = m0 + MINUTE_NS
-        out = [k[3] for k in keyed]
-        seq = self.seq
-        for ev in out:  # per-stream sequence numbers in emission order
-            key = (ev.symbol, ev.instrument)
-            n = seq.get(key, 0) + 1
-            seq[key] = n
-            ev.seq = n
-        return out
+        return [k[3] for k in keyed]
+
+    def _prelude_minute(self, last: bool) -> list[MarketEvent]:
+        """A past minute: the path only, published as closed candles (volumes from the expected
+        trade counts), open interest and settled funding; the last one adds mark and predicted funding."""
+        cfg = self.cfg
+        m0 = self.minute_ns
+        paths = self._path_minute(m0)
+        self.stats.minutes += 1
+        self.stats.prelude_minutes += 1
+        keyed: list[tuple[int, int, int, MarketEvent]] = []
+        activity = cfg.regime_activity[self.regime]
+        noise = self.hist.lognormal(0.0, 0.3, size=(len(self.syms), 2)).tolist()
+        for si, (st, mp) in enumerate(zip(self.syms, paths, strict=True)):
+            sp = st.spec
+            perp_u, spot_u = self._units(sp, mp)
+            for inst, mids, dp, tick, rate in (
+                (SPOT, spot_u, sp.spot_price_dp, sp.spot_tick, cfg.trade_rate[0]),
+                (PERP, perp_u, sp.price_dp, sp.tick, cfg.trade_rate[1]),
+            ):
+                key = (sp.symbol, int(inst))
+                spread = cfg.spread_ticks * tick
+                prev = self.last_mid.get(key, int(mids[0]))
+                self.last_mid[key] = int(mids[-1])
+                bids = mids - mids % tick
+                lam = max(rate, 0.1) * activity * (1.0 + 0.5 * np.minimum(mp.ret_abs, 10.0)) * mp.stress
+                n_tr = max(1, round(float(lam.sum()) * noise[si][int(inst) - 1]))
+                mean_lots = sp.trade_notional * math.exp(0.5) / (int(mids[-1]) / 10**dp) * 10**sp.size_dp / sp.lot
+                vol = max(1, round(n_tr * mean_lots)) * sp.lot
+                o = prev - prev % tick
+                self._candles(keyed, si * 2 + int(inst), sp.symbol, inst, m0, dp, sp.size_dp,
+                              (o, max(int(bids.max()), o) + spread, min(int(bids.min()), o), int(bids[-1]), vol, n_tr))
+            self._perp_extras(keyed, si, st, mp, m0, perp_u, spot_u, live=False, last=last)
+        keyed.sort(key=lambda k: (k[0], k[1], k[2]))
+        self.minute_ns = m0 + MINUTE_NS
+        return [k[3] for k in keyed]
+
+    def _candles(
+        self,
+        keyed: list[tuple[int, int, int, MarketEvent]],
+        order: int,
+        sym: str,
+        inst: InstrumentKind,
+        m0: int,
+        dp: int,
+        size_dp: int,
+        ohlcvn: tuple[int, int, int, int, int, int] | None,
+    ) -> None:
+        """The minute's 1m candle (if it had trades) and the rolled-up candles that close with it."""
+        close_ns = m0 + MINUTE_NS
+
+        def candle(tf: str, open_ns: int, o: int, h: int, lo: int, c: int, v: int, n: int) -> None:
+            keyed.append((close_ns, 0, order, self._ev(
+                sym, inst, close_ns,
+                candle=Candle(timeframe=tf, open_time_ns=open_ns, close_time_ns=close_ns,
+                              open=fmt_units(o, dp), high=fmt_units(h, dp), low=fmt_units(lo, dp),
+                              close=fmt_units(c, dp), volume=fmt_units(v, size_dp), trade_count=n, closed=True),
+            )))
+
+        if ohlcvn is not None:
+            o, h, lo, c, v, n = ohlcvn
+            candle("1m", m0, o, h, lo, c, v, n)
+            for tf in self.tfs:
+                key = (sym, int(inst), tf)
+                b = self.rollup.get(key)
+                if b is None or b[0] != m0 - m0 % tf:
+                    self.rollup[key] = [m0 - m0 % tf, o, h, lo, c, v, n]
+                else:
+                    b[2] = max(b[2], h)
+                    b[3] = min(b[3], lo)
+                    b[4] = c
+                    b[5] += v
+                    b[6] += n
+        for tf in self.tfs:
+            if close_ns % tf == 0:
+                b = self.rollup.pop((sym, int(inst), tf), None)
+                if b is not None and b[0] == close_ns - tf:
+                    candle(_tf_name(tf), b[0], b[1], b[2], b[3], b[4], b[5], b[6])
 
     def _micro(
         self,
         keyed: list[tuple[int, int, int, MarketEvent]],
         si: int,
+        *,
         sym: str,
         inst: InstrumentKind,
         m0: int,
-        mids: np.ndarray[Any, np.dtype[np.int64]],
+        mids: I64,
         dp: int,
         tick: int,
-        rate: float,
+        rate: F64,
         mp: _Minute,
         sp: SymbolSpec,
     ) -> None:
         cfg, rng = self.cfg, self.micro
+        key = (sym, int(inst))
         order = si * 2 + int(inst)
         spread = cfg.spread_ticks * tick
-        lam = rate * (1.0 + 0.5 * np.minimum(mp.ret_abs, 10.0)) * mp.burst
-        counts = rng.poisson(lam)
-        total = int(counts.sum())
-        offsets = rng.integers(0, NS_PER_S // 1_000_000, size=total) * 1_000_000
-        p_buy = 0.5 + 0.4 * mp.direction
-        sides = rng.random(total)
-        notional = sp.trade_notional * rng.lognormal(0.0, 1.0, size=total)
-        size_units_f = notional / (mids[0] / 10**dp) * 10**sp.size_dp / sp.lot
-        bursty = np.repeat(mp.burst, counts) > 1.0
-        size_units_f = np.where(bursty, size_units_f * 3, size_units_f)
-        size_units = np.maximum(1, np.rint(size_units_f)).astype(np.int64) * sp.lot
-        prev_mid_l = np.concatenate(([mids[0]], mids[:-1])).tolist()
-        mids_l = mids.tolist()
-        counts_l = counts.tolist()
-        offsets_l = offsets.tolist()
-        buys_l = (sides < np.repeat(p_buy, counts)).tolist()
-        sizes_l = size_units.tolist()
-        size_dp = sp.size_dp
-        ev = self._ev
-        o_ = h_ = l_ = c_ = 0
-        vol = 0
-        n_tr = 0
-        k = 0
-        pid = 1 if inst == PERP else 0
-        for sec in range(60):
-            n = counts_l[sec]
-            if n == 0:
-                continue
-            base = m0 + sec * NS_PER_S
-            p0 = prev_mid_l[sec]
-            dm = mids_l[sec] - p0
-            offs = sorted(offsets_l[k : k + n])
-            for j in range(n):
-                off = offs[j]
-                mid = int(p0 + dm * (off / NS_PER_S))
-                bid = mid - mid % tick
-                buy = buys_l[k + j]
-                price = bid + spread if buy else bid
-                size = sizes_l[k + j]
-                ts = base + off
-                keyed.append((ts, 2, order, ev(
-                    sym, inst, ts,
-                    trade=Trade(price=fmt_units(price, dp), size=fmt_units(size, size_dp),
-                                taker_side=BUY if buy else SELL, trade_id=f"{pid}{ts // 1_000_000}{j}"),
-                )))
-                if n_tr == 0:
-                    o_ = h_ = l_ = c_ = price
-                else:
-                    if price > h_:
-                        h_ = price
-                    if price < l_:
-                        l_ = price
-                    c_ = price
-                vol += size
-                n_tr += 1
-            k += n
+        prev_mid = np.concatenate(([self.last_mid.get(key, int(mids[0]))], mids[:-1]))
+        self.last_mid[key] = int(mids[-1])
+        if rate[0] > 0 or key in self.pending:
+            self._trades(keyed, order, key, inst, m0, prev_mid, mids, dp, tick, rate, mp, sp)
+        elif cfg.candles:
+            self._candles(keyed, order, sym, inst, m0, dp, sp.size_dp, None)
         # book: top every top_every_s, depth deltas every depth_every_s, snapshots periodically
+        ev = self._ev
+        size_dp = sp.size_dp
+        mids_l = mids.tolist()
         unit = sp.trade_notional / (mids_l[0] / 10**dp) * 10**size_dp / sp.lot
         top_sizes = (
             np.maximum(1, np.rint(rng.lognormal(0.5, 0.7, size=120) * unit)).astype(np.int64) * sp.lot
         ).tolist()
-        for sec in range(60):
-            ts = m0 + (sec + 1) * NS_PER_S
+        for s in range(60):
+            ts = m0 + (s + 1) * NS_PER_S
             abs_s = ts // NS_PER_S
-            mid = mids_l[sec]
-            bid = mid - mid % tick
-            ask = bid + spread
+            m = mids_l[s]
+            bid_s = m - m % tick
+            ask_s = bid_s + spread
             if abs_s % cfg.top_every_s == 0:
                 keyed.append((ts, 3, order, ev(
                     sym, inst, ts,
-                    top=BookTop(bid_price=fmt_units(bid, dp), bid_size=fmt_units(top_sizes[2 * sec], size_dp),
-                                ask_price=fmt_units(ask, dp), ask_size=fmt_units(top_sizes[2 * sec + 1], size_dp)),
+                    top=BookTop(bid_price=fmt_units(bid_s, dp), bid_size=fmt_units(top_sizes[2 * s], size_dp),
+                                ask_price=fmt_units(ask_s, dp), ask_size=fmt_units(top_sizes[2 * s + 1], size_dp)),
                 )))
             if cfg.depth_levels > 0 and abs_s % cfg.depth_every_s == 0:
-                keyed.append((ts, 4, order, self._depth(sym, inst, ts, bid, ask, tick, dp, sp, mp.burst[sec])))
-        if cfg.candles and n_tr:
-            close_ns = m0 + MINUTE_NS
-            keyed.append((close_ns, 0, order, self._ev(
-                sym, inst, close_ns,
-                candle=Candle(timeframe="1m", open_time_ns=m0, close_time_ns=close_ns,
-                              open=fmt_units(o_, dp), high=fmt_units(h_, dp), low=fmt_units(l_, dp),
-                              close=fmt_units(c_, dp), volume=fmt_units(vol, sp.size_dp),
-                              trade_count=n_tr, closed=True),
+                keyed.append((ts, 4, order, self._depth(sym, inst, ts, bid_s, ask_s, tick, dp, sp, mp.stress[s])))
+
+    def _trades(
+        self,
+        keyed: list[tuple[int, int, int, MarketEvent]],
+        order: int,
+        key: tuple[str, int],
+        inst: InstrumentKind,
+        m0: int,
+        prev_mid: I64,
+        mids: I64,
+        dp: int,
+        tick: int,
+        rate: F64,
+        mp: _Minute,
+        sp: SymbolSpec,
+    ) -> None:
+        """The minute's trades of one instrument (and its candles, built from them)."""
+        cfg, rng = self.cfg, self.micro
+        sym = key[0]
+        spread = cfg.spread_ticks * tick
+        t, buy, in_burst, b_start, b_len = self._arrivals(key, m0, rate, mp, inst)
+        n = len(t)
+        # prices: at the touch; the mid moves linearly through each second, except in a burst second,
+        # where the whole move of the second happens inside the burst (slowly first, then faster)
+        sec = t // NS_PER_S
+        off = t - sec * NS_PER_S
+        p0 = prev_mid[sec].astype(np.float64)
+        dm = mids[sec] - p0
+        bs, bl = b_start[sec], b_len[sec]
+        u = np.clip((off - bs) / np.maximum(bl, 1), 0.0, 1.0)
+        frac = np.where(bs >= 0, u * u, off / NS_PER_S)
+        mid = np.floor(p0 + dm * frac).astype(np.int64)
+        bid = mid - mid % tick
+        price = bid + spread * buy
+        notional = sp.trade_notional * rng.lognormal(0.0, 1.0, size=n)
+        size_units_f = notional / (int(mids[0]) / 10**dp) * 10**sp.size_dp / sp.lot
+        big = in_burst | (mp.stress[sec] > 1.0)
+        size_units = np.maximum(1, np.rint(np.where(big, size_units_f * 3, size_units_f))).astype(np.int64) * sp.lot
+        tid0 = self.trade_ids.get(key, 0)
+        self.trade_ids[key] = tid0 + n
+        ev = self._ev
+        size_dp = sp.size_dp
+        for j, (ts, p, q, b) in enumerate(zip((t + m0).tolist(), price.tolist(), size_units.tolist(), buy.tolist(),
+                                              strict=True)):
+            keyed.append((ts, 2, order, ev(
+                sym, inst, ts,
+                trade=Trade(price=fmt_units(p, dp), size=fmt_units(q, size_dp),
+                            taker_side=BUY if b else SELL, trade_id=str(tid0 + j + 1)),
             )))
+        if cfg.candles:
+            ohlcvn = None
+            if n:
+                ohlcvn = (int(price[0]), int(price.max()), int(price.min()), int(price[-1]), int(size_units.sum()), n)
+            self._candles(keyed, order, sym, inst, m0, dp, size_dp, ohlcvn)
+
+    def _arrivals(
+        self, key: tuple[str, int], m0: int, rate: F64, mp: _Minute, inst: InstrumentKind,
+    ) -> tuple[I64, B8, B8, I64, I64]:
+        """Trade times (ns into the minute, sorted), taker sides (True = buy), burst membership and the
+        burst window (start, length; -1 = none) of each second.
+
+        A Hawkes process in its cluster form: immigrant trades arrive as a Poisson process whose rate
+        (``rate`` per second: base rate × regime × the symbol's activity) rises with the move and in
+        runs and cascades (and the bursts add theirs); every trade begets Poisson(eta)
+        follow-on trades after log-uniform delays (a ~1/t kernel from milliseconds to seconds), which
+        beget their own. Follow-on trades that fall into a later minute are kept for it."""
+        cfg, rng = self.cfg, self.micro
+        eta = cfg.hawkes_branching
+        lam = rate * (1.0 + 0.5 * np.minimum(mp.ret_abs, 10.0)) * mp.stress
+        p_buy = 0.5 + 0.4 * mp.direction
+        counts = rng.poisson(lam * (1.0 - eta))
+        n0 = int(counts.sum())
+        sec0 = np.repeat(np.arange(60, dtype=np.int64), counts)
+        times = [sec0 * NS_PER_S + rng.integers(0, 1_000_000, size=n0) * 1000]
+        sides = [rng.random(n0) < p_buy[sec0]]
+        flags = [np.zeros(n0, dtype=bool)]
+        b_start = np.full(60, -1, dtype=np.int64)
+        b_len = np.zeros(60, dtype=np.int64)
+        if rate[0] > 0:
+            share = 1.0 if inst == PERP else cfg.burst_spot_share
+            for s, d, scale in mp.bursts:
+                dur = int(rng.integers(cfg.burst_ms[0], cfg.burst_ms[1] + 1)) * 1_000_000
+                n = max(1, round(float(rng.uniform(*cfg.burst_rate_per_s)) * dur / NS_PER_S * scale * share))
+                start = int(rng.integers(0, (NS_PER_S - dur) // 1000 + 1)) * 1000
+                if b_start[s] < 0:
+                    b_start[s], b_len[s] = start, dur
+                offs = np.sort(rng.integers(0, dur // 1000, size=n)) * 1000
+                times.append(s * NS_PER_S + start + offs)
+                agg = rng.random(n) < cfg.burst_aggressor
+                sides.append(agg if d > 0 else ~agg)
+                flags.append(np.ones(n, dtype=bool))
+        carried_t: list[I64] = []
+        carried_b: list[B8] = []
+        pend = self.pending.get(key)
+        if pend is not None:
+            rel = pend[0] - m0
+            inside = rel < MINUTE_NS
+            times.append(rel[inside])
+            sides.append(pend[1][inside])
+            flags.append(np.zeros(int(inside.sum()), dtype=bool))
+            carried_t.append(pend[0][~inside])
+            carried_b.append(pend[1][~inside])
+        cur_t, cur_b = np.concatenate(times), np.concatenate(sides)
+        lo, hi = math.log(cfg.hawkes_delay_s[0] * NS_PER_S), math.log(cfg.hawkes_delay_s[1] * NS_PER_S)
+        while eta > 0 and cur_t.size:
+            k = rng.poisson(eta, size=cur_t.size)
+            m = int(k.sum())
+            if m == 0:
+                break
+            parent = np.repeat(np.arange(cur_t.size), k)
+            delay = np.maximum(1, np.rint(np.exp(rng.uniform(lo, hi, size=m)) / 1000)).astype(np.int64) * 1000
+            ct = cur_t[parent] + delay
+            keep = rng.random(m) < cfg.hawkes_side_persistence
+            fresh = rng.random(m) < p_buy[np.minimum(ct // NS_PER_S, 59)]
+            cb = np.where(keep, cur_b[parent], fresh)
+            inside = ct < MINUTE_NS
+            carried_t.append(ct[~inside] + m0)
+            carried_b.append(cb[~inside])
+            cur_t, cur_b = ct[inside], cb[inside]
+            times.append(cur_t)
+            sides.append(cur_b)
+            flags.append(np.zeros(cur_t.size, dtype=bool))
+        if carried_t:
+            self.pending[key] = (np.concatenate(carried_t), np.concatenate(carried_b))
+        else:
+            self.pending.pop(key, None)
+        t = np.concatenate(times)
+        o = np.argsort(t, kind="stable")
+        return t[o], np.concatenate(sides)[o], np.concatenate(flags)[o], b_start, b_len
 
     def _depth(
         self, sym: str, inst: InstrumentKind, ts: int, bid: int, ask: int, tick: int, dp: int,
-        sp: SymbolSpec, burst: float,
+        sp: SymbolSpec, stress: float,
     ) -> MarketEvent:
         cfg, rng = self.cfg, self.micro
         n = cfg.depth_levels
-        thin = 1.0 / math.sqrt(max(burst, 1.0))
+        thin = 1.0 / math.sqrt(max(stress, 1.0))
         key = (sym, int(inst))
         old = self.books.get(key)
         unit = sp.trade_notional / (bid / 10**dp) * 10**sp.size_dp / sp.lot  # lots per median trade
@@ -653,33 +923,45 @@ class _Generator:
         st: _Sym,
         mp: _Minute,
         m0: int,
-        perp_u: np.ndarray[Any, np.dtype[np.int64]],
-        spot_u: np.ndarray[Any, np.dtype[np.int64]],
+        perp_u: I64,
+        spot_u: I64,
+        *,
+        live: bool,
+        last: bool = False,
     ) -> None:
+        """Mark/index, liquidations (live only), open interest and funding of one minute. The prelude
+        (``live`` False) has no per-second marks or liquidations; its ``last`` minute closes with a
+        mark and the predicted funding."""
         cfg = self.cfg
         sp = st.spec
         sym = sp.symbol
         order = si * 2 + 1
         dp, sdp = sp.price_dp, sp.spot_price_dp
-        for sec in range(60):
-            ts = m0 + (sec + 1) * NS_PER_S
-            if (ts // NS_PER_S) % cfg.mark_every_s == 0:
-                keyed.append((ts, 1, order, self._ev(
-                    sym, PERP, ts,
-                    mark=MarkPrice(mark_price=fmt_units(int(perp_u[sec]), dp),
-                                   index_price=fmt_units(int(spot_u[sec]), sdp)),
-                )))
-        # liquidations (cascades and stop-runs), sizes in lots, adding up to the OI removed
-        for sec, side, size in mp.liquidations:
-            units = max(1, round(size * 10**sp.size_dp / sp.lot)) * sp.lot
-            ts = m0 + sec * NS_PER_S + 500_000_000
-            keyed.append((ts, 2, order, self._ev(
-                sym, PERP, ts,
-                liquidation=Liquidation(side=side, price=fmt_units(int(perp_u[sec]), dp),  # type: ignore[arg-type]
-                                        size=fmt_units(units, sp.size_dp)),
-            )))
         end_ns = m0 + MINUTE_NS
-        if mp.oi_changed or (end_ns // NS_PER_S) % cfg.oi_every_s == 0:
+        if live:
+            for sec in range(60):
+                ts = m0 + (sec + 1) * NS_PER_S
+                if (ts // NS_PER_S) % cfg.mark_every_s == 0:
+                    keyed.append((ts, 1, order, self._ev(
+                        sym, PERP, ts,
+                        mark=MarkPrice(mark_price=fmt_units(int(perp_u[sec]), dp),
+                                       index_price=fmt_units(int(spot_u[sec]), sdp)),
+                    )))
+            # liquidations (cascades and stop-runs), sizes in lots, adding up to the OI removed
+            for sec, side, size in mp.liquidations:
+                units = max(1, round(size * 10**sp.size_dp / sp.lot)) * sp.lot
+                ts = m0 + sec * NS_PER_S + 500_000_000
+                keyed.append((ts, 2, order, self._ev(
+                    sym, PERP, ts,
+                    liquidation=Liquidation(side=side, price=fmt_units(int(perp_u[sec]), dp),  # type: ignore[arg-type]
+                                            size=fmt_units(units, sp.size_dp)),
+                )))
+        elif last:
+            keyed.append((end_ns, 1, order, self._ev(
+                sym, PERP, end_ns,
+                mark=MarkPrice(mark_price=fmt_units(int(perp_u[-1]), dp), index_price=fmt_units(int(spot_u[-1]), sdp)),
+            )))
+        if mp.oi_changed or (end_ns // NS_PER_S) % cfg.oi_every_s == 0 or last:
             oi_units = round(mp.oi * 10**sp.size_dp / sp.lot) * sp.lot
             oi_value = round(mp.oi * float(perp_u[-1]) / 10**dp, 2)
             keyed.append((end_ns, 5, order, self._ev(
@@ -704,7 +986,7 @@ class _Generator:
             st.premium_sum = 0.0
             st.premium_n = 0
             self.stats.fundings += 1
-        else:
+        elif live or last:
             keyed.append((end_ns, 6, order, self._ev(
                 sym, PERP, end_ns,
                 funding=Funding(rate=fmt_rate(rate), funding_time_ns=next_f,
@@ -716,3 +998,10 @@ class _Generator:
         d = cfg.funding_clamp
         rate = premium + min(max(cfg.funding_interest - premium, -d), d)
         return min(max(rate, -cfg.funding_cap), cfg.funding_cap)
+
+
+def _tf_name(tf_ns: int) -> str:
+    for unit, n in (("d", DAY_NS), ("h", HOUR_NS), ("m", MINUTE_NS)):
+        if tf_ns % n == 0:
+            return f"{tf_ns // n}{unit}"
+    return f"{tf_ns // NS_PER_S}s"

@@ -48,18 +48,26 @@ async def pace(
     monotonic: Callable[[], float] = time.monotonic,
     clock: ManualClock | None = None,
     yield_every: int = 256,
+    start_ns: int | None = None,
 ) -> AsyncIterator[MarketEvent]:
     """Yield ``events`` asynchronously: as fast as possible (``speed`` None or <= 0) or at ``speed``
     times real time (1.0 = real time), measured from the first event. A ManualClock, if given, is set
-    to each event's time before the event is yielded, so a backtest can be driven by the data."""
+    to each event's time before the event is yielded, so a backtest can be driven by the data.
+
+    ``start_ns`` marks where real time begins: events older than it (a source's history prelude) are
+    yielded at once, and an event at ``ts >= start_ns`` is due ``(ts - start_ns) / speed`` seconds
+    after ``pace`` began, so the stream catches up with the time the history took."""
+    rate = speed if speed is not None and speed > 0 else None
     t0: int | None = None
     w0 = 0.0
+    if rate is not None and start_ns is not None:
+        t0, w0 = start_ns, monotonic()
     for n, ev in enumerate(events):
         ts = ts_of(ev)
-        if speed is not None and speed > 0:
+        if rate is not None and (start_ns is None or ts >= start_ns):
             if t0 is None:
                 t0, w0 = ts, monotonic()
-            delay = w0 + (ts - t0) / 1e9 / speed - monotonic()
+            delay = w0 + (ts - t0) / 1e9 / rate - monotonic()
             if delay > 0:
                 await sleep(delay)
             elif n % yield_every == 0:
@@ -71,6 +79,9 @@ async def pace(
         yield ev
 
 
+LIVE_SIM_HISTORY_HOURS = 72  # history prelude of a real-time simulator (structure candles at once)
+
+
 def open_source(
     spec: str,
     *,
@@ -78,11 +89,13 @@ def open_source(
     symbols: Sequence[str] | None = None,
     start_ns: int | None = None,
     clock: ManualClock | None = None,
+    history_hours: int | None = None,
 ) -> Source:
     """Build a source from ``sim[:SEED]``, ``replay:PATH[,PATH...]`` or ``live``.
 
     ``speed`` applies to sim/replay (None = flat out); the simulator defaults to real time when
-    ``start_ns`` is None (it then starts now)."""
+    ``start_ns`` is None (it then starts now) and then first emits a history prelude of
+    ``history_hours`` (default :data:`LIVE_SIM_HISTORY_HOURS`; 0 for a given ``start_ns``)."""
     kind, _, arg = spec.partition(":")
     if kind == "sim":
         from .sim import SimConfig, Simulator
@@ -91,10 +104,11 @@ def open_source(
         if symbols:
             cfg = cfg.with_symbols(symbols)
         if start_ns is None:
-            cfg = cfg.replace(start_ns=time.time_ns())
+            hours = LIVE_SIM_HISTORY_HOURS if history_hours is None else history_hours
+            cfg = cfg.replace(start_ns=time.time_ns(), history_hours=hours)
             speed = 1.0 if speed is None else speed
         else:
-            cfg = cfg.replace(start_ns=start_ns)
+            cfg = cfg.replace(start_ns=start_ns, history_hours=history_hours or 0)
         return Simulator(cfg, speed=speed, clock=clock)
     if kind == "replay":
         from .replay import ReplaySource

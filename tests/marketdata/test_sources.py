@@ -75,7 +75,9 @@ def test_open_source_specs(tmp_path: Path, data_dir: Path) -> None:
     live_sim = open_source("sim")
     assert isinstance(live_sim, Simulator) and live_sim.speed == 1.0  # titan up: real time from now
     first = next(iter(live_sim.events()))
-    assert first.exchange_ts_ns >= live_sim.config.start_ns >= before  # never older than "now"
+    assert live_sim.config.start_ns >= before
+    assert live_sim.config.history_hours == 72
+    assert first.exchange_ts_ns < live_sim.config.start_ns  # the history prelude comes first
     rep = open_source(f"replay:{TRADES},{BYBIT_BOOK}")
     assert isinstance(rep, ReplaySource) and isinstance(rep, OfflineSource) and len(rep.files) == 2
     live = open_source("live", symbols=["BTCUSDT"])
