@@ -33,14 +33,29 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 def _register() -> None:
-    from titan.cli import data_cmd, infra_cmd, ledger_cmd, operator_cmd, phase_cmd, up
+    from titan.cli import (
+        control_cmd,
+        data_cmd,
+        execution_cmd,
+        infra_cmd,
+        ledger_cmd,
+        operator_cmd,
+        phase_cmd,
+        report,
+        up,
+    )
 
     app.add_typer(infra_cmd.app, name="infra")
     app.add_typer(ledger_cmd.app, name="ledger")
     app.add_typer(phase_cmd.app, name="phase")
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(operator_cmd.app, name="operator")
+    app.add_typer(execution_cmd.app, name="execution")
     app.command("up")(up.up_command)
+    app.command("status")(control_cmd.status)
+    app.command("halt")(control_cmd.halt)
+    app.command("resume")(control_cmd.resume)
+    app.command("report")(report.report)
 
 
 _register()

@@ -217,6 +217,8 @@ async def run_organism(
                                               "restarts": child.restarts})
 
     sup = Supervisor(specs, on_event=on_child)
+    run_file = run_info_path(st)
+    write_run_info(run_file, org, specs)
     nc = await connect(st.nats_url, "titan-up-view")
 
     async def on_event(msg: object) -> None:
@@ -253,6 +255,7 @@ async def run_organism(
         await watcher
         await sub.unsubscribe()
         await nc.close()
+        run_file.unlink(missing_ok=True)
     log.info("organism stopped", extra={"summary": json.dumps(view.summary())})
     return 0
 
@@ -310,6 +313,28 @@ def up_command(
     finally:
         infra.down()
     raise typer.Exit(code)
+
+
+def run_info_path(settings: Settings) -> Path:
+    return settings.data_dir / "run" / "organism.json"
+
+
+def write_run_info(path: Path, org: Organism, specs: list[ChildSpec]) -> None:
+    """Where the running organism can be reached, for `titan status|halt|resume`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    env = specs[0].env
+    info = {
+        "pid": os.getpid(),
+        "execution": f"{env['TITAN_EXECUTION_HOST']}:{env['TITAN_EXECUTION_PORT']}",
+        "manifests": str(org.manifests_dir),
+        "keys": str(org.keys_dir),
+        "pg_dsn": org.settings.pg_dsn,
+        "nats_url": org.settings.nats_url,
+        "namespace": org.settings.namespace,
+        "metrics": {s.name: int(s.env["TITAN_METRICS_PORT"]) for s in specs},
+        "logs": str(specs[0].log_file.parent) if specs[0].log_file else None,
+    }
+    path.write_text(json.dumps(info, indent=2) + "\n")
 
 
 def env_for_cli(settings: Settings) -> dict[str, str]:

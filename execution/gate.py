@@ -1,0 +1,433 @@
+"""The risk gate: pure, ordered; the first failing rule rejects with its own reason.
+
+Order (ARCHITECTURE.md, "Execution risk gate"), with the reason each rule returns:
+
+ 1. signature ............................ UNKNOWN_PHASE (no key), BAD_SIGNATURE
+ 2. replay window ........................ STALE (created_at too old or too far ahead), REPLAYED (id seen)
+ 3. schema / bounds ...................... MALFORMED
+ 4. time to live ......................... TTL_EXPIRED
+ 5. trading state ........................ HALTED (rejects everything)
+ 6. intent ............................... NOTHING_TO_REDUCE (close/reduce without an opposite position)
+    trading state REDUCING ............... REDUCE_ONLY (the signal adds exposure)
+ 7. budget (only for exposure-adding) .... NO_BUDGET, BUDGET_EXPIRED, PHASE_BLOCKED
+ 8. symbol allowed (adding) .............. SYMBOL_NOT_ALLOWED
+ 9. market data fresh .................... MARKET_DATA_STALE
+10. price band (limit legs) .............. PRICE_BAND
+11. per-order notional (adding) .......... ORDER_NOTIONAL
+12. phase notional (adding) .............. PHASE_NOTIONAL
+13. leverage (adding perp legs) .......... LEVERAGE
+14. open orders per symbol ............... OPEN_ORDERS
+15. order rate .......................... ORDER_RATE
+16. daily loss (adding) .................. DAILY_LOSS
+
+A signal is *reducing* when its intent is CLOSE or REDUCE: each leg must then face an opposite
+position and its quantity is capped at that position (reduce-only). OPEN always adds exposure.
+Without a budget, with an expired one, or with a blocked one, a phase can only reduce; reducing
+signals use the gate's default limits for open orders and order rate when no budget is in force.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import re
+from collections import deque
+from dataclasses import dataclass
+from decimal import Decimal
+
+from titan.core.money import CONTEXT, D, MoneyError
+from titan.execution import enums
+from titan.execution.market import InstrumentMarket, MarketData
+from titan.execution.paper import PaperVenue
+from titan.execution.portfolio import Portfolio
+from titan.v1 import common_pb2, trading_pb2
+
+R = enums.RejectReason
+OK = R.REJECT_REASON_UNSPECIFIED
+Mode = enums.TradingMode
+PhaseState = enums.PhaseState
+BUY = common_pb2.Side.SIDE_BUY
+SELL = common_pb2.Side.SIDE_SELL
+SPOT = common_pb2.InstrumentKind.INSTRUMENT_KIND_SPOT
+PERP = common_pb2.InstrumentKind.INSTRUMENT_KIND_PERP
+OT = enums.OrderType
+INTENT_OPEN = trading_pb2.Intent.INTENT_OPEN
+INTENT_CLOSE = trading_pb2.Intent.INTENT_CLOSE
+INTENT_REDUCE = trading_pb2.Intent.INTENT_REDUCE
+LIMIT_TYPES = frozenset({OT.ORDER_TYPE_LIMIT, OT.ORDER_TYPE_POST_ONLY, OT.ORDER_TYPE_IOC})
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SIGNAL_ID = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+_BPS = Decimal(10_000)
+_MIN_PRICE = Decimal("1e-12")
+_MAX_PRICE = Decimal("1e12")
+NS_PER_MS = 1_000_000
+MINUTE_NS = 60 * 1_000_000_000
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    replay_window_ns: int = 5_000 * NS_PER_MS
+    market_data_max_age_ns: int = 10_000 * NS_PER_MS
+    price_band_bps: Decimal = Decimal(200)
+    max_legs: int = 4
+    max_leg_notional: Decimal = Decimal(1_000_000_000)
+    max_leverage: Decimal = Decimal(20)            # global cap above any budget
+    default_open_orders_per_symbol: int = 20
+    default_orders_per_minute: int = 600
+    max_ttl_ms: int = 86_400_000
+
+
+class BudgetView:
+    """A validated Budget with parsed Decimals. Empty ``max_order_notional`` = the phase cap; empty
+    ``max_daily_loss`` = no daily-loss limit; empty ``max_leverage`` = 1; zero counts = gate defaults."""
+
+    __slots__ = (
+        "expires_at_ns",
+        "max_daily_loss",
+        "max_leverage",
+        "max_notional",
+        "max_open_orders",
+        "max_order_notional",
+        "max_per_minute",
+        "phase_id",
+        "proto",
+        "state",
+        "symbols",
+        "version",
+        "weight",
+    )
+
+    def __init__(self, b: trading_pb2.Budget) -> None:
+        if not _TOKEN.match(b.phase_id):
+            raise ValueError(f"bad phase id {b.phase_id!r}")
+        self.proto = b
+        self.phase_id = b.phase_id
+        self.state = int(b.state)
+        self.weight = D(b.weight) if b.weight else _ZERO
+        self.max_notional = D(b.max_notional) if b.max_notional else _ZERO
+        self.max_order_notional = D(b.max_order_notional) if b.max_order_notional else self.max_notional
+        self.max_leverage = D(b.max_leverage) if b.max_leverage else _ONE
+        self.max_per_minute = int(b.max_orders_per_minute)
+        self.max_open_orders = int(b.max_open_orders_per_symbol)
+        self.max_daily_loss: Decimal | None = D(b.max_daily_loss) if b.max_daily_loss else None
+        self.symbols = frozenset(b.symbols)
+        self.expires_at_ns = b.expires_at_ns
+        self.version = b.version
+        for v in (self.weight, self.max_notional, self.max_order_notional, self.max_leverage):
+            if v < 0:
+                raise ValueError("budget values must be >= 0")
+
+
+@dataclass(slots=True)
+class LegPlan:
+    """What one accepted leg becomes: an order of ``quantity`` (base) worth ``notional`` (quote)."""
+
+    index: int
+    venue: str
+    symbol: str
+    instrument: int
+    buy: bool
+    order_type: int
+    limit: Decimal | None
+    quantity: Decimal
+    notional: Decimal
+    reduce_only: bool
+    market: InstrumentMarket
+    leverage: Decimal
+
+
+@dataclass(slots=True)
+class Verdict:
+    reason: int
+    detail: str = ""
+    legs: list[LegPlan] | None = None
+    reducing: bool = False
+
+    @property
+    def accepted(self) -> bool:
+        return bool(self.reason == OK)
+
+
+class RateWindow:
+    """Orders placed per phase in the last minute."""
+
+    __slots__ = ("_times",)
+
+    def __init__(self) -> None:
+        self._times: dict[str, deque[int]] = {}
+
+    def count(self, phase: str, now_ns: int) -> int:
+        q = self._times.get(phase)
+        if not q:
+            return 0
+        horizon = now_ns - MINUTE_NS
+        while q and q[0] <= horizon:
+            q.popleft()
+        return len(q)
+
+    def add(self, phase: str, now_ns: int, n: int = 1) -> None:
+        q = self._times.get(phase)
+        if q is None:
+            q = self._times[phase] = deque()
+        for _ in range(n):
+            q.append(now_ns)
+
+
+class OpenOrderBook:
+    """What the gate needs to know about open orders: count per (phase, symbol) and the notional of
+    open exposure-adding orders per phase. Maintained by the engine."""
+
+    __slots__ = ("adding_notional", "counts")
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+        self.adding_notional: dict[str, Decimal] = {}
+
+    def count(self, phase: str, symbol: str) -> int:
+        return self.counts.get((phase, symbol), 0)
+
+    def opened(self, phase: str, symbol: str, adding_notional: Decimal) -> None:
+        k = (phase, symbol)
+        self.counts[k] = self.counts.get(k, 0) + 1
+        if adding_notional:
+            self.adding_notional[phase] = self.adding_notional.get(phase, _ZERO) + adding_notional
+
+    def reduced(self, phase: str, adding_notional: Decimal) -> None:
+        if adding_notional:
+            self.adding_notional[phase] = self.adding_notional.get(phase, _ZERO) - adding_notional
+
+    def closed(self, phase: str, symbol: str) -> None:
+        k = (phase, symbol)
+        n = self.counts.get(k, 0) - 1
+        if n > 0:
+            self.counts[k] = n
+        else:
+            self.counts.pop(k, None)
+
+
+class RiskGate:
+    """Evaluates signals against the state it is given. Holds no I/O; the engine owns the state."""
+
+    def __init__(
+        self,
+        config: GateConfig,
+        keys: dict[str, bytes],
+        market: MarketData,
+        portfolio: Portfolio,
+        open_orders: OpenOrderBook,
+        rates: RateWindow,
+        venue: PaperVenue,
+    ) -> None:
+        self.config = config
+        self.keys = keys
+        self.market = market
+        self.portfolio = portfolio
+        self.open_orders = open_orders
+        self.rates = rates
+        self.venue = venue
+        self.trading_mode: int = Mode.TRADING_MODE_UNSPECIFIED
+        self.budgets: dict[str, BudgetView] = {}
+        self.seen: dict[tuple[str, str], object] = {}
+        self._valid_pairs: set[tuple[str, str]] = set()
+
+    # --- the gate --------------------------------------------------------------------------
+    def evaluate(self, sig: trading_pb2.Signal, now_ns: int) -> Verdict:
+        cfg = self.config
+        phase = sig.phase_id
+        # 1. signature
+        key = self.keys.get(phase)
+        if key is None:
+            return Verdict(R.REJECT_REASON_UNKNOWN_PHASE, "no signing key for this phase")
+        if not verify_signal(sig, key):
+            return Verdict(R.REJECT_REASON_BAD_SIGNATURE, "signature missing or does not match")
+        # 2. replay window
+        if abs(now_ns - sig.created_at_ns) > cfg.replay_window_ns:
+            return Verdict(R.REJECT_REASON_STALE, "created_at outside the replay window")
+        if (phase, sig.signal_id) in self.seen:
+            return Verdict(R.REJECT_REASON_REPLAYED, "signal id already decided")
+        # 3. schema / bounds
+        bad = self._schema(sig)
+        if bad:
+            return Verdict(R.REJECT_REASON_MALFORMED, bad)
+        # 4. ttl
+        if sig.ttl_ms and now_ns > sig.created_at_ns + sig.ttl_ms * NS_PER_MS:
+            return Verdict(R.REJECT_REASON_TTL_EXPIRED, "signal arrived after its ttl")
+        # 5. trading state
+        mode = self.trading_mode
+        if mode != Mode.TRADING_MODE_ACTIVE and mode != Mode.TRADING_MODE_REDUCING:
+            return Verdict(R.REJECT_REASON_HALTED, "trading is halted")
+        # 6. intent: reducing or adding
+        reducing = sig.intent != INTENT_OPEN
+        positions: list[Decimal] = []
+        if reducing:
+            for leg in sig.legs:
+                q = self.portfolio.quantity((phase, leg.venue, leg.symbol, int(leg.instrument)))
+                buy = leg.side == BUY
+                if q == 0 or (q > 0) == buy:
+                    return Verdict(
+                        R.REJECT_REASON_NOTHING_TO_REDUCE, f"no opposite position in {leg.symbol} to reduce"
+                    )
+                positions.append(abs(q))
+        elif mode == Mode.TRADING_MODE_REDUCING:
+            return Verdict(R.REJECT_REASON_REDUCE_ONLY, "trading state REDUCING: only exposure-reducing signals")
+        # 7. budget
+        budget = self.budgets.get(phase)
+        if not reducing:
+            if budget is None:
+                return Verdict(R.REJECT_REASON_NO_BUDGET, "no budget for this phase: it may only reduce")
+            if now_ns >= budget.expires_at_ns:
+                return Verdict(R.REJECT_REASON_BUDGET_EXPIRED, "budget expired: the phase may only reduce")
+            if budget.state != PhaseState.PHASE_STATE_ACTIVE or budget.weight <= 0:
+                return Verdict(R.REJECT_REASON_PHASE_BLOCKED, "phase state or zero weight blocks entries")
+            # 8. symbol allowed
+            for leg in sig.legs:
+                if leg.symbol not in budget.symbols:
+                    return Verdict(R.REJECT_REASON_SYMBOL_NOT_ALLOWED, f"{leg.symbol} is not in the phase's budget")
+        # 9. market data fresh, and sizing
+        max_age = cfg.market_data_max_age_ns
+        leverage = D(sig.leverage) if sig.leverage else _ONE
+        plans: list[LegPlan] = []
+        for i, leg in enumerate(sig.legs):
+            im = self.market.get((leg.venue, leg.symbol, int(leg.instrument)))
+            if im is None or now_ns - im.updated_ns > max_age:
+                return Verdict(R.REJECT_REASON_MARKET_DATA_STALE, f"no fresh market data for {leg.symbol}")
+            ref = im.reference_price()
+            if ref is None or ref <= 0:
+                return Verdict(R.REJECT_REASON_MARKET_DATA_STALE, f"no price for {leg.symbol}")
+            buy = leg.side == BUY
+            otype = int(leg.order_type) or OT.ORDER_TYPE_MARKET
+            limit = D(leg.limit_price) if otype in LIMIT_TYPES else None
+            if limit is not None:
+                px = limit
+            else:
+                px = self.venue.expected_taker_price(im, buy) or ref
+            if reducing:
+                pos = positions[i]
+                if sig.intent == INTENT_CLOSE and not leg.size_quote:
+                    qty = pos
+                else:
+                    qty = min(self.venue.round_quantity(leg.symbol, CONTEXT.divide(D(leg.size_quote), px)), pos)
+            else:
+                qty = self.venue.round_quantity(leg.symbol, CONTEXT.divide(D(leg.size_quote), px))
+            if qty <= 0:
+                return Verdict(R.REJECT_REASON_MALFORMED, f"leg {i} is smaller than one lot")
+            # 10. price band
+            if limit is not None and abs(limit - ref) * _BPS > cfg.price_band_bps * ref:
+                return Verdict(R.REJECT_REASON_PRICE_BAND, f"limit {limit} too far from mark {ref}")
+            plans.append(
+                LegPlan(i, leg.venue, leg.symbol, int(leg.instrument), buy, otype, limit, qty, qty * px, reducing, im,
+                        leverage if leg.instrument == PERP else _ONE)
+            )
+        if not reducing:
+            assert budget is not None
+            # 11. per-order notional
+            for p in plans:
+                if p.notional > budget.max_order_notional:
+                    return Verdict(R.REJECT_REASON_ORDER_NOTIONAL, f"leg {p.index} notional above the per-order cap")
+            # 12. phase notional
+            total = self.portfolio.phase_exposure(phase) + self.open_orders.adding_notional.get(phase, _ZERO)
+            for p in plans:
+                total += p.notional
+            if total > budget.max_notional:
+                return Verdict(R.REJECT_REASON_PHASE_NOTIONAL, "phase exposure would exceed its allocation")
+            # 13. leverage
+            cap = min(budget.max_leverage, cfg.max_leverage)
+            for p in plans:
+                if p.instrument == PERP and leverage > cap:
+                    return Verdict(R.REJECT_REASON_LEVERAGE, f"leverage {leverage} above cap {cap}")
+        # 14. open orders per symbol
+        max_open = (budget.max_open_orders if budget is not None else 0) or cfg.default_open_orders_per_symbol
+        for p in plans:
+            if self.open_orders.count(phase, p.symbol) >= max_open:
+                return Verdict(R.REJECT_REASON_OPEN_ORDERS, f"{max_open} orders already open in {p.symbol}")
+        # 15. order rate
+        per_minute = (budget.max_per_minute if budget is not None else 0) or cfg.default_orders_per_minute
+        if self.rates.count(phase, now_ns) + len(plans) > per_minute:
+            return Verdict(R.REJECT_REASON_ORDER_RATE, f"more than {per_minute} orders per minute")
+        # 16. daily loss
+        if not reducing:
+            assert budget is not None
+            if budget.max_daily_loss is not None and self.portfolio.daily_pnl(phase) <= -budget.max_daily_loss:
+                return Verdict(R.REJECT_REASON_DAILY_LOSS, "daily loss limit reached: the phase may only reduce")
+        return Verdict(OK, "", plans, reducing)
+
+    # --- schema ----------------------------------------------------------------------------
+    def _schema(self, sig: trading_pb2.Signal) -> str:
+        """Empty string when the signal is well-formed, else what is wrong."""
+        cfg = self.config
+        if not _SIGNAL_ID.match(sig.signal_id):
+            return "signal_id must be 1-128 printable characters without spaces"
+        if sig.intent not in (INTENT_OPEN, INTENT_CLOSE, INTENT_REDUCE):
+            return "unknown intent"
+        n = len(sig.legs)
+        if n < 1 or n > cfg.max_legs:
+            return f"a signal needs 1 to {cfg.max_legs} legs"
+        if not (0.0 <= sig.confidence <= 1.0) or math.isnan(sig.confidence):
+            return "confidence must be within 0..1"
+        if sig.ttl_ms < 0 or sig.ttl_ms > cfg.max_ttl_ms:
+            return "ttl_ms out of bounds"
+        try:
+            if sig.leverage:
+                lev = D(sig.leverage)
+                if lev < 1 or lev > 1000:
+                    return "leverage must be within 1..1000"
+            if sig.stop_price and not _price_ok(D(sig.stop_price)):
+                return "stop_price out of bounds"
+            for t in sig.target_prices:
+                if not _price_ok(D(t)):
+                    return "target price out of bounds"
+            seen_legs: set[tuple[str, str, int]] = set()
+            for i, leg in enumerate(sig.legs):
+                pair = (leg.venue, leg.symbol)
+                if pair not in self._valid_pairs:
+                    if not _TOKEN.match(leg.venue) or not _TOKEN.match(leg.symbol):
+                        return f"leg {i}: venue and symbol must be plain tokens"
+                    if len(self._valid_pairs) < 10_000:
+                        self._valid_pairs.add(pair)
+                if leg.instrument not in (SPOT, PERP):
+                    return f"leg {i}: unknown instrument kind"
+                if leg.side not in (BUY, SELL):
+                    return f"leg {i}: side must be BUY or SELL"
+                ident = (leg.venue, leg.symbol, int(leg.instrument))
+                if ident in seen_legs:
+                    return f"leg {i}: instrument appears twice"
+                seen_legs.add(ident)
+                if leg.order_type not in (0, 1, 2, 3, 4):
+                    return f"leg {i}: unknown order type"
+                if leg.size_quote or sig.intent != INTENT_CLOSE:
+                    size = D(leg.size_quote)
+                    if size <= 0 or size > cfg.max_leg_notional:
+                        return f"leg {i}: size_quote must be > 0 and <= {cfg.max_leg_notional}"
+                if leg.order_type in LIMIT_TYPES and (not leg.limit_price or not _price_ok(D(leg.limit_price))):
+                    return f"leg {i}: limit order needs a limit_price within bounds"
+                if sig.intent == INTENT_OPEN and leg.instrument == SPOT and leg.side == SELL:
+                    return f"leg {i}: spot cannot be sold short"
+        except MoneyError as exc:
+            return f"not a decimal: {exc}"
+        return ""
+
+
+def verify_signal(sig: trading_pb2.Signal, key: bytes) -> bool:
+    """Same check as ``titan.core.signing.verify_signal`` (HMAC-SHA256 over the deterministic
+    serialization with ``signature`` cleared), without copying the message: the signature is taken
+    off, the bytes serialized, and the signature put back."""
+    signature = sig.signature
+    if len(signature) != _DIGEST_SIZE:
+        return False
+    sig.ClearField("signature")
+    try:
+        data = sig.SerializeToString(deterministic=True)
+    finally:
+        sig.signature = signature
+    return hmac.compare_digest(signature, hmac.digest(key, data, "sha256"))
+
+
+_DIGEST_SIZE = hashlib.sha256().digest_size
+
+
+def _price_ok(p: Decimal) -> bool:
+    return _MIN_PRICE <= p <= _MAX_PRICE

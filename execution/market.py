@@ -1,0 +1,162 @@
+"""Market state the execution core needs: per instrument the last trade, mark/index, top of book,
+L2 depth (``titan.core.marketdata.book.OrderBook``) and funding. Pure: events in, no I/O.
+
+Instruments are keyed by ``(venue, symbol, instrument kind)`` exactly as they appear on the legs of a
+signal and on ``titan.v1.MarketEvent``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from titan.core.marketdata.book import OrderBook
+from titan.core.money import D
+from titan.v1 import market_pb2
+
+InstrumentKey = tuple[str, str, int]  # (venue, symbol, InstrumentKind)
+
+_ZERO = Decimal(0)
+
+
+class InstrumentMarket:
+    """What is known about one instrument's market. Prices are Decimal or None when unknown."""
+
+    __slots__ = (
+        "ask",
+        "ask_size",
+        "bid",
+        "bid_size",
+        "book",
+        "consumed",
+        "funding_rate",
+        "funding_time_ns",
+        "index",
+        "key",
+        "last",
+        "last_size",
+        "mark",
+        "next_funding_time_ns",
+        "updated_ns",
+    )
+
+    def __init__(self, key: InstrumentKey) -> None:
+        self.key = key
+        self.last: Decimal | None = None
+        self.last_size: Decimal = _ZERO
+        self.mark: Decimal | None = None
+        self.index: Decimal | None = None
+        self.bid: Decimal | None = None
+        self.bid_size: Decimal = _ZERO
+        self.ask: Decimal | None = None
+        self.ask_size: Decimal = _ZERO
+        self.book: OrderBook | None = None
+        self.funding_rate: Decimal | None = None
+        self.funding_time_ns = 0
+        self.next_funding_time_ns = 0
+        self.updated_ns = 0
+        # Displayed liquidity already taken by paper fills since the last book update, per price.
+        # A paper order cannot consume the same displayed size twice.
+        self.consumed: dict[Decimal, Decimal] = {}
+
+    # --- reading ---------------------------------------------------------------------------
+    def best_bid(self) -> Decimal | None:
+        if self.book is not None and self.book.synced:
+            bb = self.book.best_bid()
+            return bb[0] if bb else None
+        return self.bid
+
+    def best_ask(self) -> Decimal | None:
+        if self.book is not None and self.book.synced:
+            ba = self.book.best_ask()
+            return ba[0] if ba else None
+        return self.ask
+
+    def mid(self) -> Decimal | None:
+        bid, ask = self.best_bid(), self.best_ask()
+        if bid is None or ask is None:
+            return None
+        return (bid + ask) / 2
+
+    def reference_price(self) -> Decimal | None:
+        """Mark price, else the book mid, else the last trade: the price exposure is valued at."""
+        if self.mark is not None:
+            return self.mark
+        mid = self.mid()
+        if mid is not None:
+            return mid
+        return self.last
+
+    def levels(self, buy: bool) -> list[tuple[Decimal, Decimal]] | None:
+        """Displayed liquidity a taker of this side would hit (asks for a buy), best first, minus what
+        paper fills already consumed; None when no book is known at all."""
+        if self.book is not None and self.book.synced:
+            raw = self.book.asks() if buy else self.book.bids()
+        elif buy and self.ask is not None:
+            raw = [(self.ask, self.ask_size)]
+        elif not buy and self.bid is not None:
+            raw = [(self.bid, self.bid_size)]
+        else:
+            return None
+        if not self.consumed:
+            return raw
+        out = []
+        for price, size in raw:
+            left = size - self.consumed.get(price, _ZERO)
+            if left > 0:
+                out.append((price, left))
+        return out
+
+    def consume(self, price: Decimal, qty: Decimal) -> None:
+        self.consumed[price] = self.consumed.get(price, _ZERO) + qty
+
+    # --- updating --------------------------------------------------------------------------
+    def apply(self, event: market_pb2.MarketEvent, now_ns: int) -> str | None:
+        """Apply one event; returns the payload kind applied (or None if ignored)."""
+        kind = event.WhichOneof("payload")
+        if kind == "trade":
+            self.last = D(event.trade.price)
+            self.last_size = D(event.trade.size) if event.trade.size else _ZERO
+        elif kind == "top":
+            top = event.top
+            self.bid = D(top.bid_price) if top.bid_price else None
+            self.bid_size = D(top.bid_size) if top.bid_size else _ZERO
+            self.ask = D(top.ask_price) if top.ask_price else None
+            self.ask_size = D(top.ask_size) if top.ask_size else _ZERO
+            self.consumed.clear()
+        elif kind == "depth":
+            if self.book is None:
+                self.book = OrderBook(self.key[1])
+            self.book.apply(event.depth)
+            self.consumed.clear()
+        elif kind == "mark":
+            if event.mark.mark_price:
+                self.mark = D(event.mark.mark_price)
+            if event.mark.index_price:
+                self.index = D(event.mark.index_price)
+        elif kind == "funding":
+            f = event.funding
+            self.funding_rate = D(f.rate)
+            self.funding_time_ns = f.funding_time_ns
+            self.next_funding_time_ns = f.next_funding_time_ns
+        else:
+            return None
+        self.updated_ns = now_ns
+        return str(kind)
+
+
+class MarketData:
+    """All instruments' market state."""
+
+    def __init__(self) -> None:
+        self.instruments: dict[InstrumentKey, InstrumentMarket] = {}
+
+    def get(self, key: InstrumentKey) -> InstrumentMarket | None:
+        return self.instruments.get(key)
+
+    def apply(self, event: market_pb2.MarketEvent, now_ns: int) -> tuple[InstrumentMarket, str | None]:
+        key = (event.venue, event.symbol, int(event.instrument))
+        im = self.instruments.get(key)
+        if im is None:
+            im = InstrumentMarket(key)
+            self.instruments[key] = im
+        return im, im.apply(event, now_ns)

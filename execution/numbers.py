@@ -1,0 +1,19 @@
+"""Fast Decimal -> wire string for the hot path, same output as ``titan.core.money.s`` for values
+that ``str`` prints without an exponent (``s`` itself handles the rest)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from titan.core.money import s as canonical
+
+
+def fmt(value: Decimal) -> str:
+    if not value:
+        return "0"
+    text = str(value)
+    if "E" in text:
+        return canonical(value)
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text

@@ -1,0 +1,300 @@
+"""Wiring of the execution process: settings -> keys, engine, NATS (events, KV, market data),
+recovery from the ledger, gRPC server, CPU pinning, GC freeze, metrics endpoint.
+
+Start-up order (nothing is accepted before recovery is complete):
+ 1. pin CPUs (``TITAN_EXECUTION_CPUS``), export them;
+ 2. load the phase keys (``<phase>.key`` files in ``TITAN_HMAC_KEYS_DIR``, or ``TITAN_PHASE_KEY_<PHASE>``);
+ 3. connect NATS, ensure streams/buckets;
+ 4. wait until the ledger writer has consumed every event already on the stream, then rebuild positions,
+    open orders, fill ids and recently decided signal ids from the ledger; restore the newest trading
+    state (KV or ledger) and the budgets from KV;
+ 5. start publishing, watching KV and market data, the gRPC server; mark health SERVING; freeze the GC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from titan.core.clock import WallClock
+from titan.core.config import Mode, Settings
+from titan.core.money import D
+from titan.core.signing import load_keys
+from titan.execution import pinning
+from titan.execution.engine import Engine, EngineConfig
+from titan.execution.gate import GateConfig
+from titan.execution.orders import ManagedOrder
+from titan.execution.publisher import JetStreamPublisher, MemorySink
+from titan.execution.service import (
+    ControlGuard,
+    ExecutionServicer,
+    mark_serving,
+    periodic,
+    set_mode_metric,
+    start_grpc,
+)
+from titan.v1 import trading_pb2
+
+log = logging.getLogger("titan.execution")
+NS_PER_MS = 1_000_000
+
+
+def load_phase_keys(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, bytes]:
+    """Per-phase HMAC keys: files ``<phase>.key`` in ``hmac_keys_dir`` (a mounted Secret), plus
+    ``TITAN_PHASE_KEY_<PHASE>`` variables (``-`` in a phase id spelled ``_``). Keys shorter than 16
+    bytes are refused."""
+    keys: dict[str, bytes] = {}
+    if settings.hmac_keys_dir is not None:
+        keys.update(load_keys(settings.hmac_keys_dir))
+    env = os.environ if environ is None else environ
+    for name, value in env.items():
+        if name.startswith("TITAN_PHASE_KEY_") and value:
+            phase = name.removeprefix("TITAN_PHASE_KEY_").lower().replace("_", "-")
+            raw = value.encode()
+            if len(raw) < 16:
+                raise ValueError(f"{name} is shorter than 16 bytes")
+            keys[phase] = raw
+    return keys
+
+
+@dataclass
+class RuntimeOptions:
+    tick_interval_s: float = 0.2
+    equity_interval_s: float = 10.0
+    ledger_wait_s: float = 30.0
+    metrics: bool = True
+    freeze_gc: bool = True
+    keys: dict[str, bytes] | None = None
+    engine: EngineConfig | None = None
+    live_venue: Any = None  # a prepared LiveVenue (tests point one at recorded payloads)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ExecutionRuntime:
+    def __init__(self, settings: Settings, options: RuntimeOptions | None = None) -> None:
+        self.settings = settings
+        self.options = options or RuntimeOptions()
+        self.catalog = settings.catalog
+        self.nc: Any = None
+        self.js: Any = None
+        self.server: Any = None
+        self.port = 0
+        self.cpus: list[int] = []
+        self.engine: Engine | None = None
+        self.servicer: ExecutionServicer | None = None
+        self.sink: Any = None
+        self.live: Any = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._sub: Any = None
+        self._startup_updates: list[Any] = []
+
+    # ------------------------------------------------------------------------------------------
+    async def start(self) -> int:
+        st = self.settings
+        self.cpus = pinning.pin(st.cpus)
+        keys = self.options.keys if self.options.keys is not None else load_phase_keys(st)
+        if not keys:
+            log.warning("no phase keys loaded: every signal will be rejected (UNKNOWN_PHASE)")
+        live = st.mode is Mode.LIVE
+        config = self.options.engine or EngineConfig(
+            venue=st.venue if live else "paper",
+            gate=GateConfig(replay_window_ns=st.replay_window_ms * NS_PER_MS),
+        )
+        engine = self.engine = Engine(WallClock(), dict(keys), config)
+        control = ControlGuard(st.control_key.get_secret_value().encode(), st.replay_window_ms * NS_PER_MS)
+        submit = None
+        if live:
+            from titan.execution.live import LiveVenue
+
+            self.live = self.options.live_venue or LiveVenue.from_settings(st)
+            submit = self._submit_live
+        servicer = self.servicer = ExecutionServicer(
+            engine, MemorySink(keep=False), control, cpus=self.cpus, mode=str(st.mode.value), submit=submit
+        )
+        if st.nats_url:
+            from titan.core.bus import StateStore, connect, ensure_jetstream
+
+            self.nc = await connect(st.nats_url, "execution")
+            self.js = self.nc.jetstream()
+            await ensure_jetstream(self.js, self.catalog)
+            self.sink = JetStreamPublisher(self.js, self.catalog, on_published=servicer.forward)
+            store = StateStore(self.js, self.catalog)
+            await self._recover(engine, store)
+        else:
+            self.sink = MemorySink(on_published=servicer.forward, keep=False)
+        servicer.sink = self.sink
+        await self.sink.start()
+        if self._startup_updates:
+            self.sink.submit(self._startup_updates)
+        if self.live is not None:
+            await self.live.start(engine, servicer.emit)
+            await self.live.reconcile()  # the venue's view of every open order, before serving
+        if self.nc is not None:
+            self._sub = await self.nc.subscribe(self.catalog.md_all, cb=self._on_md)
+            from titan.core.bus import StateStore
+
+            store = StateStore(self.js, self.catalog)
+            self._tasks.append(asyncio.create_task(self._watch_budgets(store), name="watch-budgets"))
+            self._tasks.append(asyncio.create_task(self._watch_state(store), name="watch-trading-state"))
+        self._tasks.append(asyncio.create_task(periodic(self.options.tick_interval_s, servicer.tick), name="tick"))
+        self._tasks.append(
+            asyncio.create_task(periodic(self.options.equity_interval_s, servicer.publish_equity), name="equity")
+        )
+        if self.options.metrics and st.metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(st.metrics_port)
+        set_mode_metric(engine.trading_state.mode)
+        self.server, self.port, health = await start_grpc(servicer, st.execution_host, st.execution_port)
+        servicer.ready.set()
+        await mark_serving(health)
+        if self.options.freeze_gc:
+            pinning.freeze_gc()
+        log.info("execution serving on %s:%d (mode %s, venue %s)", st.execution_host, self.port, st.mode, config.venue)
+        return self.port
+
+    async def _on_md(self, msg: Any) -> None:
+        assert self.servicer is not None
+        self.servicer.on_market_bytes(msg.data)
+
+    async def _watch_budgets(self, store: Any) -> None:
+        assert self.engine is not None
+        while True:
+            try:
+                async for budget in store.watch_budgets():
+                    self.engine.update_budget(budget)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("budget watch failed (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+
+    async def _watch_state(self, store: Any) -> None:
+        assert self.engine is not None and self.servicer is not None
+        while True:
+            try:
+                async for state in store.watch_trading_state():
+                    applied, updates, cancels = self.engine.set_trading_state(state)
+                    if applied:
+                        set_mode_metric(state.mode)
+                        self.servicer.emit(updates, [], cancels)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("trading state watch failed (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+
+    async def _recover(self, engine: Engine, store: Any) -> None:
+        st = self.settings
+        kv_state = await store.get_trading_state()
+        budgets = await store.budgets()
+        ledger_state = None
+        if st.pg_dsn:
+            from titan.core.ledger import Ledger
+
+            await self._wait_for_ledger()
+            ledger = await Ledger.open(st.pg_dsn)
+            try:
+                now = time.time_ns()
+                positions = await ledger.positions(include_flat=True)
+                open_orders = await ledger.open_orders()
+                fills = await ledger.fills(limit=100_000_000)
+                funding = await ledger.funding_payments()
+                recent = await ledger.orders(since_ns=now - 86_400 * 10**9, limit=10_000_000)
+                decisions = await ledger.decisions(limit=200_000)
+                ledger_state = await ledger.latest_trading_state()
+                midnight = now - now % (86_400 * 10**9)
+                day_starts: dict[str, Any] = {}
+                for phase in {p.phase_id for p in positions} | {f.phase_id for f in fills}:
+                    series = await ledger.equity_series(phase, since_ns=midnight - 86_400 * 10**9)
+                    before = [e for e in series if e.ts_ns < midnight]
+                    if before or series:
+                        day_starts[phase] = (before[-1] if before else series[0]).equity
+            finally:
+                await ledger.close()
+            horizon = now - engine.config.dedup_horizon_ns
+            decided = [
+                (d.ack.phase_id, d.ack.signal_id, d.ack.acked_at_ns, d.ack.accepted, tuple(d.ack.client_order_ids))
+                for d in reversed(decisions)
+                if d.ack.acked_at_ns >= horizon
+            ]
+            corrected = engine.restore(
+                positions, open_orders, fills, decided, funding, recent
+            )
+            for phase, equity in day_starts.items():  # today's losses survive a restart
+                engine.portfolio.set_day_start(phase, D(equity), now)
+            if corrected:
+                log.warning("repairing %d ledger rows left incomplete by a crash", len(corrected))
+                self._startup_updates.extend(corrected)
+            log.info(
+                "recovered %d positions, %d open orders, %d fills, %d recent signal ids from the ledger",
+                len(engine.portfolio.positions), len(open_orders), len(fills), len(decided),
+            )
+        for state in sorted(
+            (s for s in (kv_state, ledger_state) if s is not None), key=lambda s: s.version
+        ):
+            engine.set_trading_state(state)
+        for budget in budgets.values():
+            engine.update_budget(budget)
+
+    async def _wait_for_ledger(self) -> None:
+        """Wait until the ledger writer consumed every event on the stream (bounded)."""
+        spec = self.catalog.ledger_consumer
+        deadline = time.monotonic() + self.options.ledger_wait_s
+        while True:
+            try:
+                info = await self.js.consumer_info(spec.stream, spec.durable)
+                if not info.num_pending and not info.num_ack_pending:
+                    return
+            except Exception as exc:
+                log.warning("ledger consumer not readable (%s)", exc)
+            if time.monotonic() > deadline:
+                log.warning("ledger writer has not caught up after %.0fs; recovering from what it has",
+                            self.options.ledger_wait_s)
+                return
+            await asyncio.sleep(0.05)
+
+    def _submit_live(self, submissions: list[ManagedOrder], cancels: list[ManagedOrder]) -> None:
+        if self.live is not None:
+            self.live.dispatch(submissions, cancels)
+
+    # ------------------------------------------------------------------------------------------
+    async def stop(self, grace: float = 1.0) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.server is not None:
+            await self.server.stop(grace)
+        if self.sink is not None:
+            await self.sink.stop()
+        if self.live is not None:
+            await self.live.close()
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+
+
+def trading_state(mode: int, version: int, reason: str = "", set_by: str = "") -> trading_pb2.TradingState:
+    return trading_pb2.TradingState(mode=mode, version=version, reason=reason, set_by=set_by,  # type: ignore[arg-type]
+                                    ts_ns=time.time_ns())
+
+
+async def run(settings: Settings, options: RuntimeOptions | None = None) -> None:
+    """Run until cancelled (SIGTERM/SIGINT handled by the caller)."""
+    rt = ExecutionRuntime(settings, options)
+    await rt.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await rt.stop()

@@ -1,0 +1,393 @@
+"""The execution gRPC service: a thin shell around :class:`titan.execution.engine.Engine`.
+
+* ``StreamSignals`` (bidirectional): each Signal is decided by the engine and its SignalAck written
+  back at once (before the paper venue matches the orders); order and fill updates of the phase
+  follow once JetStream has them (positions: ``GetState``). A
+  stream receives updates of a phase only after it sent a correctly signed signal of that phase
+  (a Hello alone subscribes to nothing).
+* ``GetState`` (read-only), ``SetTradingState``, ``Flatten``, ``UpdateBudgets``: the last three need a
+  ``ControlAuth`` signed with the control key, issued within the replay window and with a fresh
+  nonce; otherwise PERMISSION_DENIED (counted in ``titan_execution_control_rejects_total``).
+* Budgets and the trading state also arrive from NATS KV (newer version wins, either source).
+* Market data arrives on core NATS (``catalog.md_all``).
+* Health checking (SERVING only after recovery) and server reflection are on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from titan.core.metrics import (
+    BUS_REJECTS,
+    CONTROL_REJECTS,
+    EQUITY,
+    EXPOSURE,
+    PNL,
+    POSITION_QTY,
+    SIGNAL_ACK_LATENCY,
+    STREAMS_OPEN,
+    TRADING_STATE,
+)
+from titan.core.signing import verify_control
+from titan.execution.engine import UNAUTHENTICATED, Engine, Update
+from titan.execution.orders import ManagedOrder
+from titan.v1 import common_pb2, execution_pb2, execution_pb2_grpc, market_pb2, trading_pb2
+
+log = logging.getLogger("titan.execution")
+
+SERVICE_NAME = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
+_EOF = grpc.aio.EOF
+
+
+class Sink(Protocol):
+    """What the service needs from an event publisher (JetStreamPublisher, MemorySink)."""
+
+    def submit(self, updates: list[Update]) -> None: ...
+
+
+class _Stream:
+    """One open StreamSignals call. A single writer task owns the stream's writes (gRPC allows one at
+    a time): acks first, then order/fill updates, so an ack never queues behind a burst of updates
+    and the reader never waits for a write."""
+
+    __slots__ = ("acks", "closed", "context", "phase", "updates", "wake", "writer")
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.phase = ""
+        self.acks: deque[tuple[execution_pb2.ExecutionUpdate, int, Any]] = deque()
+        self.updates: deque[execution_pb2.ExecutionUpdate] = deque()
+        self.wake = asyncio.Event()
+        self.closed = False
+        self.writer: asyncio.Task[None] | None = None
+
+    def ack(self, msg: execution_pb2.ExecutionUpdate, t0: int, hist: Any) -> None:
+        self.acks.append((msg, t0, hist))
+        self.wake.set()
+
+    def push(self, msgs: list[execution_pb2.ExecutionUpdate]) -> None:
+        if not self.closed:
+            self.updates.extend(msgs)
+            self.wake.set()
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        except Exception as exc:  # the call ended under us: the reader sees it too
+            self.closed = True
+            log.debug("stream writer stopped: %s", exc)
+
+    async def _run(self) -> None:
+        write = self.context.write
+        acks, updates = self.acks, self.updates
+        perf = time.perf_counter_ns
+        while True:
+            if acks:
+                msg, t0, hist = acks.popleft()
+                await write(msg)
+                hist.observe((perf() - t0) / 1e9)  # signal received -> its ack written
+            elif updates:
+                await write(updates.popleft())
+            elif self.closed:
+                return
+            else:
+                self.wake.clear()
+                await self.wake.wait()
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (acks first), then stop the writer."""
+        self.closed = True
+        self.wake.set()
+        if self.writer is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self.writer), timeout)
+            except (TimeoutError, asyncio.CancelledError, Exception):
+                self.writer.cancel()
+
+
+class ControlGuard:
+    """Verifies signed control calls: HMAC with the control key, issued_at within the window, nonce
+    never seen within the window."""
+
+    def __init__(self, key: bytes, window_ns: int, clock: Callable[[], int] = time.time_ns) -> None:
+        self.key = key
+        self.window_ns = window_ns
+        self.clock = clock
+        self._nonces: dict[str, int] = {}
+        self._order: deque[tuple[int, str]] = deque()
+
+    def check(self, call: str, request: Any) -> str:
+        """Empty string when the call may proceed, else the reason label."""
+        reason = self._check(request)
+        if reason:
+            CONTROL_REJECTS.labels(call=call, reason=reason).inc()
+        return reason
+
+    def _check(self, request: Any) -> str:
+        if not self.key:
+            return "no_control_key"
+        if not request.HasField("auth"):
+            return "unsigned"
+        auth = request.auth
+        if not verify_control(request, self.key):
+            return "bad_signature"
+        now = self.clock()
+        if abs(now - auth.issued_at_ns) > self.window_ns:
+            return "stale"
+        if not auth.nonce or len(auth.nonce) > 128:
+            return "bad_nonce"
+        horizon = now - 2 * self.window_ns
+        while self._order and self._order[0][0] < horizon:
+            _, n = self._order.popleft()
+            self._nonces.pop(n, None)
+        if auth.nonce in self._nonces:
+            return "replayed"
+        self._nonces[auth.nonce] = now
+        self._order.append((now, auth.nonce))
+        return ""
+
+
+class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
+    def __init__(
+        self,
+        engine: Engine,
+        sink: Sink,
+        control: ControlGuard,
+        *,
+        cpus: list[int] | None = None,
+        mode: str = "paper",
+        submit: Callable[[list[ManagedOrder], list[ManagedOrder]], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.sink = sink
+        self.control = control
+        self.cpus = cpus or []
+        self.mode = mode
+        self._submit = submit
+        self._streams: dict[str, set[_Stream]] = {}
+        self._latency: dict[str, Any] = {}
+        self.ready = asyncio.Event()
+
+    # --- updates to phases -------------------------------------------------------------------
+    def forward(self, updates: list[Update]) -> None:
+        """Send order and fill updates to the streams of their phase (called once published)."""
+        by_phase: dict[str, list[execution_pb2.ExecutionUpdate]] = {}
+        for u in updates:
+            if isinstance(u, trading_pb2.Order):
+                msg = execution_pb2.ExecutionUpdate(order=u)
+            elif isinstance(u, trading_pb2.Fill):
+                msg = execution_pb2.ExecutionUpdate(fill=u)
+            else:  # positions are not streamed (each gRPC write costs): GetState has them
+                continue
+            by_phase.setdefault(u.phase_id, []).append(msg)
+        for phase, msgs in by_phase.items():
+            for stream in self._streams.get(phase, ()):
+                stream.push(msgs)
+
+    def emit(
+        self, updates: list[Update], submissions: list[ManagedOrder] | None = None,
+        cancels: list[ManagedOrder] | None = None,
+    ) -> None:
+        if updates:
+            self.sink.submit(updates)
+        if (submissions or cancels) and self._submit is not None:
+            self._submit(list(submissions or ()), list(cancels or ()))
+
+    # --- StreamSignals -----------------------------------------------------------------------
+    async def StreamSignals(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+        await self.ready.wait()
+        stream = _Stream(context)
+        stream.writer = asyncio.ensure_future(stream.run())
+        label = "unknown"
+        engine = self.engine
+        keys = engine.gate.keys
+        latency = self._latency
+        try:
+            while True:
+                req = await context.read()
+                if req is _EOF:
+                    break
+                t0 = time.perf_counter_ns()
+                received = time.time_ns()
+                if req.HasField("hello"):
+                    if req.hello.phase_id in keys and label == "unknown":
+                        label = req.hello.phase_id
+                        STREAMS_OPEN.labels(phase=label).inc()
+                    continue
+                if not req.HasField("signal"):
+                    continue
+                d = engine.decide(req.signal, received)
+                phase = d.ack.phase_id
+                authentic = d.ack.reason not in UNAUTHENTICATED and phase in keys
+                key = phase if authentic else "unknown"
+                hist = latency.get(key)
+                if hist is None:
+                    hist = latency[key] = SIGNAL_ACK_LATENCY.labels(phase=key)
+                stream.ack(execution_pb2.ExecutionUpdate(ack=d.ack), t0, hist)
+                await asyncio.sleep(0)  # let the writer send the ack before the venue work
+                engine.execute(d)
+                if authentic and stream.phase != phase:
+                    self._bind(stream, phase)
+                    if label == "unknown":  # no Hello: the first authentic signal names the stream
+                        label = phase
+                        STREAMS_OPEN.labels(phase=label).inc()
+                if d.updates or d.submissions:
+                    self.emit(d.updates, d.submissions)
+            await stream.close()
+        finally:
+            if stream.phase:
+                self._streams.get(stream.phase, set()).discard(stream)
+            if label != "unknown":
+                STREAMS_OPEN.labels(phase=label).dec()
+            if stream.writer is not None and not stream.writer.done():
+                stream.writer.cancel()
+
+    def _bind(self, stream: _Stream, phase: str) -> None:
+        if stream.phase:
+            self._streams.get(stream.phase, set()).discard(stream)
+        stream.phase = phase
+        self._streams.setdefault(phase, set()).add(stream)
+
+    # --- unary calls -------------------------------------------------------------------------
+    async def GetState(self, request: execution_pb2.GetStateRequest, context: Any) -> execution_pb2.ExecutionState:
+        e = self.engine
+        phase = request.phase_id
+        snaps = e.equity()
+        return execution_pb2.ExecutionState(
+            trading_state=e.trading_state,
+            budgets=e.budgets(phase),
+            positions=e.positions(phase),
+            open_orders=e.open_orders(phase),
+            equity=[x for x in snaps if not phase or x.scope in (phase, "total")],
+            cpus=self.cpus,
+            venue=e.config.venue,
+            mode=self.mode,
+        )
+
+    async def _deny(self, context: Any, call: str, reason: str) -> None:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{call}: {reason}")
+
+    async def SetTradingState(self, request: execution_pb2.SetTradingStateRequest, context: Any) -> trading_pb2.TradingState:  # noqa: E501
+        reason = self.control.check("SetTradingState", request)
+        if reason:
+            await self._deny(context, "SetTradingState", reason)
+        applied, updates, cancels = self.engine.set_trading_state(request.state)
+        if applied:
+            set_mode_metric(self.engine.trading_state.mode)
+        self.emit(updates, [], cancels)
+        return self.engine.trading_state
+
+    async def Flatten(self, request: execution_pb2.FlattenRequest, context: Any) -> execution_pb2.FlattenResponse:
+        reason = self.control.check("Flatten", request)
+        if reason:
+            await self._deny(context, "Flatten", reason)
+        cids, updates, submissions, cancels = self.engine.flatten(
+            request.phase_id, request.symbol, request.auth.nonce
+        )
+        self.emit(updates, submissions, cancels)
+        return execution_pb2.FlattenResponse(client_order_ids=cids)
+
+    async def UpdateBudgets(self, request: execution_pb2.UpdateBudgetsRequest, context: Any) -> execution_pb2.UpdateBudgetsResponse:  # noqa: E501
+        reason = self.control.check("UpdateBudgets", request)
+        if reason:
+            await self._deny(context, "UpdateBudgets", reason)
+        applied = stale = 0
+        for b in request.budgets:
+            result = self.engine.update_budget(b)
+            if result == "applied":
+                applied += 1
+            elif result == "stale":
+                stale += 1
+            else:
+                CONTROL_REJECTS.labels(call="UpdateBudgets", reason="invalid_budget").inc()
+        return execution_pb2.UpdateBudgetsResponse(applied=applied, ignored_stale=stale)
+
+    # --- market data, KV, periodic -----------------------------------------------------------
+    def on_market_bytes(self, data: bytes) -> None:
+        ev = market_pb2.MarketEvent()
+        try:
+            ev.ParseFromString(data)
+        except Exception:
+            BUS_REJECTS.labels(consumer="execution-md", reason="decode").inc()
+            return
+        try:
+            updates = self.engine.on_market(ev)
+        except Exception:
+            BUS_REJECTS.labels(consumer="execution-md", reason="invalid").inc()
+            log.exception("market event failed")
+            return
+        if updates:
+            self.emit(updates)
+
+    def tick(self) -> None:
+        updates = self.engine.tick()
+        cancels = self.engine.take_cancels()
+        if updates or cancels:
+            self.emit(updates, [], cancels)
+
+    def publish_equity(self) -> None:
+        snaps = self.engine.equity()
+        for snap in snaps:
+            EQUITY.labels(scope=snap.scope).set(float(snap.equity))
+            if snap.scope != "total":
+                EXPOSURE.labels(phase=snap.scope).set(float(snap.exposure))
+                for kind in ("realized_pnl", "unrealized_pnl", "fees", "funding"):
+                    PNL.labels(phase=snap.scope, kind=kind.removesuffix("_pnl")).set(float(getattr(snap, kind)))
+        for pos in self.engine.portfolio:
+            POSITION_QTY.labels(phase=pos.phase_id, symbol=pos.key[2]).set(float(pos.quantity))
+        self.emit(list(snaps))
+
+
+def set_mode_metric(mode: int) -> None:
+    for name, value in common_pb2.TradingMode.items():
+        if value == common_pb2.TradingMode.TRADING_MODE_UNSPECIFIED:
+            continue
+        TRADING_STATE.labels(state=name.removeprefix("TRADING_MODE_").lower()).set(1 if value == mode else 0)
+
+
+async def start_grpc(servicer: ExecutionServicer, host: str, port: int) -> tuple[grpc.aio.Server, int, Any]:
+    """Start a grpc.aio server with the Execution, health and reflection services."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+        ]
+    )
+    execution_pb2_grpc.add_ExecutionServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.start()
+    return server, bound, health_servicer
+
+
+async def mark_serving(health_servicer: Any) -> None:
+    await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+
+
+async def periodic(interval_s: float, fn: Callable[[], Awaitable[None] | None]) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            res = fn()
+            if asyncio.iscoroutine(res):
+                await res
+        except Exception:
+            log.exception("periodic task failed")
