@@ -29,6 +29,7 @@ from titan.execution import pinning
 from titan.execution.engine import Engine, EngineConfig
 from titan.execution.gate import GateConfig
 from titan.execution.orders import ManagedOrder
+from titan.execution.paper import PaperConfig
 from titan.execution.publisher import JetStreamPublisher, MemorySink
 from titan.execution.service import (
     ControlGuard,
@@ -104,6 +105,7 @@ class ExecutionRuntime:
         config = self.options.engine or EngineConfig(
             venue=st.venue if live else "paper",
             gate=GateConfig(replay_window_ns=st.replay_window_ms * NS_PER_MS),
+            paper=PaperConfig(starting_capital=st.paper_capital),
         )
         engine = self.engine = Engine(WallClock(), dict(keys), config)
         control = ControlGuard(st.control_key.get_secret_value().encode(), st.replay_window_ms * NS_PER_MS)
