@@ -81,7 +81,7 @@ async def tell_execution(address: str, control_key: bytes, mode: str, reason: st
     request.auth.nonce = secrets.token_hex(8)
     sign_control(request, control_key)
     async with grpc.aio.insecure_channel(address) as channel:
-        stub = execution_pb2_grpc.ExecutionStub(channel)
+        stub = execution_pb2_grpc.ExecutionStub(channel)  # type: ignore[no-untyped-call]
         result: trading_pb2.TradingState = await stub.SetTradingState(request, timeout=5)
         return result
 

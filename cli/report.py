@@ -99,7 +99,7 @@ def write_png(data: ReportData, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
-    ax.plot(_times(data.equity), _values(data.equity), color="#1f77b4", linewidth=1.5)
+    ax.plot(_times(data.equity), _values(data.equity), color="#1f77b4", linewidth=1.5)  # type: ignore[arg-type]
     ax.set_title("Titan equity")
     ax.set_ylabel("quote")
     ax.grid(alpha=0.3)

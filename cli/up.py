@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import typer
 import yaml
@@ -85,9 +86,9 @@ def prepare_manifests(data_dir: Path, phases_dir: Path | None) -> Path:
     return target
 
 
-def read_manifests(directory: Path) -> tuple[dict[str, object], list[dict[str, object]]]:
-    brain: dict[str, object] | None = None
-    phases: list[dict[str, object]] = []
+def read_manifests(directory: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    brain: dict[str, Any] | None = None
+    phases: list[dict[str, Any]] = []
     for path in sorted(directory.glob("*.y*ml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if not isinstance(doc, dict):
@@ -279,11 +280,11 @@ def up_command(
     manifests = prepare_manifests(settings.data_dir, phases_dir)
     brain, phase_docs = read_manifests(manifests)
     spec = brain.get("spec") or {}
-    initial_equity = Decimal(str(spec.get("initialEquity", settings.paper_capital)))  # type: ignore[union-attr]
+    initial_equity = Decimal(str(spec.get("initialEquity", settings.paper_capital)))
     enabled = [
-        str((d.get("spec") or {}).get("phase"))  # type: ignore[union-attr]
+        str((d.get("spec") or {}).get("phase"))
         for d in phase_docs
-        if (d.get("spec") or {}).get("enabled", True)  # type: ignore[union-attr]
+        if (d.get("spec") or {}).get("enabled", True)
     ]
     runnable = [p for p in enabled if p in RUNNABLE_PHASES]
     skipped = sorted(set(enabled) - set(runnable))
