@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from titan.cli.common import settings_or_exit
+
 app = typer.Typer(help="The execution service (risk gate, order state machine, paper/live venues).",
                   no_args_is_help=True)
 
@@ -15,11 +17,7 @@ def run(
     cpus: str = typer.Option(None, help="CPU list to pin to, e.g. '2-3' (default TITAN_EXECUTION_CPUS)"),
 ) -> None:
     """Run the execution gRPC service until SIGTERM/SIGINT. Paper venue unless TITAN_MODE=live."""
-    import asyncio
-    import signal
-
-    from titan.core.config import ConfigError, load_settings
-    from titan.core.logging import setup_logging
+    from titan.execution.runtime import main
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -28,33 +26,4 @@ def run(
         overrides["execution_port"] = port
     if cpus is not None:
         overrides["execution_cpus"] = cpus
-    try:
-        settings = load_settings(**overrides)
-    except ConfigError as err:
-        typer.secho(str(err), err=True, fg=typer.colors.RED)
-        raise typer.Exit(2) from None
-    setup_logging(settings.log_level)
-
-    async def main() -> None:
-        from titan.execution.runtime import ExecutionRuntime
-
-        rt = ExecutionRuntime(settings)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await rt.start()
-        typer.echo(f"execution listening on {settings.execution_host}:{rt.port}")
-        try:
-            await stop.wait()
-        finally:
-            await rt.stop()
-
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:  # pragma: no cover
-        runner = asyncio.Runner()
-    with runner:
-        runner.run(main())
+    raise typer.Exit(main(settings_or_exit(**overrides)))

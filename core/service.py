@@ -10,6 +10,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
+from typing import Any
 
 from prometheus_client import start_http_server
 
@@ -95,3 +96,14 @@ def run_service(
 
 async def until_stopped(stop: asyncio.Event) -> None:
     await stop.wait()
+
+
+async def cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel background tasks and wait for each to finish (their errors are not re-raised), then
+    empty the list."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    tasks.clear()

@@ -2,28 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import sys
 
 from titan.core.config import ConfigError, load_settings
-
-
-async def _main() -> None:
-    from titan.execution.runtime import ExecutionRuntime
-
-    settings = load_settings()
-    rt = ExecutionRuntime(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await rt.start()
-    print(f"execution listening on {settings.execution_host}:{rt.port}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await rt.stop()
 
 
 def main() -> int:
@@ -32,19 +13,9 @@ def main() -> int:
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2
-    from titan.core.logging import setup_logging
+    from titan.execution.runtime import main as serve_main
 
-    setup_logging(settings.log_level)
-
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        runner = asyncio.Runner()
-    with runner:
-        runner.run(_main())
-    return 0
+    return serve_main(settings)
 
 
 if __name__ == "__main__":

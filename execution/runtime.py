@@ -24,6 +24,7 @@ from typing import Any
 from titan.core.clock import WallClock
 from titan.core.config import Mode, Settings
 from titan.core.money import D
+from titan.core.service import cancel_all
 from titan.core.signing import load_keys
 from titan.execution import pinning
 from titan.execution.engine import Engine, EngineConfig
@@ -267,12 +268,7 @@ class ExecutionRuntime:
 
     # ------------------------------------------------------------------------------------------
     async def stop(self, grace: float = 1.0) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        await cancel_all(self._tasks)
         if self.server is not None:
             await self.server.stop(grace)
         if self.sink is not None:
@@ -292,11 +288,20 @@ def trading_state(mode: int, version: int, reason: str = "", set_by: str = "") -
                                     ts_ns=time.time_ns())
 
 
-async def run(settings: Settings, options: RuntimeOptions | None = None) -> None:
-    """Run until cancelled (SIGTERM/SIGINT handled by the caller)."""
+async def serve(settings: Settings, stop: asyncio.Event, options: RuntimeOptions | None = None) -> None:
+    """Serve until ``stop`` is set, then shut down in order (stream, events flushed, NATS drained)."""
     rt = ExecutionRuntime(settings, options)
     await rt.start()
+    print(f"execution listening on {settings.execution_host}:{rt.port}", flush=True)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await rt.stop()
+
+
+def main(settings: Settings) -> int:
+    """`titan execution run` / `python -m titan.execution`: serve until SIGTERM/SIGINT."""
+    from titan.core.service import run_service
+
+    # The runtime exports its own metrics (after pinning); the harness adds /healthz, logging, uvloop.
+    return run_service("execution", settings, lambda stop: serve(settings, stop), metrics=False)

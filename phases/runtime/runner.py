@@ -21,7 +21,6 @@ budgets and parameters in-process; leave ``execution_target`` empty to collect s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -51,6 +50,7 @@ from titan.core.metrics import (
     PHASE_STATE,
     PHASE_TRADES_CLOSED,
 )
+from titan.core.service import cancel_all
 from titan.core.signing import sign_signal
 from titan.phases.runtime.core import (
     Strategy,
@@ -157,12 +157,7 @@ class PhaseRuntime:
         self._running = False
         if self.stream is not None:
             await self.stream.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        await cancel_all(self._tasks)
         if self.http is not None:
             await self.http.stop()
         if self.nc is not None and not self.nc.is_closed:
