@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,11 @@ class ChildSpec:
     log_file: Path | None = None
     restart: bool = True
     grace_s: float = 10.0
+    # Optional readiness probe: start() waits (up to ready_timeout_s) until it returns True before it
+    # starts the next child, so a child that must not start early (e.g. a publisher whose
+    # subscribers must be listening) can be placed after the ones it depends on.
+    ready: Callable[[], Awaitable[bool]] | None = None
+    ready_timeout_s: float = 60.0
 
 
 @dataclass
@@ -105,6 +110,21 @@ class Supervisor:
     async def start(self) -> None:
         for child in self.children:
             await self._spawn(child)
+            if child.spec.ready is not None:
+                await self._wait_ready(child)
+
+    async def _wait_ready(self, child: ChildState) -> None:
+        probe = child.spec.ready
+        assert probe is not None
+        deadline = time.monotonic() + child.spec.ready_timeout_s
+        while time.monotonic() < deadline and child.running and not self._stopping.is_set():
+            with contextlib.suppress(Exception):
+                if await probe():
+                    log.info("%s ready", child.spec.name, extra={"child": child.spec.name})
+                    return
+            await asyncio.sleep(0.1)
+        log.warning("%s not ready after %.0fs; starting the next children anyway", child.spec.name,
+                    child.spec.ready_timeout_s, extra={"child": child.spec.name})
 
     def _backoff(self, child: ChildState) -> float:
         return float(min(self.backoff_max_s, self.backoff_initial_s * (2 ** max(0, child.restarts - 1))))

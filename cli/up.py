@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,9 @@ class Organism:
     control_key: str
     phases: list[str]
     initial_equity: Decimal
+    # TitanPhase.spec.params per runnable phase: handed to the phase at launch, so it trades with
+    # them from its first market event (the Brain's copy in the params bucket overrides them).
+    params: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 def prepare_manifests(data_dir: Path, phases_dir: Path | None) -> Path:
@@ -154,18 +158,45 @@ def child_specs(org: Organism, source: str, speed: float, cpus: str, logs: Path)
                   logs / "execution.log"),
         ChildSpec("brain", [*titan, "operator", "local", str(org.manifests_dir), "--interval", "2"],
                   env(PORTS["brain"]), logs / "brain.log"),
-        ChildSpec("gateway", [*titan, "data", "gateway", "--source", source, "--speed", str(speed), "--json-logs"],
-                  env(PORTS["gateway"]), logs / "gateway.log"),
     ]
+    run_dir = st.data_dir / "run"
     for i, phase in enumerate(org.phases):
         port = _port(PHASE_METRICS_BASE + i)
-        specs.append(ChildSpec(
-            f"phase-{phase}",
-            [*titan, "phase", "run", phase, "--key-file", str(org.keys_dir / f"{phase}.key"),
-             "--execution", f"127.0.0.1:{grpc_port}", "--http-port", str(port)],
-            env(port), logs / f"phase-{phase}.log",
-        ))
+        argv = [*titan, "phase", "run", phase, "--key-file", str(org.keys_dir / f"{phase}.key"),
+                "--execution", f"127.0.0.1:{grpc_port}", "--http-port", str(port)]
+        if phase in org.params:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            params_file = run_dir / f"params-{phase}.json"
+            params_file.write_text(json.dumps(org.params[phase], indent=2, default=str) + "\n")
+            argv += ["--params", str(params_file)]
+        # Ready once it listens to market data and holds its stream to execution: the gateway
+        # starts after every phase, because core NATS keeps no history (the simulator's prelude, a
+        # replay's candles) for a subscriber that joins late.
+        specs.append(ChildSpec(f"phase-{phase}", argv, env(port), logs / f"phase-{phase}.log",
+                               ready=functools.partial(phase_ready, port)))
+    # A replay ends; its gateway exiting then is not a crash to restart (that would replay it again).
+    specs.append(ChildSpec("gateway", [*titan, "data", "gateway", "--source", source, "--speed", str(speed),
+                                       "--json-logs"],
+                           env(PORTS["gateway"]), logs / "gateway.log", restart=not source.startswith("replay:")))
     return specs
+
+
+async def phase_ready(port: int) -> bool:
+    """A phase's /healthz answers 200 and its stream to execution is connected."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout=1)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), timeout=2)
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
+    head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
+    return head.startswith("HTTP/1.1 200") and '"stream_connected": true' in body
 
 
 class InfraHandle:
@@ -287,6 +318,14 @@ def up_command(
         if (d.get("spec") or {}).get("enabled", True)
     ]
     runnable = [p for p in enabled if p in RUNNABLE_PHASES]
+    params: dict[str, dict[str, object]] = {}
+    for d in phase_docs:
+        spec_d = d.get("spec")
+        if not isinstance(spec_d, dict):
+            continue
+        kind, raw = str(spec_d.get("phase")), spec_d.get("params")
+        if kind in runnable and isinstance(raw, dict) and kind not in params:
+            params[kind] = dict(raw)
     skipped = sorted(set(enabled) - set(runnable))
     if skipped:
         log.warning("phases enabled in %s but not runnable by this build: %s", manifests, ", ".join(skipped))
@@ -301,7 +340,7 @@ def up_command(
     for note in state.notes:
         log.info(note)
     settings = settings.model_copy(update={"pg_dsn": state.pg_dsn, "nats_url": state.nats_url})
-    org = Organism(settings, manifests, keys_dir, control_key, runnable, initial_equity)
+    org = Organism(settings, manifests, keys_dir, control_key, runnable, initial_equity, params)
     logs = settings.data_dir / "logs"
     console = Console()
     code = 1

@@ -95,7 +95,9 @@ def open_source(
 
     ``speed`` applies to sim/replay (None = flat out); the simulator defaults to real time when
     ``start_ns`` is None (it then starts now) and then first emits a history prelude of
-    ``history_hours`` (default :data:`LIVE_SIM_HISTORY_HOURS`; 0 for a given ``start_ns``)."""
+    ``history_hours`` (default :data:`LIVE_SIM_HISTORY_HOURS`; 0 for a given ``start_ns``).
+    A paced replay (``speed`` > 0) is rebased to now (``ReplaySource(rebase=True)``): the history
+    before its first trade/book event passes at once and that event is stamped with the present."""
     kind, _, arg = spec.partition(":")
     if kind == "sim":
         from .sim import SimConfig, Simulator
@@ -115,7 +117,11 @@ def open_source(
 
         if not arg:
             raise ValueError("replay needs files: replay:PATH[,PATH...]")
-        return ReplaySource([Path(p) for p in arg.split(",")], speed=speed, clock=clock)
+        # Paced (live-like) replays are rebased to now: their events carry present-day timestamps,
+        # so freshness checks, time-to-live and wall-clock timers behave as on a live feed.
+        # A flat-out replay (a backtest) keeps the files' own times.
+        paced = speed is not None and speed > 0
+        return ReplaySource([Path(p) for p in arg.split(",")], speed=speed, clock=clock, rebase=paced)
     if kind == "live":
         from .live import LiveConfig, LiveSource
 

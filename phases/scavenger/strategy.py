@@ -52,6 +52,7 @@ STATE_COOLDOWN = "COOLDOWN"
 
 _HISTORY = {"1m": 20, "5m": 40}
 _STRUCTURE_KEEP = 200  # structure candles kept (Bollinger needs 92)
+_FEED_LAG_SPAN_NS = 5 * 10**9  # the feed lag used by the timer is the largest seen over this span
 
 
 @dataclass
@@ -105,6 +106,8 @@ class _Symbol:
         self.lead_lag = LeadLag()
         self.book_imbalance: float | None = None
         self.last_activation_ns: int | None = None
+        self.feed_lag_ns = 0                      # clock − exchange time of burst trades (max over ~5 s)
+        self.feed_lag_at_ns = 0
         self.failures = 0
         self.blacklisted_until = 0
 
@@ -217,7 +220,9 @@ class ScavengerStrategy:
         out = StrategyOutput()
         now = self.clock.now_ns()
         for st in self.symbols.values():
-            burst = st.burst.close_due(now)[1]
+            # Windows are in exchange time: the clock closes one only once the feed, which arrives
+            # ``feed_lag_ns`` behind the clock, has passed its end (0 in replays on event time).
+            burst = st.burst.close_due(now - st.feed_lag_ns)[1]
             if burst is not None:
                 self._on_burst(st, burst, now, out)
         for trap_id in [k for k, p in self._pending.items() if p.due_ns <= now]:
@@ -304,6 +309,9 @@ class ScavengerStrategy:
         st.cvd.record(ts, qty, taker_buy)
         # Detector: count trades near an armed trigger; a window also ends when time passes it.
         now = self.clock.now_ns()
+        lag = max(0, now - ts)
+        if lag >= st.feed_lag_ns or ts - st.feed_lag_at_ns > _FEED_LAG_SPAN_NS:
+            st.feed_lag_ns, st.feed_lag_at_ns = lag, ts
         if now < st.blacklisted_until or self._near_trap(st, price, now) is None:
             burst = st.burst.close_due(ts)[1]
         else:

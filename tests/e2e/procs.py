@@ -1,0 +1,120 @@
+"""Real processes for the end-to-end tests: start `titan ...` commands with their output in a log
+file, probe HTTP endpoints, stop them by PID and check that nothing is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TITAN = [sys.executable, "-m", "titan.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test's environment without any TITAN_* setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TITAN_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@dataclass
+class Proc:
+    name: str
+    proc: asyncio.subprocess.Process
+    log: Path
+    exit_code: int | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def output(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+@dataclass
+class Procs:
+    """Processes started by one test; ``stop_all`` (in ``finally``) ends each by its PID."""
+
+    log_dir: Path
+    started: list[Proc] = field(default_factory=list)
+
+    async def start(self, name: str, argv: list[str], env: dict[str, str]) -> Proc:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / f"{name}.log"
+        with log.open("ab") as fh:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=fh, stderr=asyncio.subprocess.STDOUT, env=env,
+            )
+        p = Proc(name, proc, log)
+        self.started.append(p)
+        return p
+
+    async def stop(self, p: Proc, timeout: float = 30.0) -> int:
+        """SIGTERM, wait; SIGKILL if it does not stop in time. Returns the exit code."""
+        if p.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(p.proc.wait(), timeout)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGKILL)
+                await p.proc.wait()
+        p.exit_code = p.proc.returncode
+        assert p.exit_code is not None
+        return p.exit_code
+
+    async def stop_all(self) -> dict[str, int]:
+        codes: dict[str, int] = {}
+        for p in reversed(self.started):
+            codes[p.name] = await self.stop(p)
+        return codes
+
+
+async def http_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return 0, ""
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        data = await reader.read()
+    except OSError:
+        return 0, ""
+    finally:
+        writer.close()
+    head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
+    parts = head.split()
+    return (int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0), body
