@@ -29,13 +29,14 @@ import yaml
 from titan.core.config import Settings
 from titan.core.infra.manager import InfraState
 from titan.core.infra.postgres import PostgresServer
+from titan.core.infra.procs import pid_alive
 from titan.core.ledger import Ledger
 from titan.core.money import D
 from titan.operator.brain import BrainCore, parse_brain_spec, parse_phase_spec
 from titan.v1 import common_pb2, events_pb2, trading_pb2
 
 from ..util import wait_for
-from .procs import TITAN, clean_env, pid_alive
+from .procs import TITAN, clean_env
 from .scenario import SYMBOL, Scenario, build_scenario, write_organism
 
 pytestmark = pytest.mark.slow
