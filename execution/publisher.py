@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from titan.core.bus.events import MSG_ID_HEADER, new_event_id, publish_event, validate_event
+from titan.core.bus.events import event_message, new_event_id, publish_event
 from titan.core.catalog import Catalog
 from titan.execution.engine import Update
 from titan.v1 import events_pb2, trading_pb2
@@ -174,13 +174,9 @@ class JetStreamPublisher:
             if n % self.yield_every == 0:
                 await asyncio.sleep(0)  # let signals in between: publishing must not delay acks
             try:
-                subject = self.catalog.event_subject(ev.source, validate_event(ev))
+                subject, payload, headers = event_message(self.catalog, ev)
                 fut = await self.js.publish_async(
-                    subject,
-                    ev.SerializeToString(deterministic=True),
-                    wait_stall=None,
-                    stream=stream,
-                    headers={MSG_ID_HEADER: ev.event_id},
+                    subject, payload, wait_stall=None, stream=stream, headers=headers
                 )
                 futures.append(fut)
             except Exception as exc:

@@ -95,17 +95,21 @@ def decode_event(data: bytes) -> events_pb2.Event:
     return event
 
 
+def event_message(catalog: Catalog, event: events_pb2.Event) -> tuple[str, bytes, dict[str, str]]:
+    """Validate ``event`` and return its JetStream message: subject
+    (``catalog.event_subject(event.source, kind)``), payload, and headers carrying the event_id as
+    the message id (dedup). Every publisher of events goes through this."""
+    kind = validate_event(event)
+    subject = catalog.event_subject(event.source, kind)
+    return subject, event.SerializeToString(deterministic=True), {MSG_ID_HEADER: event.event_id}
+
+
 async def publish_event(
     js: JetStreamContext, catalog: Catalog, event: events_pb2.Event, *, ack_timeout_s: float | None = None
 ) -> PubAck:
-    """Publish ``event`` on ``catalog.event_subject(event.source, kind)`` with its event_id as the
-    JetStream message id. ``ack.duplicate`` is true when JetStream already had that id."""
-    kind = validate_event(event)
-    subject = catalog.event_subject(event.source, kind)
+    """Publish ``event`` and wait for JetStream's ack; ``ack.duplicate`` is true when JetStream
+    already had that id."""
+    subject, payload, headers = event_message(catalog, event)
     return await js.publish(
-        subject,
-        event.SerializeToString(deterministic=True),
-        timeout=ack_timeout_s,
-        stream=catalog.events_stream.name,
-        headers={MSG_ID_HEADER: event.event_id},
+        subject, payload, timeout=ack_timeout_s, stream=catalog.events_stream.name, headers=headers
     )
