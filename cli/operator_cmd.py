@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 from pathlib import Path
 
 import typer
@@ -64,6 +62,7 @@ def local(
     from titan.cli.common import settings_or_exit
     from titan.core.bus import connect
     from titan.core.clock import WallClock
+    from titan.core.service import run_service
     from titan.operator.local import LocalBrain
 
     settings = settings_or_exit()
@@ -71,15 +70,15 @@ def local(
         typer.secho("TITAN_NATS_URL is empty: start NATS first (`titan infra up`)", err=True, fg=typer.colors.RED)
         raise typer.Exit(2)
     files = list(paths) if paths else [DEFAULT_SAMPLES]
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    async def main() -> None:
+    async def brain_session(stop: asyncio.Event | None) -> None:
+        """Decide on a timer until ``stop`` is set; with ``stop`` None, decide once and print it."""
         nc = await connect(settings.nats_url, "titan-brain-local")
         brain = LocalBrain(nc, settings.catalog, files, WallClock(),
                            state_dir=state_dir or settings.data_dir / "brain", interval_s=interval)
         try:
             await brain.start()
-            if once:
+            if stop is None:
                 decision = await brain.step()
                 for p in decision.phases.values():
                     typer.echo(f"{p.phase_id:12} {p.state.value:9} weight={p.weight} notional={p.notional} "
@@ -87,14 +86,14 @@ def local(
                 typer.echo(f"trading={decision.trading_mode.value} risk={decision.risk_state.value} "
                            f"equity={decision.equity}")
                 return
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError):
-                    loop.add_signal_handler(sig, stop.set)
             await brain.run(stop)
         finally:
             await brain.close()
             await nc.close()
 
-    asyncio.run(main())
+    if once:
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        asyncio.run(brain_session(None))
+        return
+    # The shared service harness: logging, /metrics on TITAN_METRICS_PORT, /healthz, SIGTERM/SIGINT.
+    run_service("brain-local", settings, brain_session)
