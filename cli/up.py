@@ -207,7 +207,6 @@ class InfraHandle:
         self.started: list[str] = []
 
     def up(self) -> InfraState:
-        before = InfraState.load(self.settings)
         pg_running = PostgresServer(self.settings.infra_dir / "postgres").running()
         nats_running = NatsServer(self.settings.infra_dir / "nats").running()
         state = infra_up(self.settings)
@@ -215,7 +214,6 @@ class InfraHandle:
             self.started.append("postgres")
         if state.nats_embedded and not nats_running:
             self.started.append("nats")
-        del before
         return state
 
     def down(self) -> None:
@@ -376,13 +374,3 @@ def write_run_info(path: Path, org: Organism, specs: list[ChildSpec]) -> None:
     }
     path.write_text(json.dumps(info, indent=2) + "\n")
 
-
-def env_for_cli(settings: Settings) -> dict[str, str]:
-    """TITAN_* values a CLI command needs to reach a running `titan up` (from the infra state)."""
-    state = InfraState.load(settings)
-    env = dict(os.environ)
-    if state.pg_dsn and not settings.pg_dsn:
-        env["TITAN_PG_DSN"] = state.pg_dsn
-    if state.nats_url and not settings.nats_url:
-        env["TITAN_NATS_URL"] = state.nats_url
-    return env
