@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from titan.core.marketdata.sim import SimConfig, Simulator
 app = typer.Typer(help="Market data: record live feeds, replay files, synthesise simulated days.",
                   no_args_is_help=True)
 console = Console(stderr=True)
+log = logging.getLogger("titan.md.gateway")
 
 DAY_NS = 86_400 * 10**9
 
@@ -224,9 +226,11 @@ def gateway(
     speed: float = typer.Option(1.0, "--speed", help="x real time for sim/replay (0 = as fast as possible)"),
     symbols: str = typer.Option("BTCUSDT,ETHUSDT", "--symbols", help="comma-separated"),
     json_logs: bool = typer.Option(False, "--json-logs", help="structured JSON log lines"),
+    stop_run_at: list[str] = typer.Option(
+        [], "--stop-run-at", help="simulator: script a stop-run this long after the start (e.g. 30s; repeatable)"),
 ) -> None:
     """Run the market-data gateway: publish a source's events on NATS (titan.md.<venue>.<symbol>.<kind>)."""
-    from titan.cli.common import settings_or_exit
+    from titan.cli.common import parse_duration, settings_or_exit
     from titan.core.bus import connect
     from titan.core.marketdata.gateway import Gateway
     from titan.core.marketdata.source import open_source
@@ -237,12 +241,18 @@ def gateway(
         console.print("[red]the gateway needs TITAN_NATS_URL (or `titan infra up`)[/]")
         raise typer.Exit(2)
     try:
-        src = open_source(source, speed=speed or None, symbols=_symbols(symbols))
+        src = open_source(source, speed=speed or None, symbols=_symbols(symbols),
+                          stop_runs_s=[parse_duration(t) for t in stop_run_at])
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     state = {"ok": False}
 
     async def main(stop: asyncio.Event) -> None:
+        if isinstance(src, Simulator) and src.config.scripted_runs_s:
+            cfg = src.config
+            at = ", ".join(datetime.fromtimestamp(cfg.start_ns / 1e9 + t, UTC).isoformat(timespec="seconds")
+                           for t in sorted(cfg.scripted_runs_s))
+            log.info("scripted stop-runs at %s: every symbol's perp breaks its range extreme", at)
         nc = await connect(settings.nats_url, "titan-md-gateway")
         gw = Gateway(nc, settings.catalog)
         state["ok"] = True

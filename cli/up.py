@@ -15,6 +15,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -46,18 +47,6 @@ RUNNABLE_PHASES = ("scavenger",)
 # Documented local ports (docs/operations.md); a busy port falls back to a free one.
 PORTS = {"execution-grpc": 50051, "execution": 9101, "brain": 9102, "gateway": 9103, "ledger": 9104}
 PHASE_METRICS_BASE = 9110
-
-
-def parse_duration(text: str) -> float:
-    """'60', '60s', '5m', '1h' -> seconds."""
-    text = text.strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600}
-    try:
-        if text and text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
-    except ValueError:
-        raise typer.BadParameter(f"not a duration: {text!r} (use e.g. 60s, 5m, 1h)") from None
 
 
 @dataclass
@@ -129,7 +118,8 @@ def _port(preferred: int) -> int:
     return preferred if port_is_free(preferred) else free_port()
 
 
-def child_specs(org: Organism, source: str, speed: float, cpus: str, logs: Path) -> list[ChildSpec]:
+def child_specs(org: Organism, source: str, speed: float, cpus: str, logs: Path,
+                stop_runs: Sequence[float] = ()) -> list[ChildSpec]:
     st = org.settings
     titan = [sys.executable, "-m", "titan.cli"]
     base = {
@@ -175,8 +165,9 @@ def child_specs(org: Organism, source: str, speed: float, cpus: str, logs: Path)
         specs.append(ChildSpec(f"phase-{phase}", argv, env(port), logs / f"phase-{phase}.log",
                                ready=functools.partial(phase_ready, port)))
     # A replay ends; its gateway exiting then is not a crash to restart (that would replay it again).
+    scripted = [arg for t in stop_runs for arg in ("--stop-run-at", f"{t:g}s")]
     specs.append(ChildSpec("gateway", [*titan, "data", "gateway", "--source", source, "--speed", str(speed),
-                                       "--json-logs"],
+                                       *scripted, "--json-logs"],
                            env(PORTS["gateway"]), logs / "gateway.log", restart=not source.startswith("replay:")))
     return specs
 
@@ -297,14 +288,19 @@ def up_command(
     headless: bool = typer.Option(False, "--headless", help="no live view: structured JSON logs"),
     duration: str | None = typer.Option(None, "--duration", help="stop after this long (e.g. 60s, 10m)"),
     cpus: str = typer.Option("", "--cpus", help="pin execution to these CPUs, e.g. '1'"),
+    stop_run_at: list[str] = typer.Option(
+        [], "--stop-run-at", help="simulator: script a stop-run this long after the start (e.g. 90s; repeatable)"),
 ) -> None:
     """Run the whole organism locally on paper: infrastructure, ledger, execution, Brain, market data
     and every enabled phase. Ctrl-C stops it cleanly; the next `titan up` resumes from the ledger."""
-    from titan.cli.common import settings_or_exit
+    from titan.cli.common import parse_duration, settings_or_exit
 
     setup_logging("INFO", json_lines=headless)
     settings = settings_or_exit()
     duration_s = parse_duration(duration) if duration else None
+    stop_runs = [parse_duration(t) for t in stop_run_at]
+    if stop_runs and not source.startswith("sim"):
+        raise typer.BadParameter("--stop-run-at needs --source sim[:SEED]")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     manifests = prepare_manifests(settings.data_dir, phases_dir)
     brain, phase_docs = read_manifests(manifests)
@@ -344,7 +340,7 @@ def up_command(
     code = 1
     try:
         asyncio.run(prepare_backends(settings))
-        specs = child_specs(org, source, speed, cpus, logs)
+        specs = child_specs(org, source, speed, cpus, logs, stop_runs)
         log.info("starting organism", extra={"children": [s.name for s in specs], "logs": str(logs),
                                              "manifests": str(manifests)})
         code = asyncio.run(run_organism(org, specs, headless=headless, duration_s=duration_s, console=console))

@@ -24,6 +24,11 @@ The model (parameters in :class:`SimConfig`, statistics documented in docs/marke
   a few hundred milliseconds, aggressor mostly in the run's direction). Trade prices at the touch; a
   book of ``depth_levels`` per side around the mid (snapshot, then deltas), top of book, mark/index,
   candles (1-minute from the trades, longer ones rolled up from them).
+* **Scripted stop-runs** (``scripted_runs_s``, for demos and end-to-end runs): at chosen offsets
+  after ``start_ns`` every symbol's perp breaks the 50-hour extreme nearer to it — a shallow break on
+  a short, dense burst; for ``scripted_steer_min`` minutes before, the path is led to just inside
+  that extreme without crossing it and natural runs are held back. Nothing before the steering
+  window changes.
 * **History prelude** (``history_hours``): before the first event at ``start_ns`` the simulator
   generates the preceding hours of the same path and emits them flat out as closed candles plus
   open interest and funding, so consumers that need history (structure candles) can start at once.
@@ -76,6 +81,9 @@ SELL = Side.SIDE_SELL
 DEFAULT_START_NS = 1_704_067_200 * NS_PER_S  # 2024-01-01 00:00 UTC
 
 REGIMES = ("calm", "normal", "turbulent")
+SCRIPTED_MIN_RISE_S = 5  # a scripted run breaks its level at least this many seconds into its minute
+SCRIPTED_BURST_START_MS = 300  # ...its burst starts within this many ms of that second
+STEER_CEILING_VOL = 0.25  # while steered, the path stays this many minute-vols inside the extreme
 
 F64 = np.ndarray[Any, np.dtype[np.float64]]
 I64 = np.ndarray[Any, np.dtype[np.int64]]
@@ -148,6 +156,12 @@ class SimConfig:
     trap_rejection_vol: tuple[float, float] = (0.5, 2.0)  # where the run ends, inside the range
     trap_cooldown_min: int = 30
     trap_activity: float = 3.0         # trade-rate multiplier while a run lasts
+    # -- scripted stop-runs (scenarios for demos and end-to-end runs) -------------------------------
+    scripted_runs_s: tuple[float, ...] = ()  # seconds after start_ns: every perp breaks its range extreme then
+    scripted_steer_min: int = 240      # minutes before a scripted run in which the path is led to the extreme
+    scripted_margin_vol: float = 1.0   # steering aims this many minute-vols inside the extreme
+    scripted_overshoot_bps: tuple[float, float] = (2.0, 6.0)  # a shallow break, whatever the volatility
+    scripted_burst_ms: int = 180       # the burst of a scripted run lasts at most this long
     # -- trade bursts (stop-runs; cascades × cascade_burst_scale) ---------------------------------------
     burst_rate_per_s: tuple[float, float] = (800.0, 2500.0)  # perp trades per second inside a burst
     burst_ms: tuple[int, int] = (150, 400)                   # burst duration
@@ -249,6 +263,8 @@ class _Sym:
     highs: _Ring                    # highest perp log price of each past minute
     lows: _Ring
     overlay: list[float] = field(default_factory=list)   # pending trap overlay, one per second
+    steer: int = 0                  # scripted run ahead: +1 to the range high, -1 to the low, 0 none
+    steer_level: float = 0.0        # the extreme it will break (perp log price)
     carry: float = 0.0
     cooldown: int = 0
     premium_sum: float = 0.0
@@ -264,7 +280,7 @@ class _Minute:
     ret_abs: F64    # |log return| per second / second vol
     direction: F64  # sign-ish of the move per second, -1..1
     stress: F64     # trade-rate multiplier per second (runs, cascades)
-    bursts: list[tuple[int, int, float]]        # (second, direction, size scale): dense trade bursts
+    bursts: list[tuple[int, int, float, int]]   # (second, direction, size scale, longest ms or 0): dense bursts
     liquidations: list[tuple[int, int, float]]  # (second, side, base size)
     oi: float
     oi_changed: bool
@@ -279,6 +295,7 @@ class SimStats:
     jumps: int = 0
     cascades: int = 0
     traps: int = 0
+    scripted_runs: int = 0
     fundings: int = 0
     regime_minutes: list[int] = field(default_factory=lambda: [0, 0, 0])
     # (start of the second of the break, symbol, direction, the swept level as a perp price)
@@ -360,8 +377,18 @@ class _Generator:
             raise ValueError("history_hours must be >= 0")
         if not 0 <= cfg.hawkes_branching < 1:
             raise ValueError("hawkes_branching must be in [0, 1)")
+        if any(t < 0 for t in cfg.scripted_runs_s):
+            raise ValueError("scripted_runs_s must be >= 0 (seconds after start_ns)")
+        if cfg.scripted_runs_s and cfg.scripted_steer_min < 1:
+            raise ValueError("scripted_steer_min must be >= 1")
         self.cfg = cfg
         self.stats = stats
+        # scripted runs as (minute start, second of the break); the approach needs 5 s of its minute
+        self.scripted: list[tuple[int, int]] = []
+        for t in sorted({cfg.start_ns + round(t * NS_PER_S) for t in cfg.scripted_runs_s}):
+            m = t - t % MINUTE_NS
+            if not self.scripted or self.scripted[-1][0] != m:
+                self.scripted.append((m, max(SCRIPTED_MIN_RISE_S, (t - m) // NS_PER_S)))
         path_seq, micro_seq, hist_seq = np.random.SeedSequence(cfg.seed).spawn(3)
         self.path = np.random.default_rng(path_seq)
         self.micro = np.random.default_rng(micro_seq)
@@ -440,9 +467,61 @@ class _Generator:
                 return lo, -1
         return 0.0, 0
 
+    def _scripted_target(self, st: _Sym) -> tuple[float, int]:
+        """The extreme a scripted run will break: the range high (+1) or low (-1) of the longest
+        look-back nearer to the price, preferring one that was set after the steering starts to count
+        back from the window's far end, so it is still the window's extreme when the run comes
+        (and the extreme of any consumer's range over the same hours). (0, 0) without history."""
+        if st.highs.n == 0:
+            return 0.0, 0
+        w = max(self.cfg.trap_lookback_min, default=1)
+        inner = max(1, w - self.cfg.scripted_steer_min)
+        last = st.x + math.log1p(st.basis)
+        hi, lo = st.highs.max_last(w), st.lows.min_last(w)
+        options = [(hi - last, hi, 1), (last - lo, lo, -1)]
+        lasting = [o for o in options if (st.highs.max_last(inner) if o[2] > 0 else st.lows.min_last(inner)) == o[1]]
+        _, level, d = min(lasting or options)
+        return level, d
+
+    def _start_run(self, st: _Sym, m0: int, y: F64, level: float, d: int, vol: float, rise: int,
+                   draws: tuple[float, int, float], bursts: list[tuple[int, int, float, int]],
+                   liqs: list[tuple[int, int, float]], scripted: bool = False) -> None:
+        """A stop-run: up to ``level`` by second ``rise`` - 1 (never beyond it), the break at second
+        ``rise``, then a rejection that ends inside the range and stays in the path. A scripted run
+        breaks by ``scripted_overshoot_bps`` (the natural draw mapped onto that range) on a short burst."""
+        cfg = self.cfg
+        overshoot_k, fall, reject_k = draws
+        if scripted:
+            (k_lo, k_hi), (b_lo, b_hi) = cfg.trap_overshoot_vol, cfg.scripted_overshoot_bps
+            u = (overshoot_k - k_lo) / (k_hi - k_lo) if k_hi > k_lo else 0.5
+            overshoot_k = (b_lo + u * (b_hi - b_lo)) / 1e4 / vol
+        ramp = (level - y[rise - 1]) * np.arange(1, rise + 1) / rise
+        gap = level - y[:rise]
+        approach = np.minimum(ramp, gap) if d > 0 else np.maximum(ramp, gap)
+        sweep = level + d * overshoot_k * vol - float(y[rise])
+        st.carry = -d * reject_k * vol
+        down = np.linspace(sweep, st.carry, fall + 1)[1:]
+        st.overlay = [*approach.tolist(), sweep, *down.tolist()]
+        st.cooldown = cfg.trap_cooldown_min
+        self.stats.traps += 1
+        self.stats.trap_log.append((m0 + rise * NS_PER_S, st.spec.symbol, d, math.exp(level)))
+        bursts.append((rise, d, 1.0, cfg.scripted_burst_ms if scripted else 0))
+        # the break runs stops: shorts squeezed above the high (BUY liquidations), longs below
+        oi = math.exp(st.log_oi)
+        removed = oi * 0.002 * overshoot_k
+        st.log_oi = math.log(oi - removed)
+        side = int(BUY if d > 0 else SELL)
+        liqs.extend((rise, side, removed / 3) for _ in range(3))
+
     def _path_minute(self, m0: int) -> list[_Minute]:
         cfg, rng = self.cfg, self.path
         self._step_regime()
+        # scripted runs: the next one steers the path for scripted_steer_min minutes, then breaks
+        while self.scripted and self.scripted[0][0] < m0:
+            self.scripted.pop(0)
+        ahead = (self.scripted[0][0] - m0) // MINUTE_NS if self.scripted else -1  # minutes before its own
+        scripted_rise = self.scripted[0][1] if ahead == 0 else 0
+        steering = 0 < ahead <= cfg.scripted_steer_min
         r = self.regime
         n_sym = len(self.syms)
         common = rng.standard_normal(60)
@@ -459,7 +538,7 @@ class _Generator:
             steps = z * sd_s
             st.eps_prev = float(steps.sum())
             stress = np.ones(60)
-            bursts: list[tuple[int, int, float]] = []
+            bursts: list[tuple[int, int, float, int]] = []
             liqs: list[tuple[int, int, float]] = []
             oi_changed = False
             noise = rng.standard_normal(60) * self.basis_noise
@@ -479,12 +558,19 @@ class _Generator:
                     noise[jump_sec] += cfg.cascade_basis_beta * jump_size
                     end = min(60, jump_sec + 10)
                     stress[jump_sec:end] = cfg.cascade_activity
-                    bursts.append((jump_sec, 1 if jump_size > 0 else -1, cfg.cascade_burst_scale))
+                    bursts.append((jump_sec, 1 if jump_size > 0 else -1, cfg.cascade_burst_scale, 0))
                     # longs liquidated in a fall (SELL orders), shorts in a rise (BUY orders)
                     side = int(SELL if jump_size < 0 else BUY)
                     parts = rng.dirichlet(np.ones(8))
                     secs = rng.integers(jump_sec, end, size=8)
                     liqs.extend((int(s_), side, float(removed * w)) for s_, w in zip(secs, parts, strict=True))
+            vol = math.sqrt(st.h)
+            if steering:
+                if not st.steer:
+                    st.steer_level, st.steer = self._scripted_target(st)
+                if st.steer:  # drift to just inside the extreme, closing the gap by the run's minute
+                    aim = st.steer_level - st.steer * cfg.scripted_margin_vol * vol
+                    steps += (aim - st.x - math.log1p(st.basis)) / ahead / 60
             x = st.x + np.cumsum(steps)
             st.x = float(x[-1])
             # basis: exact OU per second, b_k - mu = phi^(k+1) (b_-1 - mu + sum_j phi^-(j+1) e_j)
@@ -492,6 +578,10 @@ class _Generator:
             b = mu + self.phi_pow * (st.basis - mu + np.cumsum(noise * self.phi_inv_pow))
             st.basis = float(b[-1])
             log_b = np.log1p(b)
+            if steering and st.steer:  # ...and never through it before the run: it stays the extreme
+                edge = st.steer_level - st.steer * STEER_CEILING_VOL * vol - log_b
+                x = np.minimum(x, edge) if st.steer > 0 else np.maximum(x, edge)
+                st.x = float(x[-1])
             # stop-run at a range extreme of the perp (overlay on top of the path)
             if st.cooldown > 0:
                 st.cooldown -= 1
@@ -501,32 +591,21 @@ class _Generator:
             fall = int(rng.integers(cfg.trap_fall_s[0], cfg.trap_fall_s[1] + 1))
             reject_k = rng.uniform(*cfg.trap_rejection_vol)
             shortest = min(cfg.trap_lookback_min, default=0)
-            if (not st.overlay and st.cooldown == 0 and cfg.trap_prob_per_min > 0
+            draws = (overshoot_k, fall, reject_k)
+            y = x + log_b
+            if scripted_rise:
+                level, d = (st.steer_level, st.steer) if st.steer else self._scripted_target(st)
+                st.steer = 0
+                if d and not st.overlay:  # (a natural run still under way takes its place)
+                    self._start_run(st, m0, y, level, d, vol, scripted_rise, draws, bursts, liqs, scripted=True)
+                    self.stats.scripted_runs += 1
+                    oi_changed = True
+            elif (not st.overlay and not st.steer and st.cooldown == 0 and cfg.trap_prob_per_min > 0
                     and st.highs.n >= max(1, shortest // 2)):
-                vol = math.sqrt(st.h)
-                y = x + log_b
                 level, d = self._trap_level(st, y, vol)
                 if d and armed_u < cfg.trap_prob_per_min:
-                    # run to the level by second rise-1 (never beyond it), break it at second rise,
-                    # then a rejection that ends inside the range and stays in the path
-                    ramp = (level - y[rise - 1]) * np.arange(1, rise + 1) / rise
-                    gap = level - y[:rise]
-                    approach = np.minimum(ramp, gap) if d > 0 else np.maximum(ramp, gap)
-                    sweep = level + d * overshoot_k * vol - float(y[rise])
-                    st.carry = -d * reject_k * vol
-                    down = np.linspace(sweep, st.carry, fall + 1)[1:]
-                    st.overlay = [*approach.tolist(), sweep, *down.tolist()]
-                    st.cooldown = cfg.trap_cooldown_min
-                    self.stats.traps += 1
-                    self.stats.trap_log.append((m0 + rise * NS_PER_S, sp.symbol, d, math.exp(level)))
-                    bursts.append((rise, d, 1.0))
-                    # the break runs stops: shorts squeezed above the high (BUY liquidations), longs below
-                    oi = math.exp(st.log_oi)
-                    removed = oi * 0.002 * overshoot_k
-                    st.log_oi = math.log(oi - removed)
+                    self._start_run(st, m0, y, level, d, vol, rise, draws, bursts, liqs)
                     oi_changed = True
-                    side = int(BUY if d > 0 else SELL)
-                    liqs.extend((rise, side, removed / 3) for _ in range(3))
             overlay = np.zeros(60)
             if st.overlay:
                 take = st.overlay[:60]
@@ -759,6 +838,9 @@ class _Generator:
         p0 = prev_mid[sec].astype(np.float64)
         dm = mids[sec] - p0
         bs, bl = b_start[sec], b_len[sec]
+        for s, d, _, longest_ms in mp.bursts:
+            if longest_ms:  # after a scripted run's burst the tape holds at the swept price, one-sided
+                buy[(sec == s) & (off >= b_start[s] + b_len[s])] = d > 0
         u = np.clip((off - bs) / np.maximum(bl, 1), 0.0, 1.0)
         frac = np.where(bs >= 0, u * u, off / NS_PER_S)
         mid = np.floor(p0 + dm * frac).astype(np.int64)
@@ -810,10 +892,14 @@ class _Generator:
         b_len = np.zeros(60, dtype=np.int64)
         if rate[0] > 0:
             share = 1.0 if inst == PERP else cfg.burst_spot_share
-            for s, d, scale in mp.bursts:
-                dur = int(rng.integers(cfg.burst_ms[0], cfg.burst_ms[1] + 1)) * 1_000_000
+            for s, d, scale, longest_ms in mp.bursts:
+                dur = int(rng.integers(cfg.burst_ms[0], cfg.burst_ms[1] + 1))
+                dur = (min(dur, longest_ms) if longest_ms else dur) * 1_000_000
                 n = max(1, round(float(rng.uniform(*cfg.burst_rate_per_s)) * dur / NS_PER_S * scale * share))
-                start = int(rng.integers(0, (NS_PER_S - dur) // 1000 + 1)) * 1000
+                latest_start = (NS_PER_S - dur) // 1000
+                if longest_ms:  # a scripted run's burst comes early in its second
+                    latest_start = min(latest_start, SCRIPTED_BURST_START_MS * 1000)
+                start = int(rng.integers(0, latest_start + 1)) * 1000
                 if b_start[s] < 0:
                     b_start[s], b_len[s] = start, dur
                 offs = np.sort(rng.integers(0, dur // 1000, size=n)) * 1000

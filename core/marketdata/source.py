@@ -90,6 +90,7 @@ def open_source(
     start_ns: int | None = None,
     clock: ManualClock | None = None,
     history_hours: int | None = None,
+    stop_runs_s: Sequence[float] = (),
 ) -> Source:
     """Build a source from ``sim[:SEED]``, ``replay:PATH[,PATH...]`` or ``live``.
 
@@ -97,12 +98,14 @@ def open_source(
     ``start_ns`` is None (it then starts now) and then first emits a history prelude of
     ``history_hours`` (default :data:`LIVE_SIM_HISTORY_HOURS`; 0 for a given ``start_ns``).
     A paced replay (``speed`` > 0) is rebased to now (``ReplaySource(rebase=True)``): the history
-    before its first trade/book event passes at once and that event is stamped with the present."""
+    before its first trade/book event passes at once and that event is stamped with the present.
+    ``stop_runs_s`` scripts simulator stop-runs that many seconds after the start
+    (:attr:`SimConfig.scripted_runs_s`); other sources refuse it."""
     kind, _, arg = spec.partition(":")
     if kind == "sim":
         from .sim import SimConfig, Simulator
 
-        cfg = SimConfig(seed=int(arg) if arg else 1)
+        cfg = SimConfig(seed=int(arg) if arg else 1, scripted_runs_s=tuple(stop_runs_s))
         if symbols:
             cfg = cfg.with_symbols(symbols)
         if start_ns is None:
@@ -112,6 +115,8 @@ def open_source(
         else:
             cfg = cfg.replace(start_ns=start_ns, history_hours=history_hours or 0)
         return Simulator(cfg, speed=speed, clock=clock)
+    if stop_runs_s:
+        raise ValueError("scripted stop-runs need the simulator (sim or sim:SEED)")
     if kind == "replay":
         from .replay import ReplaySource
 

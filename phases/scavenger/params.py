@@ -29,7 +29,9 @@ class ScavengerParams(BaseModel):
     )
     burst_venue: str = Field(default="", description="venue whose trades feed burst detection ('' = any)")
     burst_instrument: Literal["any", "spot", "perp"] = Field(
-        default="any", description="instrument whose trades feed burst detection (the original watched spot)"
+        default="any", description="instrument whose trades feed burst detection, velocity and CVD (the original "
+        "watched spot). Name one where both trade: spot and perp print a basis apart, and interleaving the two "
+        "series makes the acceleration veto fire on the gap between them"
     )
     spot_venue: str = Field(default="", description="venue of the spot price for the basis detector ('' = any)")
 

@@ -205,8 +205,10 @@ def build_scenario(path: Path) -> Scenario:
     return Scenario(path, len(events), played, trades[0].exchange_ts_ns, burst_offset_s(trades))
 
 
-def write_organism(directory: Path, *, params: dict[str, object] | None = None) -> Path:
-    """A TitanBrain (the sample) and one enabled TitanPhase, the Scavenger on the scenario's venue."""
+def write_organism(directory: Path, *, params: dict[str, object] | None = None, venue: str = VENUE,
+                   symbols: tuple[str, ...] = (SYMBOL,)) -> Path:
+    """A TitanBrain (the sample) and one enabled TitanPhase, the Scavenger (on the scenario's venue
+    and symbol unless told otherwise)."""
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(SAMPLES / "titanbrain.yaml", directory / "titanbrain.yaml")
     phase = {
@@ -216,8 +218,8 @@ def write_organism(directory: Path, *, params: dict[str, object] | None = None) 
         "spec": {
             "phase": "scavenger",
             "enabled": True,
-            "venue": VENUE,
-            "symbols": [SYMBOL],
+            "venue": venue,
+            "symbols": list(symbols),
             "maxLeverage": 20,
             "params": dict(SCAVENGER_PARAMS if params is None else params),
         },
