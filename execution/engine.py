@@ -608,6 +608,10 @@ class Engine:
         self.gate.budgets[view.phase_id] = view
         return "applied"
 
+    def remove_budget(self, phase_id: str) -> bool:
+        """The Brain deleted ``phase_id``'s budget: the gate lets that phase only reduce from now on."""
+        return self.gate.budgets.pop(phase_id, None) is not None
+
     def set_keys(self, keys: dict[str, bytes]) -> None:
         self.gate.keys.clear()
         self.gate.keys.update(keys)

@@ -169,8 +169,11 @@ class ExecutionRuntime:
         assert self.engine is not None
         while True:
             try:
-                async for budget in store.watch_budgets():
-                    self.engine.update_budget(budget)
+                async for phase_id, budget in store.watch_budgets():
+                    if budget is None:
+                        self.engine.remove_budget(phase_id)
+                    else:
+                        self.engine.update_budget(budget)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

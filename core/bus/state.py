@@ -84,8 +84,10 @@ class StateStore:
         return await kv.put(key, value)
 
     async def _watch(
-        self, spec: BucketSpec, keys: str, parse: Callable[[bytes], V]
-    ) -> AsyncIterator[tuple[str, V]]:
+        self, spec: BucketSpec, keys: str, parse: Callable[[bytes], V], *, deletes: bool = False
+    ) -> AsyncIterator[tuple[str, V | None]]:
+        """(key, value) for the current entries, then for each put; with ``deletes``, (key, None)
+        when a key is deleted or purged (otherwise deletions are skipped)."""
         kv = await self._bucket(spec)
         watcher = await kv.watch(keys)
         try:
@@ -93,6 +95,8 @@ class StateStore:
                 if entry is None:  # "initial values done" marker
                     continue
                 if entry.operation in _DELETE_OPS or entry.value is None:
+                    if deletes and entry.operation in _DELETE_OPS:
+                        yield entry.key, None
                     continue
                 try:
                     value = parse(entry.value)
@@ -134,12 +138,13 @@ class StateStore:
                 out[key] = budget
         return out
 
-    async def watch_budgets(self) -> AsyncIterator[trading_pb2.Budget]:
-        """Every budget currently stored, then each budget as it is put."""
-        async for _key, budget in self._watch(
-            self.catalog.budgets_bucket, ">", lambda b: _parse(trading_pb2.Budget, b)
+    async def watch_budgets(self) -> AsyncIterator[tuple[str, trading_pb2.Budget | None]]:
+        """(phase id, budget) for every budget currently stored, then for each one put; (phase id,
+        None) when a phase's budget is deleted (the Brain no longer funds it: reduce only)."""
+        async for key, budget in self._watch(
+            self.catalog.budgets_bucket, ">", lambda b: _parse(trading_pb2.Budget, b), deletes=True
         ):
-            yield budget
+            yield key, budget
 
     # --- trading state ----------------------------------------------------------------------
     async def put_trading_state(self, state: trading_pb2.TradingState) -> int:
@@ -156,7 +161,8 @@ class StateStore:
         async for _key, state in self._watch(
             self.catalog.control_bucket, TRADING_STATE_KEY, lambda b: _parse(trading_pb2.TradingState, b)
         ):
-            yield state
+            if state is not None:
+                yield state
 
     # --- parameters -------------------------------------------------------------------------
     async def put_params(self, phase_id: str, params: dict[str, Any]) -> int:
@@ -172,4 +178,5 @@ class StateStore:
         async for _key, params in self._watch(
             self.catalog.params_bucket, self.catalog.budget_key(phase_id), _parse_params
         ):
-            yield params
+            if params is not None:
+                yield params

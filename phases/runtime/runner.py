@@ -220,6 +220,15 @@ class PhaseRuntime:
         self.strategy.set_budget(budget)
         self._update_state_metric()
 
+    def remove_budget(self, phase_id: str) -> None:
+        """The Brain deleted this phase's budget: no entries from now on (exits still go)."""
+        if phase_id != self.phase_id or self.budget is None:
+            return
+        self.budget = None
+        self.stats.budget_updates += 1
+        self.strategy.set_budget(None)
+        self._update_state_metric()
+
     def apply_trading_state(self, state: trading_pb2.TradingState) -> None:
         self.trading_state = state
         self.stats.trading_state_updates += 1
@@ -373,8 +382,11 @@ class PhaseRuntime:
 
     async def _watch_budgets(self) -> None:
         assert self.store is not None
-        async for budget in self.store.watch_budgets():
-            self.apply_budget(budget)
+        async for phase_id, budget in self.store.watch_budgets():
+            if budget is None:
+                self.remove_budget(phase_id)
+            else:
+                self.apply_budget(budget)
 
     async def _watch_trading_state(self) -> None:
         assert self.store is not None

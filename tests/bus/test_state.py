@@ -70,14 +70,40 @@ async def test_watch_budgets_yields_current_values_then_updates(store: StateStor
     await store.put_budget(budget("watched", 1))
     watch = Collector(store.watch_budgets())
     try:
-        await wait_for(lambda: any(b.phase_id == "watched" and b.version == 1 for b in watch.items))
+        def versions(phase: str) -> list[int]:
+            return [b.version for k, b in watch.items if k == phase and b is not None]
+
+        await wait_for(lambda: versions("watched") == [1])
         await store.put_budget(budget("watched", 2, "0.75"))
         await store.put_budget(budget("other", 1))
-        await wait_for(lambda: [b.version for b in watch.items if b.phase_id == "watched"] == [1, 2])
-        await wait_for(lambda: any(b.phase_id == "other" for b in watch.items))
-        assert [b.weight for b in watch.items if b.phase_id == "watched"] == ["0.25", "0.75"]
+        await wait_for(lambda: versions("watched") == [1, 2])
+        await wait_for(lambda: versions("other") == [1])
+        assert [b.weight for k, b in watch.items if k == "watched" and b is not None] == ["0.25", "0.75"]
+        assert all(b is None or b.phase_id == k for k, b in watch.items)
     finally:
         await watch.close()
+
+
+async def test_watch_budgets_reports_a_deleted_budget(store: StateStore) -> None:
+    """A budget the Brain deletes (its TitanPhase is gone) reaches watchers as (phase, None)."""
+    await store.put_budget(budget("doomed", 1))
+    watch = Collector(store.watch_budgets())
+    try:
+        await wait_for(lambda: ("doomed", budget("doomed", 1)) in watch.items)
+        await store.delete_budget("doomed")
+        await wait_for(lambda: ("doomed", None) in watch.items)
+        assert watch.items.index(("doomed", None)) > watch.items.index(("doomed", budget("doomed", 1)))
+        await store.put_budget(budget("doomed", 2))  # funded again later
+        await wait_for(lambda: ("doomed", budget("doomed", 2)) in watch.items)
+    finally:
+        await watch.close()
+    # a new watcher does not see the deleted key's history, only what is stored now
+    again = Collector(store.watch_budgets())
+    try:
+        await wait_for(lambda: ("doomed", budget("doomed", 2)) in again.items)
+        assert ("doomed", None) not in again.items
+    finally:
+        await again.close()
 
 
 async def test_trading_state_round_trip_and_watch(store: StateStore) -> None:

@@ -49,6 +49,11 @@ async def test_kv_drives_trading_state_and_budgets(runtime, bus_js, catalog):
     assert REGISTRY.get_sample_value("titan_trading_state", {"state": "halted"}) == 1.0
     await store.put_trading_state(trading_pb2.TradingState(mode=MODE.TRADING_MODE_ACTIVE, version=12))
     await wait_for(lambda: engine.trading_state.mode == MODE.TRADING_MODE_ACTIVE)
+    # the Brain deletes the budget (the TitanPhase is gone): the gate lets the phase only reduce
+    await store.delete_budget("hunter")
+    await wait_for(lambda: "hunter" not in engine.gate.budgets)
+    await store.put_budget(budget(version=4, max_notional="12345", expires_at_ns=time.time_ns() + 10**12))
+    await wait_for(lambda: "hunter" in engine.gate.budgets and engine.gate.budgets["hunter"].version == 4)
 
 
 async def test_market_data_from_nats_and_equity_snapshots(runtime, bus_nc, bus_js, catalog):

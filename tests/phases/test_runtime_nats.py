@@ -122,6 +122,14 @@ async def test_scavenger_runtime_over_nats(env: tuple[nats.NATS, StateStore], ca
         await nc.publish(catalog.md_subject("sim", SYM, "trade"), b"\x00garbage")
         await wait_for(lambda: rt.stats.rejected_events == 1)
         assert rt.health()[0]
+
+        # The Brain deletes the budget (its TitanPhase is gone): no entries from then on.
+        await store.delete_budget("scavenger")
+        await wait_for(lambda: rt.budget is None)
+        assert rt.entry_block() == EntryBlock.NO_BUDGET and rt.state == "BLOCKED"
+        await _burst(nc, catalog)  # sprung and confirmed, then no size without a budget
+        await wait_for(lambda: strat.counters.get("aborted_no_budget") == 1)
+        assert len(servicer.signals) == 2
     finally:
         await sub.unsubscribe()
         await rt.stop()
