@@ -98,6 +98,7 @@ class _Symbol:
         self.funding: Decimal | None = None
         self.spot: Decimal | None = None
         self.perp: Decimal | None = None
+        self.perp_traded = False  # the perp price comes from marks until the first perp trade
         self.price: Decimal | None = None          # last burst-source trade price
         self.exponent = 0                         # most decimals seen in prices (tick proxy)
         self.velocity = Velocity()
@@ -258,7 +259,7 @@ class ScavengerStrategy:
                 if ev.venue == p.venue:
                     st.funding = D(ev.funding.rate)
             elif kind == "mark":
-                if ev.venue == p.venue and ev.mark.mark_price and st.perp is None:
+                if ev.venue == p.venue and ev.mark.mark_price and not st.perp_traded:
                     st.perp = D(ev.mark.mark_price)
             elif kind == "top":
                 t = ev.top
@@ -294,7 +295,7 @@ class ScavengerStrategy:
         taker_buy = ev.trade.taker_side == common_pb2.SIDE_BUY
         is_perp_venue = ev.venue == p.venue and ev.instrument == common_pb2.INSTRUMENT_KIND_PERP
         if is_perp_venue:
-            st.perp = price
+            st.perp, st.perp_traded = price, True
             st.lead_lag.record("B", ts, float(price))
             if self._build_candles(st, ev):
                 self._rebuild(self.clock.now_ns(), out)

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from titan.core.clock import ManualClock
-from titan.core.marketdata.events import PERP, SPOT, funding_event, open_interest_event
+from titan.core.marketdata.events import PERP, SPOT, funding_event, mark_event, open_interest_event
 from titan.phases.runtime.core import StrategyOutput
 from titan.phases.scavenger import strategy as sv
 from titan.phases.scavenger.params import ScavengerParams
@@ -378,6 +378,19 @@ def test_spot_and_perp_prices_feed_the_basis_detector() -> None:
     rig.feed(trade("994", ts_ns=T0 + 2 * S, venue="sim", instrument=PERP))
     st = rig.s.symbols[SYM]
     assert (st.spot, st.perp) == (Decimal(1000), Decimal(994))
+
+
+def test_marks_are_the_perp_price_until_the_first_perp_trade() -> None:
+    rig = Rig()
+    st = rig.s.symbols[SYM]
+    for i, price in enumerate(("994", "995.5")):
+        rig.feed(mark_event("sim", SYM, mark_price=price, index_price="1000", ts_ns=T0 + i * S))
+        assert st.perp == Decimal(price)  # every mark, not only the first
+    rig.feed(mark_event("other", SYM, mark_price="1", index_price=None, ts_ns=T0 + 2 * S))
+    assert st.perp == Decimal("995.5")  # another venue's mark is not this perp
+    rig.feed(trade("996", ts_ns=T0 + 3 * S, venue="sim", instrument=PERP))
+    rig.feed(mark_event("sim", SYM, mark_price="990", index_price="1000", ts_ns=T0 + 4 * S))
+    assert st.perp == Decimal(996)  # once the perp trades, its trades are the price
 
 
 # --- parameters ----------------------------------------------------------------------------------
