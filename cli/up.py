@@ -30,10 +30,8 @@ from titan.cli.supervisor import ChildSpec, ChildState, Supervisor
 from titan.cli.view import OrganismView
 from titan.core.bus import connect, decode_event, ensure_jetstream
 from titan.core.config import Settings
-from titan.core.infra import InfraError, infra_up
+from titan.core.infra import InfraError, infra_down, infra_up
 from titan.core.infra.manager import InfraState
-from titan.core.infra.nats import NatsServer
-from titan.core.infra.postgres import PostgresServer
 from titan.core.infra.procs import free_port, port_is_free
 from titan.core.ledger import Ledger
 from titan.core.logging import setup_logging
@@ -198,21 +196,13 @@ class InfraHandle:
         self.started: list[str] = []
 
     def up(self) -> InfraState:
-        pg_running = PostgresServer(self.settings.infra_dir / "postgres").running()
-        nats_running = NatsServer(self.settings.infra_dir / "nats").running()
         state = infra_up(self.settings)
-        if state.pg_embedded and not pg_running:
-            self.started.append("postgres")
-        if state.nats_embedded and not nats_running:
-            self.started.append("nats")
+        self.started = list(state.started)
         return state
 
     def down(self) -> None:
-        saved = InfraState.load(self.settings)
-        if "nats" in self.started:
-            NatsServer(self.settings.infra_dir / "nats", port=saved.nats_port or None).stop()
-        if "postgres" in self.started:
-            PostgresServer(self.settings.infra_dir / "postgres", port=saved.pg_port or None).stop()
+        if self.started:
+            infra_down(self.settings, only=self.started)
 
 
 async def prepare_backends(settings: Settings) -> None:

@@ -106,3 +106,27 @@ def test_bad_config_names_the_field(data_dir: Path) -> None:
     assert result.returncode == 2
     assert "TITAN_EXECUTION_PORT" in result.stderr
     assert "TITAN_MODE" in result.stderr
+
+
+def test_titan_up_stops_only_what_it_started(data_dir: Path) -> None:
+    """`titan up`'s handle leaves servers it found running alone, and stops the ones it started."""
+    from titan.cli.up import InfraHandle
+    from titan.core.config import Settings
+
+    settings = Settings(data_dir=data_dir, pg_dsn="", nats_url="")
+    assert _titan(data_dir, "infra", "up").returncode == 0
+    found = InfraHandle(settings)
+    assert found.up().started == [] and found.started == []
+    found.down()
+    status = json.loads(_titan(data_dir, "infra", "status", "--json").stdout)
+    assert status["postgres"]["running"] and status["nats"]["running"]
+
+    assert _titan(data_dir, "infra", "down").returncode == 0
+    own = InfraHandle(settings)
+    state = own.up()
+    assert sorted(state.started) == ["nats", "postgres"] and state.pg_embedded and state.nats_embedded
+    status = json.loads(_titan(data_dir, "infra", "status", "--json").stdout)
+    pids = [status["postgres"]["pid"], status["nats"]["pid"]]
+    own.down()
+    assert not any(pid_alive(p) for p in pids)
+    assert "started" not in json.loads((data_dir / "infra" / "state.json").read_text())

@@ -4,6 +4,7 @@ TITAN_PG_DSN / TITAN_NATS_URL (then nothing is started). Restarting keeps the da
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ class InfraState:
     pg_port: int = 0
     nats_port: int = 0
     notes: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)  # what this call started ("postgres", "nats")
 
     @staticmethod
     def path(settings: Settings) -> Path:
@@ -41,6 +43,7 @@ class InfraState:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = asdict(self)
         data.pop("notes")
+        data.pop("started")
         path.write_text(json.dumps(data, indent=2) + "\n")
 
 
@@ -66,6 +69,7 @@ def infra_up(settings: Settings) -> InfraState:
         else:
             fresh = not pg.initialized()
             pg.start()
+            state.started.append("postgres")
             state.notes.append(
                 f"PostgreSQL: {'initialised and ' if fresh else ''}started (pid {pg.pid()}, data {pg.data_dir})"
             )
@@ -80,27 +84,26 @@ def infra_up(settings: Settings) -> InfraState:
             state.notes.append(f"NATS: already running (pid {nats.pid()})")
         else:
             nats.start(detach=True)
+            state.started.append("nats")
             state.notes.append(f"NATS: started with JetStream (pid {nats.pid()}, store {nats.store_dir})")
         state.nats_embedded, state.nats_port, state.nats_url = True, nats.port, nats.url
     state.save(settings)
     return state
 
 
-def infra_down(settings: Settings) -> list[str]:
+def infra_down(settings: Settings, only: Collection[str] = ("postgres", "nats")) -> list[str]:
+    """Stop the embedded servers (those named in ``only``); the data stays."""
     saved = InfraState.load(settings)
     notes = []
-    pg = _postgres(settings, saved)
-    if pg.running():
-        pg.stop()
-        notes.append("PostgreSQL: stopped (data kept)")
-    else:
-        notes.append("PostgreSQL: not running")
-    nats = _nats(settings, saved)
-    if nats.running():
-        nats.stop()
-        notes.append("NATS: stopped (data kept)")
-    else:
-        notes.append("NATS: not running")
+    for name, label, server in (("postgres", "PostgreSQL", _postgres(settings, saved)),
+                                ("nats", "NATS", _nats(settings, saved))):
+        if name not in only:
+            continue
+        if server.running():
+            server.stop()
+            notes.append(f"{label}: stopped (data kept)")
+        else:
+            notes.append(f"{label}: not running")
     return notes
 
 
