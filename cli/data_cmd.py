@@ -31,7 +31,7 @@ from titan.core.marketdata.sim import SimConfig, Simulator
 app = typer.Typer(help="Market data: record live feeds, replay files, synthesise simulated days.",
                   no_args_is_help=True)
 console = Console(stderr=True)
-log = logging.getLogger("titan.md.gateway")
+log = logging.getLogger("titan.marketdata.gateway")
 
 DAY_NS = 86_400 * 10**9
 

@@ -4,7 +4,9 @@ Each message is decoded, handed to an async handler, and acked only after the ha
 A handler exception naks the message with a growing delay (JetStream redelivers it); a message that
 cannot be decoded, or that the handler rejects with :class:`Reject`, is terminated (never
 redelivered) and counted in ``titan_bus_rejects_total{consumer,reason}``. Nothing a message does
-stops the fetch loop.
+stops the fetch loop. A batch handler takes every decoded message of a fetch at once and answers
+each (None: ack; :class:`Reject`: terminate; another exception: nak); if it raises, the whole fetch
+is naked.
 """
 
 from __future__ import annotations
@@ -63,9 +65,10 @@ class DurableConsumer(Generic[T]):
         self,
         js: JetStreamContext,
         spec: ConsumerSpec,
-        handler: Callable[[T], Awaitable[None]],
+        handler: Callable[[T], Awaitable[None]] | None,
         decode: Callable[[bytes], T],
         *,
+        batch_handler: Callable[[list[T]], Awaitable[list[Exception | None]]] | None = None,
         batch: int = 64,
         fetch_timeout_s: float = 1.0,
         nak_delay_s: float = 0.5,
@@ -73,9 +76,12 @@ class DurableConsumer(Generic[T]):
     ) -> None:
         if batch < 1 or fetch_timeout_s <= 0 or nak_delay_s < 0 or max_nak_delay_s < nak_delay_s:
             raise ValueError("invalid consumer settings")
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("give exactly one of handler and batch_handler")
         self.js = js
         self.spec = spec
         self._handler = handler
+        self._batch_handler = batch_handler
         self._decode = decode
         self._batch = batch
         self._fetch_timeout = fetch_timeout_s
@@ -163,6 +169,9 @@ class DurableConsumer(Generic[T]):
             finally:
                 self._fetching = None
             backoff = 0.1
+            if self._batch_handler is not None:
+                await self._process_batch(msgs)
+                continue
             for msg in msgs:
                 if self._stopping:  # hand the rest back for prompt redelivery
                     with contextlib.suppress(Exception):
@@ -170,28 +179,57 @@ class DurableConsumer(Generic[T]):
                     continue
                 await self._process(msg)
 
-    async def _process(self, msg: Msg) -> None:
+    async def _decoded(self, msg: Msg) -> tuple[T] | None:
+        """(value,), or None after terminating an undecodable message."""
         try:
-            value = self._decode(msg.data)
+            return (self._decode(msg.data),)
         except (InvalidEvent, Reject) as exc:
             await self._term(msg, exc.reason, exc)
-            return
         except Exception as exc:
             await self._term(msg, "decode", exc)
+        return None
+
+    async def _settle(self, msg: Msg, outcome: Exception | None) -> None:
+        if isinstance(outcome, Reject):
+            await self._term(msg, outcome.reason, outcome)
+        elif outcome is not None:
+            await self._nak(msg, outcome)
+        else:
+            try:
+                await msg.ack()
+                self.acked += 1
+            except Exception as exc:  # the message will be redelivered; handlers are idempotent
+                log.warning("consumer %s: ack failed: %s: %s", self.name, type(exc).__name__, exc)
+
+    async def _process(self, msg: Msg) -> None:
+        decoded = await self._decoded(msg)
+        if decoded is None:
             return
+        assert self._handler is not None
+        outcome: Exception | None = None
         try:
-            await self._handler(value)
-        except Reject as exc:
-            await self._term(msg, exc.reason, exc)
-            return
+            await self._handler(decoded[0])
         except Exception as exc:
-            await self._nak(msg, exc)
+            outcome = exc
+        await self._settle(msg, outcome)
+
+    async def _process_batch(self, msgs: list[Msg]) -> None:
+        assert self._batch_handler is not None
+        batch: list[tuple[Msg, T]] = []
+        for msg in msgs:
+            decoded = await self._decoded(msg)
+            if decoded is not None:
+                batch.append((msg, decoded[0]))
+        if not batch:
             return
         try:
-            await msg.ack()
-            self.acked += 1
-        except Exception as exc:  # the message will be redelivered; handlers are idempotent
-            log.warning("consumer %s: ack failed: %s: %s", self.name, type(exc).__name__, exc)
+            outcomes = await self._batch_handler([value for _, value in batch])
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"batch handler answered {len(outcomes)} of {len(batch)} messages")
+        except Exception as exc:
+            outcomes = [exc] * len(batch)
+        for (msg, _), outcome in zip(batch, outcomes, strict=True):
+            await self._settle(msg, outcome)
 
     def _delay_for(self, msg: Msg) -> float:
         try:

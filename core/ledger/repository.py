@@ -2,12 +2,14 @@
 
 ``record(event)`` runs in one transaction: insert the envelope into ``events`` (primary key
 ``event_id``; a repeat does nothing and returns False), then apply the body with the table's natural
-idempotency key (see docs/ledger.md). Queries return titan.v1 messages.
+idempotency key (see docs/ledger.md); ``record_many`` does the same for a batch in one transaction.
+Queries return titan.v1 messages.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, cast
 
 import asyncpg
@@ -67,27 +69,43 @@ class Ledger:
 
         Raises :class:`LedgerReject` (before touching the database) for an event that can never be
         stored."""
-        try:
-            kind = validate_event(event)
-        except InvalidEvent as exc:
-            raise LedgerReject(exc.reason, str(exc)) from None
-        statements = rows.body_rows(event)
-        payload = event.SerializeToString(deterministic=True)
+        result = (await self.record_many([event]))[0]
+        if isinstance(result, LedgerReject):
+            raise result
+        return result
+
+    async def record_many(self, events: Sequence[events_pb2.Event]) -> list[bool | LedgerReject]:
+        """Store ``events`` in order in one transaction: for each, True (new), False (its event_id
+        was already recorded, also earlier in the same batch) or the :class:`LedgerReject` that keeps
+        it out (checked before the database is touched). A database error rolls back the whole
+        batch and propagates."""
+        results: list[bool | LedgerReject] = [False] * len(events)
+        prepared: list[tuple[int, events_pb2.Event, str, list[rows.Upsert]]] = []
+        for i, event in enumerate(events):
+            try:
+                prepared.append((i, event, str(validate_event(event)), rows.body_rows(event)))
+            except InvalidEvent as exc:
+                results[i] = LedgerReject(exc.reason, str(exc))
+            except LedgerReject as exc:
+                results[i] = exc
+        if not prepared:
+            return results
         async with self._pool.acquire() as conn, conn.transaction():
-            new = await conn.fetchval(
-                "INSERT INTO events (event_id, kind, source, ts_ns, payload) VALUES ($1, $2, $3, $4, $5)"
-                " ON CONFLICT (event_id) DO NOTHING RETURNING true",
-                event.event_id,
-                str(kind),
-                event.source,
-                event.ts_ns,
-                payload,
-            )
-            if not new:
-                return False
-            for st in statements:
-                await conn.execute(st.sql, *st.args)
-        return True
+            for i, event, kind, statements in prepared:
+                new = await conn.fetchval(
+                    "INSERT INTO events (event_id, kind, source, ts_ns, payload) VALUES ($1, $2, $3, $4, $5)"
+                    " ON CONFLICT (event_id) DO NOTHING RETURNING true",
+                    event.event_id,
+                    kind,
+                    event.source,
+                    event.ts_ns,
+                    event.SerializeToString(deterministic=True),
+                )
+                if new:
+                    for st in statements:
+                        await conn.execute(st.sql, *st.args)
+                results[i] = bool(new)
+        return results
 
     # --- helpers ------------------------------------------------------------------------------
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:

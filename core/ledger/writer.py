@@ -21,9 +21,11 @@ log = logging.getLogger("titan.ledger")
 class LedgerWriter:
     """Consumes ``catalog.ledger_consumer`` and records each event in the :class:`Ledger`.
 
-    A redelivered event changes nothing (the ledger is idempotent); a malformed one is terminated
-    and counted (``titan_bus_rejects_total``, ``titan_ledger_events_total{result="rejected"}``);
-    a database failure naks the message so JetStream redelivers it later."""
+    Every fetch (up to ``batch`` events) is committed in one transaction and then acked. A
+    redelivered event changes nothing (the ledger is idempotent); a malformed one is terminated and
+    counted (``titan_bus_rejects_total``, ``titan_ledger_events_total{result="rejected"}``). When a
+    batch fails in the database, its events are retried one by one at once, so one bad event cannot
+    hold its neighbours back; an event that still fails is naked and JetStream redelivers it later."""
 
     def __init__(
         self,
@@ -32,17 +34,20 @@ class LedgerWriter:
         ledger: Ledger,
         *,
         clock: Clock | None = None,
-        batch: int = 64,
+        batch: int = 256,
         nak_delay_s: float = 0.5,
     ) -> None:
         self.ledger = ledger
         self.catalog = catalog
         self._clock: Clock = clock or WallClock()
         self.consumer: DurableConsumer[events_pb2.Event] = DurableConsumer(
-            js, catalog.ledger_consumer, self._handle, self._decode, batch=batch, nak_delay_s=nak_delay_s
+            js, catalog.ledger_consumer, None, self._decode, batch_handler=self._handle_batch, batch=batch,
+            nak_delay_s=nak_delay_s,
         )
         self.applied = 0
         self.duplicates = 0
+        self.batches = 0
+        self.retried_singly = 0  # events retried on their own after their batch failed
 
     async def start(self) -> None:
         await self.consumer.start()
@@ -65,20 +70,40 @@ class LedgerWriter:
             LEDGER_EVENTS.labels(kind="unknown", result="rejected").inc()
             raise
 
-    async def _handle(self, event: events_pb2.Event) -> None:
-        kind = str(event_kind(event))
+    async def _record(self, events: list[events_pb2.Event]) -> list[bool | Exception]:
         try:
-            applied = await self.ledger.record(event)
-        except LedgerReject as exc:
-            LEDGER_EVENTS.labels(kind=kind, result="rejected").inc()
-            raise Reject(exc.reason, str(exc)) from None
-        except Exception:
-            LEDGER_EVENTS.labels(kind=kind, result="error").inc()
-            raise
-        if applied:
-            self.applied += 1
-        else:
-            self.duplicates += 1
-        LEDGER_EVENTS.labels(kind=kind, result="applied" if applied else "duplicate").inc()
-        if event.ts_ns > 0:
-            LEDGER_LAG.set(max(0, self._clock.now_ns() - event.ts_ns) / NS_PER_S)
+            return list(await self.ledger.record_many(events))
+        except Exception as exc:
+            log.warning("ledger: a batch of %d failed (%s: %s); retrying one by one", len(events),
+                        type(exc).__name__, exc)
+        results: list[bool | Exception] = []
+        for event in events:
+            self.retried_singly += 1
+            try:
+                results.append(await self.ledger.record(event))
+            except Exception as exc:  # LedgerReject included
+                results.append(exc)
+        return results
+
+    async def _handle_batch(self, events: list[events_pb2.Event]) -> list[Exception | None]:
+        self.batches += 1
+        outcomes: list[Exception | None] = []
+        for event, result in zip(events, await self._record(events), strict=True):
+            kind = str(event_kind(event))
+            if isinstance(result, LedgerReject):
+                LEDGER_EVENTS.labels(kind=kind, result="rejected").inc()
+                outcomes.append(Reject(result.reason, str(result)))
+            elif isinstance(result, Exception):
+                LEDGER_EVENTS.labels(kind=kind, result="error").inc()
+                outcomes.append(result)
+            else:
+                if result:
+                    self.applied += 1
+                else:
+                    self.duplicates += 1
+                LEDGER_EVENTS.labels(kind=kind, result="applied" if result else "duplicate").inc()
+                outcomes.append(None)
+        last = max((e.ts_ns for e, o in zip(events, outcomes, strict=True) if o is None), default=0)
+        if last > 0:
+            LEDGER_LAG.set(max(0, self._clock.now_ns() - last) / NS_PER_S)
+        return outcomes

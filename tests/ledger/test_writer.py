@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 import pytest
 from nats.js import JetStreamContext
@@ -12,6 +13,7 @@ from titan.core.bus import publish_event
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, ManualClock
 from titan.core.ledger import Ledger, LedgerWriter
+from titan.core.ledger.rows import LedgerReject
 from titan.v1 import events_pb2
 
 from ..util import wait_for
@@ -23,19 +25,35 @@ def _metric(name: str, **labels: str) -> float:
 
 
 class LostAckLedger(Ledger):
-    """Commits, then fails once for one event id: what a crash between commit and ack looks like."""
+    """Commits, then fails for the batch holding one event id and for that event retried alone:
+    what a connection lost between commit and ack looks like."""
 
     def __init__(self, inner: Ledger, fail_event_id: str) -> None:
         super().__init__(inner.pool)
         self.fail_event_id = fail_event_id
-        self.failed = False
+        self.failures = 0
 
-    async def record(self, event: events_pb2.Event) -> bool:
-        applied = await super().record(event)
-        if event.event_id == self.fail_event_id and not self.failed:
-            self.failed = True
+    async def record_many(self, events: Sequence[events_pb2.Event]) -> list[bool | LedgerReject]:
+        results = await super().record_many(events)
+        if self.failures < 2 and any(e.event_id == self.fail_event_id for e in events):
+            self.failures += 1
             raise ConnectionError("connection lost before the ack")
-        return applied
+        return results
+
+
+class PoisonLedger(Ledger):
+    """The database refuses one event (whatever batch it is in); every other event is fine."""
+
+    def __init__(self, inner: Ledger, poison_id: str) -> None:
+        super().__init__(inner.pool)
+        self.poison_id = poison_id
+        self.refused = 0
+
+    async def record_many(self, events: Sequence[events_pb2.Event]) -> list[bool | LedgerReject]:
+        if any(e.event_id == self.poison_id for e in events):
+            self.refused += 1
+            raise ConnectionError("server closed the connection unexpectedly")
+        return await super().record_many(events)
 
 
 async def test_published_events_land_in_the_ledger(
@@ -67,7 +85,7 @@ async def test_redelivered_event_is_written_once(
         await bus_js.publish(catalog.event_subject("execution", "fill"), ev.SerializeToString())
         # first delivery: committed, then "lost" (naked); redelivery and the copy find it recorded
         await wait_for(lambda: writer.duplicates == 2)
-        assert flaky.failed
+        assert flaky.failures == 2 and writer.retried_singly >= 1
         assert writer.consumer.naked == 1
         assert writer.applied == 0
     assert [f.fill_id for f in await ledger.fills(phase)] == ["redeliver-1"]
@@ -100,3 +118,31 @@ async def test_malformed_events_are_terminated_and_the_writer_keeps_going(
     assert _metric("titan_bus_rejects_total", consumer=durable, reason="decode") == before["decode"] + 1
     assert _metric("titan_bus_rejects_total", consumer=durable, reason="bad_decimal") == before["bad_decimal"] + 1
     assert _metric("titan_ledger_events_total", kind="fill", result="rejected") == before["rejected"] + 1
+
+
+async def test_a_fetch_is_committed_as_one_batch(bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger) -> None:
+    phase = f"b{uuid.uuid4().hex[:6]}"
+    for i in range(300):  # waiting in the stream before the writer starts: a few large fetches
+        await publish_event(bus_js, catalog, fill_event(f"{phase}-{i}", phase_id=phase, ts_ns=T0 + i))
+    async with LedgerWriter(bus_js, catalog, ledger, batch=128) as writer:
+        await wait_for(lambda: writer.applied == 300)
+        assert 3 <= writer.batches < 300 and writer.retried_singly == 0 and writer.duplicates == 0
+    assert [f.fill_id for f in await ledger.fills(phase, limit=1000)] == [f"{phase}-{i}" for i in range(300)]
+
+
+async def test_one_event_the_database_refuses_does_not_hold_back_its_batch(
+    bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger
+) -> None:
+    phase = f"x{uuid.uuid4().hex[:6]}"
+    events = [fill_event(f"{phase}-{i}", phase_id=phase, ts_ns=T0 + i) for i in range(10)]
+    poison = PoisonLedger(ledger, events[4].event_id)
+    for ev in events:
+        await publish_event(bus_js, catalog, ev)
+    async with LedgerWriter(bus_js, catalog, poison, nak_delay_s=0.05) as writer:
+        await wait_for(lambda: writer.applied == 9)
+        await wait_for(lambda: writer.consumer.naked >= 2)  # the refused one comes back, and is refused again
+        landed = {f.fill_id for f in await ledger.fills(phase)}
+        assert landed == {e.fill.fill_id for i, e in enumerate(events) if i != 4}
+        poison.poison_id = ""  # the database accepts it now: the next redelivery lands it
+        await wait_for(lambda: writer.applied == 10)
+    assert len(await ledger.fills(phase)) == 10

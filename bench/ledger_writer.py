@@ -1,0 +1,123 @@
+"""Benchmark: ledger writer throughput, JetStream -> PostgreSQL.
+
+Publishes ``--events`` execution events (an order update, a fill and a position per simulated trade,
+the mix execution produces) to a fresh namespace on a real NATS JetStream, then starts the
+LedgerWriter on a fresh database and measures how fast it drains the stream, once per ``--batch``
+size (1 = one transaction per event). Everything is verified afterwards (every event recorded
+once). Prints one JSON object; the temporary database, streams and buckets are removed.
+
+Usage: python bench/ledger_writer.py [--events 6000] [--batch 1,64,256]
+       [--pg postgresql://postgres@127.0.0.1:5432/postgres] [--nats nats://127.0.0.1:4222]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import time
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import nats
+
+from titan.core.bus import ensure_jetstream, new_event_id, publish_event
+from titan.core.catalog import Catalog
+from titan.core.ledger import Ledger, LedgerWriter
+from titan.v1 import common_pb2, events_pb2, trading_pb2
+
+T0 = 1_700_000_000_000_000_000
+
+
+def trade_events(i: int) -> list[events_pb2.Event]:
+    """The order update, fill and position of the i-th simulated trade."""
+    cid, ts = f"bench-{i}-0", T0 + i * 1000
+    order = trading_pb2.Order(
+        client_order_id=cid, phase_id="bench", signal_id=f"s{i}", leg=0, venue="paper", symbol="BTCUSDT",
+        instrument=common_pb2.INSTRUMENT_KIND_PERP, side=common_pb2.SIDE_BUY, order_type=trading_pb2.ORDER_TYPE_LIMIT,
+        price="50000.5", quantity="0.01", notional_quote="500.005", state=trading_pb2.ORDER_STATE_FILLED,
+        filled_quantity="0.01", average_price="50000.5", fees="0.25", created_at_ns=ts, updated_at_ns=ts, version=2,
+    )
+    fill = trading_pb2.Fill(
+        venue="paper", fill_id=f"f{i}", client_order_id=cid, phase_id="bench", symbol="BTCUSDT",
+        instrument=common_pb2.INSTRUMENT_KIND_PERP, side=common_pb2.SIDE_BUY, price="50000.5", quantity="0.01",
+        fee="0.25", maker=False, realized_pnl="0", ts_ns=ts,
+    )
+    pos = trading_pb2.Position(
+        phase_id="bench", venue="paper", symbol="BTCUSDT", instrument=common_pb2.INSTRUMENT_KIND_PERP,
+        quantity=f"{0.01 * (i + 1):.2f}", average_entry_price="50000.5", mark_price="50000.5", realized_pnl="0",
+        unrealized_pnl="0", fees="0.25", funding="0", leverage="1", ts_ns=ts, version=i + 1,
+    )
+    return [
+        events_pb2.Event(event_id=new_event_id("order", cid, 2), source="execution", ts_ns=ts, order=order),
+        events_pb2.Event(event_id=new_event_id("fill", "paper", fill.fill_id), source="execution", ts_ns=ts, fill=fill),
+        events_pb2.Event(event_id=new_event_id("position", "bench", i), source="execution", ts_ns=ts, position=pos),
+    ]
+
+
+def with_db(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+async def run_one(args: argparse.Namespace, batch: int) -> dict[str, object]:
+    db = f"titan_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(args.pg)
+    await admin.execute(f'CREATE DATABASE "{db}"')
+    await admin.close()
+    catalog = Catalog(namespace=f"bench{uuid.uuid4().hex[:8]}")
+    nc = await nats.connect(args.nats)
+    js = nc.jetstream()
+    ledger = await Ledger.open(with_db(args.pg, db))
+    try:
+        await ensure_jetstream(js, catalog)
+        events = [ev for i in range(args.events // 3) for ev in trade_events(i)]
+        for ev in events:
+            await publish_event(js, catalog, ev)
+        t0 = time.perf_counter()
+        async with LedgerWriter(js, catalog, ledger, batch=batch) as writer:
+            while writer.applied + writer.duplicates < len(events):
+                if time.perf_counter() - t0 > args.timeout:
+                    raise TimeoutError(f"batch {batch}: {writer.applied} of {len(events)} after {args.timeout}s")
+                await asyncio.sleep(0.01)
+            elapsed = time.perf_counter() - t0
+            batches = writer.batches
+        recorded = await ledger.event_count()
+        fills = await ledger.fill_count("bench")
+        assert recorded == len(events) and fills == len(events) // 3, (recorded, fills)
+        return {"batch": batch, "events": len(events), "seconds": round(elapsed, 3),
+                "events_per_s": round(len(events) / elapsed), "transactions": batches,
+                "recorded_once": recorded == len(events)}
+    finally:
+        await ledger.close()
+        for stream in catalog.streams:
+            with contextlib.suppress(Exception):  # absent already
+                await js.delete_stream(stream.name)
+        for bucket in catalog.buckets:
+            with contextlib.suppress(Exception):
+                await js.delete_key_value(bucket.name)
+        await nc.close()
+        admin = await asyncpg.connect(args.pg)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        await admin.close()
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=6000)
+    ap.add_argument("--batch", default="1,64,256")
+    ap.add_argument("--pg", default=os.environ.get("TITAN_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    ap.add_argument("--nats", default=os.environ.get("TITAN_NATS_URL", "nats://127.0.0.1:4222"))
+    ap.add_argument("--timeout", type=float, default=600.0)
+    args = ap.parse_args()
+    runs = [await run_one(args, int(b)) for b in args.batch.split(",")]
+    print(json.dumps({"runs": runs, "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
+                     indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
