@@ -5,7 +5,7 @@
   follow once JetStream has them (positions: ``GetState``). A
   stream receives updates of a phase only after it sent a correctly signed signal of that phase
   (a Hello alone subscribes to nothing).
-* ``GetState`` (read-only), ``SetTradingState``, ``Flatten``, ``UpdateBudgets``: the last three need a
+* ``GetState`` (read-only), ``SetTradingState``, ``Flatten``, ``UpdateBudgets``: each needs a
   ``ControlAuth`` signed with the control key, issued within the replay window and with a fresh
   nonce; otherwise PERMISSION_DENIED (counted in ``titan_execution_control_rejects_total``).
 * Budgets and the trading state also arrive from NATS KV (newer version wins, either source).
@@ -259,6 +259,9 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
 
     # --- unary calls -------------------------------------------------------------------------
     async def GetState(self, request: execution_pb2.GetStateRequest, context: Any) -> execution_pb2.ExecutionState:
+        reason = self.control.check("GetState", request)
+        if reason:
+            await self._deny(context, "GetState", reason)
         e = self.engine
         phase = request.phase_id
         snaps = e.equity()

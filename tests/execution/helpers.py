@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from decimal import Decimal
+from typing import TypeVar
+
+from google.protobuf.message import Message
 
 from titan.core.clock import ManualClock
-from titan.core.signing import sign_signal
+from titan.core.signing import sign_control, sign_signal
 from titan.execution.engine import Engine, EngineConfig
 from titan.v1 import common_pb2, market_pb2, trading_pb2
 
@@ -165,3 +170,16 @@ def positions_of(updates: list[object]) -> list[trading_pb2.Position]:
 
 def dec(text: str) -> Decimal:
     return Decimal(text)
+
+
+CONTROL_KEY = b"control-key-0123456789abcdefghij"
+M = TypeVar("M", bound=Message)
+
+
+def control(request: M, key: bytes = CONTROL_KEY, *, nonce: str | None = None, issued_at_ns: int | None = None) -> M:
+    """``request`` with a signed ControlAuth (fresh nonce, issued now unless told otherwise)."""
+    request.auth.issuer = "test"  # type: ignore[attr-defined]
+    request.auth.issued_at_ns = time.time_ns() if issued_at_ns is None else issued_at_ns  # type: ignore[attr-defined]
+    request.auth.nonce = nonce or uuid.uuid4().hex  # type: ignore[attr-defined]
+    sign_control(request, key)
+    return request

@@ -277,7 +277,9 @@ async def test_live_mode_through_the_service(tmp_path):
                 fills.append(msg.fill)
         assert sum(D(f.quantity) for f in fills) == D("0.010")
         assert any(r[1] == "/v5/order/create" for r in fake.requests)
-        state = await stub.GetState(execution_pb2.GetStateRequest())
+        get = execution_pb2.GetStateRequest()
+        get.auth.issued_at_ns, get.auth.nonce = time.time_ns(), "n2"
+        state = await stub.GetState(sign_control(get, b"control-key-0123456789abcdef"))
         assert state.mode == "live" and state.venue == "bybit"
         assert [p.quantity for p in state.positions] == ["0.01"]
         await call.done_writing()

@@ -20,7 +20,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.execution.helpers import KEY, MODE, PERP, REDUCE, SELL, R, budget, leg, mark, top
+from tests.execution.helpers import KEY, MODE, PERP, REDUCE, SELL, R, budget, control, leg, mark, top
 from tests.util import wait_for
 from titan.core.bus import StateStore
 from titan.core.ledger import LedgerWriter
@@ -28,6 +28,8 @@ from titan.core.signing import sign_signal
 from titan.v1 import execution_pb2, execution_pb2_grpc, trading_pb2
 
 pytestmark = pytest.mark.slow
+
+RECOVERY_CONTROL_KEY = b"control-key-0123456789abcdef"
 
 
 def _free_port() -> int:
@@ -104,8 +106,9 @@ async def test_kill_mid_stream_and_recover_from_the_ledger(nats_url, pg_dsn, cat
     env = {k: v for k, v in os.environ.items() if not k.startswith("TITAN_")}
     env.update(
         TITAN_NATS_URL=nats_url, TITAN_PG_DSN=pg_dsn, TITAN_NAMESPACE=catalog.namespace,
-        TITAN_EXECUTION_PORT=str(port), TITAN_EXECUTION_HOST="127.0.0.1", TITAN_METRICS_PORT="0",
-        TITAN_CONTROL_KEY="control-key-0123456789abcdef", TITAN_PHASE_KEY_HUNTER=KEY.decode(),
+        TITAN_EXECUTION_PORT=str(port), TITAN_EXECUTION_HOST="127.0.0.1",
+        TITAN_METRICS_PORT="0", TITAN_HEALTH_PORT="0",
+        TITAN_CONTROL_KEY=RECOVERY_CONTROL_KEY.decode(), TITAN_PHASE_KEY_HUNTER=KEY.decode(),
         TITAN_REPLAY_WINDOW_MS="60000", TITAN_LOG_LEVEL="INFO",
     )
     service = Service(env, port, tmp_path / "execution.log")
@@ -209,7 +212,7 @@ async def test_kill_mid_stream_and_recover_from_the_ledger(nats_url, pg_dsn, cat
             nonlocal state
             if not await caught_up():
                 return False
-            state = await stub.GetState(execution_pb2.GetStateRequest(phase_id="hunter"))
+            state = await stub.GetState(control(execution_pb2.GetStateRequest(phase_id="hunter"), RECOVERY_CONTROL_KEY))
             led = await ledger.positions("hunter", include_flat=True)
             mine = {(p.venue, p.symbol): (p.quantity, p.realized_pnl, p.fees, p.version) for p in state.positions}
             theirs = {(p.venue, p.symbol): (p.quantity, p.realized_pnl, p.fees, p.version) for p in led}

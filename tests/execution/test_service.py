@@ -13,13 +13,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import REGISTRY
 
-from tests.execution.helpers import KEYS, MODE, R, budget, leg, mark, signal, top
+from tests.execution.helpers import CONTROL_KEY, KEYS, MODE, R, budget, control, leg, mark, signal, top
 from titan.core.config import Settings
-from titan.core.signing import sign_control
 from titan.execution.runtime import ExecutionRuntime, RuntimeOptions
 from titan.v1 import execution_pb2, execution_pb2_grpc, trading_pb2
-
-CONTROL_KEY = b"control-key-0123456789abcdefghij"
 
 
 class WallClockish:
@@ -40,12 +37,6 @@ async def service():
     await rt.stop()
 
 
-def control(request, key=CONTROL_KEY, *, nonce=None, issued_at_ns=None):
-    request.auth.issuer = "test"
-    request.auth.issued_at_ns = time.time_ns() if issued_at_ns is None else issued_at_ns
-    request.auth.nonce = nonce or uuid.uuid4().hex
-    sign_control(request, key)
-    return request
 
 
 async def activate(rt, stub):
@@ -110,7 +101,7 @@ async def test_signed_signal_is_acked_and_updates_follow(service):
     assert again.ack.reason == R.REJECT_REASON_REPLAYED
     assert list(again.ack.client_order_ids) == [cid]
     await call.done_writing()
-    state = await stub.GetState(execution_pb2.GetStateRequest(phase_id="hunter"))
+    state = await stub.GetState(control(execution_pb2.GetStateRequest(phase_id="hunter")))
     assert [p.quantity for p in state.positions] == ["0.1"]
     assert state.mode == "paper"
     assert list(state.cpus)
@@ -192,6 +183,21 @@ async def test_control_calls_need_the_control_key(service, case):
     assert rt.engine.trading_state.mode == mode_before
 
 
+async def test_get_state_needs_the_control_key_too(service):
+    """Positions, orders and budgets are not an open read."""
+    _, stub, _ = service
+    before = control_rejects("GetState", "unsigned")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.GetState(execution_pb2.GetStateRequest(phase_id="hunter"))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert control_rejects("GetState", "unsigned") == before + 1
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.GetState(control(execution_pb2.GetStateRequest(), key=b"k" * 32))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    state = await stub.GetState(control(execution_pb2.GetStateRequest()))
+    assert state.mode == "paper"
+
+
 async def test_update_budgets_newer_version_wins(service):
     rt, stub, _ = service
     v = time.time_ns()
@@ -215,7 +221,7 @@ async def test_flatten_and_halt(service):
     resp = await stub.Flatten(control(execution_pb2.FlattenRequest(phase_id="hunter", symbol="ETHUSDT",
                                                                    reason="test")))
     assert len(resp.client_order_ids) == 1
-    state = await stub.GetState(execution_pb2.GetStateRequest(phase_id="hunter"))
+    state = await stub.GetState(control(execution_pb2.GetStateRequest(phase_id="hunter")))
     assert all(p.quantity == "0" for p in state.positions if p.symbol == "ETHUSDT")
     halted = await stub.SetTradingState(control(execution_pb2.SetTradingStateRequest(
         state=trading_pb2.TradingState(mode=MODE.TRADING_MODE_HALTED, version=time.time_ns()))))

@@ -27,7 +27,8 @@ def service_port(tmp_path_factory):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TITAN_")}
     env.update(
-        TITAN_NATS_URL="", TITAN_PG_DSN="", TITAN_EXECUTION_PORT=str(port), TITAN_METRICS_PORT="0",
+        TITAN_NATS_URL="", TITAN_PG_DSN="", TITAN_EXECUTION_PORT=str(port),
+        TITAN_METRICS_PORT="0", TITAN_HEALTH_PORT="0",
         TITAN_PHASE_KEY_HUNTER=KEY.decode(), TITAN_PHASE_KEY_SCAVENGER=OTHER_KEY.decode(),
         TITAN_CONTROL_KEY="control-key-0123456789abcdef", TITAN_LOG_LEVEL="WARNING",
     )

@@ -48,10 +48,12 @@ class ExecutionUpdate(_message.Message):
     def __init__(self, ack: _Optional[_Union[_trading_pb2.SignalAck, _Mapping]] = ..., order: _Optional[_Union[_trading_pb2.Order, _Mapping]] = ..., fill: _Optional[_Union[_trading_pb2.Fill, _Mapping]] = ..., position: _Optional[_Union[_trading_pb2.Position, _Mapping]] = ...) -> None: ...
 
 class GetStateRequest(_message.Message):
-    __slots__ = ("phase_id",)
+    __slots__ = ("phase_id", "auth")
     PHASE_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTH_FIELD_NUMBER: _ClassVar[int]
     phase_id: str
-    def __init__(self, phase_id: _Optional[str] = ...) -> None: ...
+    auth: ControlAuth
+    def __init__(self, phase_id: _Optional[str] = ..., auth: _Optional[_Union[ControlAuth, _Mapping]] = ...) -> None: ...
 
 class ExecutionState(_message.Message):
     __slots__ = ("trading_state", "budgets", "positions", "open_orders", "equity", "cpus", "venue", "mode")
