@@ -227,7 +227,8 @@ def gateway(
     symbols: str = typer.Option("BTCUSDT,ETHUSDT", "--symbols", help="comma-separated"),
     json_logs: bool = typer.Option(False, "--json-logs", help="structured JSON log lines"),
     stop_run_at: list[str] = typer.Option(
-        [], "--stop-run-at", help="simulator: script a stop-run this long after the start (e.g. 30s; repeatable)"),
+        [], "--stop-run-at", metavar="DURATION",
+        help="simulator: script a stop-run this long after the start (e.g. 30s; repeatable)"),
 ) -> None:
     """Run the market-data gateway: publish a source's events on NATS (titan.md.<venue>.<symbol>.<kind>)."""
     from titan.cli.common import parse_duration, settings_or_exit

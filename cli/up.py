@@ -279,7 +279,8 @@ def up_command(
     duration: str | None = typer.Option(None, "--duration", help="stop after this long (e.g. 60s, 10m)"),
     cpus: str = typer.Option("", "--cpus", help="pin execution to these CPUs, e.g. '1'"),
     stop_run_at: list[str] = typer.Option(
-        [], "--stop-run-at", help="simulator: script a stop-run this long after the start (e.g. 90s; repeatable)"),
+        [], "--stop-run-at", metavar="DURATION",
+        help="simulator: script a stop-run this long after the start (e.g. 90s; repeatable)"),
 ) -> None:
     """Run the whole organism locally on paper: infrastructure, ledger, execution, Brain, market data
     and every enabled phase. Ctrl-C stops it cleanly; the next `titan up` resumes from the ledger."""
