@@ -33,7 +33,7 @@ from kopf._cogs.structs import references
 from titan.core import metrics
 from titan.core.bus import connect
 from titan.core.catalog import Catalog
-from titan.core.clock import NS_PER_S, WallClock
+from titan.core.clock import NS_PER_S, Clock, WallClock
 from titan.operator import deployments
 from titan.operator.brain import PhaseSpec, PolicyError, parse_brain_spec, parse_phase_spec
 from titan.operator.runtime import BrainRuntime, status_for_brain, status_for_phase
@@ -58,6 +58,7 @@ class OperatorConfig:
     default_image: str = deployments.DEFAULT_IMAGE
     metrics_port: int = 0                 # 0 = no /metrics server (e.g. tests)
     pod: deployments.PodSettings = field(default_factory=deployments.PodSettings)
+    clock: Clock = field(default_factory=WallClock)  # the Brain's time (tests: a fake loop clock)
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
@@ -141,7 +142,7 @@ def build_registry(config: OperatorConfig | None = None,
         settings.watching.server_timeout = 300
         settings.batching.worker_limit = 8
         nc = await connect(cfg.nats_url, "titan-brain")
-        runtime = BrainRuntime(nc, Catalog(cfg.catalog_namespace), WallClock())
+        runtime = BrainRuntime(nc, Catalog(cfg.catalog_namespace), cfg.clock)
         await runtime.start()
         memo["shell"] = Shell(config=cfg, runtime=runtime, settings=settings)
         if cfg.metrics_port:
@@ -162,7 +163,7 @@ def build_registry(config: OperatorConfig | None = None,
         shell: Shell | None = memo.get("shell")
         if shell is None or shell.runtime.last_decision is None:
             return None
-        return (WallClock().now_ns() - shell.runtime.last_decision.ts_ns) / NS_PER_S
+        return (shell.config.clock.now_ns() - shell.runtime.last_decision.ts_ns) / NS_PER_S
 
     @kopf.index(GROUP, VERSION, "titanphases", id="titan_phases", registry=reg)
     def titan_phases(**kw: Any) -> dict[str, Any]:
