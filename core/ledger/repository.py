@@ -91,20 +91,32 @@ class Ledger:
         if not prepared:
             return results
         async with self._pool.acquire() as conn, conn.transaction():
-            for i, event, kind, statements in prepared:
-                new = await conn.fetchval(
-                    "INSERT INTO events (event_id, kind, source, ts_ns, payload) VALUES ($1, $2, $3, $4, $5)"
-                    " ON CONFLICT (event_id) DO NOTHING RETURNING true",
-                    event.event_id,
-                    kind,
-                    event.source,
-                    event.ts_ns,
-                    event.SerializeToString(deterministic=True),
+            # The envelopes in one statement; the ids it returns are the events new to the ledger.
+            new_ids = {
+                r["event_id"]
+                for r in await conn.fetch(
+                    "INSERT INTO events (event_id, kind, source, ts_ns, payload)"
+                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bytea[])"
+                    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                    [e.event_id for _, e, _, _ in prepared],
+                    [k for _, _, k, _ in prepared],
+                    [e.source for _, e, _, _ in prepared],
+                    [e.ts_ns for _, e, _, _ in prepared],
+                    [e.SerializeToString(deterministic=True) for _, e, _, _ in prepared],
                 )
-                if new:
+            }
+            # The bodies of the new ones (an id twice in the batch: its first copy), one executemany per
+            # statement: rows of a table keep their order, and every body statement is either
+            # DO NOTHING or guarded by version/time, so tables are independent of each other.
+            groups: dict[str, list[tuple[Any, ...]]] = {}
+            for i, event, _, statements in prepared:
+                if event.event_id in new_ids:
+                    new_ids.discard(event.event_id)
+                    results[i] = True
                     for st in statements:
-                        await conn.execute(st.sql, *st.args)
-                results[i] = bool(new)
+                        groups.setdefault(st.sql, []).append(st.args)
+            for sql, args in groups.items():
+                await conn.executemany(sql, args)
         return results
 
     # --- helpers ------------------------------------------------------------------------------

@@ -240,3 +240,35 @@ def test_fill_row_round_trip(price: Decimal, qty: Decimal, fee: Decimal, side: i
     back = ledger_rows.fill_from_row(dict(zip(cols, st_.args, strict=True)))
     assert Decimal(back.price) == price and Decimal(back.quantity) == qty and Decimal(back.fee) == fee
     assert Decimal(back.realized_pnl) == Decimal("0.001") and back.side == side and back.ts_ns == ts
+
+
+async def test_a_batch_ends_where_the_same_events_one_by_one_end(ledger: Ledger) -> None:
+    """record_many: one transaction, the same outcome as recording each event in turn."""
+    coid, phase = "batch-o", "batchp"
+    sig = trading_pb2.Signal(phase_id=phase, signal_id="bs", intent=trading_pb2.INTENT_OPEN,
+                             legs=[trading_pb2.Leg(venue="paper", symbol="BTCUSDT", size_quote="50")])
+    first = trading_pb2.SignalAck(phase_id=phase, signal_id="bs", accepted=True, acked_at_ns=T0)
+    replayed = trading_pb2.SignalAck(phase_id=phase, signal_id="bs", accepted=False,
+                                     reason=trading_pb2.REJECT_REASON_REPLAYED, acked_at_ns=T0 + 1)
+    fill = fill_event("batch-f1", phase_id=phase)
+    events = [
+        order_event(coid, 3, trading_pb2.ORDER_STATE_FILLED, filled="1.5", phase_id=phase),
+        order_event(coid, 2, trading_pb2.ORDER_STATE_ACCEPTED, phase_id=phase),  # older, later in the batch
+        fill,
+        fill,                                                       # the same event twice in one batch
+        fill_event("batch-f1", phase_id=phase, event_id="batch-f1-again"),  # the same fact, another id
+        events_pb2.Event(event_id="batch-d1", source="execution", ts_ns=T0,
+                         decision=events_pb2.SignalDecision(signal=sig, ack=first)),
+        events_pb2.Event(event_id="batch-d2", source="execution", ts_ns=T0 + 1,
+                         decision=events_pb2.SignalDecision(signal=sig, ack=replayed)),
+        fill_event("batch-bad", price="1e", phase_id=phase),        # refused before the database
+    ]
+    results = await ledger.record_many(events)
+    assert results[:7] == [True, True, True, False, True, True, True]
+    assert isinstance(results[7], LedgerReject) and results[7].reason == "bad_decimal"
+    order = await ledger.order(coid)
+    assert order is not None and (order.version, order.filled_quantity) == (3, "1.5")
+    assert [f.fill_id for f in await ledger.fills(phase)] == ["batch-f1"]
+    assert [d.ack for d in await ledger.decisions(phase)] == [first]  # the first decision stays
+    assert await ledger.record_many(events[:7]) == [False] * 7      # all of it again: nothing changes
+    assert await ledger.record_many([]) == []
