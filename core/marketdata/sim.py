@@ -468,10 +468,10 @@ class _Generator:
         return 0.0, 0
 
     def _scripted_target(self, st: _Sym) -> tuple[float, int]:
-        """The extreme a scripted run will break: the range high (+1) or low (-1) of the longest
-        look-back nearer to the price, preferring one that was set after the steering starts to count
-        back from the window's far end, so it is still the window's extreme when the run comes
-        (and the extreme of any consumer's range over the same hours). (0, 0) without history."""
+        """The extreme a scripted run will break: the high (+1) or low (-1) over the longest look-back,
+        whichever is nearer the price. Preferred: one that is also the extreme of that window shortened
+        by the steering time, so it is still inside the window when the run comes (and the extreme of
+        any consumer's range over the same hours). (0, 0) without history."""
         if st.highs.n == 0:
             return 0.0, 0
         w = max(self.cfg.trap_lookback_min, default=1)
