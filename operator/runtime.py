@@ -8,17 +8,24 @@ allocation / breaker / trading-state events to JetStream (the ledger writer reco
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from titan.core import metrics
 from titan.core.bus import (
     DurableConsumer,
+    InvalidEvent,
     Reject,
     StateStore,
     canonical_json,
@@ -30,7 +37,7 @@ from titan.core.bus import (
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock
 from titan.core.money import D, MoneyError, s
-from titan.operator.brain import BrainCore, BrainPolicy, Decision, PhaseSpec, breaker_event
+from titan.operator.brain import BrainCore, BrainPolicy, Decision, PhaseSpec, Trade, breaker_event
 from titan.v1 import events_pb2
 
 log = logging.getLogger("titan.brain")
@@ -64,8 +71,55 @@ class BrainRuntime:
         await ensure_jetstream(self.js, self.catalog)
         self.store = await StateStore.open(self.js, self.catalog)
         if self._consume:
+            try:
+                replayed = await self._replay_trades(self.policy.performance.window_s)
+                if replayed:
+                    log.info("performance: %d closed trades of the last %d s replayed", replayed,
+                             self.policy.performance.window_s)
+            except Exception as exc:  # the tilt then restarts neutral, as without history
+                log.warning("performance history not replayed: %s: %s", type(exc).__name__, exc)
             self._consumer = DurableConsumer(self.js, self.catalog.brain_consumer, self._on_event, decode_event)
             await self._consumer.start()
+
+    async def _replay_trades(self, window_s: int) -> int:
+        """Closed trades of the last ``window_s`` that this Brain's durable consumer already acked
+        (before a restart) back into the performance tracker; the durable goes on from there, so no
+        trade counts twice. Only performance: the breakers' own state is persisted with the core."""
+        spec = self.catalog.brain_consumer
+        try:
+            info = await self.js.consumer_info(spec.stream, spec.durable)
+        except NotFoundError:  # first start: the durable will deliver everything itself
+            return 0
+        upto = info.ack_floor.stream_seq or 0
+        if upto == 0:
+            return 0
+        since = datetime.fromtimestamp((self.clock.now_ns() - window_s * NS_PER_S) / NS_PER_S, UTC)
+        sub = await self.js.pull_subscribe(
+            self.catalog.event_subject("execution", "fill"), stream=spec.stream,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME,
+                                  opt_start_time=since,
+                                  ack_policy=AckPolicy.NONE, inactive_threshold=30.0),
+        )
+        replayed = 0
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(256, timeout=1.0)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    return replayed  # nothing more stored
+                for msg in msgs:
+                    if msg.metadata.sequence.stream > upto:
+                        return replayed  # the durable delivers the rest
+                    try:
+                        trade = _closing_trade(decode_event(msg.data))
+                    except (InvalidEvent, MoneyError):
+                        continue
+                    if trade is not None:
+                        self.core.performance.record(Trade(*trade))
+                        replayed += 1
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def close(self) -> None:
         if self._consumer is not None:
@@ -73,9 +127,12 @@ class BrainRuntime:
             self._consumer = None
 
     def restore(self, state: dict[str, Any] | None) -> None:
-        """Adopt persisted core state (breakers, day start, high-water mark) once, at start."""
+        """Adopt persisted core state (breakers, day start, high-water mark) once, at start; the
+        closed trades replayed from JetStream (performance) are kept."""
         if state:
+            performance = self.core.performance
             self.core = BrainCore.from_dict(state)
+            self.core.performance = performance
 
     # --- inputs -------------------------------------------------------------------------------
     async def _on_event(self, event: events_pb2.Event) -> None:
@@ -92,11 +149,9 @@ class BrainRuntime:
                     exposure=D(eq.exposure or "0"),
                 )
             elif body == "fill":
-                fill = event.fill
-                realized = D(fill.realized_pnl or "0")
-                if realized != 0 and fill.phase_id:  # a closing fill ends (part of) a trade
-                    pnl = realized - D(fill.fee or "0")
-                    self.core.observe_trade(fill.phase_id, pnl, fill.ts_ns or event.ts_ns, self.policy)
+                trade = _closing_trade(event)
+                if trade is not None:
+                    self.core.observe_trade(trade[0], trade[2], trade[1], self.policy)
         except MoneyError as exc:
             raise Reject("bad_decimal", str(exc)) from None
         self.events_seen += 1
@@ -223,3 +278,14 @@ def status_for_phase(decision: Decision, phase_id: str, generation: int | None) 
 
 def _iso(ts_ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts_ns // NS_PER_S))
+
+
+def _closing_trade(event: events_pb2.Event) -> tuple[str, int, Decimal] | None:
+    """(phase, ts_ns, net PnL) of a closing fill (realized PnL minus fee), else None."""
+    if event.WhichOneof("body") != "fill":
+        return None
+    fill = event.fill
+    realized = D(fill.realized_pnl or "0")
+    if realized == 0 or not fill.phase_id:  # only a closing fill ends (part of) a trade
+        return None
+    return fill.phase_id, fill.ts_ns or event.ts_ns, realized - D(fill.fee or "0")

@@ -394,8 +394,8 @@ class BrainCore:
     def to_dict(self) -> dict[str, Any]:
         """What must survive a restart (kept in TitanBrain.status.core): breakers, baselines, the last
         equity and each phase's book (so a restarted Brain neither shrinks to spec.initialEquity nor
-        forgets that a Dormant phase still holds positions). Trades are not kept: performance tilts
-        restart neutral, which only moves weights towards the base bands."""
+        forgets that a Dormant phase still holds positions). Trades are not kept here: the runtime
+        replays the recent closing fills from JetStream on start (``BrainRuntime._replay_trades``)."""
         return {
             "band": self.band,
             "equity": None if self.equity is None else s(self.equity),
