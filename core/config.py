@@ -13,7 +13,7 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from titan.core.catalog import Catalog
+from titan.core.catalog import Catalog, token
 
 
 class Mode(StrEnum):
@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     hmac_keys_dir: Path | None = Field(None, description="directory of <phase>.key files (a mounted Secret)")
     control_key: SecretStr = Field(SecretStr(""), description="HMAC key for control calls")
 
+    # phases
+    phase_id: str = Field("", description="this phase's id (its TitanPhase's name; empty = the phase kind)")
+
     # metrics / health
     metrics_port: Port = 9100
     health_port: Port = 8080
@@ -100,6 +103,13 @@ class Settings(BaseSettings):
     def _namespace_token(cls, v: str) -> str:
         if v:
             Catalog(v)  # validates the token
+        return v
+
+    @field_validator("phase_id")
+    @classmethod
+    def _phase_token(cls, v: str) -> str:
+        if v:
+            token(v)  # it names KV keys, subjects and the <phase>.key file
         return v
 
     @field_validator("venue")

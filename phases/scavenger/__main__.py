@@ -1,14 +1,17 @@
 """Run the Scavenger: ``python -m titan.phases.scavenger`` (or ``titan phase run scavenger``).
 
 Settings come from the environment (TITAN_NATS_URL, TITAN_NAMESPACE, TITAN_EXECUTION_HOST/PORT,
-TITAN_HMAC_KEYS_DIR, TITAN_METRICS_PORT); parameters from the TITAN_PARAMS KV bucket (key
-``scavenger``), falling back to ``--params FILE`` and then the defaults.
+TITAN_HMAC_KEYS_DIR, TITAN_METRICS_PORT, TITAN_PHASE_ID); parameters from the TITAN_PARAMS KV bucket
+(key = the phase id), falling back to ``--params FILE`` and then the defaults. The phase id is
+``TITAN_PHASE_ID`` (the operator sets it to the TitanPhase's name) or ``scavenger``: budgets, params,
+the HMAC key file ``<id>.key`` and the signals' ``phase_id`` all use it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import sys
 from collections.abc import Mapping
@@ -22,27 +25,28 @@ from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import PHASE_ID, ScavengerStrategy
 
 
-def make_strategy(params: Mapping[str, Any] | None = None) -> ScavengerStrategy:
+def make_strategy(params: Mapping[str, Any] | None = None, phase_id: str = PHASE_ID) -> ScavengerStrategy:
     p = ScavengerParams.model_validate(dict(params)) if params else ScavengerParams()
-    return ScavengerStrategy(p, clock=WallClock())
+    return ScavengerStrategy(p, clock=WallClock(), phase_id=phase_id)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="titan-scavenger", description=__doc__)
     ap.add_argument("--params", type=Path, help="initial parameters (JSON or YAML) until KV has some")
-    ap.add_argument("--key-file", type=Path, help="the phase's HMAC key (default: TITAN_HMAC_KEYS_DIR/scavenger.key)")
+    ap.add_argument("--key-file", type=Path, help="the phase's HMAC key (default: TITAN_HMAC_KEYS_DIR/<id>.key)")
     ap.add_argument("--execution", help="execution host:port (default: TITAN_EXECUTION_HOST:PORT)")
     ap.add_argument("--http-port", type=int, help="/metrics and /healthz port (default: TITAN_METRICS_PORT)")
     args = ap.parse_args(argv)
     try:
         settings = load_settings()
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        key = load_key(PHASE_ID, settings, args.key_file)
+        phase_id = settings.phase_id or PHASE_ID  # a TitanPhase named otherwise runs under its own name
+        key = load_key(phase_id, settings, args.key_file)
         params = load_params_file(args.params)
         if params is not None:
             ScavengerParams.model_validate(params)  # fail at start, not later
-        config = runtime_config(PHASE_ID, settings, key, execution=args.execution, http_port=args.http_port)
-        asyncio.run(run_phase(make_strategy, config, params))
+        config = runtime_config(phase_id, settings, key, execution=args.execution, http_port=args.http_port)
+        asyncio.run(run_phase(functools.partial(make_strategy, phase_id=phase_id), config, params))
     except (ConfigError, LaunchError, ValueError, OSError) as err:
         print(f"scavenger: {err}", file=sys.stderr)
         return 2
