@@ -37,3 +37,22 @@ def wait_for_sync(predicate: Callable[[], T], timeout: float = 10.0, interval: f
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value: {result!r})")
         time.sleep(interval)
+
+
+async def http_get(port: int, path: str) -> tuple[int, str]:
+    """(status, body) of GET ``path`` on 127.0.0.1:``port``; (0, "") when nothing answers."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return 0, ""
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        data = await reader.read()
+    except OSError:
+        return 0, ""
+    finally:
+        writer.close()
+    head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
+    parts = head.split()
+    return (int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0), body

@@ -18,8 +18,8 @@ from titan.core.ledger import Ledger
 from titan.core.money import D
 from titan.v1.events_pb2 import SignalDecision
 
-from ..util import wait_for
-from .procs import TITAN, Proc, Procs, clean_env, free_port, http_get
+from ..util import http_get, wait_for
+from .procs import TITAN, Proc, Procs, clean_env, free_port
 
 
 @dataclass

@@ -85,21 +85,3 @@ class Procs:
         for p in reversed(self.started):
             codes[p.name] = await self.stop(p)
         return codes
-
-
-async def http_get(port: int, path: str) -> tuple[int, str]:
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return 0, ""
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
-        await writer.drain()
-        data = await reader.read()
-    except OSError:
-        return 0, ""
-    finally:
-        writer.close()
-    head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
-    parts = head.split()
-    return (int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0), body

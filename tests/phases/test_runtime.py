@@ -17,7 +17,7 @@ from titan.phases.runtime.core import EntryBlock, StrategyOutput, TradeTracker, 
 from titan.phases.runtime.runner import PhaseRuntime, RuntimeConfig
 from titan.v1 import common_pb2, execution_pb2, market_pb2, trading_pb2
 
-from ..util import wait_for
+from ..util import http_get, wait_for
 from .exec_server import ExecServer, TinyExecution
 from .helpers import budget, trade
 
@@ -170,12 +170,12 @@ async def test_signals_are_gated_signed_streamed_and_acked_across_a_reconnect() 
 
         # /metrics and /healthz
         assert rt.http is not None
-        status, body = await _get(rt.http.port, "/metrics")
+        status, body = await http_get(rt.http.port, "/metrics")
         assert status == 200 and 'titan_phase_signals_total{phase="scavenger",setup="test"}' in body
         assert 'titan_phase_entries_blocked_total{phase="scavenger",reason="halted"}' in body
-        status, body = await _get(rt.http.port, "/healthz")
+        status, body = await http_get(rt.http.port, "/healthz")
         assert status == 200 and '"stream_connected": true' in body
-        status, _ = await _get(rt.http.port, "/nope")
+        status, _ = await http_get(rt.http.port, "/nope")
         assert status == 404
     finally:
         await rt.stop()
@@ -223,12 +223,3 @@ async def test_in_process_mode_keeps_signed_signals_in_the_outbox() -> None:
         PhaseRuntime(OnePerTrade(), RuntimeConfig(PHASE, b"short"))
     await asyncio.sleep(0)
 
-
-async def _get(port: int, path: str) -> tuple[int, str]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    await writer.drain()
-    data = await reader.read()
-    writer.close()
-    head, _, body = data.decode().partition("\r\n\r\n")
-    return int(head.split()[1]), body

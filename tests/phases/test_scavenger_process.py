@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from titan.cli.phase_cmd import app as phase_app
 from titan.core.catalog import Catalog
 
-from ..util import wait_for
+from ..util import http_get, wait_for
 from .exec_server import ExecServer, TinyExecution
 
 KEY = b"scavenger-process-key-0123456789"
@@ -26,18 +26,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
-
-async def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return 0, ""
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    await writer.drain()
-    data = await reader.read()
-    writer.close()
-    head, _, body = data.decode().partition("\r\n\r\n")
-    return int(head.split()[1]), body
 
 
 async def test_scavenger_process_runs_and_stops(nats_url: str, catalog: Catalog, tmp_path: Path) -> None:
@@ -60,7 +48,7 @@ async def test_scavenger_process_runs_and_stops(nats_url: str, catalog: Catalog,
         assert servicer.hellos[0].phase_id == "scavenger"
         status, body = await wait_for(lambda: _ok(http_port), timeout=30)
         assert '"stream_connected": true' in body and '"entry_block": "no_budget"' in body
-        status, metrics = await _get(http_port, "/metrics")
+        status, metrics = await http_get(http_port, "/metrics")
         assert status == 200 and 'titan_phase_stream_connected{phase="scavenger"} 1.0' in metrics
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -72,7 +60,7 @@ async def test_scavenger_process_runs_and_stops(nats_url: str, catalog: Catalog,
 
 
 async def _ok(port: int) -> tuple[int, str] | None:
-    status, body = await _get(port, "/healthz")
+    status, body = await http_get(port, "/healthz")
     return (status, body) if status == 200 else None
 
 
