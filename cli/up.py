@@ -12,7 +12,6 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from titan.core.infra.manager import InfraState
 from titan.core.infra.procs import free_port, port_is_free
 from titan.core.ledger import Ledger
 from titan.core.logging import setup_logging
+from titan.core.service import stop_on_signals
 
 log = logging.getLogger("titan.up")
 
@@ -237,10 +237,7 @@ async def run_organism(
             view.apply(decode_event(msg.data))  # type: ignore[attr-defined]
 
     sub = await nc.subscribe(st.catalog.events_all, cb=on_event)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     await sup.start()
     watcher = asyncio.create_task(sup.watch())
     deadline = time.monotonic() + duration_s if duration_s else None

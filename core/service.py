@@ -79,11 +79,7 @@ def run_service(
     )
 
     async def runner() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await main(stop)
+        await main(stop_on_signals())
 
     try:
         asyncio.run(runner())
@@ -92,6 +88,16 @@ def run_service(
             health_server.shutdown()
     log.info("%s stopped", name)
     return 0
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGTERM or SIGINT sets (handlers on the running loop, where it supports them)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 async def until_stopped(stop: asyncio.Event) -> None:

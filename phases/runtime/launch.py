@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import os
-import signal
 import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -16,6 +13,7 @@ from typing import Any
 import yaml
 
 from titan.core.config import Settings
+from titan.core.service import stop_on_signals
 from titan.core.signing import load_keys
 from titan.phases.runtime.core import Strategy
 from titan.phases.runtime.runner import PhaseRuntime, RuntimeConfig
@@ -72,11 +70,7 @@ async def run_phase(make_strategy: Callable[[Mapping[str, Any] | None], Strategy
         raise LaunchError("a phase process needs NATS: set TITAN_NATS_URL")
     strategy = make_strategy(initial_params)
     runtime = PhaseRuntime(strategy, config)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     await runtime.start()
     log.info("phase %s: streaming to %s, http on :%s", config.phase_id, config.execution_target,
              runtime.http.port if runtime.http else "-")
