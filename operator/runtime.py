@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import nats.errors
@@ -115,7 +114,7 @@ class BrainRuntime:
                     except (InvalidEvent, MoneyError):
                         continue
                     if trade is not None:
-                        self.core.performance.record(Trade(*trade))
+                        self.core.performance.record(trade)
                         replayed += 1
         finally:
             with contextlib.suppress(Exception):
@@ -151,7 +150,7 @@ class BrainRuntime:
             elif body == "fill":
                 trade = _closing_trade(event)
                 if trade is not None:
-                    self.core.observe_trade(trade[0], trade[2], trade[1], self.policy)
+                    self.core.observe_trade(trade.phase_id, trade.pnl, trade.ts_ns, self.policy)
         except MoneyError as exc:
             raise Reject("bad_decimal", str(exc)) from None
         self.events_seen += 1
@@ -280,12 +279,12 @@ def _iso(ts_ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts_ns // NS_PER_S))
 
 
-def _closing_trade(event: events_pb2.Event) -> tuple[str, int, Decimal] | None:
-    """(phase, ts_ns, net PnL) of a closing fill (realized PnL minus fee), else None."""
+def _closing_trade(event: events_pb2.Event) -> Trade | None:
+    """The trade a closing fill ends (net PnL: realized minus fee), else None."""
     if event.WhichOneof("body") != "fill":
         return None
     fill = event.fill
     realized = D(fill.realized_pnl or "0")
     if realized == 0 or not fill.phase_id:  # only a closing fill ends (part of) a trade
         return None
-    return fill.phase_id, fill.ts_ns or event.ts_ns, realized - D(fill.fee or "0")
+    return Trade(fill.phase_id, fill.ts_ns or event.ts_ns, realized - D(fill.fee or "0"))
