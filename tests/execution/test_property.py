@@ -43,18 +43,23 @@ signals = st.builds(
 signing = st.sampled_from(["key", "other", "none", "garbage"])
 
 
+def sign_as(sig, how, garbage=b"\x00"):
+    """Sign ``sig`` as ``signing`` drew: its phase's key, another phase's, not at all, or garbage bytes."""
+    if how == "key":
+        sign_signal(sig, KEY)
+    elif how == "other":
+        sign_signal(sig, OTHER_KEY)
+    elif how == "garbage":
+        sig.signature = garbage * 32
+    return sig
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(st.tuples(signals, signing), min_size=1, max_size=15))
 def test_every_signal_is_answered_and_nothing_crashes(batch):
     engine, clock = make_engine()
     for sig, how in batch:
-        if how == "key":
-            sign_signal(sig, KEY)
-        elif how == "other":
-            sign_signal(sig, OTHER_KEY)
-        elif how == "garbage":
-            sig.signature = b"\x00" * 32
-        d = engine.on_signal(sig)
+        d = engine.on_signal(sign_as(sig, how))
         ack = d.ack
         assert ack.phase_id == sig.phase_id
         assert ack.signal_id == sig.signal_id

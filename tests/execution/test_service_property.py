@@ -16,9 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.execution.helpers import KEY, OTHER_KEY
-from tests.execution.test_property import signals, signing
+from tests.execution.test_property import sign_as, signals, signing
 from tests.execution.test_recovery import _free_port
-from titan.core.signing import sign_signal
 from titan.v1 import execution_pb2, execution_pb2_grpc
 
 
@@ -63,13 +62,7 @@ def test_every_signal_over_the_wire_is_answered(service_port, batch):
     port, health = service_port
     requests = []
     for sig, how in batch:
-        if how == "key":
-            sign_signal(sig, KEY)
-        elif how == "other":
-            sign_signal(sig, OTHER_KEY)
-        elif how == "garbage":
-            sig.signature = b"\x01" * 32
-        requests.append(execution_pb2.StreamRequest(signal=sig))
+        requests.append(execution_pb2.StreamRequest(signal=sign_as(sig, how, garbage=b"\x01")))
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = execution_pb2_grpc.ExecutionStub(channel)
         acks = [u.ack for u in stub.StreamSignals(iter(requests), timeout=30) if u.WhichOneof("body") == "ack"]
