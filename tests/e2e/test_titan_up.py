@@ -51,6 +51,16 @@ def fresh_dir(prefix: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A :func:`fresh_dir`, removed afterwards."""
+    path = fresh_dir(prefix)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @dataclass
 class Run:
     """One `titan up` process and what its log says it started."""
@@ -152,29 +162,20 @@ def assert_nothing_left(run: Run) -> None:
 
 @pytest.fixture(scope="module")
 def scenario() -> Iterator[Scenario]:
-    where = fresh_dir("titan-e2e-scenario-")
-    try:
+    with scratch_dir("titan-e2e-scenario-") as where:
         yield build_scenario(where / "scenario.tmd")
-    finally:
-        shutil.rmtree(where, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def organism_dir() -> Iterator[Path]:
-    where = fresh_dir("titan-e2e-organism-")
-    try:
+    with scratch_dir("titan-e2e-organism-") as where:
         yield write_organism(where / "organism")
-    finally:
-        shutil.rmtree(where, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def data_dir() -> Iterator[Path]:
-    where = fresh_dir("titan-e2e-data-")
-    try:
+    with scratch_dir("titan-e2e-data-") as where:
         yield where
-    finally:
-        shutil.rmtree(where, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
