@@ -213,20 +213,18 @@ class PhaseRuntime:
         self._run(lambda: self.strategy.on_event(ev))
 
     def apply_budget(self, budget: trading_pb2.Budget) -> None:
-        if budget.phase_id != self.phase_id:
-            return
-        self.budget = budget
-        self.stats.budget_updates += 1
-        self.strategy.set_budget(budget)
-        self._update_state_metric()
+        if budget.phase_id == self.phase_id:
+            self._set_budget(budget)
 
     def remove_budget(self, phase_id: str) -> None:
         """The Brain deleted this phase's budget: no entries from now on (exits still go)."""
-        if phase_id != self.phase_id or self.budget is None:
-            return
-        self.budget = None
+        if phase_id == self.phase_id and self.budget is not None:
+            self._set_budget(None)
+
+    def _set_budget(self, budget: trading_pb2.Budget | None) -> None:
+        self.budget = budget
         self.stats.budget_updates += 1
-        self.strategy.set_budget(None)
+        self.strategy.set_budget(budget)
         self._update_state_metric()
 
     def apply_trading_state(self, state: trading_pb2.TradingState) -> None:
