@@ -100,6 +100,19 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
+async def keep_running(name: str, body: Callable[[], Awaitable[None]], *, pause_s: float = 1.0) -> None:
+    """Run ``body`` forever (a watcher, a consumer loop): when it ends or fails, log it and start it
+    again after ``pause_s``. Cancellation stops it."""
+    while True:
+        try:
+            await body()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s failed (%s: %s); restarting in %.1fs", name, type(exc).__name__, exc, pause_s)
+        await asyncio.sleep(pause_s)
+
+
 async def until_stopped(stop: asyncio.Event) -> None:
     await stop.wait()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -24,7 +25,7 @@ from typing import Any
 from titan.core.clock import WallClock
 from titan.core.config import Mode, Settings
 from titan.core.money import D
-from titan.core.service import cancel_all
+from titan.core.service import cancel_all, keep_running
 from titan.core.signing import load_keys
 from titan.execution import pinning
 from titan.execution.engine import Engine, EngineConfig
@@ -142,8 +143,11 @@ class ExecutionRuntime:
             from titan.core.bus import StateStore
 
             store = StateStore(self.js, self.catalog)
-            self._tasks.append(asyncio.create_task(self._watch_budgets(store), name="watch-budgets"))
-            self._tasks.append(asyncio.create_task(self._watch_state(store), name="watch-trading-state"))
+            self._tasks.append(asyncio.create_task(
+                keep_running("budget watch", functools.partial(self._watch_budgets, store)), name="watch-budgets"))
+            self._tasks.append(asyncio.create_task(
+                keep_running("trading state watch", functools.partial(self._watch_state, store)),
+                name="watch-trading-state"))
         self._tasks.append(asyncio.create_task(periodic(self.options.tick_interval_s, servicer.tick), name="tick"))
         self._tasks.append(
             asyncio.create_task(periodic(self.options.equity_interval_s, servicer.publish_equity), name="equity")
@@ -167,33 +171,19 @@ class ExecutionRuntime:
 
     async def _watch_budgets(self, store: Any) -> None:
         assert self.engine is not None
-        while True:
-            try:
-                async for phase_id, budget in store.watch_budgets():
-                    if budget is None:
-                        self.engine.remove_budget(phase_id)
-                    else:
-                        self.engine.update_budget(budget)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("budget watch failed (%s); retrying", exc)
-                await asyncio.sleep(1.0)
+        async for phase_id, budget in store.watch_budgets():
+            if budget is None:
+                self.engine.remove_budget(phase_id)
+            else:
+                self.engine.update_budget(budget)
 
     async def _watch_state(self, store: Any) -> None:
         assert self.engine is not None and self.servicer is not None
-        while True:
-            try:
-                async for state in store.watch_trading_state():
-                    applied, updates, cancels = self.engine.set_trading_state(state)
-                    if applied:
-                        set_mode_metric(state.mode)
-                        self.servicer.emit(updates, [], cancels)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("trading state watch failed (%s); retrying", exc)
-                await asyncio.sleep(1.0)
+        async for state in store.watch_trading_state():
+            applied, updates, cancels = self.engine.set_trading_state(state)
+            if applied:
+                set_mode_metric(state.mode)
+                self.servicer.emit(updates, [], cancels)
 
     async def _recover(self, engine: Engine, store: Any) -> None:
         st = self.settings

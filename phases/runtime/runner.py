@@ -50,7 +50,7 @@ from titan.core.metrics import (
     PHASE_STATE,
     PHASE_TRADES_CLOSED,
 )
-from titan.core.service import cancel_all
+from titan.core.service import cancel_all, keep_running
 from titan.core.signing import sign_signal
 from titan.phases.runtime.core import (
     Strategy,
@@ -136,9 +136,9 @@ class PhaseRuntime:
             self.store = StateStore(self.nc.jetstream(), cfg.catalog)
             await self._load_initial_state()
             await self._resubscribe()
-            self._spawn(self._watch("budgets", self._watch_budgets))
-            self._spawn(self._watch("trading_state", self._watch_trading_state))
-            self._spawn(self._watch("params", self._watch_params))
+            self._spawn(keep_running(f"phase {self.phase_id}: budgets watcher", self._watch_budgets))
+            self._spawn(keep_running(f"phase {self.phase_id}: trading_state watcher", self._watch_trading_state))
+            self._spawn(keep_running(f"phase {self.phase_id}: params watcher", self._watch_params))
             self._spawn(self._diagnostics_loop())
         if cfg.execution_target:
             self.stream = SignalStream(
@@ -345,17 +345,6 @@ class PhaseRuntime:
                 self.stats.diagnostics_published += 1
             except Exception as err:
                 log.debug("diagnostics publish: %s", err)
-
-    async def _watch(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
-        """Run a KV watcher forever, restarting it (with a pause) when it fails."""
-        while True:
-            try:
-                await body()
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:
-                log.warning("phase %s: %s watcher: %s: %s", self.phase_id, name, type(err).__name__, err)
-            await asyncio.sleep(1.0)
 
     async def _load_initial_state(self) -> None:
         assert self.store is not None and self.nc is not None
