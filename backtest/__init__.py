@@ -1,0 +1,1 @@
+"""The backtest driver: the whole organism in one process on a simulated clock."""
