@@ -1,28 +1,20 @@
-"""`titan phase ...`: run a phase process."""
+"""`titan phase ...`: list the runnable phases and run one as a process (from titan.phases.registry)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
+from titan.phases import registry
+
 app = typer.Typer(help="Run trading phases (market data in, signed signals out).", no_args_is_help=True)
-
-
-def _scavenger() -> Callable[[list[str]], int]:
-    from titan.phases.scavenger.__main__ import main
-
-    return main
-
-
-PHASES: dict[str, Callable[[], Callable[[list[str]], int]]] = {"scavenger": _scavenger}
 
 
 @app.command("list")
 def list_phases() -> None:
     """The phases this build can run."""
-    for name in sorted(PHASES):
+    for name in registry.names():
         typer.echo(name)
 
 
@@ -35,10 +27,11 @@ def run(
     http_port: int | None = typer.Option(None, "--http-port", help="/metrics and /healthz port"),
 ) -> None:
     """Run phase NAME until interrupted (settings from TITAN_* variables)."""
-    factory = PHASES.get(name)
-    if factory is None:
-        typer.secho(f"unknown phase {name!r}; known: {', '.join(sorted(PHASES))}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2)
+    try:
+        kind = registry.get(name)
+    except KeyError as err:
+        typer.secho(str(err.args[0]), err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
     argv: list[str] = []
     if params is not None:
         argv += ["--params", str(params)]
@@ -48,4 +41,4 @@ def run(
         argv += ["--execution", execution]
     if http_port is not None:
         argv += ["--http-port", str(http_port)]
-    raise typer.Exit(factory()(argv))
+    raise typer.Exit(kind.main(argv))

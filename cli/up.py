@@ -35,12 +35,13 @@ from titan.core.infra.procs import free_port, port_is_free
 from titan.core.ledger import Ledger
 from titan.core.logging import setup_logging
 from titan.core.service import stop_on_signals
+from titan.phases import registry
 
 log = logging.getLogger("titan.up")
 
 REPO_SAMPLES = Path(__file__).resolve().parents[1] / "crds" / "samples"
-# Phases this build can run as processes (`titan phase run NAME`).
-RUNNABLE_PHASES = ("scavenger",)
+# Phases this build can run as processes (`titan phase run NAME`): every registered one.
+RUNNABLE_PHASES = tuple(registry.names())
 
 # Documented local ports (docs/operations.md); a busy port falls back to a free one.
 PORTS = {"execution-grpc": 50051, "execution": 9101, "brain": 9102, "gateway": 9103, "ledger": 9104}
@@ -307,6 +308,10 @@ def up_command(
             continue
         kind, raw = str(spec_d.get("phase")), spec_d.get("params")
         if kind in runnable and isinstance(raw, dict) and kind not in params:
+            try:  # a typo in a TitanPhase fails here, not in the phase process after launch
+                registry.get(kind).params_model.model_validate(raw)
+            except ValueError as err:
+                raise typer.BadParameter(f"{manifests}: TitanPhase {kind!r} spec.params: {err}") from None
             params[kind] = dict(raw)
     skipped = sorted(set(enabled) - set(runnable))
     if skipped:

@@ -18,16 +18,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from titan.core.clock import WallClock
+from titan.core.clock import Clock, WallClock
 from titan.core.config import ConfigError, load_settings
 from titan.phases.runtime.launch import LaunchError, load_key, load_params_file, run_phase, runtime_config
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import PHASE_ID, ScavengerStrategy
 
 
-def make_strategy(params: Mapping[str, Any] | None = None, phase_id: str = PHASE_ID) -> ScavengerStrategy:
+def make_strategy(
+    params: Mapping[str, Any] | None = None, phase_id: str = PHASE_ID, clock: Clock | None = None
+) -> ScavengerStrategy:
+    """The Scavenger on ``clock`` (the wall clock unless a driver injects its own)."""
     p = ScavengerParams.model_validate(dict(params)) if params else ScavengerParams()
-    return ScavengerStrategy(p, clock=WallClock(), phase_id=phase_id)
+    return ScavengerStrategy(p, clock=clock or WallClock(), phase_id=phase_id)
 
 
 def main(argv: list[str] | None = None) -> int:
