@@ -30,18 +30,17 @@ from titan.core.bus import (
     canonical_json,
     decode_event,
     ensure_jetstream,
-    new_event_id,
     publish_event,
 )
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock
-from titan.core.money import D, MoneyError, s
-from titan.operator.brain import BrainCore, BrainPolicy, Decision, PhaseSpec, Trade, breaker_event
+from titan.core.money import MoneyError, s
+from titan.operator.brain import BrainCore, BrainPolicy, Decision, PhaseSpec
+from titan.operator.brain.feed import DecisionOutbox, closing_trade, observe_event
 from titan.v1 import events_pb2
 
 log = logging.getLogger("titan.brain")
 
-SOURCE = "brain"
 
 
 class BrainRuntime:
@@ -59,8 +58,7 @@ class BrainRuntime:
         self.last_decision: Decision | None = None
         self._consume = consume
         self._consumer: DurableConsumer[events_pb2.Event] | None = None
-        self._published_alloc: dict[str, tuple[str, str, str, str]] = {}
-        self._published_mode: tuple[str, str] | None = None
+        self.outbox = DecisionOutbox()
         self._budget_phases: set[str] = set()
         self._params: dict[str, str] = {}
         self.events_seen = 0
@@ -110,7 +108,7 @@ class BrainRuntime:
                     if msg.metadata.sequence.stream > upto:
                         return replayed  # the durable delivers the rest
                     try:
-                        trade = _closing_trade(decode_event(msg.data))
+                        trade = closing_trade(decode_event(msg.data))
                     except (InvalidEvent, MoneyError):
                         continue
                     if trade is not None:
@@ -135,22 +133,8 @@ class BrainRuntime:
 
     # --- inputs -------------------------------------------------------------------------------
     async def _on_event(self, event: events_pb2.Event) -> None:
-        body = event.WhichOneof("body")
         try:
-            if body == "equity":
-                eq = event.equity
-                self.core.observe_equity(
-                    eq.scope or "total",
-                    D(eq.equity or "0"),
-                    eq.ts_ns or event.ts_ns,
-                    realized=D(eq.realized_pnl or "0"),
-                    unrealized=D(eq.unrealized_pnl or "0"),
-                    exposure=D(eq.exposure or "0"),
-                )
-            elif body == "fill":
-                trade = _closing_trade(event)
-                if trade is not None:
-                    self.core.observe_trade(trade.phase_id, trade.pnl, trade.ts_ns, self.policy)
+            observe_event(self.core, event, self.policy)
         except MoneyError as exc:
             raise Reject("bad_decimal", str(exc)) from None
         self.events_seen += 1
@@ -164,8 +148,9 @@ class BrainRuntime:
 
     async def apply(self, decision: Decision) -> None:
         """Publish what the decision says; safe to repeat (KV puts; events deduplicated by id)."""
-        for phase_id in decision.phases:
-            await self.store.put_budget(decision.budget(phase_id))
+        output = self.outbox.plan(decision)
+        for budget in output.budgets:
+            await self.store.put_budget(budget)
         for gone in self._budget_phases - set(decision.phases):
             # Deleted phase: no budget means execution lets it only reduce.
             try:
@@ -173,28 +158,11 @@ class BrainRuntime:
             except Exception as exc:
                 log.warning("could not delete the budget of %s: %s", gone, exc)
         self._budget_phases = set(decision.phases)
-
-        mode_key = (decision.trading_mode.value, decision.trading_reason)
-        if mode_key != self._published_mode:
-            state = decision.trading_state()
-            await self.store.put_trading_state(state)
-            await self._publish(events_pb2.Event(
-                event_id=new_event_id(SOURCE, "trading_state", decision.budget_version),
-                source=SOURCE, ts_ns=decision.ts_ns, trading_state=state))
-            self._published_mode = mode_key
-
-        for change in decision.breaker_changes:
-            await self._publish(events_pb2.Event(
-                event_id=new_event_id(SOURCE, "breaker", change.kind.value, change.ts_ns, int(change.tripped)),
-                source=SOURCE, ts_ns=change.ts_ns, breaker=breaker_event(change)))
-
-        for phase_id in decision.phases:
-            key = decision.allocation_key(phase_id)
-            if self._published_alloc.get(phase_id) != key:
-                await self._publish(events_pb2.Event(
-                    event_id=new_event_id(SOURCE, "allocation", phase_id, decision.budget_version),
-                    source=SOURCE, ts_ns=decision.ts_ns, allocation=decision.allocation(phase_id)))
-                self._published_alloc[phase_id] = key
+        if output.trading_state is not None:
+            await self.store.put_trading_state(output.trading_state)
+        for event in output.events:
+            await self._publish(event)
+        self.outbox.commit(output)
         self.record_metrics(decision)
 
     async def _publish(self, event: events_pb2.Event) -> None:
@@ -277,14 +245,3 @@ def status_for_phase(decision: Decision, phase_id: str, generation: int | None) 
 
 def _iso(ts_ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts_ns // NS_PER_S))
-
-
-def _closing_trade(event: events_pb2.Event) -> Trade | None:
-    """The trade a closing fill ends (net PnL: realized minus fee), else None."""
-    if event.WhichOneof("body") != "fill":
-        return None
-    fill = event.fill
-    realized = D(fill.realized_pnl or "0")
-    if realized == 0 or not fill.phase_id:  # only a closing fill ends (part of) a trade
-        return None
-    return Trade(fill.phase_id, fill.ts_ns or event.ts_ns, realized - D(fill.fee or "0"))
