@@ -1,10 +1,10 @@
 """The execution gRPC service: a thin shell around :class:`titan.execution.engine.Engine`.
 
 * ``StreamSignals`` (bidirectional): each Signal is decided by the engine and its SignalAck written
-  back at once (before the paper venue matches the orders); order and fill updates of the phase
-  follow once JetStream has them (positions: ``GetState``). A
-  stream receives updates of a phase only after it sent a correctly signed signal of that phase
-  (a Hello alone subscribes to nothing).
+  back at once (before the paper venue matches the orders); the order, fill and position updates of
+  the phase follow once JetStream has them (``titan.execution.routing.phase_updates``). A stream
+  receives updates of a phase only after it sent a correctly signed signal of that phase (a Hello
+  alone subscribes to nothing).
 * ``GetState`` (read-only), ``SetTradingState``, ``Flatten``, ``UpdateBudgets``: each needs a
   ``ControlAuth`` signed with the control key, issued within the replay window and with a fresh
   nonce; otherwise PERMISSION_DENIED (counted in ``titan_execution_control_rejects_total``).
@@ -40,6 +40,7 @@ from titan.core.metrics import (
 from titan.core.signing import verify_control
 from titan.execution.engine import UNAUTHENTICATED, Engine, Update
 from titan.execution.orders import ManagedOrder
+from titan.execution.routing import ack_update, phase_updates
 from titan.v1 import common_pb2, execution_pb2, execution_pb2_grpc, market_pb2, trading_pb2
 
 log = logging.getLogger("titan.execution")
@@ -56,7 +57,7 @@ class Sink(Protocol):
 
 class _Stream:
     """One open StreamSignals call. A single writer task owns the stream's writes (gRPC allows one at
-    a time): acks first, then order/fill updates, so an ack never queues behind a burst of updates
+    a time): acks first, then order/fill/position updates, so an ack never queues behind a burst of updates
     and the reader never waits for a write."""
 
     __slots__ = ("acks", "closed", "context", "phase", "updates", "wake", "writer")
@@ -179,17 +180,9 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
 
     # --- updates to phases -------------------------------------------------------------------
     def forward(self, updates: list[Update]) -> None:
-        """Send order and fill updates to the streams of their phase (called once published)."""
-        by_phase: dict[str, list[execution_pb2.ExecutionUpdate]] = {}
-        for u in updates:
-            if isinstance(u, trading_pb2.Order):
-                msg = execution_pb2.ExecutionUpdate(order=u)
-            elif isinstance(u, trading_pb2.Fill):
-                msg = execution_pb2.ExecutionUpdate(fill=u)
-            else:  # positions are not streamed (each gRPC write costs): GetState has them
-                continue
-            by_phase.setdefault(u.phase_id, []).append(msg)
-        for phase, msgs in by_phase.items():
+        """Send order, fill and position updates to the streams of their phase. Called with what
+        JetStream acknowledged, so a phase never sees a fill the bus could still lose."""
+        for phase, msgs in phase_updates(updates).items():
             for stream in self._streams.get(phase, ()):
                 stream.push(msgs)
 
@@ -232,7 +225,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
                 hist = latency.get(key)
                 if hist is None:
                     hist = latency[key] = SIGNAL_ACK_LATENCY.labels(phase=key)
-                stream.ack(execution_pb2.ExecutionUpdate(ack=d.ack), t0, hist)
+                stream.ack(ack_update(d.ack), t0, hist)
                 await asyncio.sleep(0)  # let the writer send the ack before the venue work
                 engine.execute(d)
                 if authentic and stream.phase != phase:

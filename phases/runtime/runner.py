@@ -8,24 +8,24 @@
   Throttled or Halted, or the trading state is not ACTIVE (checked at the moment of sending, so a
   Halted budget stops entries from the first update that carries it);
 * every signal signed with the phase key and written on one gRPC stream to execution
-  (:class:`SignalStream`: reconnect with backoff); acks and position updates flow back into the
-  strategy (dispatch failures, closed trades for the kill condition);
+  (:class:`SignalStream`: reconnect with backoff); acks and the phase's order, fill and position
+  updates flow back into the strategy (dispatch failures, hedges, closed trades for the kill condition);
 * a clock tick for the strategy's timers, diagnostics on ``titan.diag.<phase>.v1`` at 1 Hz, and
   /metrics + /healthz over HTTP.
 
-Every piece can be started on its own from a test: leave ``nats_url`` empty to drive market data,
-budgets and parameters in-process; leave ``execution_target`` empty to collect signals in
-:attr:`PhaseRuntime.outbox`.
+Everything that decides is in :class:`titan.phases.runtime.core.PhaseCore` (the backtest driver runs
+the same one); this module only moves bytes and time. Every piece can be started on its own from a
+test: leave ``nats_url`` empty to drive market data, budgets and parameters in-process; leave
+``execution_target`` empty to collect signals in :attr:`PhaseRuntime.outbox`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client
@@ -38,35 +38,16 @@ from titan.core.bus.state import StateStore
 from titan.core.catalog import DEFAULT, Catalog
 from titan.core.clock import Clock, WallClock
 from titan.core.marketdata.events import MalformedEvent, decode, kind_of
-from titan.core.metrics import (
-    BUS_REJECTS,
-    PHASE_ACK_LATENCY,
-    PHASE_ACKS,
-    PHASE_ENTRIES_BLOCKED,
-    PHASE_EVENTS,
-    PHASE_MD_EVENTS,
-    PHASE_PARAM_RELOADS,
-    PHASE_SIGNALS,
-    PHASE_STATE,
-    PHASE_TRADES_CLOSED,
-)
+from titan.core.metrics import BUS_REJECTS, PHASE_ACK_LATENCY
 from titan.core.service import cancel_all, keep_running
-from titan.core.signing import sign_signal
-from titan.phases.runtime.core import (
-    Strategy,
-    StrategyOutput,
-    TradeTracker,
-    entry_block,
-    is_entry,
-    symbols_block,
-)
+from titan.phases.runtime.core import PhaseCore, RuntimeStats, Strategy, TradeTracker
 from titan.phases.runtime.http import HttpEndpoint
 from titan.phases.runtime.stream import SignalStream, StreamConfig
 from titan.v1 import events_pb2, execution_pb2, market_pb2, trading_pb2
 
 log = logging.getLogger("titan.phases.runtime")
 
-_STATES = ("ACTIVE", "COOLDOWN", "BLOCKED")
+__all__ = ["PhaseRuntime", "RuntimeConfig", "RuntimeStats"]
 
 
 @dataclass(frozen=True)
@@ -85,36 +66,13 @@ class RuntimeConfig:
     max_backoff_s: float = 5.0
 
 
-@dataclass
-class RuntimeStats:
-    market_events: int = 0
-    rejected_events: int = 0
-    signals_sent: int = 0
-    entries_blocked: dict[str, int] = field(default_factory=dict)
-    acks_accepted: int = 0
-    acks_rejected: int = 0
-    budget_updates: int = 0
-    trading_state_updates: int = 0
-    params_applied: int = 0
-    params_rejected: int = 0
-    diagnostics_published: int = 0
-    strategy_errors: int = 0
-    trades_closed: int = 0
-
-
 class PhaseRuntime:
     def __init__(self, strategy: Strategy, config: RuntimeConfig, clock: Clock | None = None) -> None:
-        if len(config.key) < 16:
-            raise ValueError("the phase key must be at least 16 bytes")
-        self.strategy = strategy
+        self.clock = clock or WallClock()
+        self.core = PhaseCore(strategy, config.phase_id, config.key, self.clock)
         self.config = config
         self.phase_id = config.phase_id
-        self.clock = clock or WallClock()
-        self.budget: trading_pb2.Budget | None = None
-        self.trading_state: trading_pb2.TradingState | None = None
-        self.stats = RuntimeStats()
         self.outbox: list[trading_pb2.Signal] = []
-        self.tracker = TradeTracker()
         self.nc: Client | None = None
         self.store: StateStore | None = None
         self.stream: SignalStream | None = None
@@ -125,7 +83,27 @@ class PhaseRuntime:
         self._sent_at: dict[str, float] = {}
         self._running = False
         self._stopped = asyncio.Event()
-        self._state = ""
+
+    # --- the core's state, read through --------------------------------------------------------------
+    @property
+    def strategy(self) -> Strategy:
+        return self.core.strategy
+
+    @property
+    def budget(self) -> trading_pb2.Budget | None:
+        return self.core.budget
+
+    @property
+    def trading_state(self) -> trading_pb2.TradingState | None:
+        return self.core.trading_state
+
+    @property
+    def stats(self) -> RuntimeStats:
+        return self.core.stats
+
+    @property
+    def tracker(self) -> TradeTracker:
+        return self.core.tracker
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -176,7 +154,7 @@ class PhaseRuntime:
 
     # --- health / state ------------------------------------------------------------------------------
     def entry_block(self) -> str | None:
-        return entry_block(self.phase_id, self.budget, self.trading_state, self.clock.now_ns())
+        return self.core.entry_block()
 
     def health(self) -> tuple[bool, dict[str, object]]:
         nats_ok = (self.nc is None and not self.config.nats_url) or bool(self.nc and self.nc.is_connected)
@@ -193,146 +171,57 @@ class PhaseRuntime:
     @property
     def state(self) -> str:
         """ACTIVE, COOLDOWN (the strategy's own pause) or BLOCKED (the entry gate is closed)."""
-        st = self.strategy.state
-        if st == "ACTIVE" and self.entry_block() is not None:
-            return "BLOCKED"
-        return st
-
-    def _update_state_metric(self) -> None:
-        st = self.state
-        if st != self._state:
-            for name in {*_STATES, st, self._state} - {""}:
-                PHASE_STATE.labels(phase=self.phase_id, state=name).set(1 if name == st else 0)
-            self._state = st
+        return self.core.state
 
     # --- inputs (used by the NATS watchers and by in-process drivers) -------------------------------
     def feed(self, ev: market_pb2.MarketEvent) -> None:
-        self.stats.market_events += 1
-        kind = ev.WhichOneof("payload") or "empty"
-        PHASE_MD_EVENTS.labels(phase=self.phase_id, kind=kind).inc()
-        self._run(lambda: self.strategy.on_event(ev))
+        self._send(self.core.feed(ev))
 
     def apply_budget(self, budget: trading_pb2.Budget) -> None:
-        if budget.phase_id == self.phase_id:
-            self._set_budget(budget)
+        self.core.apply_budget(budget)
 
     def remove_budget(self, phase_id: str) -> None:
         """The Brain deleted this phase's budget: no entries from now on (exits still go)."""
-        if phase_id == self.phase_id and self.budget is not None:
-            self._set_budget(None)
-
-    def _set_budget(self, budget: trading_pb2.Budget | None) -> None:
-        self.budget = budget
-        self.stats.budget_updates += 1
-        self.strategy.set_budget(budget)
-        self._update_state_metric()
+        self.core.remove_budget(phase_id)
 
     def apply_trading_state(self, state: trading_pb2.TradingState) -> None:
-        self.trading_state = state
-        self.stats.trading_state_updates += 1
-        self._update_state_metric()
+        self.core.apply_trading_state(state)
 
     async def apply_params(self, raw: Mapping[str, Any]) -> bool:
-        try:
-            self.strategy.set_params(raw)
-        except ValueError as err:  # pydantic's ValidationError is a ValueError
-            self.stats.params_rejected += 1
-            PHASE_PARAM_RELOADS.labels(phase=self.phase_id, result="invalid").inc()
-            log.warning("phase %s: parameters refused: %s", self.phase_id, str(err).replace("\n", "; "))
-            return False
-        self.stats.params_applied += 1
-        PHASE_PARAM_RELOADS.labels(phase=self.phase_id, result="applied").inc()
-        if self.nc is not None:
-            await self._resubscribe()
-        return True
+        applied = self.core.apply_params(raw)
+        if applied and self.nc is not None:
+            await self._resubscribe()  # the symbols may have changed
+        return applied
 
     # --- outputs ---------------------------------------------------------------------------------------
-    def _run(self, step: Callable[[], StrategyOutput]) -> None:
-        try:
-            out = step()
-        except Exception:  # a strategy bug never takes the process down
-            self.stats.strategy_errors += 1
-            log.exception("phase %s: strategy error", self.phase_id)
-            return
-        self._handle(out)
-
-    def _handle(self, out: StrategyOutput) -> None:
-        for ev in out.events:
-            PHASE_EVENTS.labels(phase=self.phase_id, kind=ev.kind).inc()
-            log.info("phase %s: %s %s %s", self.phase_id, ev.kind, ev.symbol, dict(ev.detail))
-        for signal in out.signals:
-            self._dispatch(signal)
-        self._update_state_metric()
-
-    def _dispatch(self, signal: trading_pb2.Signal) -> None:
-        if is_entry(signal):
-            reason = self.entry_block() or symbols_block(self.budget, signal)
-            if reason is not None:
-                self.stats.entries_blocked[reason] = self.stats.entries_blocked.get(reason, 0) + 1
-                PHASE_ENTRIES_BLOCKED.labels(phase=self.phase_id, reason=reason).inc()
-                log.info("phase %s: entry %s not sent: %s", self.phase_id, signal.signal_id, reason)
-                return
-        signal.phase_id = self.phase_id
-        sign_signal(signal, self.config.key)
-        PHASE_SIGNALS.labels(phase=self.phase_id, setup=signal.setup or "none").inc()
-        self.stats.signals_sent += 1
-        if self.stream is None:
-            self.outbox.append(signal)
-            return
-        self._sent_at[signal.signal_id] = time.perf_counter()
-        if len(self._sent_at) > 10_000:
-            self._sent_at.pop(next(iter(self._sent_at)))
-        self.stream.send(signal)
+    def _send(self, signals: list[trading_pb2.Signal]) -> None:
+        """Signals the core released (gated, signed): onto the stream, or into ``outbox`` without one."""
+        for signal in signals:
+            if self.stream is None:
+                self.outbox.append(signal)
+                continue
+            self._sent_at[signal.signal_id] = time.perf_counter()
+            if len(self._sent_at) > 10_000:
+                self._sent_at.pop(next(iter(self._sent_at)))
+            self.stream.send(signal)
 
     async def _on_update(self, update: execution_pb2.ExecutionUpdate) -> None:
-        body = update.WhichOneof("body")
-        if body == "ack":
-            ack = update.ack
-            if ack.phase_id and ack.phase_id != self.phase_id:
-                return
-            started = self._sent_at.pop(ack.signal_id, None)
+        if update.WhichOneof("body") == "ack":
+            started = self._sent_at.pop(update.ack.signal_id, None)
             if started is not None:
                 PHASE_ACK_LATENCY.labels(phase=self.phase_id).observe(time.perf_counter() - started)
-            if ack.accepted:
-                self.stats.acks_accepted += 1
-                PHASE_ACKS.labels(phase=self.phase_id, result="accepted").inc()
-            else:
-                self.stats.acks_rejected += 1
-                PHASE_ACKS.labels(phase=self.phase_id, result=trading_pb2.RejectReason.Name(ack.reason)).inc()
-            self._run(lambda: self.strategy.on_ack(ack))
-        elif body == "position":
-            pos = update.position
-            if pos.phase_id and pos.phase_id != self.phase_id:
-                return
-            for symbol, pnl in self.tracker.on_position(pos):
-                self.stats.trades_closed += 1
-                PHASE_TRADES_CLOSED.labels(phase=self.phase_id, outcome="win" if pnl > 0 else "loss").inc()
-                self._run(functools.partial(self.strategy.on_trade_closed, symbol, pnl))
+        self._send(self.core.on_update(update))
 
     # --- loops ------------------------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
         while True:
-            self._run(self.strategy.on_time)
+            self._send(self.core.on_time())
             await asyncio.sleep(self.config.tick_interval_s)
 
     def diagnostics(self) -> events_pb2.PhaseDiagnostics:
-        values = dict(self.strategy.diagnostics())
-        values.update({
-            "market_events": float(self.stats.market_events),
-            "signals_sent": float(self.stats.signals_sent),
-            "entries_blocked": float(sum(self.stats.entries_blocked.values())),
-            "acks_accepted": float(self.stats.acks_accepted),
-            "acks_rejected": float(self.stats.acks_rejected),
-            "stream_connected": 1.0 if self.stream is not None and self.stream.connected.is_set() else 0.0,
-            "budget_present": 0.0 if self.budget is None else 1.0,
-        })
-        notes = []
-        block = self.entry_block()
-        if block:
-            notes.append(f"entries blocked: {block}")
-        return events_pb2.PhaseDiagnostics(
-            phase_id=self.phase_id, ts_ns=self.clock.now_ns(), state=self.state, values=values, notes=notes
-        )
+        diag = self.core.diagnostics()
+        diag.values["stream_connected"] = 1.0 if self.stream is not None and self.stream.connected.is_set() else 0.0
+        return diag
 
     async def _diagnostics_loop(self) -> None:
         subject = self.config.catalog.diag_subject(self.phase_id)

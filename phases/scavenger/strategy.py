@@ -27,7 +27,7 @@ from titan.core.clock import NS_PER_MS, Clock
 from titan.core.marketdata.candles import CandleAggregator, timeframe_ns
 from titan.core.money import D, D_or, s
 from titan.phases import indicators as ind
-from titan.phases.runtime.core import StrategyOutput
+from titan.phases.runtime.core import StrategyBase, StrategyOutput
 from titan.phases.scavenger import sizing
 from titan.phases.scavenger import tripwires as tw
 from titan.phases.scavenger.flow import CVD, Burst, BurstCounter, LeadLag, Velocity
@@ -117,7 +117,7 @@ def _bar(c: market_pb2.Candle) -> CandleBar:
     return CandleBar(c.open_time_ns, D(c.open), D(c.high), D(c.low), D(c.close), D(c.volume))
 
 
-class ScavengerStrategy:
+class ScavengerStrategy(StrategyBase):
     """The Scavenger's decision core. See the module docstring."""
 
     def __init__(self, params: ScavengerParams | None = None, *, clock: Clock, phase_id: str = PHASE_ID) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from titan.core.clock import ManualClock
 from titan.core.signing import verify_signal
-from titan.phases.runtime.core import EntryBlock, StrategyOutput, TradeTracker, entry_block
+from titan.phases.runtime.core import EntryBlock, StrategyBase, StrategyOutput, TradeTracker, entry_block
 from titan.phases.runtime.runner import PhaseRuntime, RuntimeConfig
 from titan.v1 import common_pb2, execution_pb2, market_pb2, trading_pb2
 
@@ -27,7 +27,7 @@ ACTIVE = trading_pb2.TradingState(mode=common_pb2.TRADING_MODE_ACTIVE)
 NOW = 1_700_000_000 * 10**9
 
 
-class OnePerTrade:
+class OnePerTrade(StrategyBase):
     """A minimal strategy: one entry signal per trade event (what the gate and stream act on)."""
 
     phase_id = PHASE

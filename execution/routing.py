@@ -1,0 +1,39 @@
+"""Which engine update goes to which phase, and as which ``ExecutionUpdate``.
+
+A phase's stream carries the updates of its own orders and positions: order snapshots, fills and
+position snapshots, in the order the engine produced them (for one input: orders, then fills, then
+positions). Funding payments, equity snapshots, signal decisions and trading states stay on the bus:
+a position snapshot already carries the funding it accumulated. Updates without a phase go nowhere.
+
+Pure and deterministic: the gRPC servicer calls it once the updates are in JetStream, the backtest
+driver calls it on the engine's output directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from titan.execution.engine import Update
+from titan.v1 import execution_pb2, trading_pb2
+
+
+def phase_updates(updates: Iterable[Update]) -> dict[str, list[execution_pb2.ExecutionUpdate]]:
+    """The stream messages per phase id, each phase's in the order of ``updates``."""
+    by_phase: dict[str, list[execution_pb2.ExecutionUpdate]] = {}
+    for update in updates:
+        if isinstance(update, trading_pb2.Order):
+            msg = execution_pb2.ExecutionUpdate(order=update)
+        elif isinstance(update, trading_pb2.Fill):
+            msg = execution_pb2.ExecutionUpdate(fill=update)
+        elif isinstance(update, trading_pb2.Position):
+            msg = execution_pb2.ExecutionUpdate(position=update)
+        else:
+            continue
+        if update.phase_id:
+            by_phase.setdefault(update.phase_id, []).append(msg)
+    return by_phase
+
+
+def ack_update(ack: trading_pb2.SignalAck) -> execution_pb2.ExecutionUpdate:
+    """The stream message of a signal's ack (written to the signal's own stream, never routed)."""
+    return execution_pb2.ExecutionUpdate(ack=ack)
