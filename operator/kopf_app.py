@@ -10,14 +10,17 @@ A thin shell around :class:`titan.operator.runtime.BrainRuntime` (which wraps th
   Events on state changes;
 * a phase's ``spec.params`` go to the TITAN_PARAMS KV bucket (phases reload them in place).
 
-It uses kopf's own API client for everything (watching, patching, Deployments). One organism per
-operator: run it namespaced (``--namespace``), or it serves the first namespace with a TitanBrain.
+kopf watches and keeps its own bookkeeping; every call the operator makes itself (statuses,
+Deployments, Events) goes through the official ``kubernetes`` client (:mod:`titan.operator.kube`) in a
+worker thread, configured from the same source kopf logs in with. One organism per operator: run it
+namespaced (``--namespace``), or it serves the first namespace with a TitanBrain.
 Run with ``titan operator run`` or ``kopf run -m titan.operator.kopf_app``.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import logging
 import os
@@ -26,9 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
-from kopf._cogs.clients import api as kube_api  # kopf's own API client
-from kopf._cogs.clients import errors as kube_errors
-from kopf._cogs.structs import references
 
 from titan.core import metrics
 from titan.core.bus import connect
@@ -36,16 +36,21 @@ from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock, WallClock
 from titan.operator import deployments
 from titan.operator.brain import PhaseSpec, PolicyError, parse_brain_spec, parse_phase_spec
+from titan.operator.kube import (
+    TITANBRAINS,
+    TITANPHASES,
+    Kube,
+    KubeError,
+    KubeTarget,
+    ObjectRef,
+    Resource,
+    connection_info,
+    load_configuration,
+)
 from titan.operator.runtime import BrainRuntime, status_for_brain, status_for_phase
 
 GROUP, VERSION = "titan.trading", "v1alpha1"
 PREFIX = "brain.titan.trading"
-TITANPHASES = references.Resource(GROUP, VERSION, "titanphases", kind="TitanPhase", namespaced=True,
-                                  subresources=frozenset({"status"}))
-TITANBRAINS = references.Resource(GROUP, VERSION, "titanbrains", kind="TitanBrain", namespaced=True,
-                                  subresources=frozenset({"status"}))
-DEPLOYMENTS = references.Resource("apps", "v1", "deployments", kind="Deployment", namespaced=True)
-MERGE = {"Content-Type": "application/merge-patch+json"}
 STATUS_HEARTBEAT_S = 60
 
 
@@ -55,6 +60,7 @@ class OperatorConfig:
     catalog_namespace: str = ""
     interval_s: float = 10.0              # re-decide and re-issue budgets (< budget TTL)
     kube_server: str = ""                 # explicit API server (local emulators); else in-cluster/kubeconfig
+    kube_context: str = ""                # kubeconfig context ("" = the current one)
     default_image: str = deployments.DEFAULT_IMAGE
     metrics_port: int = 0                 # 0 = no /metrics server (e.g. tests)
     pod: deployments.PodSettings = field(default_factory=deployments.PodSettings)
@@ -68,6 +74,7 @@ class OperatorConfig:
             catalog_namespace=env.get("TITAN_NAMESPACE", ""),
             interval_s=float(env.get("TITAN_BRAIN_INTERVAL_S", "10")),
             kube_server=env.get("TITAN_KUBE_SERVER", ""),
+            kube_context=env.get("TITAN_KUBE_CONTEXT", ""),
             default_image=env.get("TITAN_PHASE_IMAGE", deployments.DEFAULT_IMAGE),
             metrics_port=int(env.get("TITAN_BRAIN_METRICS_PORT", "0")),
             pod=deployments.PodSettings(
@@ -88,7 +95,7 @@ class Shell:
 
     config: OperatorConfig
     runtime: BrainRuntime
-    settings: kopf.OperatorSettings
+    kube: Kube
     namespace: str | None = None                                # the organism's Kubernetes namespace
     restored: bool = False
     deferred: set[str] = field(default_factory=set)             # phases with a postponed pod restart
@@ -108,10 +115,25 @@ class Shell:
         return True
 
 
+    async def event(self, about: ObjectRef, event_type: str, reason: str, message: str, logger: logging.Logger) -> None:
+        """Post a Kubernetes Event; a failure is logged, never fatal (Events are informational)."""
+        now = datetime.datetime.fromtimestamp(self.config.clock.now_ns() / NS_PER_S, datetime.UTC)
+        try:
+            await self.kube.run(self.kube.post_event, about, event_type=event_type, reason=reason, message=message,
+                                now=now)
+        except KubeError as exc:
+            logger.warning("event %s on %s/%s not posted: %s", reason, about.kind, about.name, exc)
+
+
 def _owner(kind: str, item: Mapping[str, Any], namespace: str) -> kopf.Body:
-    """A minimal body of one of our objects: enough for Events and owner references."""
+    """A minimal body of one of our objects: enough for owner references."""
     return kopf.Body({"apiVersion": f"{GROUP}/{VERSION}", "kind": kind,
                       "metadata": {"name": item["name"], "namespace": namespace, "uid": item["uid"]}})
+
+
+def _ref(kind: str, item: Mapping[str, Any], namespace: str) -> ObjectRef:
+    """What an Event about one of our objects points at."""
+    return ObjectRef(f"{GROUP}/{VERSION}", kind, item["name"], namespace, item["uid"])
 
 
 async def _reconcile_from(kw: Mapping[str, Any]) -> None:
@@ -125,11 +147,17 @@ def build_registry(config: OperatorConfig | None = None,
     cfg = config or OperatorConfig.from_env()
     reg = registry if registry is not None else kopf.OperatorRegistry()
 
+    target = KubeTarget(server=cfg.kube_server, context=cfg.kube_context)
+
     @kopf.on.login(registry=reg)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        if cfg.kube_server:
-            return kopf.ConnectionInfo(server=cfg.kube_server, insecure=True, default_namespace="default")
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # One source for kopf and for the operator's own client (see titan.operator.kube).
+        try:
+            info: kopf.ConnectionInfo = connection_info(load_configuration(target),
+                                                        default_namespace="default" if target.server else None)
+            return info
+        except KubeError as exc:
+            raise kopf.LoginError(str(exc)) from None
 
     @kopf.on.startup(registry=reg)
     async def startup(**kwargs: Any) -> None:
@@ -138,13 +166,13 @@ def build_registry(config: OperatorConfig | None = None,
         logger: logging.Logger = kwargs["logger"]
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX)
-        settings.posting.level = logging.WARNING   # explicit kopf.event() calls still post
+        settings.posting.level = logging.WARNING   # kopf's own posts; the Brain's Events: Shell.event
         settings.watching.server_timeout = 300
         settings.batching.worker_limit = 8
         nc = await connect(cfg.nats_url, "titan-brain")
         runtime = BrainRuntime(nc, Catalog(cfg.catalog_namespace), cfg.clock)
         await runtime.start()
-        memo["shell"] = Shell(config=cfg, runtime=runtime, settings=settings)
+        memo["shell"] = Shell(config=cfg, runtime=runtime, kube=Kube.connect(target))
         if cfg.metrics_port:
             from prometheus_client import start_http_server
 
@@ -157,6 +185,7 @@ def build_registry(config: OperatorConfig | None = None,
         if shell is not None:
             await shell.runtime.close()
             await shell.runtime.nc.close()
+            shell.kube.close()
 
     @kopf.on.probe(id="lastDecisionAgeSeconds", registry=reg)
     def probe(memo: kopf.Memo, **_: Any) -> float | None:
@@ -183,8 +212,8 @@ def build_registry(config: OperatorConfig | None = None,
         shell: Shell = kw["memo"]["shell"]
         params = copy.deepcopy(dict(kw["spec"].get("params") or {}))
         if await shell.runtime.put_params(kw["name"], params):
-            kopf.event(kw["body"], type="Normal", reason="ParamsPublished",
-                       message=f"spec.params published to the parameters bucket ({len(params)} keys)")
+            await shell.event(_ref("TitanPhase", kw, kw["namespace"]), "Normal", "ParamsPublished",
+                              f"spec.params published to the parameters bucket ({len(params)} keys)", kw["logger"])
         await _reconcile_from(kw)
 
     @kopf.on.resume(GROUP, VERSION, "titanbrains", registry=reg)
@@ -225,7 +254,7 @@ async def reconcile(
         logger.warning("ignoring the TitanBrain in %s: this operator serves %s", namespace, shell.namespace)
         return
     brain = brains[0]
-    brain_ref = _owner("TitanBrain", brain, namespace)
+    brain_ref = _ref("TitanBrain", brain, namespace)
     rt = shell.runtime
     if rt.nc.is_closed:  # shutting down
         return
@@ -238,9 +267,9 @@ async def reconcile(
             raise
 
 
-async def _reconcile_locked(namespace: str, shell: Shell, brain: dict[str, Any], brain_ref: kopf.Body,
+async def _reconcile_locked(namespace: str, shell: Shell, brain: dict[str, Any], brain_ref: ObjectRef,
                             titan_phases: kopf.Index[str, Any], logger: logging.Logger) -> None:
-    rt, settings = shell.runtime, shell.settings
+    rt = shell.runtime
     if not shell.restored:
         rt.restore(brain["core"])
         shell.restored = True
@@ -248,7 +277,7 @@ async def _reconcile_locked(namespace: str, shell: Shell, brain: dict[str, Any],
         policy = parse_brain_spec(brain["spec"])
     except PolicyError as exc:
         metrics.BRAIN_RECONCILES.labels(result="invalid").inc()
-        kopf.event(brain_ref, type="Warning", reason="InvalidSpec", message=str(exc))
+        await shell.event(brain_ref, "Warning", "InvalidSpec", str(exc), logger)
         return
     items: dict[str, dict[str, Any]] = {}
     phases: list[PhaseSpec] = []
@@ -257,30 +286,30 @@ async def _reconcile_locked(namespace: str, shell: Shell, brain: dict[str, Any],
             phases.append(parse_phase_spec(item["name"], item["spec"]))
             items[item["name"]] = item
         except PolicyError as exc:
-            kopf.event(_owner("TitanPhase", item, namespace), type="Warning", reason="InvalidSpec",
-                       message=f"{exc}; the phase gets no budget (it may only reduce)")
+            await shell.event(_ref("TitanPhase", item, namespace), "Warning", "InvalidSpec",
+                              f"{exc}; the phase gets no budget (it may only reduce)", logger)
     decision = rt.decide(policy, phases)
     await rt.apply(decision)
 
     # Kubernetes side: events, statuses, deployments.
     for change in decision.breaker_changes:
-        kopf.event(brain_ref, type="Warning" if change.tripped else "Normal",
-                   reason=f"{change.kind.value.capitalize()}Breaker{'Tripped' if change.tripped else 'Reset'}",
-                   message=change.reason)
+        await shell.event(brain_ref, "Warning" if change.tripped else "Normal",
+                          f"{change.kind.value.capitalize()}Breaker{'Tripped' if change.tripped else 'Reset'}",
+                          change.reason, logger)
     for phase_id, old, new in decision.state_changes:
         if phase_id in items:
-            kopf.event(_owner("TitanPhase", items[phase_id], namespace),
-                       type="Warning" if new == "Halted" else "Normal", reason="StateChanged",
-                       message=f"{old or 'new'} -> {new}: {decision.phases[phase_id].reason}"[:1000])
+            await shell.event(_ref("TitanPhase", items[phase_id], namespace),
+                              "Warning" if new == "Halted" else "Normal", "StateChanged",
+                              f"{old or 'new'} -> {new}: {decision.phases[phase_id].reason}"[:1000], logger)
     now = decision.ts_ns
     brain_status = {**status_for_brain(decision, rt.core.to_dict()), "observedGeneration": brain["generation"]}
     if shell.status_due(f"TitanBrain/{brain['name']}", brain_status, now):
-        await _patch(settings, logger, TITANBRAINS, namespace, brain["name"], {"status": brain_status})
+        await _patch(shell.kube, logger, TITANBRAINS, namespace, brain["name"], {"status": brain_status})
     for phase_id, item in items.items():
         phase_status = status_for_phase(decision, phase_id, item["generation"])
         if shell.status_due(f"TitanPhase/{phase_id}", phase_status, now):
-            await _patch(settings, logger, TITANPHASES, namespace, phase_id, {"status": phase_status})
-        await _ensure_deployment(shell, settings, logger, namespace, item, decision.phases[phase_id].replicas)
+            await _patch(shell.kube, logger, TITANPHASES, namespace, phase_id, {"status": phase_status})
+        await _ensure_deployment(shell, logger, namespace, item, decision.phases[phase_id].replicas)
     metrics.BRAIN_RECONCILES.labels(result="ok").inc()
 
 
@@ -298,54 +327,45 @@ def merge_patch_value(value: Any, *, in_list: bool = False) -> Any:
     return value
 
 
-async def _patch(settings: kopf.OperatorSettings, logger: logging.Logger, resource: references.Resource,
-                 namespace: str, name: str, patch: dict[str, Any]) -> None:
-    subresource = "status" if "status" in patch else None
-    patch = merge_patch_value(patch)
-    try:
-        url = resource.get_url(namespace=references.NamespaceName(namespace), name=name, subresource=subresource)
-        await kube_api.patch(url=url, headers=MERGE, payload=patch, settings=settings, logger=logger)
-    except kube_errors.APINotFoundError:
+async def _patch(kube: Kube, logger: logging.Logger, resource: Resource, namespace: str, name: str,
+                 patch: dict[str, Any]) -> None:
+    if await kube.run(kube.patch_object, resource, namespace, name, merge_patch_value(patch)) is None:
         logger.debug("%s/%s vanished before its status was written", namespace, name)
 
 
-async def _ensure_deployment(shell: Shell, settings: kopf.OperatorSettings, logger: logging.Logger,
-                             namespace: str, item: dict[str, Any], replicas: int) -> None:
+async def _ensure_deployment(shell: Shell, logger: logging.Logger, namespace: str, item: dict[str, Any],
+                             replicas: int) -> None:
     """Create or scale the phase's Deployment (an adopted child of the TitanPhase)."""
-    name = item["name"]
+    name, kube = item["name"], shell.kube
     desired_replicas = min(replicas, int(item["spec"].get("replicas", 1)))
     desired = deployments.render_deployment(name, namespace, item["spec"], desired_replicas,
                                             default_image=shell.config.default_image, pod=shell.config.pod)
     kopf.adopt(desired, owner=_owner("TitanPhase", item, namespace))
-    url = DEPLOYMENTS.get_url(namespace=references.NamespaceName(namespace), name=desired["metadata"]["name"])
-    try:
-        existing = await kube_api.get(url=url, settings=settings, logger=logger)
-    except kube_errors.APINotFoundError:
-        try:
-            await kube_api.post(url=DEPLOYMENTS.get_url(namespace=references.NamespaceName(namespace)), payload=desired,
-                                settings=settings, logger=logger)
-        except kube_errors.APIConflictError:
-            logger.debug("%s exists already; it is reconciled on the next pass", desired["metadata"]["name"])
+    child = desired["metadata"]["name"]
+    phase_ref = _ref("TitanPhase", item, namespace)
+    existing = await kube.run(kube.get_deployment, namespace, child)
+    if existing is None:
+        if not await kube.run(kube.create_deployment, namespace, desired):
+            logger.debug("%s exists already; it is reconciled on the next pass", child)
             return
-        kopf.event(_owner("TitanPhase", item, namespace), type="Normal", reason="DeploymentCreated",
-                   message=f"{desired['metadata']['name']} with {desired_replicas} replica(s)")
+        await shell.event(phase_ref, "Normal", "DeploymentCreated", f"{child} with {desired_replicas} replica(s)",
+                          logger)
         return
     book = shell.runtime.core.books.get(name)
     holds = book is not None and book.exposure != 0
     patch, deferred = deployments.plan_update(existing, desired, holds_positions=holds)
     if deferred and name not in shell.deferred:
-        kopf.event(_owner("TitanPhase", item, namespace), type="Warning", reason="RestartDeferred",
-                   message="pod template changed while the phase holds positions; "
-                           "set spec.restartToken to restart it anyway")
+        await shell.event(phase_ref, "Warning", "RestartDeferred",
+                          "pod template changed while the phase holds positions; "
+                          "set spec.restartToken to restart it anyway", logger)
     if deferred:
         shell.deferred.add(name)
     else:
         shell.deferred.discard(name)
     if patch is not None:
-        await kube_api.patch(url=url, headers=MERGE, payload=patch, settings=settings, logger=logger)
+        await kube.run(kube.patch_deployment, namespace, child, patch)
         if "replicas" in patch.get("spec", {}):
-            kopf.event(_owner("TitanPhase", item, namespace), type="Normal", reason="Scaled",
-                       message=f"{desired['metadata']['name']} -> {desired_replicas} replica(s)")
+            await shell.event(phase_ref, "Normal", "Scaled", f"{child} -> {desired_replicas} replica(s)", logger)
 
 
 # `kopf run -m titan.operator.kopf_app` uses the default registry.
