@@ -95,6 +95,7 @@ class Settings(BaseSettings):
 
     # AI quant
     gemini_api_key: SecretStr = Field(SecretStr(""), description="Gemini key for the AI Quant phase")
+    gemini_base_url: str = Field("", description="Gemini API endpoint; empty = the SDK's default (Google's)")
 
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
 

@@ -236,7 +236,42 @@ CREATE TABLE trading_state_changes (
 );
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial ledger schema", _INITIAL),)
+# The AI Quant's evidence: where a proposal came from, why it was refused, every walk-forward fold's
+# numbers, and the versions of a phase's params it applied (rollback restores the previous one).
+_PROPOSAL_EVIDENCE = f"""
+ALTER TABLE parameter_proposals
+    ADD COLUMN source           text NOT NULL DEFAULT '',
+    ADD COLUMN reason_code      text NOT NULL DEFAULT '',
+    ADD COLUMN objective        text NOT NULL DEFAULT '',
+    ADD COLUMN base_params_json text NOT NULL DEFAULT '',
+    ADD COLUMN changes          jsonb NOT NULL DEFAULT '[]',
+    ADD COLUMN folds            jsonb NOT NULL DEFAULT '[]',
+    ADD COLUMN model            text NOT NULL DEFAULT '',
+    ADD COLUMN prompt_tokens    integer NOT NULL DEFAULT 0,
+    ADD COLUMN output_tokens    integer NOT NULL DEFAULT 0,
+    ADD COLUMN parsed_none      boolean NOT NULL DEFAULT false,
+    ADD COLUMN elapsed_s        double precision NOT NULL DEFAULT 0;
+CREATE INDEX proposals_status ON parameter_proposals (status, created_ts_ns);
+
+CREATE TABLE parameter_versions (
+    phase_id             text NOT NULL,
+    version              integer NOT NULL,
+    params_json          text NOT NULL,
+    previous_params_json text NOT NULL,
+    proposal_id          text NOT NULL,
+    action               text NOT NULL,
+    target               text NOT NULL,
+    ts_ns                bigint NOT NULL,
+    ts                   {_ts("ts_ns")},
+    PRIMARY KEY (phase_id, version)
+);
+CREATE INDEX parameter_versions_proposal ON parameter_versions (proposal_id);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial ledger schema", _INITIAL),
+    Migration(2, "parameter proposal evidence and params versions", _PROPOSAL_EVIDENCE),
+)
 
 
 class MigrationError(RuntimeError):

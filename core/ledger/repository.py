@@ -15,8 +15,10 @@ from typing import Any, cast
 import asyncpg
 
 from titan.core.bus.events import InvalidEvent, validate_event
+from titan.core.ledger import proposals as proposal_sql
 from titan.core.ledger import rows
 from titan.core.ledger.migrations import migrate
+from titan.core.ledger.proposals import ParamsVersion, ProposalRow
 from titan.core.ledger.rows import LedgerReject
 from titan.v1 import events_pb2, trading_pb2
 
@@ -310,3 +312,56 @@ class Ledger:
             "SELECT * FROM trading_state_changes ORDER BY version DESC, ts_ns DESC LIMIT 1"
         )
         return rows.trading_state_from_row(records[0]) if records else None
+
+    # --- the AI Quant's proposals and params versions (titan.core.ledger.proposals) ---------------
+    async def save_proposal(self, row: ProposalRow) -> bool:
+        """Store a proposal with its evidence; False if its id was already stored (kept as it was)."""
+        async with self._pool.acquire() as conn:
+            status = await conn.execute(proposal_sql.INSERT_PROPOSAL, *proposal_sql.proposal_args(row))
+        return bool(status.endswith(" 1"))
+
+    async def set_proposal_status(self, proposal_id: str, status: str, reason_code: str, reason: str,
+                                  ts_ns: int) -> bool:
+        """Move a proposal to ``status``; False if it does not exist or a newer change is stored."""
+        async with self._pool.acquire() as conn:
+            result = await conn.execute(proposal_sql.UPDATE_STATUS, proposal_id, status, reason_code, reason, ts_ns)
+        return bool(result.endswith(" 1"))
+
+    async def proposal_record(self, proposal_id: str) -> ProposalRow | None:
+        records = await self._fetch("SELECT * FROM parameter_proposals WHERE proposal_id = $1", proposal_id)
+        return proposal_sql.proposal_from_record(records[0]) if records else None
+
+    async def proposal_records(
+        self, phase_id: str | None = None, *, status: str | None = None, limit: int = 100
+    ) -> list[ProposalRow]:
+        """Newest first."""
+        records = await self._fetch(
+            "SELECT * FROM parameter_proposals WHERE ($1::text IS NULL OR phase_id = $1)"
+            " AND ($2::text IS NULL OR status = $2) ORDER BY created_ts_ns DESC, proposal_id LIMIT $3",
+            phase_id,
+            status,
+            limit,
+        )
+        return [proposal_sql.proposal_from_record(r) for r in records]
+
+    async def add_params_version(
+        self, phase_id: str, params_json: str, previous_params_json: str, proposal_id: str, action: str,
+        target: str, ts_ns: int,
+    ) -> ParamsVersion:
+        """Record the next version of a phase's params (numbered per phase, under a lock)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('titan-params:' || $1))", phase_id)
+            record = await conn.fetchrow(proposal_sql.INSERT_VERSION, phase_id, params_json, previous_params_json,
+                                         proposal_id, action, target, ts_ns)
+        return proposal_sql.version_from_record(record)
+
+    async def params_versions(self, phase_id: str | None = None, *, proposal_id: str | None = None
+                              ) -> list[ParamsVersion]:
+        """Oldest first."""
+        records = await self._fetch(
+            "SELECT * FROM parameter_versions WHERE ($1::text IS NULL OR phase_id = $1)"
+            " AND ($2::text IS NULL OR proposal_id = $2) ORDER BY phase_id, version",
+            phase_id,
+            proposal_id,
+        )
+        return [proposal_sql.version_from_record(r) for r in records]
