@@ -17,6 +17,7 @@ from typing import Any
 import pydantic
 
 from titan.core.clock import Clock
+from titan.phases.hunter.params import HunterParams
 from titan.phases.runtime.core import Strategy
 from titan.phases.scavenger.params import ScavengerParams
 
@@ -51,6 +52,7 @@ PHASES: Mapping[str, PhaseKind] = MappingProxyType({
     kind.name: kind
     for kind in (
         _kind("scavenger", ScavengerParams),
+        _kind("hunter", HunterParams),
     )
 })
 
