@@ -22,8 +22,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from titan.core.marketdata.datafile import DataFileError, FileFormat, Overrides
 from titan.core.marketdata.events import kind_of
-from titan.core.marketdata.files import EventWriter
+from titan.core.marketdata.files import EventWriter, make_overrides, open_files
 from titan.core.marketdata.live import CHANNELS, LiveConfig, LiveFeed, LiveSource
 from titan.core.marketdata.replay import ReplaySource
 from titan.core.marketdata.sim import SimConfig, Simulator
@@ -105,6 +106,30 @@ def synth(
         typer.echo(str(path))
 
 
+FORMATS = ", ".join(f.value for f in FileFormat)
+
+
+def _overrides(fmt: str | None, symbol: str | None, timeframe: str | None, instrument: str | None,
+               venue: str | None) -> Overrides:
+    try:
+        return make_overrides(format=fmt, symbol=symbol, timeframe=timeframe, instrument=instrument, venue=venue)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
+def _fail(err: Exception) -> typer.Exit:
+    """A bad file: one line naming file, line and problem; exit 1, no traceback."""
+    typer.echo(f"error: {err}", err=True)
+    return typer.Exit(1)
+
+
+FORMAT_HELP = f"file format instead of detecting it: {FORMATS}"
+SYMBOL_HELP = "symbol instead of the one from the file name/content (e.g. BTCUSDT)"
+TF_HELP = "candle timeframe instead of the one from the name/rows (e.g. 1m, 1h)"
+INST_HELP = "spot or perp instead of the detected one"
+VENUE_HELP = "venue instead of the one from the file name (e.g. binance)"
+
+
 @app.command()
 def replay(
     paths: list[Path] = typer.Argument(..., help="files to merge by time (exchange samples or Titan files)"),
@@ -113,14 +138,23 @@ def replay(
     out: Path | None = typer.Option(None, "--out", help="also write the merged events to a Titan file"),
     start: str | None = typer.Option(None, "--start", help="UTC start (ISO), inclusive"),
     end: str | None = typer.Option(None, "--end", help="UTC end (ISO), exclusive"),
+    fmt: str | None = typer.Option(None, "--format", help=FORMAT_HELP),
+    symbol: str | None = typer.Option(None, "--symbol", help=SYMBOL_HELP),
+    timeframe: str | None = typer.Option(None, "--timeframe", help=TF_HELP),
+    instrument: str | None = typer.Option(None, "--instrument", help=INST_HELP),
+    venue: str | None = typer.Option(None, "--venue", help=VENUE_HELP),
 ) -> None:
-    """Replay files merged by time: count them, write them to a Titan file and/or publish on NATS."""
-    for p in paths:
-        if not p.exists():
-            raise typer.BadParameter(f"no such file: {p}")
-    source = ReplaySource(paths, speed=speed or None, start_ns=_date_ns(start) if start else None,
-                          end_ns=_date_ns(end) if end else None)
-    asyncio.run(_replay(source, publish, out))
+    """Replay files merged by time: check them, count them, write a Titan file and/or publish on NATS.
+
+    Every file is checked in full before the first event: a bad row stops the replay with the file,
+    line and problem; rows out of order are sorted and duplicates dropped, with a warning."""
+    overrides = _overrides(fmt, symbol, timeframe, instrument, venue)
+    try:
+        source = ReplaySource(paths, overrides=overrides, speed=speed or None,
+                              start_ns=_date_ns(start) if start else None, end_ns=_date_ns(end) if end else None)
+        asyncio.run(_replay(source, publish, out))
+    except DataFileError as err:
+        raise _fail(err) from None
 
 
 async def _replay(source: ReplaySource, publish: bool, out: Path | None) -> None:
@@ -137,13 +171,15 @@ async def _replay(source: ReplaySource, publish: bool, out: Path | None) -> None
             console.print("[red]--publish needs TITAN_NATS_URL (or `titan infra up`)[/]")
             raise typer.Exit(2)
         nc = await connect(settings.nats_url, "titan-data-replay")
-        gateway = Gateway(nc, settings.catalog, source_name="replay")
-    writer = EventWriter(out) if out else None
+        gateway = Gateway(nc, settings.catalog)  # counts as source="gateway"; the replay counts itself
     counts: Counter[str] = Counter()
     t0 = time.monotonic()
     try:
-        with Progress(SpinnerColumn(), TextColumn("[bold]replay[/] {task.description}"), MofNCompleteColumn(),
-                      TextColumn("events"), TimeElapsedColumn(), console=console) as progress:
+        with contextlib.ExitStack() as stack:
+            writer = stack.enter_context(EventWriter(out)) if out else None  # renamed into place only when done
+            progress = stack.enter_context(Progress(
+                SpinnerColumn(), TextColumn("[bold]replay[/] {task.description}"), MofNCompleteColumn(),
+                TextColumn("events"), TimeElapsedColumn(), console=console))
             task = progress.add_task(", ".join(f.path.name for f in source.files), total=None)
             async for ev in source.stream():
                 counts[kind_of(ev).value] += 1
@@ -155,14 +191,40 @@ async def _replay(source: ReplaySource, publish: bool, out: Path | None) -> None
                     progress.update(task, completed=source.emitted)
             progress.update(task, completed=source.emitted)
     finally:
-        if writer is not None:
-            writer.close()
         if nc is not None:
             await nc.flush()
             await nc.close()
+    for report in source.reports:
+        for warning in report.warnings():
+            console.print(f"[yellow]{report.path.name}: {warning}[/]", markup=True, highlight=False)
     _summary(counts, time.monotonic() - t0)
-    if source.out_of_order:
-        console.print(f"[yellow]{source.out_of_order} out-of-order events dropped[/]")
+
+
+@app.command()
+def inspect(
+    paths: list[Path] = typer.Argument(..., help="market data files"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per file, one per line"),
+    fmt: str | None = typer.Option(None, "--format", help=FORMAT_HELP),
+    symbol: str | None = typer.Option(None, "--symbol", help=SYMBOL_HELP),
+    timeframe: str | None = typer.Option(None, "--timeframe", help=TF_HELP),
+    instrument: str | None = typer.Option(None, "--instrument", help=INST_HELP),
+    venue: str | None = typer.Option(None, "--venue", help=VENUE_HELP),
+) -> None:
+    """What each file was detected as (format, venue, symbol, instrument, kind, timeframe), its time
+    range, row count, gaps and repairs. Reads every row; exits 1 naming the file and line of a bad row."""
+    import json
+
+    from titan.core.marketdata.inspection import render, summary
+
+    o = _overrides(fmt, symbol, timeframe, instrument, venue)
+    try:
+        files = open_files(paths, format=o.format, symbol=o.symbol, timeframe=o.timeframe, instrument=o.instrument,
+                           venue=o.venue)
+        for f in files:
+            info = summary(f)
+            typer.echo(json.dumps(info, sort_keys=True) if as_json else render(info))
+    except DataFileError as err:
+        raise _fail(err) from None
 
 
 @app.command()

@@ -86,8 +86,8 @@ class Gateway:
         return True
 
     async def run(self, source: Source) -> int:
-        """Publish everything ``source`` streams until it ends (or the task is cancelled)."""
-        self.source_name = source.name
+        """Publish everything ``source`` streams until it ends (or the task is cancelled). The source
+        counts its own events under its name; the gateway counts what it published as ``gateway``."""
         try:
             async for ev in source.stream():
                 await self.publish(ev)

@@ -13,15 +13,17 @@ import asyncio
 import heapq
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from titan.core.clock import ManualClock
 from titan.core.metrics import MD_EVENTS
 from titan.v1.market_pb2 import MarketEvent
 
+from .datafile import FileMeta, FileReport, Overrides
+from .detect import detect
 from .events import kind_of, ts_of
-from .files import FileMeta, read_file
+from .files import DataFile
 from .source import Sleep, pace
 
 # Payload kinds that start the live part of a replay; what precedes the first of them is history.
@@ -56,12 +58,29 @@ class ReplayFile:
     path: Path
     meta: FileMeta | None = None
 
+    def open(self, overrides: Overrides) -> DataFile:
+        if self.meta is not None:
+            m = self.meta
+            overrides = replace(overrides, venue=m.venue, symbol=m.symbol, instrument=m.instrument,
+                                timeframe=m.timeframe)
+        return DataFile(detect(self.path, overrides))
+
+
+def _data_file(f: Path | str | ReplayFile | DataFile, overrides: Overrides) -> DataFile:
+    if isinstance(f, DataFile):
+        return f
+    return (f if isinstance(f, ReplayFile) else ReplayFile(Path(f))).open(overrides)
+
 
 class ReplaySource:
     """Merges files by event time (ties: in the order the files were given, then file order).
 
-    Each file must be in time order; an event older than its file's previous one is dropped and
-    counted in ``out_of_order`` (the merge would otherwise emit time going backwards).
+    Files are any :mod:`.files` reads, detected by content and name; ``overrides`` states format,
+    venue, symbol, instrument or timeframe instead (for every file). With ``scan`` (the default) each
+    file is read once before the replay starts: every row is checked (a bad row raises
+    :class:`~.datafile.DataFileError` before any event is emitted), rows out of time order are sorted
+    (counted in ``out_of_order``), exact duplicates dropped; ``reports`` holds what each file held.
+    Without ``scan`` an out-of-order row raises when it is reached.
     ``start_ns``/``end_ns`` cut a window ``[start, end)`` (in the files' own time). Each emitted
     event gets a per-stream ``seq`` if it had none, so consumers can detect gaps uniformly.
 
@@ -77,8 +96,10 @@ class ReplaySource:
 
     def __init__(
         self,
-        files: Sequence[Path | str | ReplayFile],
+        files: Sequence[Path | str | ReplayFile | DataFile],
         *,
+        overrides: Overrides | None = None,
+        scan: bool = True,
         speed: float | None = None,
         clock: ManualClock | None = None,
         start_ns: int | None = None,
@@ -90,7 +111,8 @@ class ReplaySource:
         live_from_ns: int | None = None,
         wall_ns: Callable[[], int] = time.time_ns,
     ) -> None:
-        self.files = [f if isinstance(f, ReplayFile) else ReplayFile(Path(f)) for f in files]
+        self.files = [_data_file(f, overrides or Overrides()) for f in files]
+        self.scan = scan
         self.speed = speed
         self.clock = clock
         self.start_ns = start_ns
@@ -106,18 +128,20 @@ class ReplaySource:
         self.out_of_order = 0
         self.emitted = 0
 
-    def _ordered(self, f: ReplayFile) -> Iterator[MarketEvent]:
-        last = -1
-        for ev in read_file(f.path, f.meta):
-            ts = ts_of(ev)
-            if ts < last:
-                self.out_of_order += 1
-                continue
-            last = ts
-            yield ev
+    @property
+    def reports(self) -> list[FileReport]:
+        """What each file held (rows, time range, repairs, gaps), after a scan or a full pass."""
+        return [f.report for f in self.files]
+
+    def _check(self) -> None:
+        if self.scan:
+            for f in self.files:
+                if not f.scanned:
+                    f.scan()
+        self.out_of_order = sum(f.report.out_of_order for f in self.files)
 
     def _merged(self) -> Iterator[MarketEvent]:
-        return heapq.merge(*(self._ordered(f) for f in self.files), key=ts_of)
+        return heapq.merge(*(f.events() for f in self.files), key=ts_of)
 
     def _find_anchor(self) -> int | None:
         """The original time of the first live event inside the window (else of the first event)."""
@@ -135,12 +159,12 @@ class ReplaySource:
         return first
 
     def _plan(self) -> None:
-        """Fix the shift (and the anchor) before the first event is emitted."""
+        """Check the files, fix the shift (and the anchor) before the first event is emitted."""
+        self._check()
         if not self.rebase:
             self.shift_ns, self.anchor_ns = 0, None
             return
         anchor = self.live_from_ns if self.live_from_ns is not None else self._find_anchor()
-        self.out_of_order = 0  # the scan above does not count
         if anchor is None:
             self.shift_ns, self.anchor_ns = 0, None
             return
