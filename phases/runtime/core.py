@@ -288,11 +288,11 @@ class PhaseCore:
         self.events: list[PhaseEvent] = []
         self.metrics = PhaseMetrics(phase_id)
         self._key = key
+        self._block: str | None = EntryBlock.NO_BUDGET  # the gate's reason apart from the expiry (see entry_block)
 
     # --- inputs ------------------------------------------------------------------------------------
     def feed(self, ev: market_pb2.MarketEvent) -> list[trading_pb2.Signal]:
         self.stats.market_events += 1
-        self.metrics.market_event(ev.WhichOneof("payload") or "empty")
         return self._step([self._run(self.strategy.on_event, ev)])
 
     def on_time(self) -> list[trading_pb2.Signal]:
@@ -326,7 +326,7 @@ class PhaseCore:
     def apply_trading_state(self, state: trading_pb2.TradingState) -> None:
         self.trading_state = state
         self.stats.trading_state_updates += 1
-        self.metrics.state(self.state)
+        self._gate_changed()
 
     def apply_params(self, raw: Mapping[str, Any]) -> bool:
         """Validate and apply parameters; False (the old ones stay) when the strategy refuses them."""
@@ -346,7 +346,14 @@ class PhaseCore:
 
     # --- state -------------------------------------------------------------------------------------
     def entry_block(self) -> str | None:
-        return entry_block(self.phase_id, self.budget, self.trading_state, self.clock.now_ns())
+        """:func:`entry_block` at the clock's now. Everything but the expiry is decided when the budget
+        or the trading state changes (parsing the budget on every event would dominate a backtest)."""
+        block, budget = self._block, self.budget
+        if budget is None or block == EntryBlock.WRONG_PHASE:
+            return block
+        if budget.expires_at_ns and self.clock.now_ns() >= budget.expires_at_ns:
+            return EntryBlock.EXPIRED
+        return block
 
     @property
     def state(self) -> str:
@@ -422,6 +429,11 @@ class PhaseCore:
             self.strategy.set_budget(budget)
         except Exception:
             self._strategy_error()
+        self._gate_changed()
+
+    def _gate_changed(self) -> None:
+        # Decided as of the earliest time: an expiry is the one reason that depends on the clock.
+        self._block = entry_block(self.phase_id, self.budget, self.trading_state, -(2**63))
         self.metrics.state(self.state)
 
     def _run(self, step: Callable[..., StrategyOutput], *args: Any) -> StrategyOutput | None:
@@ -437,17 +449,19 @@ class PhaseCore:
 
     def _step(self, outputs: list[StrategyOutput | None]) -> list[trading_pb2.Signal]:
         """Log and count the events of this call, gate and sign its signals."""
-        self.events = []
-        signals: list[trading_pb2.Signal] = []
+        events: list[PhaseEvent] = []
+        sent: list[trading_pb2.Signal] = []
         for out in outputs:
             if out is None:
                 continue
-            self.events.extend(out.events)
-            signals.extend(out.signals)
-        for ev in self.events:
-            self.metrics.event(ev.kind)
-            log.info("phase %s: %s %s %s", self.phase_id, ev.kind, ev.symbol, dict(ev.detail))
-        sent = [signal for signal in signals if self._release(signal)]
+            for ev in out.events:
+                events.append(ev)
+                self.metrics.event(ev.kind)
+                log.info("phase %s: %s %s %s", self.phase_id, ev.kind, ev.symbol, dict(ev.detail))
+            for signal in out.signals:
+                if self._release(signal):
+                    sent.append(signal)
+        self.events = events
         self.metrics.state(self.state)
         return sent
 

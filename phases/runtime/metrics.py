@@ -11,7 +11,6 @@ from titan.core.metrics import (
     PHASE_ACKS,
     PHASE_ENTRIES_BLOCKED,
     PHASE_EVENTS,
-    PHASE_MD_EVENTS,
     PHASE_PARAM_RELOADS,
     PHASE_SIGNALS,
     PHASE_STATE,
@@ -33,9 +32,6 @@ class PhaseMetrics:
         if child is None:
             child = self._children[key] = family.labels(**{"phase": self.phase_id, label: value})
         child.inc()
-
-    def market_event(self, kind: str) -> None:
-        self._inc(PHASE_MD_EVENTS, "kind", kind)
 
     def event(self, kind: str) -> None:
         self._inc(PHASE_EVENTS, "kind", kind)

@@ -38,7 +38,7 @@ from titan.core.bus.state import StateStore
 from titan.core.catalog import DEFAULT, Catalog
 from titan.core.clock import Clock, WallClock
 from titan.core.marketdata.events import MalformedEvent, decode, kind_of
-from titan.core.metrics import BUS_REJECTS, PHASE_ACK_LATENCY
+from titan.core.metrics import BUS_REJECTS, PHASE_ACK_LATENCY, PHASE_MD_EVENTS
 from titan.core.service import cancel_all, keep_running
 from titan.phases.runtime.core import PhaseCore, RuntimeStats, Strategy, TradeTracker
 from titan.phases.runtime.http import HttpEndpoint
@@ -81,6 +81,7 @@ class PhaseRuntime:
         self._filters: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._sent_at: dict[str, float] = {}
+        self._md_counters: dict[str, Any] = {}
         self._running = False
         self._stopped = asyncio.Event()
 
@@ -175,6 +176,11 @@ class PhaseRuntime:
 
     # --- inputs (used by the NATS watchers and by in-process drivers) -------------------------------
     def feed(self, ev: market_pb2.MarketEvent) -> None:
+        kind = ev.WhichOneof("payload") or "empty"
+        counter = self._md_counters.get(kind)
+        if counter is None:
+            counter = self._md_counters[kind] = PHASE_MD_EVENTS.labels(phase=self.phase_id, kind=kind)
+        counter.inc()
         self._send(self.core.feed(ev))
 
     def apply_budget(self, budget: trading_pb2.Budget) -> None:

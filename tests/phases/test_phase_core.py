@@ -12,7 +12,7 @@ import pytest
 
 from titan.core.clock import ManualClock
 from titan.core.signing import verify_signal
-from titan.phases.runtime.core import EntryBlock, PhaseCore, StrategyBase, StrategyOutput
+from titan.phases.runtime.core import EntryBlock, PhaseCore, StrategyBase, StrategyOutput, entry_block
 from titan.v1 import common_pb2, execution_pb2, market_pb2, trading_pb2
 
 from .helpers import budget, trade
@@ -180,3 +180,31 @@ def test_the_same_inputs_give_the_same_signals() -> None:
 
     first = run()
     assert len(first) == 2 and first == run()
+
+
+GATE_CASES = [
+    (None, ACTIVE), (budget(expires_ns=NOW + 10), ACTIVE), (budget(expires_ns=0), ACTIVE),
+    (budget(notional="0"), ACTIVE), (budget(weight="x"), ACTIVE),
+    (budget(state=common_pb2.PHASE_STATE_HALTED, expires_ns=NOW + 10), ACTIVE),
+    (budget(state=common_pb2.PHASE_STATE_DORMANT), None), (budget(expires_ns=NOW + 10), None),
+    (budget(), trading_pb2.TradingState(mode=common_pb2.TRADING_MODE_REDUCING)), (budget(), ACTIVE),
+]
+
+
+@pytest.mark.parametrize(("b", "ts"), GATE_CASES)
+def test_the_cached_gate_agrees_with_entry_block_at_every_time(
+    b: trading_pb2.Budget | None, ts: trading_pb2.TradingState | None,
+) -> None:
+    clock = ManualClock(NOW)
+    core = PhaseCore(Recorder(), PHASE, KEY, clock)
+    if b is not None:
+        core.apply_budget(b)
+    if ts is not None:
+        core.apply_trading_state(ts)
+    core.apply_budget(budget(phase="hunter"))  # another phase's budget changes nothing
+    for step in (0, 9, 1, 5):  # before, at and after the expiry of the budgets that have one
+        clock.advance(step)
+        assert core.entry_block() == entry_block(PHASE, b, ts, clock.now_ns())
+    if b is not None:
+        core.remove_budget(PHASE)
+        assert core.entry_block() == EntryBlock.NO_BUDGET
