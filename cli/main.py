@@ -41,6 +41,7 @@ def _register() -> None:
         ledger_cmd,
         operator_cmd,
         phase_cmd,
+        quant_cmd,
         report,
         up,
     )
@@ -51,6 +52,7 @@ def _register() -> None:
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(operator_cmd.app, name="operator")
     app.add_typer(execution_cmd.app, name="execution")
+    app.add_typer(quant_cmd.app, name="quant")
     app.command("up")(up.up_command)
     app.command("status")(control_cmd.status)
     app.command("halt")(control_cmd.halt)

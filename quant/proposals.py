@@ -29,6 +29,8 @@ from titan.phases.ai_quant.strategy import (
     ReasonCode,
     build_prompt,
     check_proposal,
+    mine_losing_patterns,
+    trade_outcomes,
 )
 from titan.quant.apply import ParamsTarget, canonical
 from titan.quant.evaluator import EvaluationError
@@ -242,3 +244,32 @@ async def rollback(ledger: Ledger, proposal_id: str, target: ParamsTarget, now_n
     await ledger.set_proposal_status(proposal_id, ProposalStatus.ROLLED_BACK, "",
                                      f"rolled back to the params before version {version.version}", now_ns)
     return restored
+
+
+async def read_history(ledger: Ledger, phase_id: str, since_ns: int, limit: int
+                       ) -> tuple[PerformanceSummary, list[LossPattern]]:
+    """The phase's recent closing fills (with their signals' setups) summarised, and its losing patterns."""
+    fills = await ledger.fills(phase_id, since_ns, limit=limit)
+    orders = await ledger.orders(phase_id, since_ns=since_ns, limit=100_000)
+    decisions = await ledger.decisions(phase_id, limit=limit)
+    setup_of_signal = {d.signal.signal_id: d.signal.setup for d in decisions if d.signal.signal_id}
+    setups = {o.client_order_id: setup_of_signal.get(o.signal_id, "") for o in orders}
+    trades = trade_outcomes(fills, setups)
+    refused = sum(1 for d in decisions if not d.ack.accepted)
+    return PerformanceSummary.of(trades, refused), mine_losing_patterns(trades)
+
+
+async def record(ledger: Ledger, job: QuantJob, outcomes: Sequence[Outcome], model: str, now_ns: int) -> None:
+    for outcome in outcomes:
+        await ledger.save_proposal(outcome.row(job, model, now_ns))
+
+
+async def apply_if_auto(ledger: Ledger, outcomes: Sequence[Outcome], target: ParamsTarget, now_ns: int
+                        ) -> ParamsVersion | None:
+    """Auto mode (opt-in per TitanPhase by annotation): apply the accepted outcome with the best
+    out-of-sample objective. Nothing else is ever applied without a person."""
+    accepted = [o for o in outcomes if o.accepted and o.verdict is not None]
+    if not accepted or not target.auto_mode():
+        return None
+    best = max(accepted, key=lambda o: o.verdict.candidate_oos if o.verdict else -math.inf)
+    return await approve(ledger, best.proposal_id, target, now_ns)

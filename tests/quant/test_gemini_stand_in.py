@@ -9,13 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from titan.phases.ai_quant.gemini import GeminiProposer, MissingApiKey
-from titan.phases.ai_quant.params import AiQuantParams, tunable_space
-from titan.phases.ai_quant.strategy import PerformanceSummary, ReasonCode
-from titan.quant.apply import FileTarget
-from titan.quant.proposals import QuantJob, Source, propose_with_model
-from titan.quant.walkforward import cached, plan_folds
-
 from tests.quant.gemini_server import (
     GeminiStandIn,
     blocked_prompt_reply,
@@ -27,6 +20,12 @@ from tests.quant.gemini_server import (
     text_reply,
 )
 from tests.quant.synthetic import T0, days, regime_evaluator
+from titan.phases.ai_quant.gemini import GeminiProposer, MissingApiKey
+from titan.phases.ai_quant.params import AiQuantParams, tunable_space
+from titan.phases.ai_quant.strategy import PerformanceSummary, ReasonCode
+from titan.quant.apply import FileTarget
+from titan.quant.proposals import QuantJob, Source, propose_with_model
+from titan.quant.walkforward import cached, plan_folds
 
 SAMPLES = Path(__file__).resolve().parents[2] / "crds" / "samples"
 CONFIG = AiQuantParams(model="gemini-test", temperature=0.1, seed=42, max_attempts=3, retry_initial_delay_s=0.01,
@@ -146,5 +145,5 @@ def test_rounds_tell_the_model_what_earlier_candidates_scored(organism: Path) ->
 
 
 def test_no_api_key_is_a_clear_message() -> None:
-    with pytest.raises(MissingApiKey, match="TITAN_GEMINI_API_KEY.*--search optuna"):
+    with pytest.raises(MissingApiKey, match=r"TITAN_GEMINI_API_KEY.*--search optuna"):
         GeminiProposer("", CONFIG)
