@@ -152,6 +152,7 @@ def replay(
     try:
         source = ReplaySource(paths, overrides=overrides, speed=speed or None,
                               start_ns=_date_ns(start) if start else None, end_ns=_date_ns(end) if end else None)
+        source.check()  # every row of every file, before anything is written or published
         asyncio.run(_replay(source, publish, out))
     except DataFileError as err:
         raise _fail(err) from None

@@ -133,7 +133,8 @@ class ReplaySource:
         """What each file held (rows, time range, repairs, gaps), after a scan or a full pass."""
         return [f.report for f in self.files]
 
-    def _check(self) -> None:
+    def check(self) -> None:
+        """Scan every file not scanned yet (when ``scan``); done before the first event anyway."""
         if self.scan:
             for f in self.files:
                 if not f.scanned:
@@ -160,7 +161,7 @@ class ReplaySource:
 
     def _plan(self) -> None:
         """Check the files, fix the shift (and the anchor) before the first event is emitted."""
-        self._check()
+        self.check()
         if not self.rebase:
             self.shift_ns, self.anchor_ns = 0, None
             return
