@@ -1,6 +1,8 @@
 """Against a real kube-apiserver + etcd on loopback (../shared/k8s-apiserver): the CRDs register,
 the samples apply, schema violations are rejected by the server, `kubectl get tp` shows the printer
-columns, and the Brain operator reconciles real objects (status, Deployments, kill switch).
+columns, and the Brain operator reconciles real objects (status, Deployments, Events, kill switch)
+while it runs as the chart's operator ServiceAccount (its rendered Role/ClusterRole, a TokenRequest
+token), not as an admin.
 
 Marked `cluster`; skipped when etcd or the API server binary is missing."""
 
@@ -21,14 +23,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 import yaml
+from click.testing import Result
 from kopf.testing import KopfRunner
+from typer.testing import CliRunner
 
+from tests.operator.scenarios import events, publish_equity, replicas, restart_waits_for_a_flat_book
 from tests.util import wait_for
+from titan.cli import control_cmd
 from titan.core.bus import StateStore
 from titan.core.catalog import Catalog
 from titan.operator.deployments import PodSettings
 from titan.operator.kopf_app import OperatorConfig, build_registry
+from titan.operator.kube import Kube, KubeTarget
 from titan.v1 import common_pb2
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
@@ -161,10 +169,48 @@ def test_the_server_rejects_out_of_bounds_values(cluster: Path, sample: str, pat
     assert message in proc.stderr and "is invalid" in proc.stderr
 
 
+def kubeconfig_with_token(kubeconfig: Path, token: str, user: str, path: Path) -> Path:
+    """A copy of ``kubeconfig`` that authenticates with ``token`` instead of the admin's."""
+    doc = yaml.safe_load(kubeconfig.read_text())
+    doc["users"] = [{"name": user, "user": {"token": token}}]
+    for context in doc["contexts"]:
+        context["context"]["user"] = user
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def service_account_kubeconfig(kubeconfig: Path, name: str, path: Path) -> Path:
+    """Log in as ServiceAccount ``name`` of NS: a token from the TokenRequest API."""
+    token = kubectl(kubeconfig, "create", "token", name, "-n", NS, "--duration=2h").stdout.strip()
+    return kubeconfig_with_token(kubeconfig, token, f"system:serviceaccount:{NS}:{name}", path)
+
+
 @pytest.fixture(scope="module")
-async def operator(cluster: Path, nats_url: str, catalog: Catalog) -> AsyncIterator[KopfRunner]:
+def operator_kubeconfig(cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The chart's operator ServiceAccount and RBAC (rendered by `helm template`), applied for real;
+    a kubeconfig that logs in as that ServiceAccount."""
+    if shutil.which("helm") is None:
+        pytest.skip("helm is not installed")
+    rendered = subprocess.run(
+        ["helm", "template", "titan", str(ROOT / "helm" / "titan"), "--namespace", NS,
+         "--show-only", "templates/rbac.yaml", "--show-only", "templates/serviceaccounts.yaml"],
+        capture_output=True, text=True, timeout=60, check=True).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    kinds = {d["kind"] for d in docs}
+    assert {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ServiceAccount"} <= kinds, kinds
+    kubectl(cluster, "apply", "-n", NS, "-f", "-", stdin=yaml.safe_dump_all(docs))
+    path = service_account_kubeconfig(cluster, "titan-operator", tmp_path_factory.mktemp("sa") / "kubeconfig")
+    # not an admin: the Role grants nothing on Secrets
+    denied = kubectl(path, "get", "secrets", "-n", NS, check=False)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr, denied.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+async def operator(cluster: Path, operator_kubeconfig: Path, nats_url: str,
+                   catalog: Catalog) -> AsyncIterator[KopfRunner]:
     kubectl(cluster, "apply", "-n", NS, "-f", str(ROOT / "crds" / "samples"))
-    os.environ["KUBECONFIG"] = str(cluster)
+    os.environ["KUBECONFIG"] = str(operator_kubeconfig)  # kopf and the operator's client both log in from it
     pod = PodSettings(service_account="titan-phase", settings_configmap="titan-settings",
                       hmac_secret="titan-hmac-keys", gemini_secret="titan-gemini")
     config = OperatorConfig(nats_url=nats_url, catalog_namespace=catalog.namespace, interval_s=1.0, pod=pod)
@@ -222,3 +268,75 @@ async def test_the_operator_reconciles_real_objects(operator: KopfRunner, cluste
                    timeout=60)
     brain = _get_json(cluster, "tb", "titan")
     assert brain["status"]["tradingMode"] == "HALTED" and brain["status"]["observedGeneration"] >= 2
+
+
+@pytest.fixture(scope="module")
+def admin(cluster: Path) -> Iterator[Kube]:
+    kube = Kube.connect(KubeTarget(kubeconfig=str(cluster)))
+    yield kube
+    kube.close()
+
+
+async def test_scale_restart_deferral_and_events_under_the_operators_rbac(
+    operator: KopfRunner, cluster: Path, admin: Kube, bus_js: Any, catalog: Catalog,
+) -> None:
+    kubectl(cluster, "patch", "tb", "titan", "-n", NS, "--type=merge", "-p", '{"spec":{"tradingState":"Active"}}')
+    await publish_equity(bus_js, catalog, "total", "10000")  # the Hunter becomes Active: 0 -> 1 replica
+
+    async def hunter_up() -> bool:
+        return await replicas(admin, NS, "hunter") == 1
+
+    await wait_for(hunter_up, timeout=90)
+    await restart_waits_for_a_flat_book(admin, NS, bus_js, catalog)
+    created = await events(admin, NS, "DeploymentCreated")
+    assert {e["involvedObject"]["name"] for e in created} >= {"scavenger", "hunter", "sentinel", "ai-quant"}
+    assert all(e["source"]["component"] == "titan-brain" for e in created)
+
+
+def titan(*args: str, kubeconfig: Path) -> Result:
+    app = typer.Typer()
+    for name in ("status", "halt", "resume"):
+        app.command(name)(getattr(control_cmd, name))
+    return CliRunner().invoke(app, list(args), env={"KUBECONFIG": str(kubeconfig), "TITAN_KUBE_CONTEXT": None})
+
+
+async def test_titan_halt_status_resume_with_a_kube_context(operator: KopfRunner, cluster: Path) -> None:
+    phases = ("ai-quant", "hunter", "scavenger", "sentinel")
+    kubectl(cluster, "patch", "tb", "titan", "-n", NS, "--type=merge", "-p", '{"spec":{"tradingState":"Active"}}')
+    result = await asyncio.to_thread(titan, "halt", "--kube-context", "local", "--namespace", NS, "--timeout", "90",
+                                     "--reason", "cluster test", kubeconfig=cluster)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"TitanBrain {NS}/titan (local): tradingState Active -> Halted",
+        f"halted: the Brain and all 4 TitanPhases ({', '.join(phases)}) show Halted",
+    ]
+    assert {_get_json(cluster, "tp", name)["status"]["state"] for name in phases} == {"Halted"}
+    brain = _get_json(cluster, "tb", "titan")
+    assert brain["metadata"]["annotations"]["titan.trading/trading-state-reason"] == "cluster test"
+
+    result = await asyncio.to_thread(titan, "status", "--kube-context", "local", "-n", NS, "--json", kubeconfig=cluster)
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.output)
+    assert status["kill_switch"] == "Halted" and status["trading_state"] == "HALTED" and status["running"] is True
+    assert status["cluster"] == {"namespace": NS, "context": "local", "brain": "titan"}
+    assert {name: a["state"] for name, a in status["allocations"].items()} == dict.fromkeys(phases, "Halted")
+    table = await asyncio.to_thread(titan, "status", "--kube-context", "local", "-n", NS, kubeconfig=cluster)
+    assert table.exit_code == 0 and "kill switch Halted" in table.output, table.output
+
+    result = await asyncio.to_thread(titan, "resume", "--kube-context", "local", "-n", NS, kubeconfig=cluster)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == f"TitanBrain {NS}/titan (local): tradingState Halted -> Active"
+    await wait_for(lambda: _get_json(cluster, "tb", "titan")["status"]["tradingMode"] == "ACTIVE", timeout=60)
+
+
+def test_a_user_without_rbac_rights_is_told_so(cluster: Path, tmp_path: Path) -> None:
+    kubectl(cluster, "create", "serviceaccount", "nobody", "-n", NS)
+    nobody = service_account_kubeconfig(cluster, "nobody", tmp_path / "kubeconfig")
+    for command in ("status", "halt", "resume"):
+        result = titan(command, "--kube-context", "local", "-n", NS, kubeconfig=nobody)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.output, result.output
+        assert lines[0].startswith(f'forbidden by RBAC: titanbrains.titan.trading is forbidden: User '
+                                   f'"system:serviceaccount:{NS}:nobody" cannot list resource "titanbrains"')
+        assert "use a context whose user may list titanbrains" in lines[0]

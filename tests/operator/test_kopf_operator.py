@@ -4,7 +4,7 @@ local HTTP server; the operator's login handler points kopf at it) and a real NA
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -24,11 +24,13 @@ from tests.operator.kube_helpers import (
     kget,
     sample,
 )
+from tests.operator.scenarios import restart_waits_for_a_flat_book
 from tests.util import wait_for
 from titan.core.bus import StateStore, new_event_id, publish_event
 from titan.core.catalog import Catalog
 from titan.core.clock import WallClock
 from titan.operator.kopf_app import OperatorConfig, build_registry
+from titan.operator.kube import Kube, KubeTarget
 from titan.v1 import common_pb2, events_pb2, trading_pb2
 
 pytestmark = pytest.mark.timeout(240)
@@ -258,6 +260,22 @@ async def test_a_dormant_phase_holding_positions_keeps_its_pod(
 
 async def _eq(value: Any, expected: Any) -> bool:
     return bool(await value == expected)
+
+
+@pytest.fixture(scope="module")
+def kube(emulator: kmock.KubernetesEmulator) -> Iterator[Kube]:
+    client = Kube.connect(KubeTarget(server=str(emulator.url)))
+    yield client
+    client.close()
+
+
+async def test_a_new_image_waits_until_the_book_is_flat(
+    operator: KopfRunner, emulator: kmock.KubernetesEmulator, kube: Kube, bus_js: JetStreamContext,
+    catalog: Catalog,
+) -> None:
+    """Deployment scale, restart deferral and Events, read through the official client."""
+    await wait_for(lambda: _get_ready(emulator, "sentinel"), timeout=60)
+    await restart_waits_for_a_flat_book(kube, NS, bus_js, catalog)
 
 
 async def test_kill_switch_halts_every_phase_and_execution(
