@@ -75,6 +75,9 @@ class HunterParams(BaseModel):
     leverage: Decimal = Field(default=Decimal("3"), ge=1, le=5)
     max_slippage_bps: int = Field(default=30, ge=1, le=1000)
     ttl_ms: int = Field(default=10_000, ge=100, le=120_000)
+    max_candle_age_ms: int = Field(
+        default=180_000, ge=1_000, le=86_400_000,
+        description="no entry on a candle that closed longer ago than this (history replayed at start)")
     signal_cooldown_ms: int = Field(default=3_600_000, ge=0, le=7 * 86_400_000, description="per symbol")
 
     # --- position management (§2.12) -----------------------------------------------------------

@@ -216,7 +216,10 @@ class HunterStrategy:
                       daily=holo.daily_trend.value, location=holo.location.value if holo.location else "",
                       trigger=holo.trigger_trend.value, shift=holo.shift)
         if st.managed is None:
-            self._try_entry(st, holo, now, out)
+            if self.clock.now_ns() - now > p.max_candle_age_ms * NS_PER_MS:
+                self._skip("stale_candle")  # history: structure only
+            else:
+                self._try_entry(st, holo, now, out)
 
     # --- the hologram -----------------------------------------------------------------------------
     def hologram(self, symbol: str) -> Hologram:
