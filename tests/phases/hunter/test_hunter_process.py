@@ -79,7 +79,8 @@ async def test_simulator_to_hunter_to_paper_fill_in_postgres(
             return status == 200 and '"stream_connected": true' in body
 
         await wait_for(ready, timeout=45, interval=0.2)
-        # After the phase listens (core NATS keeps no history); 240x real time once the prelude is out (about 10 entries per simulated day).
+        # After the phase listens (core NATS keeps no history); 240x real time once the prelude is
+        # out (about 10 entries per simulated day with these params).
         await procs.start("gateway", [*TITAN, "data", "gateway", "--source", "sim:1", "--symbols", "BTCUSDT",
                                       "--speed", "240"], env)
 
