@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -18,7 +19,7 @@ DEFAULT_SAMPLES = Path("crds/samples")
 @app.command("run")
 def run(
     namespace: list[str] = typer.Option([], "--namespace", "-n", envvar="TITAN_OPERATOR_NAMESPACE",
-                                        help="namespace(s) to serve"),
+                                        help="namespace(s) to serve (exact names)"),
     all_namespaces: bool = typer.Option(False, "--all-namespaces", "-A", envvar="TITAN_OPERATOR_CLUSTERWIDE",
                                         help="serve the whole cluster"),
     standalone: bool = typer.Option(False, help="no peering (a single replica without coordination)"),
@@ -27,6 +28,9 @@ def run(
     priority: int = typer.Option(0, help="peering priority of this replica"),
     liveness: str = typer.Option("http://0.0.0.0:8080/healthz", help="liveness endpoint ('' = none)"),
     interval: float = typer.Option(10.0, help="seconds between decisions (< the budget TTL)"),
+    kube_context: str = typer.Option("", "--kube-context", envvar="TITAN_KUBE_CONTEXT",
+                                     help="kubeconfig context (default: in-cluster service account, else the "
+                                          "current context)"),
 ) -> None:
     """Run the kopf operator reconciling TitanPhase and TitanBrain (NATS from TITAN_NATS_URL)."""
     import kopf
@@ -38,7 +42,7 @@ def run(
                     fg=typer.colors.RED)
         raise typer.Exit(2)
     os.environ.setdefault("TITAN_BRAIN_INTERVAL_S", str(interval))
-    config = OperatorConfig.from_env()
+    config = dataclasses.replace(OperatorConfig.from_env(), kube_context=kube_context)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     kopf.run(
         registry=build_registry(config),

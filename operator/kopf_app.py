@@ -169,6 +169,10 @@ def build_registry(config: OperatorConfig | None = None,
         settings.posting.level = logging.WARNING   # kopf's own posts; the Brain's Events: Shell.event
         settings.watching.server_timeout = 300
         settings.batching.worker_limit = 8
+        # Serve the namespaces named at start and the CRDs that exist then (discovery only): no
+        # namespace list/watch, which the chart's namespaced Role does not grant (kopf would retry it
+        # for about a minute before it starts).
+        settings.scanning.disabled = True
         nc = await connect(cfg.nats_url, "titan-brain")
         runtime = BrainRuntime(nc, Catalog(cfg.catalog_namespace), cfg.clock)
         await runtime.start()

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import kopf
 import urllib3
+import yaml
 from kubernetes import client, config
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -144,39 +145,51 @@ def load_configuration(target: KubeTarget) -> client.Configuration:
         raise KubeConfigMissing(f"no kubeconfig: {where} does not exist; set KUBECONFIG to your cluster's "
                                 "kubeconfig file (or run inside the cluster)")
     files = os.pathsep.join(str(p) for p in existing)
-    try:
-        contexts, current = config.list_kube_config_contexts(config_file=files)  # type: ignore[no-untyped-call]
-    except config.ConfigException as exc:
-        raise KubeConfigMissing(f"the kubeconfig {files} is unusable ({exc}); point KUBECONFIG at a valid "
-                                "kubeconfig file") from None
-    names = [c["name"] for c in contexts or []]
+    contexts, current = _read_contexts(existing)
+    names = list(contexts)
     if target.context and target.context not in names:
         raise KubeContextUnknown(f"kube context {target.context!r} is not in {files} (contexts: "
                                  f"{', '.join(names) or 'none'}): pass one of them with --kube-context")
-    if not target.context and not current:
+    if not target.context and current not in contexts:
         raise KubeContextUnknown(f"{files} has no current context: pass one with --kube-context "
                                  f"(contexts: {', '.join(names) or 'none'})")
     try:
         config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=files, context=target.context or None, client_configuration=cfg, persist_config=False)
     except config.ConfigException as exc:
-        raise KubeConfigMissing(f"cannot use context {target.context or current['name']!r} of {files}: {exc}") from None
+        raise KubeConfigMissing(f"cannot use context {target.context or current!r} of {files}: {exc}") from None
     return cfg
+
+
+def _read_contexts(files: list[Path]) -> tuple[dict[str, dict[str, Any]], str]:
+    """The contexts (name -> context) of the kubeconfig files and the current context's name, merged
+    the way kubectl merges KUBECONFIG (the first file that sets a value wins)."""
+    contexts: dict[str, dict[str, Any]] = {}
+    current = ""
+    for path in files:
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise KubeConfigMissing(f"the kubeconfig {path} is unreadable ({exc}); point KUBECONFIG at a valid "
+                                    "kubeconfig file") from None
+        if not isinstance(doc, dict):
+            raise KubeConfigMissing(f"the kubeconfig {path} is not a kubeconfig; point KUBECONFIG at a valid one")
+        for entry in doc.get("contexts") or []:
+            if isinstance(entry, dict) and entry.get("name"):
+                contexts.setdefault(str(entry["name"]), entry.get("context") or {})
+        current = current or str(doc.get("current-context") or "")
+    return contexts, current
 
 
 def context_namespace(target: KubeTarget) -> str | None:
     """The namespace the kubeconfig context names, if any (the official client has no notion of it)."""
     if target.server or (not target.context and not target.kubeconfig and in_cluster()):
         return None
-    files = os.pathsep.join(str(p) for p in kubeconfig_paths(target) if p.is_file())
-    if not files:
-        return None
     try:
-        contexts, current = config.list_kube_config_contexts(config_file=files)  # type: ignore[no-untyped-call]
-    except config.ConfigException:
+        contexts, current = _read_contexts([p for p in kubeconfig_paths(target) if p.is_file()])
+    except KubeConfigMissing:
         return None
-    chosen = next((c for c in contexts or [] if c["name"] == target.context), None) if target.context else current
-    namespace = ((chosen or {}).get("context") or {}).get("namespace")
+    namespace = contexts.get(target.context or current, {}).get("namespace")
     return str(namespace) if namespace else None
 
 

@@ -340,3 +340,23 @@ def test_a_user_without_rbac_rights_is_told_so(cluster: Path, tmp_path: Path) ->
         assert lines[0].startswith(f'forbidden by RBAC: titanbrains.titan.trading is forbidden: User '
                                    f'"system:serviceaccount:{NS}:nobody" cannot list resource "titanbrains"')
         assert "use a context whose user may list titanbrains" in lines[0]
+
+
+async def test_the_documented_minimal_rights_are_enough(operator: KopfRunner, cluster: Path, tmp_path: Path) -> None:
+    """docs/operations.md: list+patch on titanbrains and list on titanphases steer the organism."""
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "titan-controller", "namespace": NS},
+            "rules": [{"apiGroups": ["titan.trading"], "resources": ["titanbrains"], "verbs": ["list", "patch"]},
+                      {"apiGroups": ["titan.trading"], "resources": ["titanphases"], "verbs": ["list"]}]}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "titan-controller", "namespace": NS},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "titan-controller"},
+               "subjects": [{"kind": "ServiceAccount", "name": "controller", "namespace": NS}]}
+    kubectl(cluster, "create", "serviceaccount", "controller", "-n", NS)
+    kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump_all([role, binding]))
+    person = service_account_kubeconfig(cluster, "controller", tmp_path / "kubeconfig")
+    denied = kubectl(person, "get", "deployments", "-n", NS, check=False)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr
+    for command in (["halt", "--timeout", "90"], ["status"], ["resume"]):
+        result = await asyncio.to_thread(titan, *command, "--kube-context", "local", "-n", NS, kubeconfig=person)
+        assert result.exit_code == 0, result.output
