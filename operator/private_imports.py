@@ -1,11 +1,11 @@
-"""An import-linter contract type: no import of a library's private modules (e.g. ``kopf._cogs``).
+"""An import-linter contract type: no import of a library's private modules (such as kopf's `_cogs`).
 
 import-linter's own ``forbidden`` contract cannot name a subpackage of an external package (its graph
-keeps only ``kopf``, the top level), so this contract reads the import statements the graph
-recorded for each import of the listed packages and rejects any module path with a component that
-starts with an underscore (``from kopf._cogs.clients import api``, ``import kopf._core``,
-``from kopf import _cogs``). Loaded only by ``lint-imports`` (pyproject.toml ``contract_types``);
-needs ``include_external_packages = true``.
+keeps only the top level, ``kopf``), so this contract reads the import statements the graph recorded
+for each import of the listed packages and rejects any module path with a component that starts with
+an underscore (kopf's `_cogs.clients`, `_core.reactor`, or `_cogs` imported by name from kopf).
+Loaded only by ``lint-imports`` (pyproject.toml ``contract_types``); needs
+``include_external_packages = true``.
 """
 
 from __future__ import annotations
