@@ -34,6 +34,7 @@ def main() -> None:  # pragma: no cover - console entry point
 
 def _register() -> None:
     from titan.cli import (
+        backtest_cmd,
         control_cmd,
         data_cmd,
         execution_cmd,
@@ -54,6 +55,7 @@ def _register() -> None:
     app.add_typer(execution_cmd.app, name="execution")
     app.add_typer(quant_cmd.app, name="quant")
     app.command("up")(up.up_command)
+    app.command("backtest")(backtest_cmd.backtest_command)
     app.command("status")(control_cmd.status)
     app.command("halt")(control_cmd.halt)
     app.command("resume")(control_cmd.resume)

@@ -47,6 +47,7 @@ BUY = common_pb2.Side.SIDE_BUY
 SELL = common_pb2.Side.SIDE_SELL
 _ZERO = Decimal(0)
 _BPS = Decimal(10_000)
+_NS_PER_DAY = 86_400 * 1_000_000_000
 
 # Rejections decided before the signal is known to be authentic: not remembered, not published.
 UNAUTHENTICATED = frozenset({R.REJECT_REASON_UNKNOWN_PHASE, R.REJECT_REASON_BAD_SIGNATURE, R.REJECT_REASON_STALE})
@@ -434,7 +435,7 @@ class Engine:
         work = self._working.get(key)
         if work and not self.external:
             self._match_working(list(work), im, kind, event, now)
-        if kind in ("mark", "trade", "top", "depth"):
+        if kind in ("mark", "trade", "top", "depth", "candle"):
             ref = im.reference_price()
             for pos in self.portfolio.on_instrument(*key):
                 pos.mark = ref
@@ -454,7 +455,7 @@ class Engine:
                 continue
             buy = order.is_buy
             if order.order_type == OT.ORDER_TYPE_MARKET:
-                if kind in ("top", "depth", "trade"):
+                if kind in ("top", "depth", "trade", "candle"):
                     for f in self.paper.take(im, buy, order.remaining, order.price_cap):
                         self._apply_fill(order, f, now, f"{order.client_order_id}-{order.fill_seq + 1}")
                         if not order.is_open:
@@ -467,6 +468,9 @@ class Engine:
                                                 D_or(event.trade.size, _ZERO))
             elif kind in ("top", "depth"):
                 fill = self.paper.rest_on_book(im, buy, order.remaining, order.price)
+            elif kind == "candle":
+                fill = self.paper.rest_on_candle(buy, order.remaining, order.price, D(event.candle.low),
+                                                 D(event.candle.high))
             if fill is not None:
                 self._apply_fill(order, fill, now, f"{order.client_order_id}-{order.fill_seq + 1}")
 
@@ -557,6 +561,27 @@ class Engine:
             if o is not None and o.is_terminal:
                 del self.orders[cid]
         return self._flush()
+
+    def next_due_ns(self) -> int:
+        """The earliest time :meth:`tick` has work to do: a working order's expiry, an announced
+        funding time that has not settled, or the next UTC midnight (the day roll). Drivers that skip
+        idle time (the backtest) tick then; the service ticks on its cadence regardless."""
+        now = self.clock.now_ns()
+        due = now - now % _NS_PER_DAY + _NS_PER_DAY
+        for work in self._working.values():
+            for order in work:
+                if order.is_open and order.expires_at_ns:
+                    due = min(due, order.expires_at_ns)
+        if self.external:
+            for order in self.orders.values():
+                if order.is_open and order.expires_at_ns and order.client_order_id not in self._cancel_requested:
+                    due = min(due, order.expires_at_ns)
+        else:
+            for im in self.market.instruments.values():
+                if (im.funding_rate is not None and im.funding_time_ns
+                        and (im.key[0], im.key[1], im.funding_time_ns) not in self._settled_funding):
+                    due = min(due, im.funding_time_ns)
+        return due
 
     def take_cancels(self) -> list[ManagedOrder]:
         """External venue orders :meth:`tick` found past their expiry: the caller cancels them."""

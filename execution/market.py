@@ -27,6 +27,7 @@ class InstrumentMarket:
         "bid",
         "bid_size",
         "book",
+        "candle_close_ns",
         "consumed",
         "funding_rate",
         "funding_time_ns",
@@ -36,6 +37,7 @@ class InstrumentMarket:
         "last_size",
         "mark",
         "next_funding_time_ns",
+        "trade_ns",
         "updated_ns",
     )
 
@@ -54,6 +56,8 @@ class InstrumentMarket:
         self.funding_time_ns = 0
         self.next_funding_time_ns = 0
         self.updated_ns = 0
+        self.trade_ns = 0           # time of the last trade applied
+        self.candle_close_ns = 0    # close time of the last candle applied
         # Displayed liquidity already taken by paper fills since the last book update, per price.
         # A paper order cannot consume the same displayed size twice.
         self.consumed: dict[Decimal, Decimal] = {}
@@ -116,6 +120,17 @@ class InstrumentMarket:
         if kind == "trade":
             self.last = D(event.trade.price)
             self.last_size = D(event.trade.size) if event.trade.size else _ZERO
+            self.trade_ns = now_ns
+        elif kind == "candle":
+            # Candle-only data (a backtest on klines, a replayed candle file): a closed candle's close
+            # is the last price, unless a trade after its close already told more (paper venue
+            # assumption 16, docs/paper-venue.md).
+            candle = event.candle
+            if not candle.closed or candle.close_time_ns <= max(self.trade_ns, self.candle_close_ns):
+                return None
+            self.last = D(candle.close)
+            self.last_size = _ZERO
+            self.candle_close_ns = candle.close_time_ns
         elif kind == "top":
             top = event.top
             self.bid = D(top.bid_price) if top.bid_price else None

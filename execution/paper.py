@@ -169,6 +169,13 @@ class PaperVenue:
         qty = trade_size if trade_size < remaining else remaining
         return Fill(limit, qty, True)
 
+    @staticmethod
+    def rest_on_candle(buy: bool, remaining: Decimal, limit: Decimal, low: Decimal, high: Decimal) -> Fill | None:
+        """A candle whose range passes through a resting limit (strictly, as for a trade) fills it whole
+        at the limit: a candle tells no size at a price (assumption 16)."""
+        through = low < limit if buy else high > limit
+        return Fill(limit, remaining, True) if through and remaining > 0 else None
+
     def rest_on_book(self, market: InstrumentMarket, buy: bool, remaining: Decimal, limit: Decimal) -> Fill | None:
         """The opposite side reaching a resting limit fills it at the limit, up to the displayed size
         at or better than the limit."""

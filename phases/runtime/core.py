@@ -66,6 +66,12 @@ class Strategy(Protocol):
 
     def on_time(self) -> StrategyOutput: ...
 
+    def next_wakeup_ns(self) -> int | None:
+        """The earliest time :meth:`on_time` has work to do (0: at every tick), or None when nothing
+        is pending until the next input. Live runners tick on their cadence regardless; the backtest
+        driver calls :meth:`on_time` only at the first tick at or after this time."""
+        ...
+
     def set_budget(self, budget: trading_pb2.Budget | None) -> None: ...
 
     def set_params(self, raw: Mapping[str, Any]) -> None:
@@ -93,6 +99,10 @@ class StrategyBase:
 
     def on_time(self) -> StrategyOutput:
         return StrategyOutput()
+
+    def next_wakeup_ns(self) -> int | None:
+        """No timers unless the phase has its own ``on_time``; then every tick, unless it says better."""
+        return None if type(self).on_time is StrategyBase.on_time else 0
 
     def on_ack(self, ack: trading_pb2.SignalAck) -> StrategyOutput:
         return StrategyOutput()
@@ -297,6 +307,19 @@ class PhaseCore:
 
     def on_time(self) -> list[trading_pb2.Signal]:
         return self._step([self._run(self.strategy.on_time)])
+
+    def next_wakeup_ns(self) -> int | None:
+        """When the strategy's timers are next due (see :meth:`Strategy.next_wakeup_ns`); a strategy
+        without the method, or one that fails, is ticked every time (0)."""
+        wake = getattr(self.strategy, "next_wakeup_ns", None)
+        if wake is None:
+            return 0
+        try:
+            due = wake()
+        except Exception:
+            self._strategy_error()
+            return 0
+        return None if due is None else int(due)
 
     def on_update(self, update: execution_pb2.ExecutionUpdate) -> list[trading_pb2.Signal]:
         """An ack, order, fill or position from execution, delivered to the strategy when it is this

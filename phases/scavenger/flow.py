@@ -150,6 +150,10 @@ class BurstCounter:
         self.sell_volume = Decimal(0)
         self.last_price = Decimal(0)
 
+    def window_end_ns(self) -> int | None:
+        """When the open window ends (None: no window open)."""
+        return None if self.start_ns is None else self.start_ns + self.window_ns
+
     def close_due(self, now_ns: int) -> tuple[bool, Burst | None]:
         """Evaluate the open window if it has ended by ``now_ns``: (closed?, burst if it passed)."""
         if self.start_ns is not None and now_ns >= self.start_ns + self.window_ns:

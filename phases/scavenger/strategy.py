@@ -236,6 +236,21 @@ class ScavengerStrategy(StrategyBase):
             out.event(LOSS_COOLDOWN_OVER, "", now)
         return out
 
+    def next_wakeup_ns(self) -> int | None:
+        """The first of: an open burst window's end (seen through the feed lag), a pending
+        confirmation, the next tripwire rebuild, the end of a reported cool-down."""
+        due: list[int] = [p.due_ns for p in self._pending.values()]
+        for st in self.symbols.values():
+            end = st.burst.window_end_ns()
+            if end is not None:
+                due.append(end + st.feed_lag_ns)
+        if self._next_rebuild_ns is None:
+            return 0
+        due.append(self._next_rebuild_ns)
+        if self._cooldown_reported:
+            due.append(self.cooldown_until_ns)
+        return min(due)
+
     def on_event(self, ev: market_pb2.MarketEvent) -> StrategyOutput:
         out = self.on_time()
         st = self.symbols.get(ev.symbol)

@@ -1,0 +1,106 @@
+"""A finished backtest: its ledger, trades, figures and fingerprint; ``run(config)`` makes one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from titan.backtest.config import BacktestConfig
+from titan.backtest.driver import Backtest, Progress, RunStats
+from titan.backtest.organism import Organism
+from titan.backtest.performance import Metrics, Trade, closed_trades, compute_metrics
+from titan.backtest.record import EquityPoint
+from titan.core.money import D
+from titan.v1 import events_pb2, trading_pb2
+
+
+@dataclass(frozen=True)
+class MetricsReport:
+    total: Metrics
+    by_phase: dict[str, Metrics] = field(default_factory=dict)
+
+
+@dataclass
+class BacktestResult:
+    config: BacktestConfig
+    fingerprint: str
+    phases: tuple[str, ...]
+    initial_equity: Decimal
+    final_equity: Decimal
+    fills: list[trading_pb2.Fill]
+    orders: dict[str, trading_pb2.Order]
+    funding: list[trading_pb2.FundingPayment]
+    trades: list[Trade]
+    metrics: MetricsReport
+    equity: dict[str, list[EquityPoint]]
+    events: list[events_pb2.Event]
+    stats: RunStats
+    prices: dict[tuple[str, str, int], list[tuple[int, float]]]
+    counts: dict[str, int]
+    signals_decided: int = 0
+    signals_accepted: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        """What ``titan backtest --json`` prints (one JSON object)."""
+        st = self.stats
+        return {
+            "fingerprint": self.fingerprint,
+            "phases": list(self.phases),
+            "from_ns": st.first_ns,
+            "to_ns": st.last_ns,
+            "market_events": st.market_events,
+            "signals": st.signals,
+            "signals_decided": self.signals_decided,
+            "signals_accepted": self.signals_accepted,
+            "orders": len(self.orders),
+            "fills": len(self.fills),
+            "trades": len(self.trades),
+            "initial_equity": str(self.initial_equity),
+            "final_equity": str(self.final_equity),
+            "metrics": {"total": self.metrics.total.as_dict(),
+                        "by_phase": {k: m.as_dict() for k, m in sorted(self.metrics.by_phase.items())}},
+            "events_per_s": round(st.events_per_s, 1),
+            "wall_s": round(st.wall_s, 3),
+            "problems": list(st.problems),
+        }
+
+
+def run(config: BacktestConfig, progress: Progress | None = None, organism: Organism | None = None) -> BacktestResult:
+    """Run one backtest to the end of its data (``organism``: one built in code instead of
+    ``config.organism``'s YAML)."""
+    backtest = Backtest(config, organism)
+    recorder = backtest.run(progress=progress)
+    organism = backtest.organism
+    start = organism.initial_equity
+    trades = closed_trades(recorder.fills, recorder.funding)
+    funding_total = sum((D(p.amount) for p in recorder.funding), Decimal(0))
+    total = compute_metrics(recorder.equity.get("total", []), trades, start, funding_total)
+    by_phase: dict[str, Metrics] = {}
+    for plan in organism.runs:
+        pid = plan.phase_id
+        phase_trades = [t for t in trades if t.phase_id == pid]
+        phase_funding = sum((D(p.amount) for p in recorder.funding if p.phase_id == pid), Decimal(0))
+        by_phase[pid] = compute_metrics(recorder.equity.get(pid, []), phase_trades, start, phase_funding, base=start)
+    return BacktestResult(
+        config=config,
+        fingerprint=recorder.fingerprint,
+        phases=tuple(plan.phase_id for plan in organism.runs),
+        initial_equity=start,
+        final_equity=backtest.final_equity,
+        fills=recorder.fills,
+        orders=recorder.orders,
+        funding=recorder.funding,
+        trades=trades,
+        metrics=MetricsReport(total, by_phase),
+        equity=recorder.equity,
+        events=recorder.events,
+        stats=backtest.stats,
+        prices=backtest.prices.series,
+        counts=dict(recorder.counts),
+        signals_decided=recorder.decisions,
+        signals_accepted=recorder.accepted,
+    )
+
+
+__all__ = ["BacktestResult", "MetricsReport", "run"]
