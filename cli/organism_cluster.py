@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import urllib3
+
 from titan.cli.organism import HALTED, ControlError, Note, Switched
 from titan.operator.kube import TITANBRAINS, TITANPHASES, Kube, KubeTarget, context_namespace
 
@@ -30,6 +32,8 @@ class ClusterOrganism:
     def connect(cls, context: str, namespace: str) -> ClusterOrganism:
         target = KubeTarget(context=context)
         kube = Kube.connect(target)
+        if not kube.api.configuration.verify_ssl:  # the kubeconfig asks for it: no warning per request
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         return cls(kube, namespace or context_namespace(target) or "default", context or "current context")
 
     @property

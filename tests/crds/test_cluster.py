@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -340,6 +341,13 @@ def test_a_user_without_rbac_rights_is_told_so(cluster: Path, tmp_path: Path) ->
         assert lines[0].startswith(f'forbidden by RBAC: titanbrains.titan.trading is forbidden: User '
                                    f'"system:serviceaccount:{NS}:nobody" cannot list resource "titanbrains"')
         assert "use a context whose user may list titanbrains" in lines[0]
+    # the real entry point: one line on stderr, nothing else (no traceback, no TLS warning)
+    env = {**os.environ, "KUBECONFIG": str(nobody)}
+    env.pop("TITAN_KUBE_CONTEXT", None)
+    proc = subprocess.run([sys.executable, "-m", "titan.cli", "halt", "--kube-context", "local", "-n", NS],
+                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert proc.returncode == 1 and proc.stdout == "", (proc.stdout, proc.stderr)
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("forbidden by RBAC: "), proc.stderr
 
 
 async def test_the_documented_minimal_rights_are_enough(operator: KopfRunner, cluster: Path, tmp_path: Path) -> None:
