@@ -274,14 +274,15 @@ class Kube:
                                   "check the context (--kube-context) and that the cluster is up") from None
 
     @staticmethod
-    def _json(response: Any) -> dict[str, Any]:
+    def decode(response: Any) -> dict[str, Any]:
+        """The JSON object of a response read with ``_preload_content=False``."""
         data: dict[str, Any] = json.loads(response.data)
         return data
 
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         resp = self._call("get deployments", lambda: self.apps.read_namespaced_deployment(
             name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT), missing_ok=True)
-        return None if resp is None else self._json(resp)
+        return None if resp is None else self.decode(resp)
 
     def create_deployment(self, namespace: str, body: Mapping[str, Any]) -> bool:
         """Create it; False when it exists already (409)."""
@@ -299,7 +300,7 @@ class Kube:
         resp = self._call("patch deployments", lambda: self.apps.patch_namespaced_deployment(
             name, namespace, dict(patch), _content_type=MERGE_PATCH, _preload_content=False,
             _request_timeout=REQUEST_TIMEOUT), missing_ok=True)
-        return None if resp is None else self._json(resp)
+        return None if resp is None else self.decode(resp)
 
     def post_event(self, about: ObjectRef, *, event_type: str, reason: str, message: str,
                    now: datetime.datetime | None = None) -> None:

@@ -39,7 +39,7 @@ async def replicas(kube: Kube, namespace: str, phase: str) -> int | None:
 async def events(kube: Kube, namespace: str, reason: str, about: str | None = None) -> list[dict[str, Any]]:
     def read() -> list[dict[str, Any]]:
         resp = kube.core.list_namespaced_event(namespace, _preload_content=False)
-        items: list[dict[str, Any]] = Kube._json(resp).get("items") or []
+        items: list[dict[str, Any]] = Kube.decode(resp).get("items") or []
         return items
 
     return [e for e in await kube.run(read)
