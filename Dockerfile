@@ -15,6 +15,8 @@ COPY phases ./phases
 COPY execution ./execution
 COPY cli ./cli
 COPY proto ./proto
+COPY quant ./quant
+COPY backtest ./backtest
 RUN python -m venv /opt/titan \
  && /opt/titan/bin/pip install . \
  && /opt/titan/bin/python -m compileall -q /opt/titan/lib \

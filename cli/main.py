@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from importlib import metadata
+
 import typer
+import typer.core
 
 from titan.cli.common import settings_or_exit
+
+DISTRIBUTION = "titan-trading"
 
 app = typer.Typer(
     name="titan",
@@ -17,6 +22,41 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
+
+
+def _flags_show_no_value_type() -> None:
+    """typer's rich help gives every option a value-type column, flags included (`--headless
+    <bool>`), which reads as if the flag took a value. A flag takes none: show no type for it."""
+    show_type = typer.core.TyperOption.display_type_rich
+
+    def display_type_rich(self: typer.core.TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_flag else show_type(self, ctx)
+
+    typer.core.TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_value_type()
+
+
+def version() -> str:
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"titan {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                      help="print the version and exit"),
+) -> None:
+    """Titan: a capital-aware algorithmic crypto trading organism."""
 
 
 @app.command()

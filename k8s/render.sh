@@ -16,6 +16,8 @@ render_base() {
 render_monitoring() {
   echo "$header"
   "$HELM" template titan helm/titan --namespace titan -f k8s/overlays/k3s-droplet/monitoring-values.yaml \
+    --api-versions monitoring.coreos.com/v1/ServiceMonitor --api-versions monitoring.coreos.com/v1/PodMonitor \
+    --api-versions monitoring.coreos.com/v1/PrometheusRule \
     --show-only templates/monitoring.yaml 2> >(grep -v "symbolic link" >&2 || true)
 }
 

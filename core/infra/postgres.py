@@ -54,9 +54,12 @@ class RunAs:
     def can_execute(self, binary: Path) -> bool:
         if self.user is None:
             return os.access(binary, os.X_OK)
-        result = subprocess.run(
-            [str(binary), "--version"], capture_output=True, check=False, **self.kwargs(), cwd="/"
-        )
+        try:  # the user may not even reach the file: exec then raises instead of returning non-zero
+            result = subprocess.run(
+                [str(binary), "--version"], capture_output=True, check=False, **self.kwargs(), cwd="/"
+            )
+        except OSError:
+            return False
         return result.returncode == 0
 
 

@@ -36,7 +36,9 @@ from tests.deploy.tools import (
 K8S_VERSION = kubernetes_validate.latest_version()
 FULL = f"{RELEASE}"  # release "titan" + chart "titan" -> resource prefix "titan"
 MONITORING_ON = ("--set", "monitoring.serviceMonitor.enabled=true,monitoring.podMonitor.enabled=true,"
-                 "monitoring.prometheusRule.enabled=true")
+                 "monitoring.prometheusRule.enabled=true",
+                 *(f"--api-versions=monitoring.coreos.com/v1/{kind}"
+                   for kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule")))
 EXTERNAL_INFRA = ("--set", "nats.externalUrl=nats://nats.infra:4222,postgresql.external=true,"
                   "postgresql.bundled.enabled=false")
 LIVE = ("--set", "trading.mode=live,trading.venue=bybit,trading.liveConfirm=true,trading.testnet=false,"
@@ -545,3 +547,30 @@ def test_external_nats_and_postgres_replace_the_bundled_ones() -> None:
     bundled = render()
     assert {s["metadata"]["name"] for s in kinds(bundled, "StatefulSet")} == {f"{FULL}-nats", f"{FULL}-postgres"}
     assert find(bundled, "ConfigMap", f"{FULL}-settings")["data"]["TITAN_NATS_URL"] == f"nats://{FULL}-nats:4222"
+
+
+# --- server-side apply ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_every_port_names_its_protocol_for_server_side_apply(name: str) -> None:
+    """Helm 4 installs with server-side apply: Service ports and container ports are associative
+    lists keyed by (port, protocol), and an element without `protocol` is rejected."""
+    for obj in render(*VARIANTS[name]):
+        if obj["kind"] == "Service":
+            assert all(p.get("protocol") for p in obj["spec"]["ports"]), obj["metadata"]["name"]
+    for w in workloads(render(*VARIANTS[name])):
+        spec = pod_spec(w)
+        for c in spec.get("containers", []) + spec.get("initContainers", []):
+            for port in c.get("ports", []):
+                assert port.get("protocol"), (w["metadata"]["name"], c["name"], port)
+
+
+def test_prometheus_operator_kinds_render_only_where_the_api_serves_them() -> None:
+    enabled = ("--set", "monitoring.serviceMonitor.enabled=true,monitoring.podMonitor.enabled=true,"
+               "monitoring.prometheusRule.enabled=true")
+    objs = render(*enabled)
+    assert not {o["kind"] for o in objs} & {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+    served = {o["kind"] for o in render(*MONITORING_ON)}
+    assert {"ServiceMonitor", "PodMonitor", "PrometheusRule"} <= served
+    only_rule = render(*enabled, "--api-versions=monitoring.coreos.com/v1/PrometheusRule")
+    assert {o["kind"] for o in only_rule} & {"ServiceMonitor", "PodMonitor", "PrometheusRule"} == {"PrometheusRule"}

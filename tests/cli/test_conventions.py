@@ -1,0 +1,51 @@
+"""CLI conventions every command follows: flags read as flags in help, `titan --version`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib import metadata
+from typing import Any
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from titan.cli.main import app
+
+RUNNER = CliRunner()
+
+
+def _commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield path
+    for name, command in sorted(getattr(group, "commands", {}).items()):
+        yield from _commands(command, (*path, name))
+
+
+ALL = list(_commands(typer.main.get_command(app)))
+
+
+def test_every_command_is_listed() -> None:
+    assert {("up",), ("status",), ("report",), ("infra", "up"), ("operator", "run")} <= set(ALL)
+
+
+@pytest.mark.parametrize("path", ALL, ids=[" ".join(p) or "titan" for p in ALL])
+def test_help_shows_flags_without_a_value_type(path: tuple[str, ...]) -> None:
+    result = RUNNER.invoke(app, [*path, "--help"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output
+    assert "--help" in result.output
+    for line in result.output.splitlines():
+        if "--help" in line:  # the flag is followed by its description, no value placeholder
+            assert line.split("--help", 1)[1].split()[0] == "Show", line
+
+
+def test_up_help_lists_headless_as_a_flag() -> None:
+    out = RUNNER.invoke(app, ["up", "--help"], env={"COLUMNS": "160"}).output
+    (line,) = [ln for ln in out.splitlines() if "--headless" in ln]
+    assert line.split("--headless", 1)[1].split()[:2] == ["no", "live"]
+
+
+def test_version() -> None:
+    result = RUNNER.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"titan {metadata.version('titan-trading')}"
