@@ -160,7 +160,11 @@ class HunterStrategy:
 
     # --- driving ----------------------------------------------------------------------------------
     def on_time(self) -> StrategyOutput:
+        """Nothing runs on timers: every decision is made on a closed base candle."""
         return StrategyOutput()
+
+    def next_wakeup_ns(self) -> int | None:
+        return None  # everything is driven by candles and trades: no timers
 
     def on_event(self, ev: market_pb2.MarketEvent) -> StrategyOutput:
         out = StrategyOutput()
