@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from titan.core.clock import NS_PER_MS, NS_PER_S
+from titan.core.marketdata.datafile import Overrides
 
 NS_PER_US = 1_000
 
@@ -43,7 +44,7 @@ class Cadence:
     engine_tick_ns: int = 200 * NS_PER_MS
     equity_ns: int = 10 * NS_PER_S
     brain_ns: int = 2 * NS_PER_S
-    idle_after_ns: int = 5 * NS_PER_S
+    idle_after_ns: int = 1 * NS_PER_S
 
     def __post_init__(self) -> None:
         for name in ("phase_tick_ns", "engine_tick_ns", "equity_ns", "brain_ns"):
@@ -74,9 +75,8 @@ class BacktestConfig:
     cadence: Cadence = field(default_factory=Cadence)
     sim_hours: float = 24.0
     sim_symbols: tuple[str, ...] = ()
-    data_format: str | None = None
-    data_symbol: str | None = None
-    data_venue: str | None = None
+    sim_stop_runs_s: tuple[float, ...] = ()   # simulator: scripted stop-runs this long after the start
+    overrides: Overrides = field(default_factory=Overrides)  # what the files are, instead of detecting it
     keep_events: bool = True      # keep every ledger event in the result (False: only what metrics need)
     progress: bool = False
 

@@ -1,9 +1,9 @@
 """A minimal strategy for benchmarks and examples: a simple moving-average cross on closed candles.
 
 It is the smallest complete use of the Strategy protocol: candles in, signed-ready signals out, its
-own position learnt from execution's position updates. When the fast average crosses above the slow
-one it closes a short and goes long; when it crosses below, it closes a long and goes short. Market
-orders of ``size_quote`` each. ``bench/backtest.py`` runs it through the whole path and compares its
+own position learnt from execution's position updates. On each cross of the fast average over the
+slow one it closes what it holds and opens in the cross's direction (long above, short below), with
+market orders of ``size_quote`` each. ``bench/backtest.py`` runs it through the whole path and compares its
 trades with backtesting.py's on the same candles.
 """
 
@@ -51,7 +51,7 @@ class SmaCrossStrategy(StrategyBase):
         self.closes: deque[float] = deque(maxlen=params.slow)
         self.fast_sum = 0.0
         self.slow_sum = 0.0
-        self.above: bool | None = None
+        self.previous: tuple[float, float] | None = None  # (fast, slow) at the last close
         self.position = Decimal(0)
         self.venue = ""
         self.instrument = common_pb2.INSTRUMENT_KIND_PERP
@@ -83,19 +83,23 @@ class SmaCrossStrategy(StrategyBase):
         closes = list(self.closes)
         fast = sum(closes[-self.params.fast:]) / self.params.fast
         slow = sum(closes) / self.params.slow
-        above = fast > slow
-        crossed = self.above is not None and above != self.above
-        self.above = above
-        if crossed:
-            self._reverse(out, long=above)
+        before, self.previous = self.previous, (fast, slow)
+        if before is None:
+            return out
+        # A cross between two consecutive closes, strictly on both sides (equal averages do not cross).
+        if before[0] < before[1] and fast > slow:
+            self._reverse(out, long=True)
+        elif before[0] > before[1] and fast < slow:
+            self._reverse(out, long=False)
         return out
 
     def _reverse(self, out: StrategyOutput, *, long: bool) -> None:
+        """On every cross: close whatever is held, then open in the cross's direction (as
+        backtesting.py's own example does, so a cross in the held direction starts a new trade)."""
         now = self.clock.now_ns()
-        if self.position != 0 and (self.position > 0) != long:
-            out.signals.append(self._signal(trading_pb2.INTENT_CLOSE, long, "", now))  # buy back a short
-        if self.position == 0 or (self.position > 0) != long:
-            out.signals.append(self._signal(trading_pb2.INTENT_OPEN, long, str(self.params.size_quote), now))
+        if self.position != 0:
+            out.signals.append(self._signal(trading_pb2.INTENT_CLOSE, self.position < 0, "", now))
+        out.signals.append(self._signal(trading_pb2.INTENT_OPEN, long, str(self.params.size_quote), now))
 
     def _signal(self, intent: int, buy: bool, size: str, now: int) -> trading_pb2.Signal:
         self.count += 1

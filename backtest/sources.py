@@ -27,6 +27,9 @@ def open_data(config: BacktestConfig) -> Iterator[MarketEvent]:
     for item in data:
         if item.startswith("sim"):
             raise DataError(f"{item}: the simulator cannot be mixed with files")
+    if config.sim_stop_runs_s:
+        raise DataError("scripted stop-runs need the simulator (sim or sim:SEED)")
+    for item in data:
         for part in item.removeprefix("replay:").split(","):
             path = Path(part)
             if not path.exists():
@@ -37,7 +40,7 @@ def open_data(config: BacktestConfig) -> Iterator[MarketEvent]:
                 paths.append(path)
     if not paths:
         raise DataError("no data files given")
-    return ReplaySource(paths, start_ns=config.start_ns, end_ns=config.end_ns).events()
+    return ReplaySource(paths, start_ns=config.start_ns, end_ns=config.end_ns, overrides=config.overrides).events()
 
 
 def _simulated(config: BacktestConfig, spec: str) -> Iterator[MarketEvent]:
@@ -48,7 +51,7 @@ def _simulated(config: BacktestConfig, spec: str) -> Iterator[MarketEvent]:
         raise DataError(f"{spec}: the simulator's seed must be an integer") from None
     start = config.start_ns if config.start_ns is not None else DEFAULT_START_NS
     end = config.end_ns if config.end_ns is not None else start + int(config.sim_hours * 3600 * NS_PER_S)
-    cfg = SimConfig(seed=sim_seed)
+    cfg = SimConfig(seed=sim_seed, scripted_runs_s=tuple(config.sim_stop_runs_s))
     if config.sim_symbols:
         cfg = cfg.with_symbols(config.sim_symbols)
     # The history prelude `titan up` starts with: structure candles exist when trading begins.

@@ -12,6 +12,8 @@ import yaml
 
 from titan.backtest import BacktestConfig, Cadence, DataError, LatencyModel, OrganismError, run
 from titan.backtest.driver import RunStats
+from titan.cli.common import parse_duration
+from titan.core.marketdata.files import make_overrides
 from titan.core.marketdata.timestamps import parse_time_ns
 
 NS_PER_US = 1_000
@@ -59,6 +61,14 @@ def backtest_command(
     exact_timers: bool = typer.Option(False, "--exact-timers", help="run every periodic step, even "
                                       "over idle time (slower; see docs/backtest.md)"),
     sim_hours: float = typer.Option(24.0, "--sim-hours", help="with sim: how many hours to simulate"),
+    stop_run_at: list[str] = typer.Option([], "--stop-run-at", metavar="DURATION",
+                                          help="with sim: script a stop-run this long after the start (repeatable)"),
+    fmt: str | None = typer.Option(None, "--format", help="the files' format instead of detecting it "
+                                   "(see `titan data inspect`)"),
+    symbol: str | None = typer.Option(None, "--symbol", help="the files' symbol instead of detecting it"),
+    venue: str | None = typer.Option(None, "--venue", help="the files' venue instead of detecting it"),
+    instrument: str | None = typer.Option(None, "--instrument", help="spot or perp, instead of detecting it"),
+    timeframe: str | None = typer.Option(None, "--timeframe", help="the candles' timeframe, e.g. 1m"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on stderr"),
 ) -> None:
     """Backtest the organism on recorded or simulated market data: the same strategies, Brain, risk
@@ -70,11 +80,14 @@ def backtest_command(
     except InvalidOperation:
         raise typer.BadParameter(f"--initial-equity {initial_equity!r}: not a number") from None
     try:
+        overrides = make_overrides(format=fmt, symbol=symbol, timeframe=timeframe, instrument=instrument,
+                                   venue=venue)
         config = BacktestConfig(
             data=tuple(data), organism=phases_dir, start_ns=_time(start, "--from"), end_ns=_time(end, "--to"),
             params=_params(param), phases=tuple(only) or None, initial_equity=equity,
             latency=LatencyModel(latency_us * NS_PER_US, latency_us * NS_PER_US),
             cadence=Cadence(idle_after_ns=0) if exact_timers else Cadence(), sim_hours=sim_hours,
+            sim_stop_runs_s=tuple(parse_duration(t) for t in stop_run_at), overrides=overrides,
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None

@@ -44,25 +44,43 @@ def modifier_for(sharpe_value: float, policy: PerformancePolicy) -> Decimal:
 
 
 class PerformanceTracker:
+    """Closed trades per phase; the Sharpe of a phase's window is computed again only when its
+    trades changed (a trade recorded, or one leaving the window)."""
+
     def __init__(self) -> None:
         self._trades: dict[str, deque[Trade]] = {}
+        self._version: dict[str, int] = {}
+        self._cached: dict[str, tuple[int, float, int]] = {}  # phase -> (version, sharpe, trades)
 
     def record(self, trade: Trade) -> None:
         q = self._trades.setdefault(trade.phase_id, deque(maxlen=MAX_TRADES_PER_PHASE))
         q.append(trade)
+        self._version[trade.phase_id] = self._version.get(trade.phase_id, 0) + 1
 
     def window(self, phase_id: str, now_ns: int, window_s: int) -> list[Trade]:
         q = self._trades.get(phase_id)
         if not q:
             return []
         start = now_ns - window_s * NS_PER_S
-        while q and q[0].ts_ns < start:
-            q.popleft()
+        if q[0].ts_ns < start:
+            while q and q[0].ts_ns < start:
+                q.popleft()
+            self._version[phase_id] = self._version.get(phase_id, 0) + 1
         return list(q)
 
     def sharpe(self, phase_id: str, now_ns: int, policy: PerformancePolicy) -> tuple[float, int]:
-        trades = self.window(phase_id, now_ns, policy.window_s)
-        return sharpe([float(t.pnl) for t in trades]), len(trades)
+        q = self._trades.get(phase_id)
+        start = now_ns - policy.window_s * NS_PER_S
+        if q and q[0].ts_ns < start:
+            self.window(phase_id, now_ns, policy.window_s)
+        version = self._version.get(phase_id, 0)
+        cached = self._cached.get(phase_id)
+        if cached is not None and cached[0] == version:
+            return cached[1], cached[2]
+        trades = list(q or ())
+        value = sharpe([float(t.pnl) for t in trades]), len(trades)
+        self._cached[phase_id] = (version, *value)
+        return value
 
     def modifier(self, phase_id: str, now_ns: int, policy: PerformancePolicy) -> Decimal:
         value, n = self.sharpe(phase_id, now_ns, policy)
