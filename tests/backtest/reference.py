@@ -85,7 +85,8 @@ def titan_round_trips(trades: list[Trade]) -> list[RoundTrip]:
             for t in trades]
 
 
-def compare(ours: list[RoundTrip], theirs: list[RoundTrip], tolerance_bps: float = SPREAD_BPS + 1e-6) -> dict[str, object]:
+def compare(ours: list[RoundTrip], theirs: list[RoundTrip],
+            tolerance_bps: float = SPREAD_BPS + 1e-6) -> dict[str, object]:
     """Same trades: the same sides and candles, prices within ``tolerance_bps``."""
     mismatches: list[str] = []
     for i, (a, b) in enumerate(zip(ours, theirs, strict=False)):
