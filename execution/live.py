@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from titan.core.money import D
-from titan.execution import orders as osm
+from titan.execution import orders as order_states
 from titan.execution.engine import Engine, Update, VenueReport
 from titan.execution.orders import ManagedOrder
 from titan.v1 import common_pb2, trading_pb2
@@ -278,7 +278,7 @@ class LiveVenue:
         trades = await self._trades_for(symbol, vid)
         fills = [trade_report(order, t) for t in trades]
         self._apply([reports[0], *fills, *reports[1:]])
-        if order.state == osm.ACCEPTED and data.get("status") == "closed" and not fills:
+        if order.state == order_states.ACCEPTED and data.get("status") == "closed" and not fills:
             log.warning("order %s closed without trades visible yet", order.client_order_id)
         return len(reports) + len(fills)
 

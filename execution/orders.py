@@ -21,21 +21,21 @@ import hashlib
 from decimal import Decimal
 
 from titan.core.money import CONTEXT
-from titan.execution.numbers import fmt as s
+from titan.execution.numbers import fmt
 from titan.v1 import common_pb2, trading_pb2
 
 BUY = common_pb2.Side.SIDE_BUY
 SELL = common_pb2.Side.SIDE_SELL
 
-OS = trading_pb2.OrderState
-NEW = OS.ORDER_STATE_NEW
-SUBMITTED = OS.ORDER_STATE_SUBMITTED
-ACCEPTED = OS.ORDER_STATE_ACCEPTED
-PARTIALLY_FILLED = OS.ORDER_STATE_PARTIALLY_FILLED
-FILLED = OS.ORDER_STATE_FILLED
-CANCELED = OS.ORDER_STATE_CANCELED
-REJECTED = OS.ORDER_STATE_REJECTED
-EXPIRED = OS.ORDER_STATE_EXPIRED
+OrderState = trading_pb2.OrderState
+NEW = OrderState.ORDER_STATE_NEW
+SUBMITTED = OrderState.ORDER_STATE_SUBMITTED
+ACCEPTED = OrderState.ORDER_STATE_ACCEPTED
+PARTIALLY_FILLED = OrderState.ORDER_STATE_PARTIALLY_FILLED
+FILLED = OrderState.ORDER_STATE_FILLED
+CANCELED = OrderState.ORDER_STATE_CANCELED
+REJECTED = OrderState.ORDER_STATE_REJECTED
+EXPIRED = OrderState.ORDER_STATE_EXPIRED
 
 TRANSITIONS: dict[int, frozenset[int]] = {
     NEW: frozenset({SUBMITTED, REJECTED}),
@@ -171,7 +171,7 @@ class ManagedOrder:
     def transition(self, to: int, now_ns: int, reason: str = "") -> None:
         if to not in TRANSITIONS[self.state]:
             raise IllegalTransition(
-                f"order {self.client_order_id}: {OS.Name(self.state)} -> {OS.Name(to)} is not allowed"
+                f"order {self.client_order_id}: {OrderState.Name(self.state)} -> {OrderState.Name(to)} is not allowed"
             )
         self.state = to
         if reason:
@@ -184,7 +184,7 @@ class ManagedOrder:
         if qty <= 0:
             raise IllegalTransition(f"order {self.client_order_id}: fill quantity must be > 0")
         if self.state not in (SUBMITTED, ACCEPTED, PARTIALLY_FILLED):
-            raise IllegalTransition(f"order {self.client_order_id}: cannot fill in {OS.Name(self.state)}")
+            raise IllegalTransition(f"order {self.client_order_id}: cannot fill in {OrderState.Name(self.state)}")
         new_filled = self.filled + qty
         if new_filled > self.quantity:
             raise OverFill(f"order {self.client_order_id}: fill {qty} exceeds remaining {self.remaining}")
@@ -210,14 +210,14 @@ class ManagedOrder:
             instrument=self.instrument,  # type: ignore[arg-type]
             side=self.side,  # type: ignore[arg-type]
             order_type=self.order_type,  # type: ignore[arg-type]
-            price="" if self.price is None else s(self.price),
-            quantity=s(self.quantity),
-            notional_quote=s(self.notional),
+            price="" if self.price is None else fmt(self.price),
+            quantity=fmt(self.quantity),
+            notional_quote=fmt(self.notional),
             reduce_only=self.reduce_only,
             state=self.state,  # type: ignore[arg-type]
-            filled_quantity=s(self.filled),
-            average_price=s(self.average_price) if self.filled else "",
-            fees=s(self.fees),
+            filled_quantity=fmt(self.filled),
+            average_price=fmt(self.average_price) if self.filled else "",
+            fees=fmt(self.fees),
             reason=self.reason,
             created_at_ns=self.created_at_ns,
             updated_at_ns=self.updated_at_ns,

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 from titan.core.money import CONTEXT, D_or
-from titan.execution.numbers import fmt as s
+from titan.execution.numbers import fmt
 from titan.v1 import common_pb2, trading_pb2
 
 _ZERO = Decimal(0)
@@ -129,15 +129,15 @@ class Position:
             venue=venue,
             symbol=symbol,
             instrument=instrument,  # type: ignore[arg-type]
-            quantity=s(self.quantity),
-            average_entry_price=s(self.average_entry) if self.quantity else "",
-            mark_price="" if self.mark is None else s(self.mark),
-            realized_pnl=s(self.realized),
-            unrealized_pnl=s(self.unrealized()),
-            fees=s(self.fees),
-            funding=s(self.funding),
-            leverage=s(self.leverage),
-            liquidation_price="" if liq is None else s(liq),
+            quantity=fmt(self.quantity),
+            average_entry_price=fmt(self.average_entry) if self.quantity else "",
+            mark_price="" if self.mark is None else fmt(self.mark),
+            realized_pnl=fmt(self.realized),
+            unrealized_pnl=fmt(self.unrealized()),
+            fees=fmt(self.fees),
+            funding=fmt(self.funding),
+            leverage=fmt(self.leverage),
+            liquidation_price="" if liq is None else fmt(liq),
             ts_ns=self.updated_ns,
             version=self.version,
         )
@@ -258,11 +258,11 @@ def _snapshot(
 ) -> trading_pb2.EquitySnapshot:
     return trading_pb2.EquitySnapshot(
         scope=scope,
-        equity=s(equity),
-        realized_pnl=s(r),
-        unrealized_pnl=s(u),
-        fees=s(f),
-        funding=s(fu),
-        exposure=s(e),
+        equity=fmt(equity),
+        realized_pnl=fmt(r),
+        unrealized_pnl=fmt(u),
+        fees=fmt(f),
+        funding=fmt(fu),
+        exposure=fmt(e),
         ts_ns=now_ns,
     )

@@ -8,7 +8,7 @@ import pytest
 
 from tests.execution.fake_venue import FakeBinance, FakeBybit
 from tests.execution.helpers import OT, PERP, SPOT, R, leg, make_engine, signal, top
-from titan.execution import orders as osm
+from titan.execution import orders as order_states
 from titan.execution.engine import EngineConfig
 from titan.execution.live import LiveVenue, ccxt_symbol, fee_in_quote, make_exchange, split_symbol
 
@@ -50,16 +50,16 @@ async def test_market_order_is_placed_with_its_client_id_and_fills_map_into_the_
     d = engine.on_signal(signal(clock, leg(size="500")))  # 0.01 BTC at 50000
     assert d.ack.accepted, d.ack.detail
     (order,) = d.submissions
-    assert order.state == osm.SUBMITTED
+    assert order.state == order_states.SUBMITTED
     await venue.submit(order)
     create = [r for r in fake.requests if r[1] == "/v5/order/create"]
     assert len(create) == 1
     assert f'"orderLinkId":"{order.client_order_id}"' in create[0][3]
     assert '"qty":"0.01"' in create[0][3]
-    assert order.state == osm.ACCEPTED
+    assert order.state == order_states.ACCEPTED
     assert order.venue_order_id
     await venue.reconcile()
-    assert order.state == osm.FILLED
+    assert order.state == order_states.FILLED
     assert order.filled == D("0.010")
     assert order.fees == D("0.275")  # 0.165 + 0.11 from the two recorded executions
     pos = engine.portfolio.get(("hunter", "bybit", "BTCUSDT", PERP))
@@ -82,7 +82,7 @@ async def test_venue_rejection_is_a_rejected_order(bybit):
     d = engine.on_signal(signal(clock, leg(size="500")))
     (order,) = d.submissions
     await venue.submit(order)
-    assert order.state == osm.REJECTED
+    assert order.state == order_states.REJECTED
     assert "InsufficientFunds" in order.reason
     assert engine.open_book.count("hunter", "BTCUSDT") == 0
 
@@ -93,14 +93,14 @@ async def test_network_failure_while_placing_is_reconciled_by_client_order_id(by
     d = engine.on_signal(signal(clock, leg(size="500")))
     (order,) = d.submissions
     await venue.submit(order)
-    assert order.state == osm.SUBMITTED  # unknown outcome: kept open
+    assert order.state == order_states.SUBMITTED  # unknown outcome: kept open
     assert venue.errors == 1
     # the venue did get it (the answer was lost): reconcile finds it by orderLinkId
     fake.behavior = "fill"
     fake.orders["999"] = {"link": order.client_order_id, "status": "Filled", "fills": 2,
                           "req": {"qty": "0.01", "side": "Buy", "orderType": "Market"}}
     await venue.reconcile()
-    assert order.state == osm.FILLED
+    assert order.state == order_states.FILLED
     assert order.venue_order_id == "999"
     assert any(r[2].get("orderLinkId") == order.client_order_id for r in fake.requests)
 
@@ -112,10 +112,10 @@ async def test_order_unknown_to_the_venue_is_rejected_after_the_grace_period(byb
     await venue.submit(order)
     fake.behavior = "fill"
     await venue.reconcile()
-    assert order.state == osm.SUBMITTED
+    assert order.state == order_states.SUBMITTED
     clock.advance(venue.unknown_grace_ns)
     await venue.reconcile()
-    assert order.state == osm.REJECTED
+    assert order.state == order_states.REJECTED
 
 
 async def test_resting_limit_order_is_canceled_on_halt(bybit):
@@ -126,12 +126,12 @@ async def test_resting_limit_order_is_canceled_on_halt(bybit):
     (order,) = d.submissions
     await venue.submit(order)
     await venue.reconcile()
-    assert order.state == osm.ACCEPTED
+    assert order.state == order_states.ACCEPTED
     from tests.execution.helpers import MODE, trading_state
     _, _, cancels = engine.set_trading_state(trading_state(MODE.TRADING_MODE_HALTED, 5))
     assert cancels == [order]
     await venue.cancel(order)
-    assert order.state == osm.CANCELED
+    assert order.state == order_states.CANCELED
     cancel_calls = [r for r in fake.requests if r[1] == "/v5/order/cancel"]
     assert order.venue_order_id in cancel_calls[0][3]
     # and nothing new gets through while halted
@@ -145,7 +145,7 @@ async def test_cancel_after_a_partial_fill_books_the_fill_first(bybit):
     (order,) = d.submissions
     await venue.submit(order)
     await venue.cancel(order)  # the venue had filled 0.006 before the cancel
-    assert order.state == osm.CANCELED
+    assert order.state == order_states.CANCELED
     assert order.filled == D("0.006")
     assert engine.portfolio.get(("hunter", "bybit", "BTCUSDT", PERP)).quantity == D("0.006")
     assert [f.quantity for f in emitted if f.__class__.__name__ == "Fill"] == ["0.006"]
@@ -167,7 +167,7 @@ async def test_expired_venue_order_is_canceled_at_the_venue(bybit):
     engine.tick()
     assert engine.take_cancels() == []  # asked once
     await venue.cancel(order)
-    assert order.state == osm.CANCELED
+    assert order.state == order_states.CANCELED
 
 
 async def test_same_signal_twice_is_one_venue_order(bybit):
@@ -208,7 +208,7 @@ async def test_binance_spot_market_order_fills_from_the_full_response(binance):
     body = next(r[3] for r in fake.requests if r[1] == "/api/v3/order")
     assert f"newClientOrderId={order.client_order_id}" in body
     assert "quantity=0.01" in body
-    assert order.state == osm.FILLED
+    assert order.state == order_states.FILLED
     assert order.venue_order_id == "4127283"
     # commissions were paid in BTC: converted at each fill's price
     assert order.fees == D("0.00000600") * D("50000") + D("0.00000400") * D("50007.5")
@@ -223,7 +223,7 @@ async def test_binance_rejection(binance):
     fake.behavior = "reject"
     (order,) = engine.on_signal(signal(clock, leg(venue="binance", instrument=SPOT, size="500"))).submissions
     await venue.submit(order)
-    assert order.state == osm.REJECTED
+    assert order.state == order_states.REJECTED
     assert "InsufficientFunds" in order.reason
 
 

@@ -1,0 +1,114 @@
+"""Order bookkeeping shared by every path that creates, fills or closes an order: registering it
+with the gate's open-order book, resting it on its instrument, booking a fill into the order and
+its position, and the bookkeeping of a terminal state."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from titan.execution.engine.state import PERP, ZERO, EngineState
+from titan.execution.numbers import fmt
+from titan.execution.orders import CANCELED, ManagedOrder
+from titan.execution.paper import Fill
+from titan.v1 import trading_pb2
+
+
+def register(state: EngineState, order: ManagedOrder) -> None:
+    """A new order exists: it counts for the gate's open-order and notional rules from now on."""
+    state.orders[order.client_order_id] = order
+    adding = ZERO if order.reduce_only else order.notional
+    if adding:
+        state.adding_left[order.client_order_id] = adding
+    state.open_book.opened(order.phase_id, order.symbol, adding)
+    state.outputs.touch(order)
+
+
+def rest(state: EngineState, order: ManagedOrder) -> None:
+    """The order waits on its instrument for market data to fill it (or for its expiry)."""
+    key = (order.venue, order.symbol, order.instrument)
+    state.working.setdefault(key, []).append(order)
+    state.outputs.touch(order)
+
+
+def finish(state: EngineState, order: ManagedOrder, order_state: int, now: int, reason: str) -> None:
+    order.transition(order_state, now, reason)
+    state.outputs.touch(order)
+    closed(state, order, now)
+
+
+def closed(state: EngineState, order: ManagedOrder, now: int) -> None:
+    """Bookkeeping when an order reaches a terminal state."""
+    state.open_book.closed(order.phase_id, order.symbol)
+    left = state.adding_left.pop(order.client_order_id, None)
+    if left:
+        state.open_book.reduced(order.phase_id, left)
+    work = state.working.get((order.venue, order.symbol, order.instrument))
+    if work and order in work:
+        work.remove(order)
+    state.terminal.append((now, order.client_order_id))
+    state.metrics.order_closed(order.venue, order.state)
+
+
+def apply_paper_fill(state: EngineState, order: ManagedOrder, fill: Fill, now: int, fill_id: str) -> None:
+    """A paper venue fill: a reduce-only order is clipped to what is left of its position."""
+    qty = fill.quantity
+    if order.reduce_only:
+        key = (order.phase_id, order.venue, order.symbol, order.instrument)
+        position_qty = state.portfolio.quantity(key)
+        room = abs(position_qty) if position_qty != 0 and (position_qty > 0) != order.is_buy else ZERO
+        if qty > room:
+            qty = room
+        if qty <= 0:
+            finish(state, order, CANCELED, now, "reduce-only: no position left to reduce")
+            return
+    fee = state.paper.fee(order.venue, qty * fill.price, fill.maker)
+    book_fill(state, order, qty, fill.price, fee, fill.maker, now, fill_id)
+
+
+def next_fill_id(order: ManagedOrder) -> str:
+    return f"{order.client_order_id}-{order.fill_seq + 1}"
+
+
+def book_fill(
+    state: EngineState, order: ManagedOrder, qty: Decimal, price: Decimal, fee: Decimal, maker: bool, now: int,
+    fill_id: str,
+) -> None:
+    """Book a fill into the order and its position and queue the Fill event."""
+    key = (order.phase_id, order.venue, order.symbol, order.instrument)
+    order.apply_fill(qty, price, fee, now)
+    position = state.portfolio.position(key)
+    if not order.reduce_only and order.instrument == PERP:
+        position.leverage = order.leverage
+    realized = position.apply_fill(order.is_buy, qty, price, fee, now)
+    instrument = state.market.get((order.venue, order.symbol, order.instrument))
+    reference = instrument.reference_price() if instrument is not None else None
+    position.mark = reference if reference is not None else price
+    left = state.adding_left.get(order.client_order_id)
+    if left is not None:
+        used = order.notional * qty / order.quantity
+        state.adding_left[order.client_order_id] = left - used
+        state.open_book.reduced(order.phase_id, used)
+    state.outputs.events.append(
+        trading_pb2.Fill(
+            venue=order.venue,
+            fill_id=fill_id,
+            client_order_id=order.client_order_id,
+            phase_id=order.phase_id,
+            symbol=order.symbol,
+            instrument=order.instrument,  # type: ignore[arg-type]
+            side=order.side,  # type: ignore[arg-type]
+            price=fmt(price),
+            quantity=fmt(qty),
+            fee=fmt(fee),
+            maker=maker,
+            realized_pnl=fmt(realized),
+            ts_ns=now,
+        )
+    )
+    if state.external:  # venue fill ids are remembered to book each once; paper ids are unique by construction
+        state.fill_ids.add((order.venue, fill_id))
+    state.metrics.fill(order.phase_id, order.venue)
+    state.outputs.touch(order)
+    state.outputs.touch_position(position)
+    if not order.is_open:
+        closed(state, order, now)

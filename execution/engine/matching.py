@@ -1,0 +1,114 @@
+"""Paper matching: a decided order meets the book at once (taking, post-only, IOC, market with a
+slippage cap); what rests fills later on trades, book updates and candles. Market events also mark
+positions to market and drive liquidations and funding (``titan.execution.engine.funding``)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from titan.core.money import D, D_or
+from titan.execution import enums
+from titan.execution.engine import funding
+from titan.execution.engine.lifecycle import apply_paper_fill, finish, next_fill_id, rest
+from titan.execution.engine.outputs import Update
+from titan.execution.engine.state import ZERO, EngineState
+from titan.execution.market import InstrumentMarket
+from titan.execution.orders import ACCEPTED, CANCELED, REJECTED, SUBMITTED, ManagedOrder
+from titan.execution.paper import Fill
+from titan.v1 import market_pb2
+
+OrderType = enums.OrderType
+_MARKING = ("mark", "trade", "top", "depth", "candle")
+_TAKING = ("top", "depth", "trade", "candle")
+
+
+def place(state: EngineState, order: ManagedOrder, market: InstrumentMarket, slippage_bps: Decimal | None,
+          now: int) -> None:
+    """Send a NEW order to the paper venue: it takes what the book offers up to its limit; the rest
+    rests (limit, market within its cap for a while), is canceled (IOC) or the order is refused
+    (post-only that would take)."""
+    order.transition(SUBMITTED, now)
+    buy = order.is_buy
+    order_type = order.order_type
+    if order_type == OrderType.ORDER_TYPE_POST_ONLY:
+        assert order.price is not None
+        if state.paper.would_take(market, buy, order.price):
+            finish(state, order, REJECTED, now, "post-only order would take liquidity")
+            return
+        order.transition(ACCEPTED, now)
+        rest(state, order)
+        return
+    if order_type == OrderType.ORDER_TYPE_MARKET:
+        order.price_cap = state.paper.price_cap(market, buy, slippage_bps)
+        limit = order.price_cap
+    else:
+        limit = order.price
+    for fill in state.paper.take(market, buy, order.quantity, limit):
+        apply_paper_fill(state, order, fill, now, next_fill_id(order))
+        if not order.is_open:
+            return
+    if order_type == OrderType.ORDER_TYPE_IOC:
+        finish(state, order, CANCELED, now, "IOC remainder canceled")
+        return
+    if order.state == SUBMITTED:
+        order.transition(ACCEPTED, now)
+    if order_type == OrderType.ORDER_TYPE_MARKET:
+        order.expires_at_ns = now + state.config.paper.market_remainder_ttl_ns
+    rest(state, order)
+
+
+def on_market(state: EngineState, event: market_pb2.MarketEvent) -> list[Update]:
+    now = state.clock.now_ns()
+    try:
+        market, kind = state.market.apply(event, now)
+    except Exception:  # malformed prices: ignore the event (the caller counts it)
+        return []
+    if kind is None:
+        return []
+    key = market.key
+    work = state.working.get(key)
+    if work and not state.external:
+        match_working(state, list(work), market, kind, event, now)
+    if kind in _MARKING:
+        reference = market.reference_price()
+        for position in state.portfolio.on_instrument(*key):
+            position.mark = reference
+        if kind == "mark" and not state.external:
+            funding.check_liquidations(state, market, now)
+    if kind == "funding" and event.funding.settled and not state.external:
+        funding.settle(state, market, event.funding.funding_time_ns, D(event.funding.rate), now)
+    elif (not state.external and market.funding_rate is not None and market.funding_time_ns
+          and now >= market.funding_time_ns):
+        funding.settle(state, market, market.funding_time_ns, market.funding_rate, now)
+    return state.outputs.flush()
+
+
+def match_working(
+    state: EngineState, work: list[ManagedOrder], market: InstrumentMarket, kind: str,
+    event: market_pb2.MarketEvent, now: int,
+) -> None:
+    """Resting orders of one instrument against a market event."""
+    paper = state.paper
+    for order in work:
+        if not order.is_open:
+            continue
+        buy = order.is_buy
+        if order.order_type == OrderType.ORDER_TYPE_MARKET:
+            if kind in _TAKING:
+                for fill in paper.take(market, buy, order.remaining, order.price_cap):
+                    apply_paper_fill(state, order, fill, now, next_fill_id(order))
+                    if not order.is_open:
+                        break
+            continue
+        assert order.price is not None
+        resting_fill: Fill | None = None
+        if kind == "trade":
+            resting_fill = paper.rest_on_trade(buy, order.remaining, order.price, D(event.trade.price),
+                                               D_or(event.trade.size, ZERO))
+        elif kind in ("top", "depth"):
+            resting_fill = paper.rest_on_book(market, buy, order.remaining, order.price)
+        elif kind == "candle":
+            resting_fill = paper.rest_on_candle(buy, order.remaining, order.price, D(event.candle.low),
+                                                D(event.candle.high))
+        if resting_fill is not None:
+            apply_paper_fill(state, order, resting_fill, now, next_fill_id(order))

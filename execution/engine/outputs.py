@@ -1,0 +1,102 @@
+"""What one input (a signal, a market event, a tick, a control call) changed, in publishing order,
+and the engine's metric counters (label children resolved once, not per event).
+
+Publishing order: order snapshots, fills and funding, positions, then decisions and trading states.
+Whatever prefix of it reached JetStream before a crash can be completed at restart (see
+``titan.execution.engine.recovery``): a fill implies its order row, a decision implies everything of
+that signal; fills missing behind an order row and position rows lagging their fills are repaired
+from what was stored."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from titan.core.metrics import FILLS, ORDERS, REJECTS, SIGNALS
+from titan.execution import enums
+from titan.execution.orders import ManagedOrder
+from titan.execution.portfolio import Position, PositionKey
+from titan.v1 import events_pb2, trading_pb2
+
+RejectReason = enums.RejectReason
+
+Update = (
+    trading_pb2.Order
+    | trading_pb2.Fill
+    | trading_pb2.Position
+    | trading_pb2.FundingPayment
+    | trading_pb2.EquitySnapshot
+    | events_pb2.SignalDecision
+    | trading_pb2.TradingState
+)
+
+
+def reason_label(reason: int) -> str:
+    """Metric label of a reject reason: ``REJECT_REASON_BAD_SIGNATURE`` -> ``bad_signature``."""
+    return str(RejectReason.Name(reason))[len("REJECT_REASON_"):].lower()
+
+
+class Outputs:
+    """The updates of the input being handled; :meth:`flush` hands them over in publishing order."""
+
+    __slots__ = ("events", "maintenance_margin_rate", "orders", "positions", "tail")
+
+    def __init__(self, maintenance_margin_rate: Decimal) -> None:
+        self.maintenance_margin_rate = maintenance_margin_rate
+        self.orders: dict[str, ManagedOrder] = {}
+        self.events: list[Update] = []    # fills and funding, in the order they happened
+        self.positions: dict[PositionKey, Position] = {}
+        self.tail: list[Update] = []      # decisions and trading states: published after everything else
+
+    def touch(self, order: ManagedOrder) -> None:
+        self.orders[order.client_order_id] = order
+
+    def touch_position(self, position: Position) -> None:
+        self.positions[position.key] = position
+
+    def flush(self) -> list[Update]:
+        mmr = self.maintenance_margin_rate
+        out: list[Update] = [o.to_proto() for o in self.orders.values()]
+        out.extend(self.events)
+        out.extend(p.to_proto(mmr) for p in self.positions.values())
+        out.extend(self.tail)
+        self.clear()
+        return out
+
+    def clear(self) -> None:
+        self.orders.clear()
+        self.positions.clear()
+        self.events = []
+        self.tail = []
+
+
+class EngineMetrics:
+    """Prometheus counters of the engine, their label children cached per label set."""
+
+    def __init__(self) -> None:
+        self.rejects = {v: REJECTS.labels(reason=reason_label(v)) for v in RejectReason.values()}
+        self.signals: dict[tuple[str, str], Any] = {}
+        self.fills: dict[tuple[str, str], Any] = {}
+        self.orders: dict[tuple[str, int], Any] = {}
+
+    def signal(self, phase: str, ack: trading_pb2.SignalAck) -> None:
+        result = "accepted" if ack.accepted else "rejected"
+        counter = self.signals.get((phase, result))
+        if counter is None:
+            counter = self.signals[(phase, result)] = SIGNALS.labels(phase=phase, result=result)
+        counter.inc()
+        if not ack.accepted:
+            self.rejects[ack.reason].inc()
+
+    def fill(self, phase: str, venue: str) -> None:
+        counter = self.fills.get((phase, venue))
+        if counter is None:
+            counter = self.fills[(phase, venue)] = FILLS.labels(phase=phase, venue=venue)
+        counter.inc()
+
+    def order_closed(self, venue: str, state: int) -> None:
+        counter = self.orders.get((venue, state))
+        if counter is None:
+            label = enums.OrderState.Name(state)[len("ORDER_STATE_"):].lower()
+            counter = self.orders[(venue, state)] = ORDERS.labels(venue=venue, state=label)
+        counter.inc()
