@@ -20,6 +20,7 @@ from titan.core.clock import Clock
 from titan.phases.hunter.params import HunterParams
 from titan.phases.runtime.core import Strategy
 from titan.phases.scavenger.params import ScavengerParams
+from titan.phases.sentinel.params import SentinelParams
 
 StrategyFactory = Callable[[Mapping[str, Any] | None, str, Clock], Strategy]
 
@@ -53,6 +54,7 @@ PHASES: Mapping[str, PhaseKind] = MappingProxyType({
     for kind in (
         _kind("scavenger", ScavengerParams),
         _kind("hunter", HunterParams),
+        _kind("sentinel", SentinelParams),
     )
 })
 

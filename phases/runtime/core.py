@@ -209,23 +209,29 @@ class _Open:
     funding: Decimal
 
 
+def _position_key(pos: trading_pb2.Position) -> tuple[str, str, int]:
+    """A position is one instrument: spot and perp of the same symbol and venue are two (a hedged
+    pair's versions count separately)."""
+    return (pos.venue, pos.symbol, int(pos.instrument))
+
+
 class TradeTracker:
     """Turns the phase's Position updates into closed trades: a trade opens when the quantity leaves
     zero and closes when it returns to zero (or flips sign); its PnL is the change of realized PnL
     minus fees plus funding over its life. Updates with an older version are ignored."""
 
     def __init__(self) -> None:
-        self._qty: dict[tuple[str, str], Decimal] = {}
-        self._open: dict[tuple[str, str], _Open] = {}
-        self._version: dict[tuple[str, str], int] = {}
-        self._last: dict[tuple[str, str], _Open] = {}
+        self._qty: dict[tuple[str, str, int], Decimal] = {}
+        self._open: dict[tuple[str, str, int], _Open] = {}
+        self._version: dict[tuple[str, str, int], int] = {}
+        self._last: dict[tuple[str, str, int], _Open] = {}
 
     def is_stale(self, pos: trading_pb2.Position) -> bool:
         """An update older than (or the same as) one already seen."""
-        return bool(pos.version) and pos.version <= self._version.get((pos.venue, pos.symbol), 0)
+        return bool(pos.version) and pos.version <= self._version.get(_position_key(pos), 0)
 
     def on_position(self, pos: trading_pb2.Position) -> list[tuple[str, Decimal]]:
-        key = (pos.venue, pos.symbol)
+        key = _position_key(pos)
         if self.is_stale(pos):
             return []
         self._version[key] = pos.version

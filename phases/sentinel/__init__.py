@@ -1,0 +1,1 @@
+"""Phase 3, the Sentinel: market-neutral spot/perp basis and funding carry."""
