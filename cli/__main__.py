@@ -1,3 +1,3 @@
-from titan.cli.main import app
+from titan.cli.main import main
 
-app(prog_name="titan")
+main()

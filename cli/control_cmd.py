@@ -91,6 +91,8 @@ def status(
     TitanPhase statuses."""
     with organism_at(Where(kube_context, namespace)) as organism:
         data = organism.status()
+    if data.get("note"):
+        typer.secho(data["note"], err=True, fg=typer.colors.YELLOW)
     if as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
         return

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from importlib import metadata
+from typing import Any
 
 import typer
 import typer.core
 
 from titan.cli.common import settings_or_exit
+from titan.core.infra import InfraError
 
 DISTRIBUTION = "titan-trading"
 
@@ -29,7 +33,7 @@ def _flags_show_no_value_type() -> None:
     <bool>`), which reads as if the flag took a value. A flag takes none: show no type for it."""
     show_type = typer.core.TyperOption.display_type_rich
 
-    def display_type_rich(self: typer.core.TyperOption, ctx: typer.Context) -> str | None:
+    def display_type_rich(self: typer.core.TyperOption, ctx: Any) -> str | None:
         return None if self.is_flag else show_type(self, ctx)
 
     typer.core.TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
@@ -68,8 +72,17 @@ def config() -> None:
         typer.echo(f"TITAN_{name.upper()}={shown}")
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+def main() -> None:
+    """The console entry point. Commands turn the failures they expect into one line each; this is
+    the net below them: an unreachable server or an infrastructure problem is one line, exit 1
+    (TITAN_DEBUG=1 shows the traceback)."""
+    try:
+        app(prog_name="titan")
+    except (InfraError, OSError) as err:
+        if os.environ.get("TITAN_DEBUG"):
+            raise
+        typer.secho(f"titan: {err}", err=True, fg=typer.colors.RED)
+        sys.exit(1)
 
 
 def _register() -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import os
 from pathlib import Path
 
 import typer
+
+from titan.core.logging import setup_logging
 
 app = typer.Typer(help="The Brain: allocation, risk and breakers (kopf operator or local driver).",
                   no_args_is_help=True)
@@ -43,7 +44,7 @@ def run(
         raise typer.Exit(2)
     os.environ.setdefault("TITAN_BRAIN_INTERVAL_S", str(interval))
     config = dataclasses.replace(OperatorConfig.from_env(), kube_context=kube_context)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging("INFO")
     kopf.run(
         registry=build_registry(config),
         standalone=standalone,
@@ -96,7 +97,7 @@ def local(
             await nc.close()
 
     if once:
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        setup_logging(settings.log_level)
         asyncio.run(brain_session(None))
         return
     # The shared service harness: logging, /metrics on TITAN_METRICS_PORT, /healthz, SIGTERM/SIGINT.

@@ -12,22 +12,29 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import grpc
 
 from titan.cli.common import settings_or_exit
 from titan.cli.organism import ControlError, Note, Switched
 from titan.core.bus import StateStore, connect
 from titan.core.config import Settings
+from titan.core.infra import InfraError, embedded_ledger_exists, infra_while_needed
 from titan.core.infra.manager import InfraState
+from titan.core.infra.procs import pid_alive
 from titan.core.ledger import Ledger
 from titan.core.signing import sign_control
 from titan.v1 import common_pb2, execution_pb2, execution_pb2_grpc, trading_pb2
 
 MODES = {"Active": common_pb2.TRADING_MODE_ACTIVE, "Reducing": common_pb2.TRADING_MODE_REDUCING,
          "Halted": common_pb2.TRADING_MODE_HALTED}
+NO_TABLES = "the ledger has no Titan tables yet: no organism has run against it (run `titan up` first)"
 _TRADING_STATE_LINE = re.compile(r"^(\s*tradingState:\s*)(\w+)(.*)$", re.MULTILINE)
 
 
@@ -48,6 +55,49 @@ def resolve(settings: Settings) -> tuple[str, str, dict[str, Any] | None]:
     dsn = settings.pg_dsn or (info or {}).get("pg_dsn") or infra.pg_dsn
     url = settings.nats_url or (info or {}).get("nats_url") or infra.nats_url
     return dsn, url, info
+
+
+def live_run_info(settings: Settings) -> dict[str, Any] | None:
+    """The running `titan up`'s run info; None when none runs (also when a killed one left its file)."""
+    info = run_info(settings)
+    if info is None or not pid_alive(int(info.get("pid") or 0)):
+        return None
+    return info
+
+
+@dataclass(frozen=True)
+class Backends:
+    """Where the organism's ledger and NATS are, and whether a running `titan up` serves them."""
+
+    pg_dsn: str
+    nats_url: str
+    running: bool
+    started: tuple[str, ...] = ()
+
+
+@contextmanager
+def organism_backends(settings: Settings) -> Iterator[Backends]:
+    """The organism's PostgreSQL and NATS for reading: a running `titan up`'s, the given ones, or the
+    embedded servers under the data dir, started for the duration and stopped again afterwards."""
+    info = live_run_info(settings)
+    if info is not None:
+        yield Backends(settings.pg_dsn or info["pg_dsn"], settings.nats_url or info["nats_url"], True)
+        return
+    if not settings.pg_dsn and not embedded_ledger_exists(settings):
+        raise ControlError(f"no organism has run with data dir {settings.data_dir} yet: run `titan up` first "
+                           "(or set TITAN_DATA_DIR / TITAN_PG_DSN to where one ran)")
+    try:
+        with infra_while_needed(settings) as state:
+            yield Backends(state.pg_dsn, state.nats_url, False, tuple(state.started))
+    except InfraError as err:
+        raise ControlError(f"cannot start the embedded infrastructure to read the ledger: {err}") from None
+
+
+def started_note(backends: Backends) -> Note | None:
+    if not backends.started:
+        return None
+    names = " and ".join({"postgres": "PostgreSQL", "nats": "NATS"}[n] for n in backends.started)
+    return Note(f"no organism running: started the embedded {names} to read the ledger (stopped again after)")
 
 
 def set_brain_file_state(path: Path, mode: str) -> str:
@@ -151,15 +201,17 @@ class LocalOrganism:
         return [Note(f"execution: trading state {common_pb2.TradingMode.Name(state.mode)}")]
 
     def status(self) -> dict[str, Any]:
-        dsn, url, info = resolve(self.settings)
-        if not dsn and not url:
-            raise ControlError("nothing to read: no TITAN_PG_DSN/TITAN_NATS_URL and no `titan up`/`titan infra up` "
-                               "state")
-        try:
-            data = asyncio.run(_gather(dsn, url, self.settings))
-        except (OSError, ConnectionError) as err:
-            raise ControlError(f"cannot reach the organism's infrastructure: {err}") from None
-        data["running"] = info is not None
+        with organism_backends(self.settings) as backends:
+            try:
+                data = asyncio.run(_gather(backends.pg_dsn, backends.nats_url, self.settings))
+            except asyncpg.UndefinedTableError:
+                raise ControlError(NO_TABLES) from None
+            except (OSError, ConnectionError, asyncpg.PostgresError) as err:
+                raise ControlError(f"cannot reach the organism's infrastructure: {err}") from None
+        data["running"] = backends.running
+        note = started_note(backends)
+        if note is not None:
+            data["note"] = note.text
         return data
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import asyncpg
 import typer
 
 from titan.cli.common import settings_or_exit
@@ -114,16 +115,29 @@ def report(
     since: str | None = typer.Option(None, "--since", help="only from this UTC time (ISO)"),
 ) -> None:
     """Write report.html (equity, drawdown, per-phase PnL, allocations over time) and equity.png."""
-    from titan.cli.control_cmd import resolve
+    from titan.cli.organism import ControlError
+    from titan.cli.organism_local import NO_TABLES, organism_backends, started_note
 
     settings = settings_or_exit()
-    dsn, _, _ = resolve(settings)
-    if not dsn:
-        typer.secho("no ledger: set TITAN_PG_DSN or run `titan up` / `titan infra up` first", err=True,
-                    fg=typer.colors.RED)
-        raise typer.Exit(1)
-    since_ns = int(datetime.fromisoformat(since).replace(tzinfo=UTC).timestamp() * 1e9) if since else 0
-    data = asyncio.run(load(dsn, since_ns))
+    try:
+        since_ns = int(datetime.fromisoformat(since).replace(tzinfo=UTC).timestamp() * 1e9) if since else 0
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO time: {since!r} (e.g. 2026-12-01T00:00)", param_hint="--since") from None
+    try:
+        with organism_backends(settings) as backends:
+            data = asyncio.run(load(backends.pg_dsn, since_ns))
+    except ControlError as err:
+        typer.secho(str(err), err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    except asyncpg.UndefinedTableError:
+        typer.secho(NO_TABLES, err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    except (OSError, ConnectionError, asyncpg.PostgresError) as err:
+        typer.secho(f"cannot read the ledger: {err}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    note = started_note(backends)
+    if note is not None:
+        typer.secho(note.text, err=True, fg=typer.colors.YELLOW)
     if not data.equity:
         typer.secho("the ledger has no equity snapshots yet: run the organism first", err=True,
                     fg=typer.colors.YELLOW)

