@@ -115,16 +115,19 @@ class Backtest:
             scheduler.every(periodic, first + periodic.every_ns)
         self._arm_engine(first)
         count = 0
+        following = _next(source)
         while current is not None:
             ts = ts_of(current)
+            after = ts_of(following) if following is not None else None
             scheduler.run_until(ts - 1, ts)
             scheduler.mark_input(ts)
+            scheduler.run_periodic_at(ts, after)
             self._market(current, ts)
             count += 1
             if progress is not None and count % progress_every == 0:
                 self._update_stats(started)
                 progress(self.stats)
-            current = _next(source)
+            current, following = following, (_next(source) if following is not None else None)
         end = scheduler.last_input_ns + self.config.cadence.idle_after_ns
         if self.config.end_ns is not None:
             end = min(max(end, scheduler.last_input_ns), self.config.end_ns)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 import yaml
@@ -69,6 +69,8 @@ def backtest_command(
     venue: str | None = typer.Option(None, "--venue", help="the files' venue instead of detecting it"),
     instrument: str | None = typer.Option(None, "--instrument", help="spot or perp, instead of detecting it"),
     timeframe: str | None = typer.Option(None, "--timeframe", help="the candles' timeframe, e.g. 1m"),
+    ledger_dsn: str | None = typer.Option(None, "--ledger-dsn", help="also write the ledger rows to this "
+                                          "PostgreSQL database (postgresql://...)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on stderr"),
 ) -> None:
     """Backtest the organism on recorded or simulated market data: the same strategies, Brain, risk
@@ -106,13 +108,31 @@ def backtest_command(
         from titan.backtest.report import write_result
 
         write_result(result, out)
+    if ledger_dsn:
+        summary["ledger"] = _export(ledger_dsn, result.events)
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True))
     else:
         _print_summary(summary, out)
 
 
-def _fail(message: str) -> None:
+def _export(dsn: str, events: list[Any]) -> dict[str, Any]:
+    import asyncio
+
+    from titan.backtest.ledger_export import export_events
+
+    try:
+        report = asyncio.run(export_events(dsn, events))
+    except (OSError, ConnectionError) as err:
+        _fail(f"--ledger-dsn: cannot write to the ledger ({type(err).__name__}: {err})")
+    except Exception as err:  # asyncpg's errors: authentication, missing database, ...
+        _fail(f"--ledger-dsn: {type(err).__name__}: {err}")
+    for line in report.refused[:5]:
+        typer.secho(f"ledger refused {line}", err=True, fg=typer.colors.YELLOW)
+    return {"written": report.written, "already_there": report.already_there, "refused": len(report.refused)}
+
+
+def _fail(message: str) -> NoReturn:
     typer.secho(f"backtest: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(2)
 

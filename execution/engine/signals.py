@@ -75,12 +75,15 @@ def decide(state: EngineState, signal: trading_pb2.Signal, received_ns: int | No
     state.metrics.signal(phase if phase in state.gate.keys else "unknown", ack)
     slippage = Decimal(signal.max_slippage_bps) if signal.max_slippage_bps else None
     due = signal if state.config.publish_decisions and authentic else None
-    return Decision(ack, [], submissions, [], pending, slippage, due)
+    return Decision(ack, [], submissions, [], pending, slippage, due, state.outputs.take_orders())
 
 
 def execute(state: EngineState, decision: Decision) -> list[Update]:
     """Match a decided signal's paper orders; returns (and stores in ``decision.updates``) every
     update in publishing order, the decision event last."""
+    if decision.orders:
+        state.outputs.give_back(decision.orders)
+        decision.orders = []
     if decision.pending:
         now = state.clock.now_ns()
         for order, market in decision.pending:

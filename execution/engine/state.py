@@ -64,6 +64,7 @@ class Decision:
     pending: list[tuple[ManagedOrder, InstrumentMarket]] = field(default_factory=list)  # paper orders to match
     slippage_bps: Decimal | None = None
     signal: trading_pb2.Signal | None = None  # set when a decision event is due
+    orders: list[tuple[ManagedOrder, int]] = field(default_factory=list)  # touched by decide, published by execute
 
 
 class SeenSignal:
