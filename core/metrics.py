@@ -23,6 +23,9 @@ SIGNALS = Counter("titan_execution_signals_total", "Signals by phase and result"
 REJECTS = Counter("titan_execution_rejects_total", "Rejected signals by reason", ["reason"])
 ORDERS = Counter("titan_execution_orders_total", "Orders by venue and final state", ["venue", "state"])
 FILLS = Counter("titan_execution_fills_total", "Fills by phase and venue", ["phase", "venue"])
+HEDGE_STEPS = Counter("titan_execution_hedge_steps_total", "Hedged-unit steps (placed, requoted, unwound, ...)",
+                      ["step"])
+HEDGE_UNITS = Counter("titan_execution_hedge_units_total", "Hedged units by outcome", ["outcome"])
 EXPOSURE = Gauge("titan_execution_exposure_quote", "Gross exposure at mark by phase", ["phase"])
 POSITION_QTY = Gauge("titan_execution_position_quantity", "Signed position by phase and symbol", ["phase", "symbol"])
 EQUITY = Gauge("titan_equity_quote", "Equity by scope (phase id or total)", ["scope"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from titan.execution import enums
-from titan.execution.engine import matching
+from titan.execution.engine import hedge, matching
 from titan.execution.engine.lifecycle import register
 from titan.execution.engine.outputs import Update
 from titan.execution.engine.state import BUY, SELL, Decision, EngineState, SeenSignal
@@ -39,6 +39,8 @@ def decide(state: EngineState, signal: trading_pb2.Signal, received_ns: int | No
         verdict = state.gate.evaluate(signal, now)
     except Exception as exc:  # fail closed: an unexpected error is a rejection, never a crash
         verdict = Verdict(RejectReason.REJECT_REASON_INTERNAL, f"{type(exc).__name__}")
+    if verdict.accepted and (hedge.is_unit(signal) or state.hedges):
+        verdict = hedge.check(state, signal, verdict)
     phase = signal.phase_id
     ack = trading_pb2.SignalAck(phase_id=phase, signal_id=signal.signal_id, received_at_ns=received)
     submissions: list[ManagedOrder] = []
@@ -60,6 +62,8 @@ def decide(state: EngineState, signal: trading_pb2.Signal, received_ns: int | No
         else:
             try:
                 submissions, pending = place(state, signal, verdict.legs, cids, now)
+                if hedge.is_unit(signal):
+                    hedge.open_unit(state, signal, verdict.legs, cids, now)
                 ack.accepted = True
                 ack.client_order_ids.extend(cids)
             except Exception as exc:  # pragma: no cover - defensive
@@ -89,6 +93,8 @@ def execute(state: EngineState, decision: Decision) -> list[Update]:
         for order, market in decision.pending:
             if order.state == NEW:  # not canceled in between (e.g. a halt)
                 matching.place(state, order, market, decision.slippage_bps, now)
+    if state.hedges:
+        hedge.after_execute(state, decision.ack, state.clock.now_ns())
     if decision.signal is not None:  # the decision event, built off the ack path
         state.outputs.tail.append(events_pb2.SignalDecision(signal=decision.signal, ack=decision.ack))
     decision.updates = state.outputs.flush()

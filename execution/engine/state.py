@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from titan.core.clock import Clock
 from titan.execution.engine.outputs import EngineMetrics, Outputs, Update
@@ -17,6 +18,9 @@ from titan.execution.orders import ManagedOrder
 from titan.execution.paper import PaperConfig, PaperVenue
 from titan.execution.portfolio import Portfolio
 from titan.v1 import common_pb2, trading_pb2
+
+if TYPE_CHECKING:
+    from titan.execution.engine.hedge import HedgeUnit
 
 ZERO = Decimal(0)
 PERP = common_pb2.InstrumentKind.INSTRUMENT_KIND_PERP
@@ -106,3 +110,4 @@ class EngineState:
         self.cancel_requested: set[str] = set()
         self.outputs = Outputs(self.config.paper.maintenance_margin_rate)
         self.metrics = EngineMetrics()
+        self.hedges: dict[tuple[str, str], HedgeUnit] = {}  # (phase, signal id) -> hedged unit (hedge.py)

@@ -4,7 +4,7 @@ when the next of these is due."""
 
 from __future__ import annotations
 
-from titan.execution.engine import funding
+from titan.execution.engine import funding, hedge
 from titan.execution.engine.lifecycle import finish
 from titan.execution.engine.outputs import Update
 from titan.execution.engine.signals import prune_seen
@@ -27,6 +27,7 @@ def tick(state: EngineState) -> list[Update]:
                 state.cancels.append(order)
     else:
         funding.settle_due(state, now)
+    hedge.on_tick(state, now)
     state.portfolio.roll_day(now)
     prune_seen(state, now)
     horizon = now - state.config.order_retention_ns
@@ -51,8 +52,8 @@ def next_due_ns(state: EngineState) -> int:
         for order in state.orders.values():
             if order.is_open and order.expires_at_ns and order.client_order_id not in state.cancel_requested:
                 due = min(due, order.expires_at_ns)
-        return due
-    return funding.next_due_ns(state, due)
+        return hedge.next_due_ns(state, due)
+    return funding.next_due_ns(state, hedge.next_due_ns(state, due))
 
 
 def take_cancels(state: EngineState) -> list[ManagedOrder]:
