@@ -227,6 +227,11 @@ class ExecutionRuntime:
             if corrected:
                 log.warning("repairing %d ledger rows left incomplete by a crash", len(corrected))
                 self._startup_updates.extend(corrected)
+            # hedged units a crash left with one leg: hedged or unwound before any new signal
+            hedge_steps = engine.recover_hedges([d.signal for d in decisions], recent)
+            if hedge_steps:
+                log.warning("settling hedged units left with an orphan leg: %d updates", len(hedge_steps))
+                self._startup_updates.extend(hedge_steps)
             log.info(
                 "recovered %d positions, %d open orders, %d fills, %d recent signal ids from the ledger",
                 len(engine.portfolio.positions), len(open_orders), len(fills), len(decided),

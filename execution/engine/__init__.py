@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from titan.execution.engine import control, matching, recovery, signals, timers, venue_reports
+from titan.execution.engine import control, hedge, matching, recovery, signals, timers, venue_reports
 from titan.execution.engine.outputs import Update, reason_label
 from titan.execution.engine.recovery import DecidedSignal
 from titan.execution.engine.signals import UNAUTHENTICATED
@@ -99,6 +99,13 @@ class Engine(EngineState):
         known_orders: Iterable[trading_pb2.Order] = (),
     ) -> list[Update]:
         return recovery.restore(self, positions, open_orders, fills, decided, funding, known_orders)
+
+    def recover_hedges(self, signals: Iterable[trading_pb2.Signal],
+                       known_orders: Iterable[trading_pb2.Order]) -> list[Update]:
+        """After :meth:`restore`: settle the hedged units a crash left with an orphan leg (see
+        ``titan.execution.engine.hedge.recover``); returns the updates of the steps taken."""
+        hedge.recover(self, signals, known_orders, self.clock.now_ns())
+        return self.outputs.flush()
 
     def equity(self) -> list[trading_pb2.EquitySnapshot]:
         return self.portfolio.equity_snapshots(self.clock.now_ns())

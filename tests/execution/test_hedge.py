@@ -199,3 +199,44 @@ def test_malformed_units_and_blocked_entries() -> None:
     clock2.advance(MS)  # type: ignore[attr-defined]
     blocked = engine2.on_signal(unit(clock2))
     assert blocked.ack.reason == R.REJECT_REASON_PHASE_BLOCKED
+
+
+def test_recovery_finds_the_orphan_leg_and_unwinds_it_before_new_entries() -> None:
+    """The engine dies with leg 0 filled and leg 1 still working: a new engine restored from the
+    recorded events finds the orphan, cancels the twin's remainder and unwinds the excess as soon
+    as there is a market; new entries of the phase wait until it is settled."""
+    engine, clock = desk(perp_bid_size="0.04")
+    sig = unit(clock, "complete")
+    d = engine.on_signal(sig)
+    recorded = d.updates
+    orders = {o.client_order_id: o for o in orders_of(recorded)}
+    fills = fills_of(recorded)
+    positions = [u for u in recorded if isinstance(u, trading_pb2.Position)]
+    decided = [("sentinel", sig.signal_id, T0, True, tuple(d.ack.client_order_ids))]
+    # ... killed here. A new process on the recorded events, no market data yet:
+    clock2 = type(clock)(T0 + 5_000 * MS)  # type: ignore[call-arg]
+    restored = Engine(clock2, {"sentinel": SENTINEL_KEY})
+    restored.set_trading_state(engine.trading_state)
+    restored.update_budget(budget("sentinel"))
+    open_orders = [o for o in orders.values()
+                   if o.state in (OS.ORDER_STATE_ACCEPTED, OS.ORDER_STATE_PARTIALLY_FILLED)]
+    restored.restore(positions, open_orders, fills, decided, (), list(orders.values()))
+    steps = restored.recover_hedges([sig], list(orders.values()))
+    leg1 = [o for o in orders_of(steps) if o.leg == 1]
+    assert leg1 and leg1[-1].state == OS.ORDER_STATE_CANCELED
+    unwind = [o for o in orders_of(steps) if o.leg >= 2]
+    assert unwind and unwind[-1].instrument == SPOT and unwind[-1].reduce_only
+    assert restored.hedges  # not settled until the unwind fills
+    clock2.advance(MS)
+    restored.on_market(top("50050", "10", "50060", "10", instrument=PERP))   # market data again
+    filled = restored.on_market(top("49990", "10", "50000", "10", instrument=SPOT))
+    assert [f.client_order_id for f in fills_of(filled)] == [unwind[-1].client_order_id]
+    assert restored.on_signal(unit(clock2)).ack.reason == R.REJECT_REASON_PHASE_BLOCKED  # until settled
+    clock2.advance(MS)
+    restored.tick()
+    spot = restored.portfolio.quantity(("sentinel", "bybit", "BTCUSDT", SPOT))
+    perp = restored.portfolio.quantity(("sentinel", "bybit", "BTCUSDT", PERP))
+    assert (spot, perp) == (Decimal("0.04"), Decimal("-0.04"))   # 0 orphan exposure
+    assert not restored.hedges
+    clock2.advance(MS)
+    assert restored.on_signal(unit(clock2)).ack.accepted   # settled: entries again
