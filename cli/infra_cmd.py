@@ -7,7 +7,7 @@ import json
 import typer
 
 from titan.cli.common import settings_or_exit
-from titan.core.infra import InfraError, infra_down, infra_status, infra_up
+from titan.core.infra import InfraError, OrganismRunning, infra_down, infra_status, infra_up, refuse_if_running
 
 app = typer.Typer(help="Start, stop and inspect the embedded PostgreSQL and NATS (JetStream).", no_args_is_help=True)
 
@@ -30,8 +30,14 @@ def up() -> None:
 
 @app.command("down")
 def down() -> None:
-    """Stop the embedded servers (their data is kept for the next `titan infra up`)."""
+    """Stop the embedded servers (their data is kept for the next `titan infra up`). Refused while a
+    `titan up` runs on the same data dir: its ledger and bus would vanish under it."""
     settings = settings_or_exit()
+    try:
+        refuse_if_running(settings.data_dir)
+    except OrganismRunning as err:
+        typer.secho(f"infra down refused: {err}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
     try:
         for note in infra_down(settings):
             typer.echo(note)

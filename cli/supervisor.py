@@ -1,6 +1,7 @@
 """A small process supervisor for `titan up`: starts children in order, restarts a crashed child
-with exponential backoff (and reports it), and on shutdown stops them in reverse order — SIGTERM,
-then SIGKILL after a grace period — so nothing is left behind."""
+with exponential backoff (and reports it) until its restart budget is spent (then it is marked
+failed and the run ends), and on shutdown stops them in reverse order — SIGTERM, then SIGKILL after
+a grace period — so nothing is left behind."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ class ChildState:
     started_at: float = 0.0
     last_exit: int | None = None
     next_start_at: float = 0.0
+    failed: bool = False  # crashed more often in a row than the restart budget allows
 
     @property
     def running(self) -> bool:
@@ -69,9 +71,13 @@ class Supervisor:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 30.0,
         stable_after_s: float = 60.0,
+        max_restarts: int = 5,
         on_event: Callable[[str, ChildState], None] | None = None,
     ) -> None:
         self.children = [ChildState(s) for s in specs]
+        # Crashes in a row (without running stable_after_s in between) a child may have before it
+        # is given up on: past it the supervisor stops restarting it and failed() names it.
+        self.max_restarts = max_restarts
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.stable_after_s = stable_after_s
@@ -80,6 +86,10 @@ class Supervisor:
 
     def child(self, name: str) -> ChildState:
         return next(c for c in self.children if c.spec.name == name)
+
+    def failed(self) -> list[ChildState]:
+        """Children whose restart budget is spent."""
+        return [c for c in self.children if c.failed]
 
     async def _spawn(self, child: ChildState) -> None:
         spec = child.spec
@@ -135,7 +145,7 @@ class Supervisor:
             now = time.monotonic()
             for child in self.children:
                 if child.proc is None:
-                    if now >= child.next_start_at and child.spec.restart:
+                    if now >= child.next_start_at and child.spec.restart and not child.failed:
                         await self._spawn(child)
                     continue
                 code = child.proc.returncode
@@ -148,6 +158,15 @@ class Supervisor:
                 if not child.spec.restart:
                     log.warning("%s exited with %s (not restarted)", child.spec.name, code)
                     self.on_event("exited", child)
+                    continue
+                if child.restarts >= self.max_restarts:
+                    child.failed = True
+                    log.error(
+                        "%s keeps crashing: exited with %s after %d restarts; not restarted again",
+                        child.spec.name, code, child.restarts,
+                        extra={"child": child.spec.name, "exit_code": code, "restarts": child.restarts},
+                    )
+                    self.on_event("failed", child)
                     continue
                 child.restarts += 1
                 delay = self._backoff(child)

@@ -26,10 +26,11 @@ from rich.console import Console
 from rich.live import Live
 
 from titan.cli.supervisor import ChildSpec, ChildState, Supervisor
+from titan.cli.up_checks import StartupError, check_keys, check_manifests, check_servers, check_source
 from titan.cli.view import OrganismView, RunInfo
 from titan.core.bus import connect, decode_event, ensure_jetstream
 from titan.core.config import Settings
-from titan.core.infra import InfraError, infra_down, infra_up
+from titan.core.infra import InfraError, OrganismLock, OrganismRunning, infra_down, infra_up
 from titan.core.infra.manager import InfraState
 from titan.core.infra.procs import free_port, port_is_free
 from titan.core.ledger import Ledger
@@ -233,6 +234,10 @@ async def run_organism(
         if kind == "crashed":
             log.error("child crashed", extra={"child": child.spec.name, "exit_code": child.last_exit,
                                               "restarts": child.restarts})
+        elif kind == "failed":
+            log.error("child failed: %s keeps crashing (exit %s, %d restarts); stopping the organism",
+                      child.spec.name, child.last_exit, child.restarts,
+                      extra={"child": child.spec.name, "exit_code": child.last_exit, "restarts": child.restarts})
 
     sup = Supervisor(specs, on_event=on_child)
     run_file = run_info_path(st)
@@ -253,10 +258,14 @@ async def run_organism(
     await sup.start()
     watcher = asyncio.create_task(sup.watch())
     deadline = time.monotonic() + duration_s if duration_s else None
+
+    def running() -> bool:
+        return not stop.is_set() and not sup.failed() and (deadline is None or time.monotonic() < deadline)
+
     try:
         if headless:
             next_log = 0.0
-            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            while running():
                 if time.monotonic() >= next_log:
                     children = {c.spec.name: {"pid": c.pid, "restarts": c.restarts} for c in sup.children}
                     log.info("organism", extra={"summary": json.dumps(view.summary()),
@@ -269,7 +278,7 @@ async def run_organism(
                 return view.render(console.size.width, console.size.height)
 
             with Live(screen(), console=console, refresh_per_second=2, screen=False) as live:
-                while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                while running():
                     live.update(screen())
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=0.5)
@@ -281,6 +290,12 @@ async def run_organism(
         await nc.close()
         run_file.unlink(missing_ok=True)
     log.info("organism stopped", extra={"summary": json.dumps(view.summary())})
+    failed = sup.failed()
+    if failed:
+        names = ", ".join(f"{c.spec.name} (exit {c.last_exit}, log {c.spec.log_file})" for c in failed)
+        if not headless:
+            console.print(f"[red]titan up stopped: {names} kept crashing after {sup.max_restarts} restarts[/red]")
+        return 1
     return 0
 
 
@@ -306,7 +321,32 @@ def up_command(
     if stop_runs and not source.startswith("sim"):
         raise typer.BadParameter("--stop-run-at needs --source sim[:SEED]")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    manifests = prepare_manifests(settings.data_dir, phases_dir)
+    try:
+        lock = OrganismLock.acquire(settings.data_dir)
+    except OrganismRunning as err:
+        typer.secho(f"titan up refused: {err}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    try:
+        start_checked(settings, source, speed, phases_dir, headless, duration_s, cpus, stop_runs, lock)
+    finally:
+        lock.release()
+
+
+def start_checked(settings: Settings, source: str, speed: float, phases_dir: Path | None, headless: bool,
+                  duration_s: float | None, cpus: str, stop_runs: list[float], lock: OrganismLock) -> None:
+    """Holding the data dir's lock: check the configuration, then start the infrastructure and run."""
+    if lock.stale_pid is not None:
+        log.warning("took over the organism lock of pid %s, which is no longer running (%s)", lock.stale_pid,
+                    lock.path)
+    try:
+        check_source(source)
+        manifests = prepare_manifests(settings.data_dir, phases_dir)
+        check_manifests(manifests)
+        check_keys(settings.data_dir / "keys")
+        check_servers(settings.pg_dsn, settings.nats_url)
+    except StartupError as err:
+        typer.secho(f"titan up: {err}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
     brain, phase_docs = read_manifests(manifests)
     spec = brain.get("spec") or {}
     initial_equity = Decimal(str(spec.get("initialEquity", settings.paper_capital)))
