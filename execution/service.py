@@ -38,7 +38,7 @@ from titan.core.metrics import (
     TRADING_STATE,
 )
 from titan.core.signing import verify_control
-from titan.execution.engine import UNAUTHENTICATED, Engine, Update
+from titan.execution.engine import UNAUTHENTICATED, Decision, Engine, Update
 from titan.execution.orders import ManagedOrder
 from titan.execution.routing import ack_update, phase_updates
 from titan.v1 import common_pb2, execution_pb2, execution_pb2_grpc, market_pb2, trading_pb2
@@ -201,9 +201,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
         stream = _Stream(context)
         stream.writer = asyncio.ensure_future(stream.run())
         label = "unknown"
-        engine = self.engine
-        keys = engine.gate.keys
-        latency = self._latency
+        keys = self.engine.gate.keys
         try:
             while True:
                 req = await context.read()
@@ -211,30 +209,27 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
                     break
                 t0 = time.perf_counter_ns()
                 received = time.time_ns()
-                if req.HasField("hello"):
+                body = req.WhichOneof("body")
+                if body == "hello":
                     if req.hello.phase_id in keys and label == "unknown":
                         label = req.hello.phase_id
                         STREAMS_OPEN.labels(phase=label).inc()
                     continue
-                if not req.HasField("signal"):
+                if body == "signal":
+                    decisions = self._decide_frame(stream, (req.signal,), received, t0, batched=False)
+                elif body == "signals":
+                    decisions = self._decide_frame(stream, req.signals.signals, received, t0, batched=True)
+                else:
                     continue
-                d = engine.decide(req.signal, received)
-                phase = d.ack.phase_id
-                authentic = d.ack.reason not in UNAUTHENTICATED and phase in keys
-                key = phase if authentic else "unknown"
-                hist = latency.get(key)
-                if hist is None:
-                    hist = latency[key] = SIGNAL_ACK_LATENCY.labels(phase=key)
-                stream.ack(ack_update(d.ack), t0, hist)
-                await asyncio.sleep(0)  # let the writer send the ack before the venue work
-                engine.execute(d)
-                if authentic and stream.phase != phase:
+                await asyncio.sleep(0)  # let the writer send the acks before the venue work
+                phase, updates, submissions = self._execute_frame(decisions)
+                if phase and stream.phase != phase:
                     self._bind(stream, phase)
                     if label == "unknown":  # no Hello: the first authentic signal names the stream
                         label = phase
                         STREAMS_OPEN.labels(phase=label).inc()
-                if d.updates or d.submissions:
-                    self.emit(d.updates, d.submissions)
+                if updates or submissions:
+                    self.emit(updates, submissions)
             await stream.close()
         finally:
             if stream.phase:
@@ -243,6 +238,47 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
                 STREAMS_OPEN.labels(phase=label).dec()
             if stream.writer is not None and not stream.writer.done():
                 stream.writer.cancel()
+
+    def _decide_frame(
+        self, stream: _Stream, signals: Any, received: int, t0: int, *, batched: bool
+    ) -> list[tuple[Decision, bool]]:
+        """Decide every signal of one frame in order and queue their acks as one message. The
+        decisions keep their orders until :meth:`_execute_frame`, so a second stream's frame in
+        between publishes none of them."""
+        engine = self.engine
+        keys = engine.gate.keys
+        decisions: list[tuple[Decision, bool]] = []
+        for signal in signals:
+            decision = engine.decide(signal, received)
+            decisions.append((decision, decision.ack.reason not in UNAUTHENTICATED and decision.ack.phase_id in keys))
+        first, authentic = decisions[0] if decisions else (None, False)
+        key = first.ack.phase_id if first is not None and authentic else "unknown"
+        hist = self._latency.get(key)
+        if hist is None:
+            hist = self._latency[key] = SIGNAL_ACK_LATENCY.labels(phase=key)
+        if batched:
+            message = execution_pb2.ExecutionUpdate(acks=execution_pb2.AckBatch(acks=[d.ack for d, _ in decisions]))
+        else:
+            message = ack_update(decisions[0][0].ack)
+        stream.ack(message, t0, hist)
+        return decisions
+
+    def _execute_frame(
+        self, decisions: list[tuple[Decision, bool]]
+    ) -> tuple[str, list[Update], list[ManagedOrder]]:
+        """Execute a frame's decisions. Returns the phase of the last authentic signal ("" when none
+        was) and the frame's updates and venue submissions, to be emitted together."""
+        engine = self.engine
+        updates: list[Update] = []
+        submissions: list[ManagedOrder] = []
+        phase = ""
+        for decision, authentic in decisions:
+            engine.execute(decision)
+            updates.extend(decision.updates)
+            submissions.extend(decision.submissions)
+            if authentic:
+                phase = decision.ack.phase_id
+        return phase, updates, submissions
 
     def _bind(self, stream: _Stream, phase: str) -> None:
         if stream.phase:

@@ -51,6 +51,21 @@ class Outputs:
     def touch(self, order: ManagedOrder) -> None:
         self.orders[order.client_order_id] = order
 
+    def take_orders(self) -> list[tuple[ManagedOrder, int]]:
+        """Hand the touched orders (with their versions) to a decision, which gives them back when it
+        is executed: another input handled in between (a second stream's signal, a market event) then
+        never publishes them early, so each signal's orders are published once, with their final
+        snapshot."""
+        taken = [(order, order.version) for order in self.orders.values()]
+        self.orders = {}
+        return taken
+
+    def give_back(self, orders: list[tuple[ManagedOrder, int]]) -> None:
+        """Touch the orders again unless an input in between changed them (and so published them)."""
+        for order, version in orders:
+            if order.version == version:
+                self.orders.setdefault(order.client_order_id, order)
+
     def touch_position(self, position: Position) -> None:
         self.positions[position.key] = position
 

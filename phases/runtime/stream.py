@@ -3,7 +3,10 @@
 Signals are queued (bounded) and written on the open stream; every update coming back (acks, orders,
 fills, positions) goes to ``on_update``. When the stream breaks, the client reconnects with
 exponential backoff (``min_backoff_s`` doubling up to ``max_backoff_s``, reset after a connection that
-stayed up). Queued signals whose TTL has passed are dropped instead of sent late.
+stayed up). Queued signals whose TTL has passed are dropped instead of sent late. Whatever is
+queued when the stream is ready to write goes out as one frame (a ``SignalBatch`` of up to
+``max_batch`` signals; a lone signal as a plain ``Signal``); a batch's acks come back in one
+``AckBatch`` and reach ``on_update`` one by one, as single acks do.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class StreamConfig:
     min_backoff_s: float = 0.2
     max_backoff_s: float = 5.0
     queue_size: int = 1000
+    max_batch: int = 256             # signals per frame at most
 
 
 class SignalStream:
@@ -124,12 +128,35 @@ class SignalStream:
                     for w in waiters:
                         w.cancel()
                 continue
+            frame = self._take_frame()
+            if not frame:
+                continue
+            self.sent += len(frame)
+            if len(frame) == 1:
+                yield execution_pb2.StreamRequest(signal=frame[0])
+            else:
+                yield execution_pb2.StreamRequest(signals=execution_pb2.SignalBatch(signals=frame))
+
+    def _take_frame(self) -> list[trading_pb2.Signal]:
+        """The queued signals still within their TTL, oldest first, up to ``max_batch``."""
+        frame: list[trading_pb2.Signal] = []
+        now = self.clock.now_ns()
+        while self._buffer and len(frame) < self.config.max_batch:
             signal = self._buffer.popleft()
-            if signal.ttl_ms and self.clock.now_ns() > signal.created_at_ns + signal.ttl_ms * NS_PER_MS:
+            if signal.ttl_ms and now > signal.created_at_ns + signal.ttl_ms * NS_PER_MS:
                 self._drop("ttl_expired")
                 continue
-            self.sent += 1
-            yield execution_pb2.StreamRequest(signal=signal)
+            frame.append(signal)
+        return frame
+
+    async def _deliver(self, update: execution_pb2.ExecutionUpdate) -> None:
+        if update.WhichOneof("body") == "acks":
+            for ack in update.acks.acks:
+                await self._deliver(execution_pb2.ExecutionUpdate(ack=ack))
+            return
+        result = self.on_update(update)
+        if result is not None:
+            await result
 
     async def _session(self) -> None:
         async with grpc.aio.insecure_channel(self.config.target) as channel:
@@ -144,9 +171,7 @@ class SignalStream:
                 self._set_connected(True)
                 log.info("execution stream to %s open", self.config.target)
                 async for update in call:
-                    result = self.on_update(update)
-                    if result is not None:
-                        await result
+                    await self._deliver(update)
             finally:
                 done.set()
                 self._call = None

@@ -27,25 +27,41 @@ class Hello(_message.Message):
     instance: str
     def __init__(self, phase_id: _Optional[str] = ..., instance: _Optional[str] = ...) -> None: ...
 
+class SignalBatch(_message.Message):
+    __slots__ = ("signals",)
+    SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    signals: _containers.RepeatedCompositeFieldContainer[_trading_pb2.Signal]
+    def __init__(self, signals: _Optional[_Iterable[_Union[_trading_pb2.Signal, _Mapping]]] = ...) -> None: ...
+
+class AckBatch(_message.Message):
+    __slots__ = ("acks",)
+    ACKS_FIELD_NUMBER: _ClassVar[int]
+    acks: _containers.RepeatedCompositeFieldContainer[_trading_pb2.SignalAck]
+    def __init__(self, acks: _Optional[_Iterable[_Union[_trading_pb2.SignalAck, _Mapping]]] = ...) -> None: ...
+
 class StreamRequest(_message.Message):
-    __slots__ = ("hello", "signal")
+    __slots__ = ("hello", "signal", "signals")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    SIGNALS_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     signal: _trading_pb2.Signal
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., signal: _Optional[_Union[_trading_pb2.Signal, _Mapping]] = ...) -> None: ...
+    signals: SignalBatch
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., signal: _Optional[_Union[_trading_pb2.Signal, _Mapping]] = ..., signals: _Optional[_Union[SignalBatch, _Mapping]] = ...) -> None: ...
 
 class ExecutionUpdate(_message.Message):
-    __slots__ = ("ack", "order", "fill", "position")
+    __slots__ = ("ack", "order", "fill", "position", "acks")
     ACK_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     FILL_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
+    ACKS_FIELD_NUMBER: _ClassVar[int]
     ack: _trading_pb2.SignalAck
     order: _trading_pb2.Order
     fill: _trading_pb2.Fill
     position: _trading_pb2.Position
-    def __init__(self, ack: _Optional[_Union[_trading_pb2.SignalAck, _Mapping]] = ..., order: _Optional[_Union[_trading_pb2.Order, _Mapping]] = ..., fill: _Optional[_Union[_trading_pb2.Fill, _Mapping]] = ..., position: _Optional[_Union[_trading_pb2.Position, _Mapping]] = ...) -> None: ...
+    acks: AckBatch
+    def __init__(self, ack: _Optional[_Union[_trading_pb2.SignalAck, _Mapping]] = ..., order: _Optional[_Union[_trading_pb2.Order, _Mapping]] = ..., fill: _Optional[_Union[_trading_pb2.Fill, _Mapping]] = ..., position: _Optional[_Union[_trading_pb2.Position, _Mapping]] = ..., acks: _Optional[_Union[AckBatch, _Mapping]] = ...) -> None: ...
 
 class GetStateRequest(_message.Message):
     __slots__ = ("phase_id", "auth")
