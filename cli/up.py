@@ -22,9 +22,11 @@ from typing import Any
 
 import typer
 import yaml
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
+from rich.text import Text
 
+from titan.cli.infra_watch import InfraWatch
 from titan.cli.supervisor import ChildSpec, ChildState, Supervisor
 from titan.cli.up_checks import StartupError, check_keys, check_manifests, check_servers, check_source
 from titan.cli.view import OrganismView, RunInfo
@@ -225,10 +227,12 @@ async def prepare_backends(settings: Settings) -> None:
 
 
 async def run_organism(
-    org: Organism, specs: list[ChildSpec], *, headless: bool, duration_s: float | None, console: Console
+    org: Organism, specs: list[ChildSpec], *, headless: bool, duration_s: float | None, console: Console,
+    watched_servers: Sequence[str] = (),
 ) -> int:
     st = org.settings
     view = OrganismView(run=org.run)
+    servers = InfraWatch(st, list(watched_servers))
 
     def on_child(kind: str, child: ChildState) -> None:
         if kind == "crashed":
@@ -255,6 +259,8 @@ async def run_organism(
     sub = await nc.subscribe(st.catalog.events_all, cb=on_event)
     marks = [await nc.subscribe(st.catalog.md_filter(kind=kind), cb=on_market) for kind in ("mark", "trade")]
     stop = stop_on_signals()
+    servers_stop = asyncio.Event()
+    servers_watcher = asyncio.create_task(servers.run(servers_stop))
     await sup.start()
     watcher = asyncio.create_task(sup.watch())
     deadline = time.monotonic() + duration_s if duration_s else None
@@ -269,13 +275,18 @@ async def run_organism(
                 if time.monotonic() >= next_log:
                     children = {c.spec.name: {"pid": c.pid, "restarts": c.restarts} for c in sup.children}
                     log.info("organism", extra={"summary": json.dumps(view.summary()),
-                                                "children": json.dumps(children)})
+                                                "children": json.dumps(children),
+                                                "servers": json.dumps(servers.summary())})
                     next_log = time.monotonic() + 5
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=0.25)
         else:
             def screen() -> Any:
-                return view.render(console.size.width, console.size.height)
+                alerts = servers.outages() + [f"{c.spec.name} FAILED (exit {c.last_exit})" for c in sup.failed()]
+                if not alerts:
+                    return view.render(console.size.width, console.size.height)
+                alert = Text(" | ".join(alerts), style="bold white on red", overflow="ellipsis", no_wrap=True)
+                return Group(alert, view.render(console.size.width, console.size.height - 1))
 
             with Live(screen(), console=console, refresh_per_second=2, screen=False) as live:
                 while running():
@@ -285,6 +296,8 @@ async def run_organism(
     finally:
         await sup.stop()
         await watcher
+        servers_stop.set()
+        await servers_watcher
         for s in (sub, *marks):
             await s.unsubscribe()
         await nc.close()
@@ -395,7 +408,8 @@ def start_checked(settings: Settings, source: str, speed: float, phases_dir: Pat
         specs = child_specs(org, source, speed, cpus, logs, stop_runs)
         log.info("starting organism", extra={"children": [s.name for s in specs], "logs": str(logs),
                                              "manifests": str(manifests)})
-        code = asyncio.run(run_organism(org, specs, headless=headless, duration_s=duration_s, console=console))
+        code = asyncio.run(run_organism(org, specs, headless=headless, duration_s=duration_s, console=console,
+                                        watched_servers=infra.started))
     finally:
         infra.down()
     raise typer.Exit(code)

@@ -1,0 +1,57 @@
+"""Supervised infrastructure: SIGKILL the embedded PostgreSQL postmaster, then nats-server, under a
+running `titan up`; each is started again on its port with its data within seconds, the outage is
+logged, the ledger keeps growing afterwards (the ledger writer and execution reconnected), and
+`titan up` still stops cleanly with exit 0."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from ..util import wait_for
+from .organism import Organism, running_organism
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+
+
+async def kill_and_wait_back(organism: Organism, label: str, pid: int, port: int) -> float:
+    before = await wait_for(organism.event_count, timeout=60, interval=0.5)
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    await wait_for(lambda: organism.said(f"{label} is back"), timeout=60, interval=0.1)
+    recovery = time.monotonic() - killed
+    assert organism.said(f"{label} is down"), organism.tail()
+    # the ledger grows again: events flow execution -> JetStream -> ledger writer -> PostgreSQL
+    await wait_for(lambda: _grew(organism, before), timeout=90, interval=0.5)
+    assert organism.proc.returncode is None, organism.tail()
+    return recovery
+
+
+async def _grew(organism: Organism, before: int) -> bool:
+    return await organism.event_count() > before
+
+
+async def test_postgres_and_nats_are_restarted_with_their_data() -> None:
+    async with running_organism("--source", "sim", "--duration", "400s") as organism:
+        await wait_for(lambda: organism.said("starting organism"), timeout=120, interval=0.2)
+        await wait_for(organism.event_count, timeout=90, interval=0.5)
+        pg = organism.postgres()
+        pg_pid, pg_port = pg.pid(), pg.port
+        assert pg_pid is not None
+        pg_recovery = await kill_and_wait_back(organism, "PostgreSQL", pg_pid, pg_port)
+        assert organism.postgres().pid() not in (None, pg_pid) and organism.state().pg_port == pg_port
+
+        nats = organism.nats()
+        nats_pid, nats_port = nats.pid(), organism.state().nats_port
+        assert nats_pid is not None
+        nats_recovery = await kill_and_wait_back(organism, "NATS", nats_pid, nats_port)
+        assert organism.nats().pid() not in (None, nats_pid) and organism.state().nats_port == nats_port
+
+        servers = [m for m in organism.messages() if m.get("msg") == "organism" and "servers" in m]
+        assert servers, organism.tail()
+        print(f"\nrecovery: PostgreSQL {pg_recovery:.1f}s, NATS {nats_recovery:.1f}s")
+        assert await organism.stop() == 0, organism.tail()
+        assert not organism.said("child failed"), organism.tail()
