@@ -79,11 +79,10 @@ def carry(p: SentinelParams, basis: Decimal, window_mean: Decimal, funding_apr: 
 
 
 def entry_block(p: SentinelParams, basis: Decimal, c: Carry | None) -> str | None:
-    """Why an entry at ``basis`` with carry ``c`` must not be sent (None: it may)."""
-    if basis < 0:
-        return EntryBlock.REVERSE_CARRY
+    """Why an entry at the executable ``basis`` with carry ``c`` must not be sent (None: it may).
+    A rich spot (the reverse carry) is refused before this, by the strategy."""
     bps = basis * _BPS
-    if bps < p.min_basis_bps:
+    if bps <= 0 or bps < p.min_basis_bps:  # nothing left to sell once both spreads are crossed
         return EntryBlock.BASIS_TOO_SMALL
     if bps > p.max_basis_bps:
         return EntryBlock.BASIS_DISLOCATED

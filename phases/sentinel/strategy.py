@@ -2,8 +2,8 @@
 timer ticks and its own orders, fills and positions in; hedged two-leg Signals and events out, on an
 injected clock. No I/O.
 
-Every ``sample_interval_ms`` and per symbol, with fresh spot and perp quotes (keyed by (venue,
-instrument kind), never by a venue's name):
+Every ``sample_interval_ms`` of market time (the exchange time of the quotes) and per symbol, with
+spot and perp quotes (keyed by (venue, instrument kind), never by a venue's name):
 
 1. the basis (perp - spot)/spot of the mids goes into the rolling statistics (z-score, percentile,
    confidence); the executable basis is the depth-weighted one for ``depth_size_quote`` (spot asks,
@@ -144,6 +144,7 @@ class SentinelStrategy(StrategyBase):
         self.budget: trading_pb2.Budget | None = None
         self.symbols: dict[str, _Symbol] = {}
         self._next_sample_ns: int | None = None
+        self.market_ns = 0                                # exchange time of the latest quote
         self._sent: dict[str, tuple[str, float]] = {}   # signal id -> (symbol, executable basis)
         self._seq = 0
         self._peak_pnl = _ZERO
@@ -208,21 +209,14 @@ class SentinelStrategy(StrategyBase):
         return out
 
     # --- driving ----------------------------------------------------------------------------------
+    # The Sentinel's time is the market's: samples, holding times and cool-downs follow the exchange
+    # time of its quotes, so a replay at any speed and a backtest decide alike. Signals carry the
+    # clock's time (execution checks it), and waiting for execution's answer uses the clock too.
     def next_wakeup_ns(self) -> int | None:
-        return 0 if self._next_sample_ns is None else self._next_sample_ns
-
-    def on_time(self) -> StrategyOutput:
-        out = StrategyOutput()
-        now = self.clock.now_ns()
-        if self._next_sample_ns is None or now >= self._next_sample_ns:
-            interval = self.params.sample_interval_ms * NS_PER_MS
-            self._next_sample_ns = now - now % interval + interval
-            for st in self.symbols.values():
-                self._sample(st, now, out)
-        return out
+        return None  # no timers: samples are taken as the quotes arrive
 
     def on_event(self, ev: market_pb2.MarketEvent) -> StrategyOutput:
-        out = self.on_time()
+        out = StrategyOutput()
         st = self.symbols.get(ev.symbol)
         if st is None:
             return out
@@ -233,6 +227,7 @@ class SentinelStrategy(StrategyBase):
         if not (spot or perp):
             return out
         ts = ev.exchange_ts_ns or ev.receive_ts_ns
+        self._sample_due(ts, out)
         quote = st.spot if spot else st.perp
         try:
             if kind == "top":
@@ -251,6 +246,20 @@ class SentinelStrategy(StrategyBase):
         if perp and kind in ("top", "depth") and quote.mid is not None:
             self._range(st, quote.mid)
         return out
+
+    def _sample_due(self, ts: int, out: StrategyOutput) -> None:
+        """At the first quote at or after a sample boundary, sample every symbol as it was known."""
+        interval = self.params.sample_interval_ms * NS_PER_MS
+        if ts > self.market_ns:
+            self.market_ns = ts
+        if self._next_sample_ns is None:
+            self._next_sample_ns = ts - ts % interval + interval
+            return
+        if ts < self._next_sample_ns:
+            return
+        self._next_sample_ns = ts - ts % interval + interval
+        for st in self.symbols.values():
+            self._sample(st, ts, out)
 
     @staticmethod
     def _range(st: _Symbol, price: Decimal) -> None:
@@ -309,9 +318,8 @@ class SentinelStrategy(StrategyBase):
             D_or(position.realized_pnl, _ZERO) + D_or(position.unrealized_pnl, _ZERO)
             + D_or(position.funding, _ZERO) - D_or(position.fees, _ZERO)
         )
-        now = self.clock.now_ns()
         if st.holding and not was:
-            st.opened_ns = now
+            st.opened_ns = self.market_ns
             if st.entry_basis is None:
                 st.entry_basis = st.last.basis if st.last is not None else 0.0
         elif was and not st.holding:
@@ -332,7 +340,7 @@ class SentinelStrategy(StrategyBase):
         sig = st.stats.add(basis_of(spot_mid, perp_mid), now)
         st.last = sig
         self._count("samples")
-        if st.inflight and now < st.inflight_until_ns:
+        if st.inflight and self.clock.now_ns() < st.inflight_until_ns:
             return
         st.inflight = ""
         if now - st.last_signal_ns < p.signal_cooldown_ms * NS_PER_MS:
@@ -459,19 +467,21 @@ class SentinelStrategy(StrategyBase):
 
     # --- signals ----------------------------------------------------------------------------------
     def _signal(self, st: _Symbol, intent: int, setup: str, now: int, basis: float) -> trading_pb2.Signal:
+        """A signal of ``st`` decided at market time ``now``, created at the clock's time."""
         p = self.params
         self._seq += 1
-        sid = f"sentinel-{st.symbol}-{now // NS_PER_MS}-{self._seq}"
+        clock_ns = self.clock.now_ns()
+        sid = f"sentinel-{st.symbol}-{clock_ns // NS_PER_MS}-{self._seq}"
         sig = trading_pb2.Signal(
             phase_id=self.phase_id, signal_id=sid, intent=intent, confidence=1.0,  # type: ignore[arg-type]
-            ttl_ms=p.ttl_ms, created_at_ns=now, max_slippage_bps=p.max_slippage_bps, setup=setup,
+            ttl_ms=p.ttl_ms, created_at_ns=clock_ns, max_slippage_bps=p.max_slippage_bps, setup=setup,
         )
         sig.metadata["hedge"] = p.hedge_policy
         sig.metadata["hedge_deadline_ms"] = str(p.leg_deadline_ms)
         sig.metadata["basis"] = f"{basis:.8f}"
         self._sent[sid] = (st.symbol, basis)
         st.inflight = sid
-        st.inflight_until_ns = now + (p.ttl_ms + 10 * p.leg_deadline_ms) * NS_PER_MS + _INFLIGHT_SLACK_NS
+        st.inflight_until_ns = clock_ns + (p.ttl_ms + 10 * p.leg_deadline_ms) * NS_PER_MS + _INFLIGHT_SLACK_NS
         st.last_signal_ns = now
         return sig
 

@@ -53,7 +53,8 @@ def test_round_trip_cost_and_carry() -> None:
 def test_entry_blocks() -> None:
     p = SentinelParams(min_basis_bps=D(10), max_basis_bps=D(200), min_carry_apr=D("0.1"))
     good = cy.Carry(D("0.002"), D("0.002"), D(0), D("0.2"), D(0), D("0.2"))
-    assert cy.entry_block(p, D("-0.002"), good) == cy.EntryBlock.REVERSE_CARRY
+    assert cy.entry_block(p, D("-0.002"), good) == cy.EntryBlock.BASIS_TOO_SMALL   # spreads eat the basis
+    assert cy.entry_block(SentinelParams(min_basis_bps=D(0)), D(0), good) == cy.EntryBlock.BASIS_TOO_SMALL
     assert cy.entry_block(p, D("0.0005"), good) == cy.EntryBlock.BASIS_TOO_SMALL
     assert cy.entry_block(p, D("0.03"), good) == cy.EntryBlock.BASIS_DISLOCATED
     assert cy.entry_block(p, D("0.002"), None) == cy.EntryBlock.FUNDING_UNKNOWN

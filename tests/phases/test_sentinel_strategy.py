@@ -63,10 +63,9 @@ class Desk:
     def minute(self, basis_bps: float, spot: float = 40_000.0) -> list[trading_pb2.Signal]:
         before = len(self.signals)
         self.clock.advance(MIN - S)
-        self.quote(basis_bps, spot)   # the quote a second before the sample
+        self.quote(basis_bps, spot)   # the quote a second before the sample ...
         self.clock.advance(S)
-        self.signals += self.core.on_time()
-        self.events += self.core.events
+        self.quote(basis_bps, spot)   # ... is sampled at the first quote past the boundary
         return self.signals[before:]
 
     def position(self, instrument: int, qty: str) -> None:
@@ -215,3 +214,16 @@ def test_spot_and_perp_positions_of_one_symbol_are_two_positions_for_the_phase_c
     st = desk.strategy.symbols["BTCUSDT"]
     assert (st.spot_quantity, st.perp_quantity) == (Decimal("0.5"), Decimal("-0.5"))
     assert desk.core.stats.stale_positions == 0
+
+
+def test_a_sample_uses_only_quotes_known_before_its_boundary() -> None:
+    """No look-ahead: the quote that crosses a sample boundary is not part of that sample."""
+    desk = Desk()
+    desk.warm()
+    desk.clock.advance(MIN)
+    desk.quote(30.0)                       # the first quote past the boundary: samples the old quotes
+    assert desk.signals == [] and desk.strategy.symbols["BTCUSDT"].last is not None
+    assert desk.strategy.symbols["BTCUSDT"].last.basis < 0.0006
+    desk.clock.advance(MIN)
+    desk.quote(30.0)                       # the next boundary sees it
+    assert len(desk.signals) == 1 and desk.signals[0].intent == trading_pb2.INTENT_OPEN
