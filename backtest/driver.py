@@ -21,7 +21,7 @@ from titan.backtest.config import BacktestConfig
 from titan.backtest.organism import Organism, load_organism
 from titan.backtest.record import Recorder
 from titan.backtest.scheduler import Lane, Periodic, Scheduler
-from titan.backtest.sources import open_data
+from titan.backtest.sources import DataFeed, open_data
 from titan.core.clock import ManualClock
 from titan.core.marketdata.events import MalformedEvent, kind_of, price_of, ts_of
 from titan.core.money import MoneyError
@@ -51,6 +51,7 @@ class RunStats:
     brain_decisions: int = 0
     skipped_periodic: int = 0
     wall_s: float = 0.0
+    span_ns: tuple[int, int] | None = None   # the data's first and last event time, when known up front
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -85,6 +86,7 @@ class Backtest:
         self.stats = RunStats()
         self._routes: dict[tuple[str, str, str], tuple[PhaseCore, ...]] = {}
         self.prices = PriceSampler()
+        self.feed: DataFeed | None = None
         # Equity snapshots and Brain decisions run on their cadence (idle time coalesced); the engine's
         # tick and each phase's timer run at the first tick of their cadence at or after the time the
         # part itself says it has work (Engine.next_due_ns, Strategy.next_wakeup_ns).
@@ -100,7 +102,15 @@ class Backtest:
     def run(self, events: Iterable[market_pb2.MarketEvent] | None = None,
             progress: Progress | None = None, progress_every: int = 50_000) -> Recorder:
         started = time.perf_counter()
-        source = iter(events) if events is not None else open_data(self.config)
+        if events is None:
+            self.feed = open_data(self.config)
+            source = self.feed.events
+            span = self.feed.span()
+            if span is not None:
+                self.stats.span_ns = (max(span[0], self.config.start_ns or span[0]),
+                                      min(span[1], self.config.end_ns or span[1]))
+        else:
+            source = iter(events)
         scheduler = self.scheduler
         current = _next(source)
         if current is None:

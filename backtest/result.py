@@ -11,6 +11,7 @@ from titan.backtest.driver import Backtest, Progress, RunStats
 from titan.backtest.organism import Organism
 from titan.backtest.performance import Metrics, Trade, closed_trades, compute_metrics
 from titan.backtest.record import EquityPoint
+from titan.core.marketdata.datafile import FileReport
 from titan.core.money import D
 from titan.v1 import events_pb2, trading_pb2
 
@@ -40,6 +41,7 @@ class BacktestResult:
     counts: dict[str, int]
     signals_decided: int = 0
     signals_accepted: int = 0
+    data: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """What ``titan backtest --json`` prints (one JSON object)."""
@@ -63,6 +65,7 @@ class BacktestResult:
             "events_per_s": round(st.events_per_s, 1),
             "wall_s": round(st.wall_s, 3),
             "problems": list(st.problems),
+            "data": self.data,
         }
 
 
@@ -100,7 +103,18 @@ def run(config: BacktestConfig, progress: Progress | None = None, organism: Orga
         counts=dict(recorder.counts),
         signals_decided=recorder.decisions,
         signals_accepted=recorder.accepted,
+        data=[_file_report(r) for r in backtest.feed.reports()] if backtest.feed is not None else [],
     )
+
+
+def _file_report(report: FileReport) -> dict[str, Any]:
+    """What reading one file found, for the summary: rows, time range, repairs and gaps."""
+    return {
+        "file": str(report.path), "rows": report.rows, "events": report.events,
+        "first_ns": report.first_ns, "last_ns": report.last_ns, "timeframe": report.timeframe,
+        "duplicates_dropped": report.duplicates, "rows_sorted": report.out_of_order,
+        "gaps": report.gap_count, "gap_list": [str(g) for g in report.gaps], "notes": list(report.notes),
+    }
 
 
 __all__ = ["BacktestResult", "MetricsReport", "run"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from titan.backtest.config import BacktestConfig
 from titan.core.clock import NS_PER_S
+from titan.core.marketdata.datafile import FileReport
 from titan.core.marketdata.replay import ReplaySource
 from titan.core.marketdata.sim import DEFAULT_START_NS, SimConfig, Simulator
 from titan.core.marketdata.source import LIVE_SIM_HISTORY_HOURS
@@ -17,12 +19,31 @@ class DataError(ValueError):
     """The data named for a backtest cannot be opened; the message names it."""
 
 
-def open_data(config: BacktestConfig) -> Iterator[MarketEvent]:
+@dataclass
+class DataFeed:
+    """The run's market events, and what reading the files found (rows, time range, repairs, gaps)."""
+
+    events: Iterator[MarketEvent]
+    replay: ReplaySource | None = None
+
+    def reports(self) -> list[FileReport]:
+        return self.replay.reports if self.replay is not None else []
+
+    def span(self) -> tuple[int, int] | None:
+        """First and last event time over every file (known once the files were scanned)."""
+        times = [(r.first_ns, r.last_ns) for r in self.reports() if r.first_ns is not None and r.last_ns is not None]
+        if not times:
+            return None
+        return min(a for a, _ in times), max(b for _, b in times)
+
+
+def open_data(config: BacktestConfig) -> DataFeed:
     """Events in time order from ``config.data``: ``sim[:SEED]``, ``replay:PATH[,PATH...]``, or
-    file paths (any format Titan reads), clipped to ``[start_ns, end_ns)``."""
+    file paths (any format Titan reads), clipped to ``[start_ns, end_ns)``. Files are scanned
+    (checked, sorted and de-duplicated where needed) before the first event."""
     data = config.data
     if len(data) == 1 and (data[0] == "sim" or data[0].startswith("sim:")):
-        return _simulated(config, data[0])
+        return DataFeed(_simulated(config, data[0]))
     paths: list[Path] = []
     for item in data:
         if item.startswith("sim"):
@@ -40,7 +61,9 @@ def open_data(config: BacktestConfig) -> Iterator[MarketEvent]:
                 paths.append(path)
     if not paths:
         raise DataError("no data files given")
-    return ReplaySource(paths, start_ns=config.start_ns, end_ns=config.end_ns, overrides=config.overrides).events()
+    replay = ReplaySource(paths, start_ns=config.start_ns, end_ns=config.end_ns, overrides=config.overrides)
+    replay.check()
+    return DataFeed(replay.events(), replay)
 
 
 def _simulated(config: BacktestConfig, spec: str) -> Iterator[MarketEvent]:
@@ -59,4 +82,4 @@ def _simulated(config: BacktestConfig, spec: str) -> Iterator[MarketEvent]:
     return Simulator(cfg).events(end)
 
 
-__all__ = ["DataError", "open_data"]
+__all__ = ["DataError", "DataFeed", "open_data"]

@@ -170,7 +170,7 @@ class _ProgressBar:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        self.end_ns = config.end_ns
+        self.end_ns = config.end_ns  # else the data's span, once the files are scanned
         self.progress = Progress(TextColumn("[bold]backtest"), BarColumn(), TextColumn("{task.description}"),
                                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
                                  transient=True)
@@ -182,8 +182,9 @@ class _ProgressBar:
         if self.start_ns is None:
             self.start_ns = stats.first_ns
         text = f"{stats.market_events:,} events · {stats.events_per_s:,.0f}/s"
-        if self.end_ns is not None and self.end_ns > self.start_ns:
-            self.progress.update(self.task, total=self.end_ns - self.start_ns,
+        end = self.end_ns if self.end_ns is not None else (stats.span_ns[1] if stats.span_ns else None)
+        if end is not None and end > self.start_ns:
+            self.progress.update(self.task, total=end - self.start_ns,
                                  completed=stats.last_ns - self.start_ns, description=text)
         else:
             self.progress.update(self.task, description=text)

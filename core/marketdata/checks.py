@@ -41,7 +41,9 @@ class OutOfOrder(DataFileError):
 def checked(rows: Iterable[Decoded], path: Path, unit: str, report: FileReport) -> Iterator[MarketEvent]:
     prev_ts: int | None = None
     prev_row = 0
-    at_ts: dict[object, Decoded] = {}
+    # Each keyed row's encoding when it was seen: consumers may change an event once it is yielded
+    # (a replay numbers it), and an exact duplicate must be compared with the row as it was read.
+    at_ts: dict[object, tuple[Decoded, bytes]] = {}
     series_end: int | None = None
     for d in rows:
         ts = ts_of(d.event)
@@ -52,14 +54,15 @@ def checked(rows: Iterable[Decoded], path: Path, unit: str, report: FileReport) 
         if ts != prev_ts:
             at_ts.clear()
         if d.key is not None:
+            encoded = d.event.SerializeToString(deterministic=True)
             seen = at_ts.get(d.key)
             if seen is not None:
-                if seen.event == d.event:
+                if seen[1] == encoded:
                     report.duplicates += 1
                     continue
-                raise DataFileError(path, d.row, f"conflicts with {unit} {seen.row}: two different rows for "
+                raise DataFileError(path, d.row, f"conflicts with {unit} {seen[0].row}: two different rows for "
                                                  f"{_key_text(d.key)}", unit=unit)
-            at_ts[d.key] = d
+            at_ts[d.key] = (d, encoded)
         if d.step_ns:
             if series_end is not None and d.series_ns > series_end:
                 report.add_gap(Gap(series_end, d.series_ns))

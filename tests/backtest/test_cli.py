@@ -66,3 +66,19 @@ def test_a_malformed_file_names_the_file_the_line_and_the_problem(tmp_path: Path
     done = titan("--data", str(bad), "--no-progress")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert str(bad) in done.stderr and "line 3" in done.stderr, done.stderr
+
+
+def test_gaps_and_repairs_are_reported_in_the_result_and_warned_about(tmp_path: Path) -> None:
+    data = tmp_path / "BTCUSDT-1m.csv"
+    rows = ["timestamp,open,high,low,close,volume"]
+    minutes = [0, 1, 2, 3, 7, 8, 9, 8]  # 4..6 missing; minute 8 twice (an exact duplicate)
+    for m in minutes:
+        rows.append(f"2022-01-01 00:{m:02d}:00,100,101,99,100,5")
+    data.write_text("\n".join(rows) + "\n")
+    done = titan("--data", str(data), "--json", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    (report,) = json.loads(done.stdout.strip().splitlines()[-1])["data"]
+    assert report["gaps"] == 1 and report["duplicates_dropped"] == 1 and report["rows_sorted"] == 1
+    assert "2022-01-01T00:04:00Z" in report["gap_list"][0]
+    for said in ("1 duplicate rows dropped", "1 rows out of time order: sorted", "1 gaps in the series"):
+        assert f"{data}: {said}" in done.stderr, done.stderr
