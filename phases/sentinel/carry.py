@@ -123,8 +123,12 @@ def exit_reason(
     negative_funding_streak: int,
     regime: str,
     now_ns: int,
+    funding_apr: Decimal | None = None,
 ) -> str | None:
-    """Why a held position must close now, most urgent first; None to keep it."""
+    """Why a held position must close now, most urgent first; None to keep it. Convergence (the
+    basis back at or below its mean and below the entry) closes only when the funding the short
+    perp still expects does not clear ``min_carry_apr`` on its own: a converged position that keeps
+    earning funding is kept (closing it would pay the exit costs and give up the carry)."""
     if regime == Regime.CRASH:
         return ExitReason.REGIME_CRASH
     blowout = float(p.blowout_bps / _BPS)
@@ -135,7 +139,8 @@ def exit_reason(
     held_ns = now_ns - holding.opened_ns
     if held_ns >= int(p.max_holding_hours * 3600) * 1_000_000_000:
         return ExitReason.MAX_HOLDING
-    if zscore is not None and zscore <= p.contract_z and basis < holding.entry_basis:
+    converged = zscore is not None and zscore <= p.contract_z and basis < holding.entry_basis
+    if converged and (funding_apr is None or funding_apr < p.min_carry_apr):
         return ExitReason.CONVERGENCE
     return None
 

@@ -86,6 +86,9 @@ def test_exit_reasons_in_order_of_urgency() -> None:
     assert cy.exit_reason(p, _hold(), 0.002, 1.0, 2, cy.Regime.STABLE, now) == cy.ExitReason.FUNDING_FLIP
     assert cy.exit_reason(p, _hold(opened=0), 0.002, 1.0, 1, cy.Regime.STABLE, 24 * H) == cy.ExitReason.MAX_HOLDING
     assert cy.exit_reason(p, _hold(), 0.0005, -0.1, 0, cy.Regime.STABLE, now) == cy.ExitReason.CONVERGENCE
+    # converged, but the funding alone still clears the carry threshold: keep collecting it
+    assert cy.exit_reason(p, _hold(), 0.0005, -0.1, 0, cy.Regime.STABLE, now, D("0.2")) is None
+    assert cy.exit_reason(p, _hold(), 0.0005, -0.1, 0, cy.Regime.STABLE, now, D("0.05")) == cy.ExitReason.CONVERGENCE
     assert cy.exit_reason(p, _hold(), 0.0025, -0.1, 0, cy.Regime.STABLE, now) is None  # z low, basis not below entry
     assert cy.exit_reason(p, _hold(), 0.0015, 0.5, 0, cy.Regime.STABLE, now) is None
     assert cy.exit_reason(p, _hold(), 0.0005, None, 0, cy.Regime.STABLE, now) is None  # too few samples for a z
