@@ -15,6 +15,9 @@ import typer
 from titan.cli.common import settings_or_exit
 from titan.core.ledger import Ledger
 from titan.core.money import D
+from titan.phases.sentinel.pnl import CarryPnL, carry_breakdown, totals
+
+SENTINEL_PHASE = "sentinel"
 
 
 @dataclass
@@ -25,6 +28,15 @@ class ReportData:
     fills: int = 0
     decisions: int = 0
     accepted: int = 0
+    carry: dict[str, CarryPnL] = field(default_factory=dict)  # Sentinel PnL split per symbol
+
+    def carry_line(self) -> str:
+        """The Sentinel's PnL split into basis, funding and fees ("" without Sentinel fills)."""
+        if not self.carry:
+            return ""
+        t = totals(self.carry.values())
+        return (f"Sentinel: basis {t['basis_pnl']:+,.2f}, funding {t['funding_pnl']:+,.2f}, "
+                f"fees {-t['fees']:+,.2f}, net {t['net']:+,.2f}")
 
     def drawdown(self) -> list[tuple[int, Decimal]]:
         """Fraction below the running peak (0 at a new high)."""
@@ -54,9 +66,20 @@ async def load(dsn: str, since_ns: int = 0) -> ReportData:
         decisions = await ledger.decisions(limit=1_000_000)
         data.decisions = len(decisions)
         data.accepted = sum(1 for d in decisions if d.ack.accepted)
+        data.carry = await load_carry(ledger, SENTINEL_PHASE, since_ns)
         return data
     finally:
         await ledger.close()
+
+
+async def load_carry(ledger: Ledger, phase_id: str, since_ns: int = 0) -> dict[str, CarryPnL]:
+    """The Sentinel's basis/funding/fee split from the ledger's fills and funding payments, open legs
+    at their last marks (the same function the backtest's numbers come from)."""
+    fills = await ledger.fills(phase_id, since_ns, limit=10_000_000)
+    funding = await ledger.funding_payments(phase_id, since_ns)
+    marks = {(p.symbol, int(p.instrument)): D(p.mark_price) for p in await ledger.positions(phase_id)
+             if p.mark_price}
+    return carry_breakdown(fills, funding, marks, phase_id)
 
 
 def _times(series: list[tuple[int, Decimal]]) -> list[datetime]:
@@ -88,6 +111,8 @@ def write_html(data: ReportData, path: Path) -> None:
     if last is not None and first is not None:
         title += (f" — equity {last:,.2f} ({last - first:+,.2f}), max drawdown {data.max_drawdown():.2%}, "
                   f"fills {data.fills}, signals {data.decisions} ({data.accepted} accepted)")
+    if data.carry_line():
+        title += "<br>" + data.carry_line()
     fig.update_layout(title=title, height=1100, template="plotly_white")
     fig.update_yaxes(tickformat=".1%", row=2, col=1)
     path.write_text(fig.to_html(include_plotlyjs=True, full_html=True))
@@ -147,3 +172,5 @@ def report(
     write_png(data, out / "equity.png")
     typer.echo(f"wrote {out / 'report.html'} and {out / 'equity.png'} "
                f"({len(data.equity)} equity points, max drawdown {data.max_drawdown():.2%})")
+    if data.carry_line():
+        typer.echo(data.carry_line())
