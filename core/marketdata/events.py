@@ -339,7 +339,7 @@ def validate(ev: MarketEvent) -> MarketEvent:
         if kind is MarketKind.TRADE:
             if D(ev.trade.price) <= 0 or D(ev.trade.size) <= 0:
                 raise MalformedEvent("non_positive")
-            if ev.trade.taker_side == Side.SIDE_UNSPECIFIED:
+            if ev.trade.taker_side not in (Side.SIDE_BUY, Side.SIDE_SELL):
                 raise MalformedEvent("missing_side")
         elif kind is MarketKind.CANDLE:
             c = ev.candle
@@ -352,6 +352,13 @@ def validate(ev: MarketEvent) -> MarketEvent:
             for lv in (*ev.depth.bids, *ev.depth.asks):
                 if D(lv.price) <= 0 or D(lv.size) < 0:
                     raise MalformedEvent("bad_level")
+        elif kind is MarketKind.TOP:
+            _validate_top(ev.top)
+        elif kind is MarketKind.MARK:
+            if not ev.mark.mark_price or D(ev.mark.mark_price) <= 0:
+                raise MalformedEvent("non_positive", "mark_price")
+            if ev.mark.index_price and D(ev.mark.index_price) <= 0:
+                raise MalformedEvent("non_positive", "index_price")
         else:
             price = price_of(ev)
             if price is not None and price <= 0:
@@ -361,6 +368,18 @@ def validate(ev: MarketEvent) -> MarketEvent:
     except MoneyError as err:
         raise MalformedEvent("bad_decimal", str(err)) from None
     return ev
+
+
+def _validate_top(top: BookTop) -> None:
+    """At least one side priced; every price given is positive, every size given is not negative."""
+    if not top.bid_price and not top.ask_price:
+        raise MalformedEvent("non_positive", "no bid or ask price")
+    for price in (top.bid_price, top.ask_price):
+        if price and D(price) <= 0:
+            raise MalformedEvent("non_positive", "book price")
+    for size in (top.bid_size, top.ask_size):
+        if size and D(size) < 0:
+            raise MalformedEvent("bad_level", "book size")
 
 
 def encode(ev: MarketEvent) -> bytes:

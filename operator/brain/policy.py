@@ -10,7 +10,7 @@ decimal text (``str``), so 0.15 becomes exactly Decimal("0.15").
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -84,7 +84,7 @@ class BandEdges:
         if not Decimal(0) < self.start_p2 < self.full_p2 < self.start_p3:
             raise PolicyError("bandEdges: need 0 < startP2 < fullP2 < startP3")
         if not Decimal("0.5") <= self.hysteresis <= Decimal(1):
-            raise PolicyError("hysteresis must be within [0.5, 1]")
+            raise PolicyError("bandEdges.hysteresis: must be within [0.5, 1]")
         if self.full_p2 > self.start_p3 * self.hysteresis:
             raise PolicyError("bandEdges: fullP2 must not exceed hysteresis x startP3 (bands would overlap)")
 
@@ -176,32 +176,54 @@ def _get(spec: Mapping[str, Any], key: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def _section(spec: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A nested mapping of the spec (absent = empty); anything else is a PolicyError naming it."""
+    value = _get(spec, key, {})
+    if not isinstance(value, Mapping):
+        raise PolicyError(f"{key}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _spec(spec: Any) -> Mapping[str, Any]:
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise PolicyError(f"spec: expected a mapping, got {type(spec).__name__}")
+    return spec
+
+
+def _tiers(spec: Mapping[str, Any]) -> tuple[LeverageTier, ...]:
+    tiers_spec = spec.get("leverageTiers")
+    if not tiers_spec:
+        return DEFAULT_TIERS
+    if not isinstance(tiers_spec, list) or not all(isinstance(t, Mapping) for t in tiers_spec):
+        raise PolicyError("leverageTiers: expected a list of {below, maxLeverage}")
+    return tuple(
+        LeverageTier(
+            below=None if t.get("below") is None else dec(t["below"], f"leverageTiers[{i}].below"),
+            max_leverage=_in(dec(t.get("maxLeverage"), f"leverageTiers[{i}].maxLeverage"),
+                             Decimal(0), Decimal(125), f"leverageTiers[{i}].maxLeverage"),
+        )
+        for i, t in enumerate(tiers_spec)
+    )
+
+
 def parse_brain_spec(spec: Mapping[str, Any] | None) -> BrainPolicy:
-    spec = spec or {}
+    spec = _spec(spec)
     try:
         trading_state = TradingOverride(_get(spec, "tradingState", "Active"))
-    except ValueError:
+    except (ValueError, TypeError):
         raise PolicyError(f"tradingState: {spec.get('tradingState')!r} is not Active|Reducing|Halted") from None
-    risk = _get(spec, "riskPolicy", {})
-    edges = _get(spec, "bandEdges", {})
+    risk = _section(spec, "riskPolicy")
+    edges = _section(spec, "bandEdges")
     bands = BandEdges(
         start_p2=dec(_get(edges, "startP2", 1500), "bandEdges.startP2"),
         full_p2=dec(_get(edges, "fullP2", 5000), "bandEdges.fullP2"),
         start_p3=dec(_get(edges, "startP3", 25000), "bandEdges.startP3"),
         hysteresis=dec(_get(edges, "hysteresis", "0.9"), "bandEdges.hysteresis"),
     )
-    tiers_spec: Sequence[Mapping[str, Any]] | None = spec.get("leverageTiers")
-    tiers = DEFAULT_TIERS
-    if tiers_spec:
-        tiers = tuple(
-            LeverageTier(
-                below=None if t.get("below") is None else dec(t["below"], f"leverageTiers[{i}].below"),
-                max_leverage=_in(dec(t.get("maxLeverage"), f"leverageTiers[{i}].maxLeverage"),
-                                 Decimal(0), Decimal(125), f"leverageTiers[{i}].maxLeverage"),
-            )
-            for i, t in enumerate(tiers_spec)
-        )
-    perf = _get(spec, "performance", {})
+    tiers = _tiers(spec)
+    perf = _section(spec, "performance")
     performance = PerformancePolicy(
         window_s=_int(_get(perf, "windowSeconds", 7 * 24 * 3600), 3600, 90 * 24 * 3600, "performance.windowSeconds"),
         min_trades=_int(_get(perf, "minTrades", 10), 2, 10_000, "performance.minTrades"),
@@ -245,12 +267,12 @@ def parse_brain_spec(spec: Mapping[str, Any] | None) -> BrainPolicy:
 
 
 def parse_phase_spec(name: str, spec: Mapping[str, Any] | None) -> PhaseSpec:
-    spec = spec or {}
+    spec = _spec(spec)
     try:
         kind = PhaseKind(str(spec.get("phase")))
     except ValueError:
         raise PolicyError(f"phase: {spec.get('phase')!r} is not one of {[k.value for k in PhaseKind]}") from None
-    band = _get(spec, "capitalBand", {})
+    band = _section(spec, "capitalBand")
     lev = spec.get("maxLeverage")
     band_min = None if band.get("minEquity") is None else dec(band["minEquity"], "capitalBand.minEquity")
     band_max = None if band.get("maxEquity") is None else dec(band["maxEquity"], "capitalBand.maxEquity")
@@ -259,14 +281,18 @@ def parse_phase_spec(name: str, spec: Mapping[str, Any] | None) -> PhaseSpec:
     symbols = _get(spec, "symbols", [])
     if not isinstance(symbols, list) or not all(isinstance(x, str) and x for x in symbols):
         raise PolicyError("symbols: expected a list of non-empty strings")
+    enabled = _get(spec, "enabled", True)
+    if not isinstance(enabled, bool):
+        raise PolicyError(f"enabled: expected true or false, got {enabled!r}")
+    params = _section(spec, "params")
     return PhaseSpec(
         phase_id=name,
         kind=kind,
-        enabled=bool(_get(spec, "enabled", True)),
+        enabled=enabled,
         symbols=tuple(symbols),
         venue=str(_get(spec, "venue", "paper")),
         max_leverage=None if lev is None else _in(dec(lev, "maxLeverage"), Decimal(0), Decimal(125), "maxLeverage"),
         band_min=band_min,
         band_max=band_max,
-        params=dict(_get(spec, "params", {})),
+        params=dict(params),
     )
