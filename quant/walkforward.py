@@ -15,6 +15,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +33,12 @@ class Window:
     @property
     def days(self) -> float:
         return (self.end_ns - self.start_ns) / NS_PER_DAY
+
+    def describe(self) -> str:
+        def iso(ns: int) -> str:
+            return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        return f"[{iso(self.start_ns)}, {iso(self.end_ns)})"
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,8 @@ def plan_folds(start_ns: int, end_ns: int, k: int, train_fraction: float) -> tup
 
 @dataclass(frozen=True)
 class WindowScore:
-    """A window's numbers after fees and funding; ``objective`` is the configured one of them."""
+    """A window's numbers after fees and funding; ``objective`` is the configured one of them.
+    ``error`` names why the window could not be backtested (its numbers are then NaN)."""
 
     objective: float
     sharpe: float
@@ -74,6 +82,17 @@ class WindowScore:
     trades: int
     fees: Decimal = Decimal(0)
     funding: Decimal = Decimal(0)
+    error: str = ""
+
+    @classmethod
+    def failed(cls, objective: Objective, error: str) -> WindowScore:
+        nan = math.nan
+        return cls.of(objective, sharpe=nan, sortino=nan, calmar=nan, max_drawdown=nan, total_return=nan, trades=0) \
+            .with_error(error)
+
+    def with_error(self, error: str) -> WindowScore:
+        return WindowScore(self.objective, self.sharpe, self.sortino, self.calmar, self.max_drawdown,
+                           self.total_return, self.trades, self.fees, self.funding, error)
 
     @classmethod
     def of(cls, objective: Objective, *, sharpe: float, sortino: float, calmar: float, max_drawdown: float,
@@ -84,8 +103,8 @@ class WindowScore:
 
     @property
     def comparable(self) -> float:
-        """The objective where NaN/inf (no trades, no variance) counts as the worst possible."""
-        return self.objective if math.isfinite(self.objective) else -math.inf
+        """The objective where NaN/inf (no trades, no variance) or a failed backtest counts as the worst."""
+        return self.objective if math.isfinite(self.objective) and not self.error else -math.inf
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -130,7 +149,14 @@ class FoldResult:
 
     @property
     def improved(self) -> bool:
-        return self.candidate_test.comparable > self.baseline_test.comparable
+        return not self.error and self.candidate_test.comparable > self.baseline_test.comparable
+
+    @property
+    def error(self) -> str:
+        """The first window of this fold that could not be backtested, and why ("" when none)."""
+        scores = (("current params, train", self.baseline_train), ("candidate, train", self.candidate_train),
+                  ("current params, test", self.baseline_test), ("candidate, test", self.candidate_test))
+        return next((f"fold {self.fold.index} ({name}): {score.error}" for name, score in scores if score.error), "")
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -142,12 +168,18 @@ class FoldResult:
             "baseline_test": self.baseline_test.as_json(),
             "candidate_test": self.candidate_test.as_json(),
             "improved": self.improved,
+            "error": self.error,
         }
 
 
 def _mean(values: list[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return sum(finite) / len(finite) if finite else math.nan
+
+
+def _max(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return max(finite) if finite else math.nan
 
 
 @dataclass(frozen=True)
@@ -179,15 +211,19 @@ class Verdict:
 
     @property
     def candidate_drawdown(self) -> float:
-        return max((f.candidate_test.max_drawdown for f in self.folds), default=0.0)
+        return _max([f.candidate_test.max_drawdown for f in self.folds])
 
     @property
     def baseline_drawdown(self) -> float:
-        return max((f.baseline_test.max_drawdown for f in self.folds), default=0.0)
+        return _max([f.baseline_test.max_drawdown for f in self.folds])
 
 
 def judge(rule: AcceptanceRule, folds: tuple[FoldResult, ...]) -> Verdict:
-    """Apply the acceptance rule to scored folds."""
+    """Apply the acceptance rule to scored folds (a fold that could not be backtested rejects)."""
+    failed = [f.error for f in folds if f.error]
+    if failed:
+        return Verdict(rule, folds, ReasonCode.BACKTEST_FAILED,
+                       f"{len(failed)} of {len(folds)} folds could not be backtested; {failed[0]}")
     improved = sum(f.improved for f in folds)
     if improved < rule.min_improved_folds:
         return Verdict(rule, folds, ReasonCode.NOT_ENOUGH_FOLDS,
