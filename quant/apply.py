@@ -4,8 +4,9 @@
   lines in ``spec.params`` are rewritten (comments and everything else stay); the file is replaced
   atomically, and the local Brain re-reads it and publishes the params, which the phase applies
   without a restart.
-* :class:`ClusterTarget` — ``TitanPhase.spec.params`` through the Kubernetes API (a JSON merge patch of
-  the changed keys); the operator publishes them the same way.
+* :class:`ClusterTarget` — ``TitanPhase.spec.params`` through the Kubernetes API with the operator's
+  client configuration (a JSON merge patch of the changed keys); the operator publishes them the
+  same way.
 
 Every write is preceded by a check that the params are still the ones the proposal was measured
 against (or, for a rollback, the ones it applied): a newer change is never overwritten silently.
@@ -16,16 +17,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import ssl
 import tempfile
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import urllib3
 import yaml
 
+from titan.operator.kube import TITANBRAINS, TITANPHASES, Kube, KubeTarget, context_namespace, in_cluster
 from titan.phases.ai_quant.params import AUTO_MODE_ANNOTATION
 
 
@@ -35,6 +36,7 @@ class TargetError(RuntimeError):
 
 class ParamsTarget(Protocol):
     def describe(self) -> str: ...
+    def phase_kind(self) -> str: ...
     def read(self) -> dict[str, Any]: ...
     def auto_mode(self) -> bool: ...
     def write(self, params: Mapping[str, Any]) -> None: ...
@@ -175,68 +177,74 @@ def _with_params(doc: dict[str, Any], params: Mapping[str, Any]) -> dict[str, An
 
 # --- the cluster -----------------------------------------------------------------------------------
 
-SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-TITANPHASE_PATH = "/apis/titan.trading/v1alpha1/namespaces/{namespace}/titanphases/{name}"
 
-
-@dataclass(frozen=True)
+@dataclass
 class ClusterTarget:
-    """A TitanPhase in a cluster, reached with the pod's service account (or an explicit server/token)."""
+    """A TitanPhase in a cluster, through the operator's client configuration
+    (:mod:`titan.operator.kube`: an explicit server, the pod's service account in a cluster, or a
+    kubeconfig and context). Failures are :class:`~titan.operator.kube.KubeError` one-liners (no
+    kubeconfig, unknown context, forbidden by RBAC, CRDs not installed, unreachable) or
+    :class:`TargetError` when the TitanPhase is not there. RBAC: get and patch on titanphases."""
 
+    kube: Kube
     namespace: str
     name: str
-    server: str = ""
-    token: str = ""
-    ca_file: str = ""
+    where: str = ""
 
     @classmethod
-    def in_cluster(cls, namespace: str, name: str) -> ClusterTarget:
-        host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-        if not host:
-            raise TargetError("not in a cluster (KUBERNETES_SERVICE_HOST is unset); use --organism DIR")
-        return cls(namespace, name, f"https://{host}:{port}", (SERVICE_ACCOUNT / "token").read_text().strip(),
-                   str(SERVICE_ACCOUNT / "ca.crt"))
+    def connect(cls, name: str, *, context: str = "", namespace: str = "", server: str = "") -> ClusterTarget:
+        target = KubeTarget(server=server, context=context)
+        kube = Kube.connect(target)
+        if not kube.api.configuration.verify_ssl and not server:  # the kubeconfig asks for it: no warning each call
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        return cls(kube, namespace or context_namespace(target) or "default", name,
+                   context or ("in-cluster" if not server and in_cluster() else server or "current context"))
+
+    def close(self) -> None:
+        self.kube.close()
 
     def describe(self) -> str:
-        return f"cluster:{self.namespace}/{self.name}"
-
-    def _request(self, method: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        url = self.server + TITANPHASE_PATH.format(namespace=self.namespace, name=self.name)
-        headers = {"Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/merge-patch+json"
-        request = urllib.request.Request(url, data=data, method=method, headers=headers)
-        context = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
-        try:
-            with urllib.request.urlopen(request, timeout=30, context=context) as response:
-                result: dict[str, Any] = json.loads(response.read())
-                return result
-        except OSError as exc:
-            raise TargetError(f"{self.describe()}: {method} failed: {exc}") from exc
+        return f"cluster:{self.namespace}/{self.name}" + (f" ({self.where})" if self.where else "")
 
     def resource(self) -> dict[str, Any]:
-        return self._request("GET")
+        found = self.kube.get_object(TITANPHASES, self.namespace, self.name)
+        if found is None:
+            raise TargetError(f"no TitanPhase {self.namespace}/{self.name} ({self.where or self.kube.host}): "
+                              "name its namespace with --namespace")
+        return found
 
     def read(self) -> dict[str, Any]:
         return dict((self.resource().get("spec") or {}).get("params") or {})
+
+    def phase_kind(self) -> str:
+        return str((self.resource().get("spec") or {}).get("phase") or self.name)
 
     def auto_mode(self) -> bool:
         annotations = (self.resource().get("metadata") or {}).get("annotations") or {}
         return str(annotations.get(AUTO_MODE_ANNOTATION, "")).lower() == "auto"
 
     def write(self, params: Mapping[str, Any]) -> None:
-        patch_titanphase_params(self, params)
+        """Merge-patch ``spec.params`` to ``params`` (keys no longer present are set to null, which a
+        merge patch deletes); the operator publishes them and the phase reloads without a restart."""
+        current = self.read()
+        patch: dict[str, Any] = {k: v for k, v in params.items() if current.get(k) != v}
+        patch.update({k: None for k in current if k not in params})
+        if patch and self.kube.patch_object(TITANPHASES, self.namespace, self.name,
+                                            {"spec": {"params": patch}}) is None:
+            raise TargetError(f"TitanPhase {self.namespace}/{self.name} vanished while it was patched")
 
 
-def patch_titanphase_params(target: ClusterTarget, params: Mapping[str, Any]) -> None:
-    """Merge-patch ``spec.params`` of a TitanPhase to ``params`` (keys no longer present are set to
-    null, which a merge patch deletes). RBAC: get and patch on titanphases only."""
-    current = target.read()
-    patch: dict[str, Any] = {k: v for k, v in params.items() if current.get(k) != v}
-    patch.update({k: None for k in current if k not in params})
-    if patch:
-        target._request("PATCH", {"spec": {"params": patch}})
+def export_organism(kube: Kube, namespace: str, folder: Path) -> Path:
+    """The namespace's TitanBrain and TitanPhases as YAML files in ``folder`` (name, annotations and
+    spec only), so a backtest runs the organism the cluster runs. RBAC: list on both."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for resource in (TITANBRAINS, TITANPHASES):
+        for item in kube.list_objects(resource, namespace):
+            meta = item.get("metadata") or {}
+            doc = {"apiVersion": resource.api_version, "kind": resource.kind,
+                   "metadata": {"name": meta.get("name"), "annotations": meta.get("annotations") or {}},
+                   "spec": item.get("spec") or {}}
+            path = folder / f"{resource.kind.lower()}-{meta.get('name')}.yaml"
+            path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    return folder
