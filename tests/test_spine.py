@@ -3,7 +3,9 @@ the catalog is the one place subjects are spelled, money is exact, signing detec
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -32,20 +34,18 @@ def test_generated_stubs_are_current() -> None:
 
 
 def test_stale_stub_is_detected(tmp_path: Path) -> None:
-    """The check really fails when a stub differs from a fresh generation."""
-    sys.path.insert(0, str(ROOT / "proto"))
-    try:
-        import generate  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
-    stub = ROOT / "proto" / "titan" / "v1" / "common_pb2.pyi"
-    original = stub.read_bytes()
-    try:
-        stub.write_bytes(original + b"\n# edited by hand\n")
-        assert "common_pb2.pyi" in generate.stale_files()
-    finally:
-        stub.write_bytes(original)
-    assert generate.stale_files() == []
+    """The check really fails when a stub differs from a fresh generation — shown on a copy of
+    proto/, so no tracked file is ever edited (not even for a moment)."""
+    copy = shutil.copytree(ROOT / "proto", tmp_path / "proto", ignore=shutil.ignore_patterns("__pycache__"))
+    spec = importlib.util.spec_from_file_location("generate_copy", copy / "generate.py")
+    assert spec is not None and spec.loader is not None
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    assert copy / "titan" / "v1" == generate.PACKAGE_DIR  # it works on the copy
+    assert "common_pb2.pyi" not in generate.stale_files()
+    stub = copy / "titan" / "v1" / "common_pb2.pyi"
+    stub.write_bytes(stub.read_bytes() + b"\n# edited by hand\n")
+    assert "common_pb2.pyi" in generate.stale_files()
 
 
 # --- packaging ---------------------------------------------------------------------------------

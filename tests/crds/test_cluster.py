@@ -4,7 +4,8 @@ columns, and the Brain operator reconciles real objects (status, Deployments, Ev
 while it runs as the chart's operator ServiceAccount (its rendered Role/ClusterRole, a TokenRequest
 token), not as an admin.
 
-Marked `cluster`; skipped when etcd or the API server binary is missing."""
+Marked `cluster`; skipped when etcd or the API server binary is missing — except under CI=true, where
+a missing part is a broken setup and fails the test."""
 
 from __future__ import annotations
 
@@ -88,14 +89,21 @@ def _stop(pidfile: Path) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
+def missing(message: str) -> None:
+    """Skip locally; under CI (CI=true) a missing part of the cluster setup fails."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{message} (CI=true: cluster tests must run)")
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="module")
 def kubeconfig() -> Iterator[Path]:
     if not os.access(ETCD, os.X_OK):
-        pytest.skip("etcd is not installed (apt-get install -y etcd-server): no real API server")
+        missing("etcd is not installed (apt-get install -y etcd-server): no real API server")
     if not START.exists() or not (START.parent / "kube-apiserver").exists():
-        pytest.skip(f"no kube-apiserver at {START.parent}")
+        missing(f"no kube-apiserver at {START.parent}")
     if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed")
+        missing("kubectl is not installed")
     workdir = Path(tempfile.mkdtemp(prefix="titan-kas-"))
     try:
         proc = subprocess.run([str(START), str(workdir), str(_free_base_port())], capture_output=True, text=True,
@@ -191,7 +199,7 @@ def operator_kubeconfig(cluster: Path, tmp_path_factory: pytest.TempPathFactory)
     """The chart's operator ServiceAccount and RBAC (rendered by `helm template`), applied for real;
     a kubeconfig that logs in as that ServiceAccount."""
     if shutil.which("helm") is None:
-        pytest.skip("helm is not installed")
+        missing("helm is not installed")
     rendered = subprocess.run(
         ["helm", "template", "titan", str(ROOT / "helm" / "titan"), "--namespace", NS,
          "--show-only", "templates/rbac.yaml", "--show-only", "templates/serviceaccounts.yaml"],
@@ -223,6 +231,54 @@ async def operator(cluster: Path, operator_kubeconfig: Path, nats_url: str,
         await asyncio.to_thread(runner.__exit__, None, None, None)
         os.environ.pop("KUBECONFIG", None)
     assert runner.exception is None, runner.exception
+
+
+OPERATOR_SA = f"system:serviceaccount:{NS}:titan-operator"
+OTHER_NS = "titan-elsewhere"
+# Everything the operator does (kopf's watches, finalizers and peering, status, the phases'
+# Deployments, Events) and the cluster-scoped CRD read kopf needs at start.
+OPERATOR_NEEDS = [
+    *[(verb, res, NS) for res in ("titanphases.titan.trading", "titanbrains.titan.trading")
+      for verb in ("get", "list", "watch", "patch")],
+    *[(verb, res, NS) for res in ("titanphases.titan.trading/status", "titanbrains.titan.trading/status")
+      for verb in ("get", "patch")],
+    *[(verb, "deployments.apps", NS) for verb in ("get", "list", "watch", "create", "patch", "delete")],
+    ("create", "events", NS),
+    *[(verb, "kopfpeerings.kopf.dev", NS) for verb in ("get", "list", "watch", "patch")],
+    *[(verb, "customresourcedefinitions.apiextensions.k8s.io", "") for verb in ("get", "list", "watch")],
+]
+OPERATOR_MUST_NOT = [
+    ("get", "secrets", NS), ("list", "secrets", NS), ("watch", "secrets", NS), ("create", "secrets", NS),
+    ("get", "secrets", OTHER_NS), ("list", "configmaps", NS), ("create", "pods/exec", NS), ("create", "pods", NS),
+    ("create", "serviceaccounts/token", NS), ("create", "titanphases.titan.trading", NS),
+    ("delete", "titanphases.titan.trading", NS), ("delete", "titanbrains.titan.trading", NS),
+    ("list", "titanphases.titan.trading", OTHER_NS), ("patch", "titanbrains.titan.trading", OTHER_NS),
+    ("create", "deployments.apps", OTHER_NS), ("delete", "deployments.apps", OTHER_NS),
+    ("create", "roles.rbac.authorization.k8s.io", NS), ("create", "rolebindings.rbac.authorization.k8s.io", NS),
+    ("patch", "roles.rbac.authorization.k8s.io", NS), ("create", "clusterroles.rbac.authorization.k8s.io", ""),
+    ("create", "clusterrolebindings.rbac.authorization.k8s.io", ""),
+    ("escalate", "roles.rbac.authorization.k8s.io", NS), ("bind", "clusterroles.rbac.authorization.k8s.io", ""),
+    ("patch", "customresourcedefinitions.apiextensions.k8s.io", ""), ("list", "namespaces", ""),
+    ("list", "nodes", ""), ("delete", "namespaces", ""),
+]
+
+
+def can_i(kubeconfig: Path, verb: str, resource: str, namespace: str) -> bool:
+    where = ["-n", namespace] if namespace else []
+    proc = kubectl(kubeconfig, "auth", "can-i", verb, resource, *where, f"--as={OPERATOR_SA}", check=False)
+    answer = proc.stdout.strip()
+    assert answer in ("yes", "no"), (verb, resource, namespace, proc.stdout, proc.stderr)
+    return answer == "yes"
+
+
+def test_the_operator_service_account_has_exactly_what_it_needs(cluster: Path, operator_kubeconfig: Path) -> None:
+    """As the chart renders the operator's RBAC, asked of the real API server (SubjectAccessReview)."""
+    kubectl(cluster, "create", "namespace", OTHER_NS, check=False)
+    denied = [(v, r, n) for v, r, n in OPERATOR_NEEDS if not can_i(cluster, v, r, n)]
+    allowed = [(v, r, n) for v, r, n in OPERATOR_MUST_NOT if can_i(cluster, v, r, n)]
+    print(f"\nRBAC: {len(OPERATOR_NEEDS)} needed permissions granted, {len(OPERATOR_MUST_NOT)} others refused")
+    assert not denied, f"the operator lacks: {denied}"
+    assert not allowed, f"the operator may also: {allowed}"
 
 
 def _get_json(kubeconfig: Path, *args: str) -> dict[str, Any]:

@@ -26,10 +26,9 @@ from titan.phases.hunter.engine import StructureEngine
 
 from .data import MONTH, month
 
-pd = pytest.importorskip("pandas")
-os.environ.setdefault("SMC_CREDIT", "0")
-smc_module = pytest.importorskip("smartmoneyconcepts")
-smc = smc_module.smc
+os.environ.setdefault("SMC_CREDIT", "0")  # before the import: it reads the variable then
+import pandas as pd
+from smartmoneyconcepts import smc
 
 pytestmark = pytest.mark.skipif(not MONTH.exists(), reason=f"{MONTH} not present")
 
