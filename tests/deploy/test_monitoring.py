@@ -35,6 +35,7 @@ REQUIRED_ALERTS = {
     "market data stale": "TitanMarketDataStale",
     "ledger lag": "TitanLedgerLag",
     "phase stuck": "TitanPhaseStuck",
+    "trading halted": "TitanTradingHalted",
 }
 
 _SUFFIXES = {
