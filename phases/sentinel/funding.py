@@ -73,11 +73,12 @@ class FundingState:
             return None
         return rate * per_year
 
-    def negative_streak(self) -> int:
-        """How many of the latest settlements in a row were negative (the short perp paid)."""
+    def negative_streak(self, since_ns: int = 0) -> int:
+        """How many of the latest settlements in a row (at or after ``since_ns``) were negative: the
+        short perp paid."""
         n = 0
         for x in reversed(self.settled):
-            if x.rate >= 0:
+            if x.rate >= 0 or x.funding_time_ns < since_ns:
                 break
             n += 1
         return n

@@ -411,7 +411,7 @@ class SentinelStrategy(StrategyBase):
             entry = st.entry_basis if st.entry_basis is not None else sig.basis
             hold = cy.Holding(st.spot_quantity, st.perp_quantity, entry, st.opened_ns)
             z = sig.zscore if sig.samples >= p.min_samples else None
-            reason = cy.exit_reason(p, hold, sig.basis, z, st.funding.negative_streak(), st.regime, now,
+            reason = cy.exit_reason(p, hold, sig.basis, z, st.funding.negative_streak(st.opened_ns), st.regime, now,
                                     st.funding.expected_apr())
         if reason is None:
             return False

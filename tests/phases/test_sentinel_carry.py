@@ -38,6 +38,7 @@ def test_funding_interval_from_settlement_spacing_and_prediction_first() -> None
     assert f.negative_streak() == 2
     f.on_funding(D("-0.0002"), 16 * H, 20 * H, settled=True)  # a repeat counts once
     assert len(f.settled) == 4
+    assert f.negative_streak(since_ns=16 * H) == 1   # only what was settled while holding counts
 
 
 def test_round_trip_cost_and_carry() -> None:

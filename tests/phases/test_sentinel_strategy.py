@@ -227,3 +227,18 @@ def test_a_sample_uses_only_quotes_known_before_its_boundary() -> None:
     desk.clock.advance(MIN)
     desk.quote(30.0)                       # the next boundary sees it
     assert len(desk.signals) == 1 and desk.signals[0].intent == trading_pb2.INTENT_OPEN
+
+
+def test_negative_funding_settled_before_the_entry_does_not_close_it() -> None:
+    desk = Desk(fundingFlipPeriods=2, targetFraction="0.1")
+    desk.funding("-0.0002")
+    desk.clock.advance(8 * H)
+    desk.funding("-0.0001")
+    desk.funding("0.0003", settled=False)    # the venue now predicts a positive rate
+    desk.warm()
+    entry = desk.minute(30.0)[0]
+    desk.position(common_pb2.INSTRUMENT_KIND_SPOT, "0.125")
+    desk.position(common_pb2.INSTRUMENT_KIND_PERP, "-0.125")
+    desk.done(entry)
+    assert desk.strategy.symbols["BTCUSDT"].funding.negative_streak() >= 2
+    assert desk.minute(25.0) == []           # no churn: the streak predates the position
