@@ -284,7 +284,14 @@ async def test_halt_stops_new_entries(scenario: Scenario, organism_dir: Path) ->
             return phase_log.exists() and "TRAP_CONFIRMED" in phase_log.read_text(errors="replace")
 
         await wait_for(confirmed, timeout=90, interval=0.25)  # the burst came after the halt
-        await asyncio.sleep(0.5)  # let the phase decide on the confirmed trap
+
+        def decided() -> bool:
+            """The phase's answer to the confirmed trap is in its log: aborted (no budget, or
+            execution's reject) or an entry its gate did not send."""
+            after = phase_log.read_text(errors="replace").split("TRAP_CONFIRMED", 1)[1]
+            return "TRAP_ABORTED" in after or " not sent: " in after
+
+        await wait_for(decided, timeout=30, interval=0.1)
         os.kill(run.proc.pid, signal.SIGTERM)  # Ctrl-C: no need to wait for the full minute
         run = await finish(run)
         assert run.exit_code == 0, run.text()[-4000:]
