@@ -32,11 +32,89 @@ OPEN_ORDER_STATES = (
 )
 
 
+class RowLayouts:
+    """Each ledger table's columns and their SQL types, to send a batch's rows of a table as one
+    array per column (numbers as text, parsed by the server: cheaper than binary numeric)."""
+
+    def __init__(self, types: dict[str, dict[str, str]]) -> None:
+        self.types = types
+        self.tables = set(types)
+
+    @classmethod
+    async def load(cls, conn: Any) -> RowLayouts:
+        records = await conn.fetch(
+            "SELECT c.relname, a.attname::text AS column, format_type(a.atttypid, NULL) AS type"
+            " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+            " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'"
+            " AND a.attnum > 0 AND NOT a.attisdropped"
+        )
+        types: dict[str, dict[str, str]] = {}
+        for r in records:
+            types.setdefault(r["relname"], {})[r["column"]] = r["type"]
+        return cls(types)
+
+    def _sent_as_text(self, table: str, column: str) -> bool:
+        kind = self.types[table][column]
+        return kind == "numeric" or kind.endswith("[]")
+
+    def cte(self, statement: rows.Statement, first: int) -> str:
+        """The statement's bulk form reading parameters ``first``... (one per column)."""
+        types = self.types[statement.table]
+        text = [self._sent_as_text(statement.table, c) for c in statement.columns]
+        arrays = ", ".join(
+            f"${first + n}::{'text' if as_text else types[c]}[]"
+            for n, (c, as_text) in enumerate(zip(statement.columns, text, strict=True))
+        )
+        values = ", ".join(f"{c}::{types[c]}" if as_text else c
+                           for c, as_text in zip(statement.columns, text, strict=True))
+        source = f"unnest({arrays}) WITH ORDINALITY AS r({', '.join(statement.columns)}, ordinality)"
+        sql: str = statement.bulk_sql(source, values)
+        return sql
+
+    def arrays(self, statement: rows.Statement, upserts: list[rows.Upsert]) -> list[list[Any]]:
+        """The statement's rows as one array per column."""
+        types = self.types[statement.table]
+        columns: list[list[Any]] = [list(c) for c in zip(*(u.args for u in upserts), strict=True)]
+        for n, c in enumerate(statement.columns):
+            if types[c] == "numeric":
+                columns[n] = [None if v is None else str(v) for v in columns[n]]
+            elif types[c].endswith("[]"):  # an array column travels as its array literal
+                columns[n] = [None if v is None else _array_literal(v) for v in columns[n]]
+        return columns
+
+
+def _array_literal(values: Sequence[str]) -> str:
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
+
+
+_EVENTS_CTE = (
+    "ev AS (INSERT INTO events (event_id, kind, source, ts_ns, payload)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bytea[])"
+    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
+)
+
+
+def bulk_statement(
+    layout: RowLayouts, bulk: dict[rows.Statement, list[rows.Upsert]]
+) -> tuple[str, list[list[Any]]]:
+    """One statement recording a batch: the envelopes (parameters 1-5; the caller's), then every
+    body table's rows, applied only for the events new to the ledger; it returns the new event ids.
+    Returns the SQL and the body parameters (one array per column)."""
+    ctes: list[str] = [_EVENTS_CTE]
+    params: list[list[Any]] = []
+    for n, st in enumerate(sorted(bulk, key=lambda st: (st.table, st.columns))):
+        ctes.append(f"b{n} AS ({layout.cte(st, 6 + len(params))})")
+        params.extend(layout.arrays(st, bulk[st]))
+    return "WITH " + ", ".join(ctes) + " SELECT event_id FROM ev", params
+
+
 class Ledger:
     """Async repository over an asyncpg pool. Open with :meth:`open` (migrates by default)."""
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
+        self._layout: RowLayouts | None = None
 
     @classmethod
     async def open(cls, dsn: str, *, migrate: bool = True, min_size: int = 1, max_size: int = 4) -> Ledger:
@@ -54,6 +132,7 @@ class Ledger:
         """Apply pending schema migrations; returns the versions applied now (empty: up to date)."""
         async with self._pool.acquire() as conn:
             applied: list[int] = await migrate(conn)
+        self._layout = None
         if applied:
             log.info("ledger schema migrated: %s", applied)
         return applied
@@ -80,46 +159,69 @@ class Ledger:
         """Store ``events`` in order in one transaction: for each, True (new), False (its event_id
         was already recorded, also earlier in the same batch) or the :class:`LedgerReject` that keeps
         it out (checked before the database is touched). A database error rolls back the whole
-        batch and propagates."""
+        batch and propagates.
+
+        The batch is one statement (see :func:`bulk_statement`): envelopes in, the new ids out, and each
+        table's rows reduced in SQL to what applying them one by one would leave (every body
+        statement is DO NOTHING or guarded by version/time, so tables are independent of each
+        other). Statements that merge fields (rows.Collapse.NONE) follow row by row."""
         results: list[bool | LedgerReject] = [False] * len(events)
         prepared: list[tuple[int, events_pb2.Event, str, list[rows.Upsert]]] = []
+        batch_ids: set[str] = set()
         for i, event in enumerate(events):
             try:
-                prepared.append((i, event, str(validate_event(event)), rows.body_rows(event)))
+                kind, statements = str(validate_event(event)), rows.body_rows(event)
             except InvalidEvent as exc:
                 results[i] = LedgerReject(exc.reason, str(exc))
+                continue
             except LedgerReject as exc:
                 results[i] = exc
+                continue
+            if event.event_id not in batch_ids:  # a second copy in the batch: False, like a repeat
+                batch_ids.add(event.event_id)
+                prepared.append((i, event, kind, statements))
         if not prepared:
             return results
+        bulk: dict[rows.Statement, list[rows.Upsert]] = {}
+        one_by_one: list[rows.Upsert] = []
+        for _, _, _, statements in prepared:
+            for st in statements:
+                if st.statement.collapse is rows.Collapse.NONE:
+                    one_by_one.append(st)
+                else:
+                    bulk.setdefault(st.statement, []).append(st)
         async with self._pool.acquire() as conn, conn.transaction():
-            # The envelopes in one statement; the ids it returns are the events new to the ledger.
-            new_ids = {
-                r["event_id"]
-                for r in await conn.fetch(
-                    "INSERT INTO events (event_id, kind, source, ts_ns, payload)"
-                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bytea[])"
-                    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            try:
+                layout = await self._row_layouts(conn, {st.table for st in bulk})
+                sql, params = bulk_statement(layout, bulk)
+                new_ids = {r["event_id"] for r in await conn.fetch(
+                    sql,
                     [e.event_id for _, e, _, _ in prepared],
                     [k for _, _, k, _ in prepared],
                     [e.source for _, e, _, _ in prepared],
                     [e.ts_ns for _, e, _, _ in prepared],
                     [e.SerializeToString(deterministic=True) for _, e, _, _ in prepared],
-                )
-            }
-            # The bodies of the new ones (an id twice in the batch: its first copy), one executemany per
-            # statement: rows of a table keep their order, and every body statement is either
-            # DO NOTHING or guarded by version/time, so tables are independent of each other.
-            groups: dict[str, list[tuple[Any, ...]]] = {}
-            for i, event, _, statements in prepared:
-                if event.event_id in new_ids:
-                    new_ids.discard(event.event_id)
-                    results[i] = True
-                    for st in statements:
-                        groups.setdefault(st.sql, []).append(st.args)
-            for sql, args in groups.items():
+                    *params,
+                )}
+            except (asyncpg.exceptions.DataError, asyncpg.exceptions.UndefinedColumnError,
+                    asyncpg.exceptions.InvalidCachedStatementError):
+                self._layout = None  # the schema changed under us: learn it again on the next call
+                await conn.reload_schema_state()
+                raise
+            by_statement: dict[str, list[tuple[Any, ...]]] = {}
+            for st in one_by_one:
+                if st.args[st.statement.columns.index("event_id")] in new_ids:
+                    by_statement.setdefault(st.sql, []).append(st.args)
+            for sql, args in by_statement.items():
                 await conn.executemany(sql, args)
+        for i, event, _, _ in prepared:
+            results[i] = event.event_id in new_ids
         return results
+
+    async def _row_layouts(self, conn: Any, tables: set[str]) -> RowLayouts:
+        if self._layout is None or not tables <= self._layout.tables:
+            self._layout = await RowLayouts.load(conn)
+        return self._layout
 
     # --- helpers ------------------------------------------------------------------------------
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:

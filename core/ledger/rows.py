@@ -6,6 +6,8 @@ be a number); enums are stored by name. A body that cannot be stored raises :cla
 
 from __future__ import annotations
 
+import enum
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -73,12 +75,74 @@ def required(value: str, field: str) -> str:
     return value
 
 
+class Collapse(enum.Enum):
+    """How rows of one statement with the same conflict key in one batch reduce to one row, giving
+    the result of applying them one after another."""
+
+    FIRST = "first"      # DO NOTHING: the first row wins
+    NEWEST = "newest"    # DO UPDATE guarded by ``(cur.guard) < (EXCLUDED.guard)``: the greatest guard
+    #                      wins, the first among equals
+    NONE = "none"        # anything else: applied row by row
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One INSERT ... ON CONFLICT into ``table``: its single-row form (``sql``) and its bulk form
+    (``bulk_sql``)."""
+
+    table: str
+    columns: tuple[str, ...]
+    conflict: tuple[str, ...]
+    on_conflict: str
+    collapse: Collapse
+    guard: tuple[str, ...] = ()
+
+    @property
+    def sql(self) -> str:
+        values = ", ".join(f"${i}" for i in range(1, len(self.columns) + 1))
+        return f"INSERT INTO {self.table} AS cur ({', '.join(self.columns)}) VALUES ({values}) {self.on_conflict}"
+
+    def bulk_sql(self, source: str, values: str) -> str:
+        """A CTE applying rows read from ``source`` (a FROM item named ``r`` with the statement's
+        columns and an ``ordinality``; ``values`` selects them), for the events new to the ledger
+        (``ev``), reduced to one row per key as applying them in order would leave it."""
+        key = ", ".join(self.conflict)
+        order = ", ".join([*self.conflict, *(f"{g} DESC" for g in self.guard), "ordinality"])
+        return (f"INSERT INTO {self.table} AS cur ({', '.join(self.columns)}) SELECT DISTINCT ON ({key}) {values}"
+                f" FROM {source} WHERE r.event_id IN (SELECT event_id FROM ev) ORDER BY {order} {self.on_conflict}")
+
+
 @dataclass(frozen=True)
 class Upsert:
     """One INSERT ... ON CONFLICT statement with its arguments."""
 
-    sql: str
+    statement: Statement
     args: tuple[Any, ...]
+
+    @property
+    def sql(self) -> str:
+        return self.statement.sql
+
+
+@functools.lru_cache(maxsize=256)
+def _statement(
+    table: str,
+    columns: tuple[str, ...],
+    conflict: tuple[str, ...],
+    update: tuple[str, ...],
+    where: str,
+    update_sql: tuple[tuple[str, str], ...],
+    guard: tuple[str, ...],
+) -> Statement:
+    sets = [f"{c} = EXCLUDED.{c}" for c in update] + [f"{c} = {e}" for c, e in update_sql]
+    on_conflict = f"ON CONFLICT ({', '.join(conflict)}) "
+    if sets:
+        on_conflict += "DO UPDATE SET " + ", ".join(sets) + (f" WHERE {where}" if where else "")
+        collapse = Collapse.NEWEST if guard and not update_sql else Collapse.NONE
+    else:
+        on_conflict += "DO NOTHING"
+        collapse = Collapse.FIRST
+    return Statement(table, columns, conflict, on_conflict, collapse, guard if collapse is Collapse.NEWEST else ())
 
 
 def _insert(
@@ -88,16 +152,12 @@ def _insert(
     update: Sequence[str] = (),
     where: str = "",
     update_sql: Mapping[str, str] | None = None,
+    guard: Sequence[str] = (),
 ) -> Upsert:
-    cols = list(row)
-    values = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
-    sql = f"INSERT INTO {table} AS cur ({', '.join(cols)}) VALUES ({values}) ON CONFLICT ({', '.join(conflict)}) "
-    sets = [f"{c} = EXCLUDED.{c}" for c in update] + [f"{c} = {e}" for c, e in (update_sql or {}).items()]
-    if sets:
-        sql += "DO UPDATE SET " + ", ".join(sets) + (f" WHERE {where}" if where else "")
-    else:
-        sql += "DO NOTHING"
-    return Upsert(sql, tuple(row[c] for c in cols))
+    """``guard``: the columns ``where`` compares as ``(cur.g...) < (EXCLUDED.g...)`` (newest wins)."""
+    statement = _statement(table, tuple(row), tuple(conflict), tuple(update), where,
+                           tuple((update_sql or {}).items()), tuple(guard))
+    return Upsert(statement, tuple(row.values()))
 
 
 # --- body -> statements -------------------------------------------------------------------------
@@ -130,7 +190,7 @@ def order_rows(o: trading_pb2.Order, event_id: str) -> list[Upsert]:
     # Latest version wins: an older (or equal) order version never overwrites a newer one.
     update = [c for c in row if c != "client_order_id"]
     where = "(cur.version, cur.updated_at_ns) < (EXCLUDED.version, EXCLUDED.updated_at_ns)"
-    return [_insert("orders", row, ["client_order_id"], update, where)]
+    return [_insert("orders", row, ["client_order_id"], update, where, guard=("version", "updated_at_ns"))]
 
 
 def order_from_row(r: Mapping[str, Any]) -> trading_pb2.Order:
@@ -225,7 +285,7 @@ def position_rows(p: trading_pb2.Position, event_id: str) -> list[Upsert]:
     key = ["phase_id", "venue", "symbol", "instrument"]
     update = [c for c in row if c not in key]
     where = "(cur.version, cur.ts_ns) < (EXCLUDED.version, EXCLUDED.ts_ns)"
-    return [_insert("positions", row, key, update, where)]
+    return [_insert("positions", row, key, update, where, guard=("version", "ts_ns"))]
 
 
 def position_from_row(r: Mapping[str, Any]) -> trading_pb2.Position:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from nats.js import JetStreamContext
 
@@ -88,22 +89,26 @@ class LedgerWriter:
     async def _handle_batch(self, events: list[events_pb2.Event]) -> list[Exception | None]:
         self.batches += 1
         outcomes: list[Exception | None] = []
+        counts: Counter[tuple[str, str]] = Counter()  # (kind, result): the metric moved once per batch
+        last = 0
         for event, result in zip(events, await self._record(events), strict=True):
             kind = str(event_kind(event))
             if isinstance(result, LedgerReject):
-                LEDGER_EVENTS.labels(kind=kind, result="rejected").inc()
+                counts[kind, "rejected"] += 1
                 outcomes.append(Reject(result.reason, str(result)))
             elif isinstance(result, Exception):
-                LEDGER_EVENTS.labels(kind=kind, result="error").inc()
+                counts[kind, "error"] += 1
                 outcomes.append(result)
             else:
                 if result:
                     self.applied += 1
                 else:
                     self.duplicates += 1
-                LEDGER_EVENTS.labels(kind=kind, result="applied" if result else "duplicate").inc()
+                counts[kind, "applied" if result else "duplicate"] += 1
                 outcomes.append(None)
-        last = max((e.ts_ns for e, o in zip(events, outcomes, strict=True) if o is None), default=0)
+                last = max(last, event.ts_ns)
+        for (kind, outcome), n in counts.items():
+            LEDGER_EVENTS.labels(kind=kind, result=outcome).inc(n)
         if last > 0:
             LEDGER_LAG.set(max(0, self._clock.now_ns() - last) / NS_PER_S)
         return outcomes

@@ -272,3 +272,33 @@ async def test_a_batch_ends_where_the_same_events_one_by_one_end(ledger: Ledger)
     assert [d.ack for d in await ledger.decisions(phase)] == [first]  # the first decision stays
     assert await ledger.record_many(events[:7]) == [False] * 7      # all of it again: nothing changes
     assert await ledger.record_many([]) == []
+
+
+async def test_a_batch_reduces_each_key_as_one_by_one_would(ledger: Ledger) -> None:
+    """Several versions of a key in one batch: the newest wins, the first among equal versions, and
+    an id already recorded contributes nothing; array columns keep awkward characters."""
+    phase = "reducep"
+
+    def position(event_id: str, version: int, quantity: str) -> events_pb2.Event:
+        body = trading_pb2.Position(phase_id=phase, venue="paper", symbol="BTCUSDT",
+                                    instrument=common_pb2.INSTRUMENT_KIND_PERP, quantity=quantity,
+                                    ts_ns=T0 + version, version=version)
+        return events_pb2.Event(event_id=event_id, source="execution", ts_ns=T0 + version, position=body)
+
+    assert await ledger.record(position("red-p1", 1, "1"))
+    cids = ['x"y', "a,b", "{c}", "back\\slash", "NULL"]
+    ack = trading_pb2.SignalAck(phase_id=phase, signal_id="rs", accepted=True, client_order_ids=cids,
+                                acked_at_ns=T0)
+    batch = [
+        position("red-p1", 1, "1"),
+        position("red-p3a", 3, "3"),
+        position("red-p2", 2, "2"),
+        position("red-p3b", 3, "4"),      # the same version again: the first one stays
+        events_pb2.Event(event_id="red-d", source="execution", ts_ns=T0,
+                         decision=events_pb2.SignalDecision(ack=ack)),
+    ]
+    assert await ledger.record_many(batch) == [False, True, True, True, True]
+    [held] = await ledger.positions(phase)
+    assert (held.version, held.quantity) == (3, "3")
+    [decision] = await ledger.decisions(phase)
+    assert list(decision.ack.client_order_ids) == cids
