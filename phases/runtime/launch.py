@@ -78,3 +78,43 @@ async def run_phase(make_strategy: Callable[[Mapping[str, Any] | None], Strategy
         await stop.wait()
     finally:
         await runtime.stop()
+
+
+def phase_main(
+    argv: list[str] | None,
+    *,
+    name: str,
+    params_model: type[Any],
+    make_strategy: Callable[..., Strategy],
+    description: str | None,
+) -> int:
+    """The whole ``python -m titan.phases.<name>`` process: flags, settings, key, initial params
+    (validated at start), then :func:`run_phase` until SIGTERM/SIGINT. Exit 2 with one line on
+    bad configuration. ``make_strategy(params, phase_id=...)`` builds the phase's strategy."""
+    import argparse
+    import asyncio
+    import functools
+    import sys
+
+    from titan.core.config import ConfigError, load_settings
+
+    ap = argparse.ArgumentParser(prog=f"titan-{name}", description=description)
+    ap.add_argument("--params", type=Path, help="initial parameters (JSON or YAML) until KV has some")
+    ap.add_argument("--key-file", type=Path, help="the phase's HMAC key (default: TITAN_HMAC_KEYS_DIR/<id>.key)")
+    ap.add_argument("--execution", help="execution host:port (default: TITAN_EXECUTION_HOST:PORT)")
+    ap.add_argument("--http-port", type=int, help="/metrics and /healthz port (default: TITAN_METRICS_PORT)")
+    args = ap.parse_args(argv)
+    try:
+        settings = load_settings()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        phase_id = settings.phase_id or name  # a TitanPhase named otherwise runs under its own name
+        key = load_key(phase_id, settings, args.key_file)
+        params = load_params_file(args.params)
+        if params is not None:
+            params_model.model_validate(params)  # fail at start, not later
+        config = runtime_config(phase_id, settings, key, execution=args.execution, http_port=args.http_port)
+        asyncio.run(run_phase(functools.partial(make_strategy, phase_id=phase_id), config, params))
+    except (ConfigError, LaunchError, ValueError, OSError) as err:
+        print(f"{name}: {err}", file=sys.stderr)
+        return 2
+    return 0
