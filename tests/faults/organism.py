@@ -10,7 +10,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,10 +84,14 @@ class Organism:
 
 
 @contextlib.asynccontextmanager
-async def running_organism(*args: str, prefix: str = "titan-fault-") -> AsyncIterator[Organism]:
-    """`titan up --headless ARGS` on a fresh data dir; stopped (and its servers with it) afterwards."""
+async def running_organism(*args: str, prefix: str = "titan-fault-",
+                           prepare: Callable[[Path], None] | None = None) -> AsyncIterator[Organism]:
+    """`titan up --headless ARGS` on a fresh data dir (``prepare`` may put files there first); stopped
+    (and its servers with it) afterwards."""
     data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(data_dir, 0o755)  # PostgreSQL's unprivileged user must be able to enter it
+    if prepare is not None:
+        prepare(data_dir)
     log = data_dir / "titan-up.log"
     with log.open("ab") as fh:
         proc = await asyncio.create_subprocess_exec(
