@@ -5,10 +5,12 @@ Start-up order (nothing is accepted before recovery is complete):
  1. pin CPUs (``TITAN_EXECUTION_CPUS``), export them;
  2. load the phase keys (``<phase>.key`` files in ``TITAN_HMAC_KEYS_DIR``, or ``TITAN_PHASE_KEY_<PHASE>``);
  3. connect NATS, ensure streams/buckets;
- 4. wait until the ledger writer has consumed every event already on the stream, then rebuild positions,
-    open orders, fill ids and recently decided signal ids from the ledger; restore the newest trading
-    state (KV or ledger) and the budgets from KV;
- 5. start publishing, watching KV and market data, the gRPC server; mark health SERVING; freeze the GC.
+ 4. wait until the ledger writer has consumed every event already on the stream, then rebuild positions
+    (the newest snapshot plus the fills recorded after it), open orders, recent fill ids and recently
+    decided signal ids from the ledger; restore the newest trading state (KV or ledger) and the
+    budgets from KV;
+ 5. start publishing, watching KV and market data, the gRPC server; mark health SERVING; freeze the GC;
+    take a ledger snapshot, then one every ``snapshot_interval_s``.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class RuntimeOptions:
     tick_interval_s: float = 0.2
     equity_interval_s: float = 10.0
     ledger_wait_s: float = 30.0
+    snapshot_interval_s: float = 300.0  # ledger position snapshots (after start, then this often)
     metrics: bool = True
     freeze_gc: bool = True
     keys: dict[str, bytes] | None = None
@@ -95,6 +98,7 @@ class ExecutionRuntime:
         self._tasks: list[asyncio.Task[Any]] = []
         self._sub: Any = None
         self._startup_updates: list[Any] = []
+        self.ledger: Any = None  # open while running when a ledger is configured (snapshots)
 
     # ------------------------------------------------------------------------------------------
     async def start(self) -> int:
@@ -149,6 +153,8 @@ class ExecutionRuntime:
                 keep_running("trading state watch", functools.partial(self._watch_state, store)),
                 name="watch-trading-state"))
         self._tasks.append(asyncio.create_task(periodic(self.options.tick_interval_s, servicer.tick), name="tick"))
+        if self.ledger is not None:
+            self._tasks.append(asyncio.create_task(self._snapshots(), name="ledger-snapshots"))
         self._tasks.append(
             asyncio.create_task(periodic(self.options.equity_interval_s, servicer.publish_equity), name="equity")
         )
@@ -194,54 +200,77 @@ class ExecutionRuntime:
             from titan.core.ledger import Ledger
 
             await self._wait_for_ledger()
-            ledger = await Ledger.open(st.pg_dsn)
-            try:
-                now = time.time_ns()
-                positions = await ledger.positions(include_flat=True)
-                open_orders = await ledger.open_orders()
-                fills = await ledger.fills(limit=100_000_000)
-                funding = await ledger.funding_payments()
-                recent = await ledger.orders(since_ns=now - 86_400 * 10**9, limit=10_000_000)
-                decisions = await ledger.decisions(limit=200_000)
-                ledger_state = await ledger.latest_trading_state()
-                midnight = now - now % (86_400 * 10**9)
-                day_starts: dict[str, Any] = {}
-                for phase in {p.phase_id for p in positions} | {f.phase_id for f in fills}:
-                    series = await ledger.equity_series(phase, since_ns=midnight - 86_400 * 10**9)
-                    before = [e for e in series if e.ts_ns < midnight]
-                    if before or series:
-                        day_starts[phase] = (before[-1] if before else series[0]).equity
-            finally:
-                await ledger.close()
-            horizon = now - engine.config.dedup_horizon_ns
-            decided = [
-                (d.ack.phase_id, d.ack.signal_id, d.ack.acked_at_ns, d.ack.accepted, tuple(d.ack.client_order_ids))
-                for d in reversed(decisions)
-                if d.ack.acked_at_ns >= horizon
-            ]
-            corrected = engine.restore(
-                positions, open_orders, fills, decided, funding, recent
-            )
-            for phase, equity in day_starts.items():  # today's losses survive a restart
-                engine.portfolio.set_day_start(phase, D(equity), now)
-            if corrected:
-                log.warning("repairing %d ledger rows left incomplete by a crash", len(corrected))
-                self._startup_updates.extend(corrected)
-            # hedged units a crash left with one leg: hedged or unwound before any new signal
-            hedge_steps = engine.recover_hedges([d.signal for d in decisions], recent)
-            if hedge_steps:
-                log.warning("settling hedged units left with an orphan leg: %d updates", len(hedge_steps))
-                self._startup_updates.extend(hedge_steps)
-            log.info(
-                "recovered %d positions, %d open orders, %d fills, %d recent signal ids from the ledger",
-                len(engine.portfolio.positions), len(open_orders), len(fills), len(decided),
-            )
+            self.ledger = await Ledger.open(st.pg_dsn, max_size=2)
+            ledger_state = await self._restore(engine, self.ledger, time.time_ns())
         for state in sorted(
             (s for s in (kv_state, ledger_state) if s is not None), key=lambda s: s.version
         ):
             engine.set_trading_state(state)
         for budget in budgets.values():
             engine.update_budget(budget)
+
+    async def _restore(self, engine: Engine, ledger: Any, now: int) -> Any:
+        """Rebuild the engine from the newest snapshot and what the ledger recorded after it (every
+        filter in SQL); returns the ledger's newest trading state."""
+        day = 86_400 * 10**9
+        snapshot = await ledger.latest_snapshot()
+        upto = await ledger.cursor()
+        fills = await ledger.fills_after(snapshot.cursor, upto)
+        funding = await ledger.funding_after(snapshot.cursor, upto)
+        positions = await ledger.positions(include_flat=True)
+        open_orders = await ledger.open_orders()
+        recent = await ledger.orders(since_ns=now - day, limit=10_000_000)
+        incomplete = await ledger.fill_totals(since_ns=now - day)
+        decisions = await ledger.decisions_since(now - engine.config.dedup_horizon_ns)
+        unit_signals = await ledger.unit_signals(now - day)
+        settled = await ledger.funding_payments(since_ns=now - 2 * day)
+        fill_ids = await ledger.fill_ids_since(now - day) if engine.external else set()
+        ledger_state = await ledger.latest_trading_state()
+        midnight = now - now % day
+        day_starts: dict[str, Any] = {}
+        phases = {p.phase_id for p in positions} | {p.phase_id for p in snapshot.positions} | {
+            f.phase_id for f in fills}
+        for phase in phases:
+            series = await ledger.equity_series(phase, since_ns=midnight - day)
+            before = [e for e in series if e.ts_ns < midnight]
+            if before or series:
+                day_starts[phase] = (before[-1] if before else series[0]).equity
+        decided = [
+            (d.ack.phase_id, d.ack.signal_id, d.ack.acked_at_ns, d.ack.accepted, tuple(d.ack.client_order_ids))
+            for d in reversed(decisions)
+        ]
+        corrected = engine.restore(positions, open_orders, fills, decided, funding, recent,
+                                   base=snapshot.positions, incomplete=incomplete)
+        engine.settled_funding.update((p.venue, p.symbol, p.funding_time_ns) for p in settled)
+        engine.fill_ids.update(fill_ids)
+        for phase, equity in day_starts.items():  # today's losses survive a restart
+            engine.portfolio.set_day_start(phase, D(equity), now)
+        if corrected:
+            log.warning("repairing %d ledger rows left incomplete by a crash", len(corrected))
+            self._startup_updates.extend(corrected)
+        # hedged units a crash left with one leg: hedged or unwound before any new signal
+        hedge_steps = engine.recover_hedges(unit_signals, recent)
+        if hedge_steps:
+            log.warning("settling hedged units left with an orphan leg: %d updates", len(hedge_steps))
+            self._startup_updates.extend(hedge_steps)
+        log.info(
+            "recovered %d positions, %d open orders, %d recent signal ids from the ledger: a snapshot of %d"
+            " positions (%d fills) and %d fills recorded after it",
+            len(engine.portfolio.positions), len(open_orders), len(decided), len(snapshot.positions),
+            snapshot.fills_folded, len(fills),
+        )
+        return ledger_state
+
+    async def _snapshots(self) -> None:
+        """Fold what the ledger recorded into a new snapshot now and every ``snapshot_interval_s``."""
+        from titan.execution import snapshots
+
+        while True:
+            try:
+                await snapshots.take(self.ledger, time.time_ns())
+            except Exception as exc:  # the next round tries again; recovery replays more meanwhile
+                log.warning("ledger snapshot failed: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(self.options.snapshot_interval_s)
 
     async def _wait_for_ledger(self) -> None:
         """Wait until the ledger writer consumed every event on the stream (bounded)."""
@@ -273,6 +302,9 @@ class ExecutionRuntime:
             await self.sink.stop()
         if self.live is not None:
             await self.live.close()
+        if self.ledger is not None:
+            with contextlib.suppress(Exception):
+                await self.ledger.close()
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()

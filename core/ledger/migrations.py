@@ -268,9 +268,46 @@ CREATE TABLE parameter_versions (
 CREATE INDEX parameter_versions_proposal ON parameter_versions (proposal_id);
 """
 
+# Recovery from a snapshot: fills and funding payments are numbered in the order they are recorded
+# (``seq``); a snapshot holds every position folded from the fills and payments up to its numbers, so a
+# restart replays only the rows recorded after it (see docs/ledger.md, "Snapshots").
+_SNAPSHOTS = f"""
+ALTER TABLE fills ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY;
+CREATE UNIQUE INDEX fills_seq ON fills (seq);
+ALTER TABLE funding_payments ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY;
+CREATE UNIQUE INDEX funding_seq ON funding_payments (seq);
+
+CREATE TABLE snapshots (
+    snapshot_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    fill_seq        bigint NOT NULL,
+    funding_seq     bigint NOT NULL,
+    taken_at_ns     bigint NOT NULL,
+    taken_at        {_ts("taken_at_ns")},
+    positions       integer NOT NULL,
+    fills_folded    bigint NOT NULL
+);
+
+CREATE TABLE snapshot_positions (
+    snapshot_id         bigint NOT NULL REFERENCES snapshots ON DELETE CASCADE,
+    phase_id            text NOT NULL,
+    venue               text NOT NULL,
+    symbol              text NOT NULL,
+    instrument          text NOT NULL,
+    quantity            numeric NOT NULL,
+    average_entry_price numeric NOT NULL,
+    realized_pnl        numeric NOT NULL,
+    fees                numeric NOT NULL,
+    funding             numeric NOT NULL,
+    ts_ns               bigint NOT NULL,
+    version             bigint NOT NULL,
+    PRIMARY KEY (snapshot_id, phase_id, venue, symbol, instrument)
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial ledger schema", _INITIAL),
     Migration(2, "parameter proposal evidence and params versions", _PROPOSAL_EVIDENCE),
+    Migration(3, "position snapshots; fills and funding numbered as recorded", _SNAPSHOTS),
 )
 
 

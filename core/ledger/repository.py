@@ -20,6 +20,7 @@ from titan.core.ledger import rows
 from titan.core.ledger.migrations import migrate
 from titan.core.ledger.proposals import ParamsVersion, ProposalRow
 from titan.core.ledger.rows import LedgerReject
+from titan.core.ledger.snapshots import EMPTY, Cursor, FillTotals, Snapshot
 from titan.v1 import events_pb2, trading_pb2
 
 log = logging.getLogger("titan.ledger")
@@ -313,6 +314,118 @@ class Ledger:
             include_flat,
         )
         return [rows.position_from_row(r) for r in records]
+
+    # --- recovery: snapshots and what came after them (titan.core.ledger.snapshots) -------------
+    async def cursor(self) -> Cursor:
+        """The newest recorded fill and funding payment. Taken while no write to either table is in
+        flight (SHARE lock), so no row numbered below it can appear later."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("LOCK TABLE fills, funding_payments IN SHARE MODE")
+            record = await conn.fetchrow(
+                "SELECT (SELECT coalesce(max(seq), 0) FROM fills) AS fill_seq,"
+                " (SELECT coalesce(max(seq), 0) FROM funding_payments) AS funding_seq"
+            )
+        return Cursor(int(record["fill_seq"]), int(record["funding_seq"]))
+
+    async def latest_snapshot(self) -> Snapshot:
+        """The newest snapshot (``snapshots.EMPTY`` if none was taken)."""
+        async with self._pool.acquire() as conn:
+            head = await conn.fetchrow("SELECT * FROM snapshots ORDER BY snapshot_id DESC LIMIT 1")
+            if head is None:
+                return EMPTY
+            records = await conn.fetch(
+                "SELECT * FROM snapshot_positions WHERE snapshot_id = $1 ORDER BY phase_id, venue, symbol, instrument",
+                head["snapshot_id"],
+            )
+        return Snapshot(Cursor(head["fill_seq"], head["funding_seq"]), head["taken_at_ns"],
+                        tuple(rows.snapshot_position_from_row(r) for r in records), head["fills_folded"])
+
+    async def save_snapshot(self, snapshot: Snapshot, *, keep: int = 3) -> bool:
+        """Store ``snapshot`` unless one at the same or a later cursor exists (False then); the
+        ``keep`` newest snapshots are kept."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("LOCK TABLE snapshots IN SHARE ROW EXCLUSIVE MODE")  # one writer at a time
+            newest = await conn.fetchrow(
+                "SELECT fill_seq, funding_seq FROM snapshots ORDER BY snapshot_id DESC LIMIT 1"
+            )
+            if newest is not None and Cursor(newest["fill_seq"], newest["funding_seq"]) >= snapshot.cursor:
+                return False
+            snapshot_id = await conn.fetchval(
+                "INSERT INTO snapshots (fill_seq, funding_seq, taken_at_ns, positions, fills_folded)"
+                " VALUES ($1, $2, $3, $4, $5) RETURNING snapshot_id",
+                snapshot.cursor.fill_seq, snapshot.cursor.funding_seq, snapshot.taken_at_ns,
+                len(snapshot.positions), snapshot.fills_folded,
+            )
+            await conn.executemany(rows.SNAPSHOT_POSITION_INSERT,
+                                   [(snapshot_id, *rows.snapshot_position_args(p)) for p in snapshot.positions])
+            await conn.execute(
+                "DELETE FROM snapshots WHERE snapshot_id NOT IN"
+                " (SELECT snapshot_id FROM snapshots ORDER BY snapshot_id DESC LIMIT $1)", keep,
+            )
+        return True
+
+    async def fills_after(self, after: Cursor, upto: Cursor) -> list[trading_pb2.Fill]:
+        """Fills recorded after ``after`` up to ``upto``, in time order (ts_ns, venue, fill_id). Their
+        numbers are as the database prints them (exact; trailing zeros kept): many rows, no detour
+        through Decimal."""
+        records = await self._fetch(
+            f"SELECT {rows.FILL_TEXT_COLUMNS} FROM fills WHERE seq > $1 AND seq <= $2 ORDER BY ts_ns, venue, fill_id",
+            after.fill_seq, upto.fill_seq,
+        )
+        return [rows.fill_from_text_row(r) for r in records]
+
+    async def funding_after(self, after: Cursor, upto: Cursor) -> list[trading_pb2.FundingPayment]:
+        """Funding payments recorded after ``after`` up to ``upto``, in funding time order."""
+        records = await self._fetch(
+            "SELECT * FROM funding_payments WHERE seq > $1 AND seq <= $2"
+            " ORDER BY funding_time_ns, venue, symbol, phase_id",
+            after.funding_seq, upto.funding_seq,
+        )
+        return [rows.funding_from_row(r) for r in records]
+
+    async def fill_totals(self, since_ns: int) -> list[tuple[trading_pb2.Order, FillTotals]]:
+        """Orders updated since ``since_ns`` whose filled quantity exceeds their recorded fills (a
+        crash between an order event and its fill), with what their recorded fills add up to."""
+        records = await self._fetch(
+            "SELECT o.*, coalesce(f.quantity, 0) AS fills_quantity, coalesce(f.notional, 0) AS fills_notional,"
+            " coalesce(f.fees, 0) AS fills_fees FROM orders o LEFT JOIN LATERAL ("
+            "   SELECT sum(quantity) AS quantity, sum(quantity * price) AS notional, sum(fee) AS fees"
+            "   FROM fills WHERE fills.client_order_id = o.client_order_id) f ON true"
+            " WHERE o.updated_at_ns >= $1 AND o.filled_quantity > coalesce(f.quantity, 0)"
+            " ORDER BY o.updated_at_ns, o.client_order_id",
+            since_ns,
+        )
+        return [(rows.order_from_row(r), FillTotals(r["fills_quantity"], r["fills_notional"], r["fills_fees"]))
+                for r in records]
+
+    async def fill_ids_since(self, since_ns: int) -> set[tuple[str, str]]:
+        """(venue, fill id) of the fills since ``since_ns``."""
+        return {(r["venue"], r["fill_id"]) for r in
+                await self._fetch("SELECT venue, fill_id FROM fills WHERE ts_ns >= $1", since_ns)}
+
+    async def decisions_since(self, acked_since_ns: int) -> list[events_pb2.SignalDecision]:
+        """Decisions acked since ``acked_since_ns``, most recent first, with their signals."""
+        records = await self._fetch(
+            "SELECT d.*, s.payload FROM decisions d LEFT JOIN signals s USING (phase_id, signal_id)"
+            " WHERE d.acked_at_ns >= $1 ORDER BY d.acked_at_ns DESC, d.phase_id, d.signal_id",
+            acked_since_ns,
+        )
+        return [rows.decision_from_row(r) for r in records]
+
+    async def unit_signals(self, orders_since_ns: int) -> list[trading_pb2.Signal]:
+        """Recorded signals of two or more legs with an order created since ``orders_since_ns``."""
+        records = await self._fetch(
+            "SELECT s.payload FROM signals s WHERE s.leg_count >= 2 AND EXISTS (SELECT 1 FROM orders o"
+            " WHERE o.phase_id = s.phase_id AND o.signal_id = s.signal_id AND o.created_at_ns >= $1)"
+            " ORDER BY s.created_at_ns, s.phase_id, s.signal_id",
+            orders_since_ns,
+        )
+        out = []
+        for r in records:
+            signal = trading_pb2.Signal()
+            signal.ParseFromString(r["payload"])
+            out.append(signal)
+        return out
 
     # --- funding ------------------------------------------------------------------------------
     async def funding_payments(

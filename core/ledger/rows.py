@@ -259,6 +259,21 @@ def fill_from_row(r: Mapping[str, Any]) -> trading_pb2.Fill:
     )
 
 
+FILL_TEXT_COLUMNS = (
+    "venue, fill_id, client_order_id, phase_id, symbol, instrument, side, price::text AS price,"
+    " quantity::text AS quantity, fee::text AS fee, maker, realized_pnl::text AS realized_pnl, ts_ns"
+)
+
+
+def fill_from_text_row(r: Sequence[Any]) -> trading_pb2.Fill:
+    """A fill from :data:`FILL_TEXT_COLUMNS` (numbers already text)."""
+    return trading_pb2.Fill(
+        venue=r[0], fill_id=r[1], client_order_id=r[2], phase_id=r[3], symbol=r[4],
+        instrument=enum_value(common_pb2.InstrumentKind, r[5]), side=enum_value(common_pb2.Side, r[6]),
+        price=r[7], quantity=r[8], fee=r[9], maker=r[10], realized_pnl=r[11], ts_ns=r[12],
+    )
+
+
 _POSITION_NUMS = (
     "average_entry_price",
     "mark_price",
@@ -301,6 +316,35 @@ def position_from_row(r: Mapping[str, Any]) -> trading_pb2.Position:
     for name in _POSITION_NUMS:
         setattr(p, name, text(r[name]))
     return p
+
+
+SNAPSHOT_POSITION_INSERT = (
+    "INSERT INTO snapshot_positions (snapshot_id, phase_id, venue, symbol, instrument, quantity,"
+    " average_entry_price, realized_pnl, fees, funding, ts_ns, version)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+)
+
+
+def snapshot_position_args(p: trading_pb2.Position) -> tuple[Any, ...]:
+    return (
+        p.phase_id, p.venue, p.symbol, enum_name(common_pb2.InstrumentKind, p.instrument),
+        num(p.quantity, "snapshot.quantity", empty_is_zero=True),
+        num(p.average_entry_price, "snapshot.average_entry_price", empty_is_zero=True),
+        num(p.realized_pnl, "snapshot.realized_pnl", empty_is_zero=True),
+        num(p.fees, "snapshot.fees", empty_is_zero=True),
+        num(p.funding, "snapshot.funding", empty_is_zero=True),
+        p.ts_ns, p.version,
+    )
+
+
+def snapshot_position_from_row(r: Mapping[str, Any]) -> trading_pb2.Position:
+    return trading_pb2.Position(
+        phase_id=r["phase_id"], venue=r["venue"], symbol=r["symbol"],
+        instrument=enum_value(common_pb2.InstrumentKind, r["instrument"]),
+        quantity=text(r["quantity"]), average_entry_price=text(r["average_entry_price"]),
+        realized_pnl=text(r["realized_pnl"]), fees=text(r["fees"]), funding=text(r["funding"]),
+        ts_ns=r["ts_ns"], version=r["version"],
+    )
 
 
 def funding_rows(f: trading_pb2.FundingPayment, event_id: str) -> list[Upsert]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from titan.core.ledger.snapshots import FillTotals
 from titan.execution.engine import control, hedge, matching, recovery, signals, timers, venue_reports
 from titan.execution.engine.outputs import Update, reason_label
 from titan.execution.engine.recovery import DecidedSignal
@@ -97,8 +98,14 @@ class Engine(EngineState):
         decided: Iterable[DecidedSignal] = (),
         funding: Iterable[trading_pb2.FundingPayment] = (),
         known_orders: Iterable[trading_pb2.Order] = (),
+        *,
+        base: Iterable[trading_pb2.Position] = (),
+        incomplete: Iterable[tuple[trading_pb2.Order, FillTotals]] | None = None,
     ) -> list[Update]:
-        return recovery.restore(self, positions, open_orders, fills, decided, funding, known_orders)
+        """See ``titan.execution.engine.recovery.restore``: ``fills``/``funding`` are those
+        recorded after the snapshot ``base``."""
+        return recovery.restore(self, positions, open_orders, fills, decided, funding, known_orders,
+                                base=base, incomplete=incomplete)
 
     def recover_hedges(self, signals: Iterable[trading_pb2.Signal],
                        known_orders: Iterable[trading_pb2.Order]) -> list[Update]:

@@ -1,10 +1,11 @@
 """Rebuild the engine from the ledger before serving.
 
-Positions are replayed from the recorded fills and funding payments (in time order) and checked
-against the recorded position rows: the fills are the truth, so a position row that lags its fills
-(a crash between the two events) is corrected, and the corrected position is returned for
-publishing. An order row whose filled quantity exceeds its recorded fills (a crash between the order
-and its fill events) gets the missing fill rebuilt from the order's average price and fees
+Positions are replayed from the recorded fills and funding payments (in time order) on top of a
+snapshot of them (``base``: positions folded from every fill and payment recorded before it; empty:
+replay everything) and checked against the recorded position rows: the fills are the truth, so a
+position row that lags its fills (a crash between the two events) is corrected, and the corrected
+position is returned for publishing. An order row whose filled quantity exceeds its recorded fills
+(a crash between the order and its fill events) gets the missing fill rebuilt from the order's average price and fees
 (``<client order id>-r<version>``), also returned for publishing. Open orders are restored; client
 order ids of recorded orders and fills, and recently decided signals, are remembered so a re-sent
 signal never executes twice."""
@@ -12,8 +13,8 @@ signal never executes twice."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import Decimal
 
+from titan.core.ledger.snapshots import FillTotals
 from titan.core.money import CONTEXT, D, D_or
 from titan.execution import enums
 from titan.execution.engine.lifecycle import register, rest
@@ -37,10 +38,19 @@ def restore(
     decided: Iterable[DecidedSignal] = (),
     funding: Iterable[trading_pb2.FundingPayment] = (),
     known_orders: Iterable[trading_pb2.Order] = (),
+    *,
+    base: Iterable[trading_pb2.Position] = (),
+    incomplete: Iterable[tuple[trading_pb2.Order, FillTotals]] | None = None,
 ) -> list[Update]:
+    """``fills``/``funding``: those recorded after the snapshot ``base`` (in time order).
+    ``incomplete``: the orders whose recorded fills may not cover their filled quantity, each with
+    what all its recorded fills add up to (the ledger finds them when ``fills`` are not all of
+    them); None: every order of ``known_orders`` checked against ``fills``."""
     rows = {(p.phase_id, p.venue, p.symbol, int(p.instrument)): p for p in positions}
     known = list(known_orders)
-    replayed, corrected = _replay_fills(state, list(fills), known)
+    replayed = {_key(p): Position.from_proto(p) for p in base}
+    repaired = missing_fills(known, list(fills)) if incomplete is None else fills_to_repair(incomplete)
+    corrected = _replay_fills(state, replayed, list(fills), repaired)
     _replay_funding(state, replayed, funding)
     mmr = state.config.paper.maintenance_margin_rate
     for key in sorted(set(rows) | set(replayed)):
@@ -67,11 +77,52 @@ def restore(
     return corrected
 
 
+def _key(p: trading_pb2.Position | trading_pb2.Fill) -> PositionKey:
+    return (p.phase_id, p.venue, p.symbol, int(p.instrument))
+
+
+def fold(
+    base: Iterable[trading_pb2.Position],
+    fills: Iterable[trading_pb2.Fill],
+    funding: Iterable[trading_pb2.FundingPayment] = (),
+) -> dict[PositionKey, Position]:
+    """Positions folded from a snapshot and the fills (in the order given), then the funding
+    payments, recorded after it: the next snapshot."""
+    positions = {_key(p): Position.from_proto(p) for p in base}
+    fold_into(positions, fills, funding)
+    return positions
+
+
+def fold_into(
+    positions: dict[PositionKey, Position],
+    fills: Iterable[trading_pb2.Fill],
+    funding: Iterable[trading_pb2.FundingPayment] = (),
+) -> None:
+    for fill in fills:
+        key = _key(fill)
+        position = positions.get(key)
+        if position is None:
+            position = positions[key] = Position(key)
+        position.apply_fill(fill.side == BUY, D(fill.quantity), D(fill.price), D(fill.fee), fill.ts_ns)
+    for payment in funding:
+        _apply_funding(positions, payment)
+
+
+def snapshot_position(position: Position) -> trading_pb2.Position:
+    """What a snapshot keeps of a position (its exact average entry, also when flat)."""
+    phase, venue, symbol, instrument = position.key
+    return trading_pb2.Position(
+        phase_id=phase, venue=venue, symbol=symbol, instrument=instrument,  # type: ignore[arg-type]
+        quantity=fmt(position.quantity), average_entry_price=fmt(position.average_entry),
+        realized_pnl=fmt(position.realized), fees=fmt(position.fees), funding=fmt(position.funding),
+        ts_ns=position.updated_ns, version=position.version,
+    )
+
+
 def _replay_fills(
-    state: EngineState, fills: list[trading_pb2.Fill], known: list[trading_pb2.Order]
-) -> tuple[dict[PositionKey, Position], list[Update]]:
-    replayed: dict[PositionKey, Position] = {}
-    repaired = missing_fills(known, fills)
+    state: EngineState, replayed: dict[PositionKey, Position], fills: list[trading_pb2.Fill],
+    repaired: list[trading_pb2.Fill],
+) -> list[Update]:
     if repaired:
         fills = sorted([*fills, *repaired], key=lambda f: (f.ts_ns, f.venue, f.fill_id))
     repaired_ids = {id(f) for f in repaired}
@@ -88,18 +139,23 @@ def _replay_fills(
         if state.external:
             state.fill_ids.add((fill.venue, fill.fill_id))
         state.known_cids.add(fill.client_order_id)
-    return replayed, corrected
+    return corrected
 
 
 def _replay_funding(
     state: EngineState, replayed: dict[PositionKey, Position], funding: Iterable[trading_pb2.FundingPayment]
 ) -> None:
     for payment in funding:
-        for key, position in replayed.items():
-            if (key[0] == payment.phase_id and key[1] == payment.venue and key[2] == payment.symbol
-                    and key[3] == PERP):
-                position.apply_funding(D(payment.amount), payment.funding_time_ns)
-                state.settled_funding.add((payment.venue, payment.symbol, payment.funding_time_ns))
+        if _apply_funding(replayed, payment):
+            state.settled_funding.add((payment.venue, payment.symbol, payment.funding_time_ns))
+
+
+def _apply_funding(positions: dict[PositionKey, Position], payment: trading_pb2.FundingPayment) -> bool:
+    position = positions.get((payment.phase_id, payment.venue, payment.symbol, PERP))
+    if position is None:
+        return False
+    position.apply_funding(D(payment.amount), payment.funding_time_ns)
+    return True
 
 
 def _restore_open_order(state: EngineState, order: ManagedOrder) -> None:
@@ -115,30 +171,44 @@ def _restore_open_order(state: EngineState, order: ManagedOrder) -> None:
         rest(state, order)
 
 
+def fill_totals(fills: Iterable[trading_pb2.Fill]) -> dict[str, FillTotals]:
+    """What the given fills of each order add up to."""
+    totals: dict[str, FillTotals] = {}
+    for fill in fills:
+        quantity, price = D(fill.quantity), D(fill.price)
+        held = totals.get(fill.client_order_id)
+        if held is None:
+            totals[fill.client_order_id] = FillTotals(quantity, quantity * price, D(fill.fee))
+        else:
+            totals[fill.client_order_id] = FillTotals(held.quantity + quantity, held.notional + quantity * price,
+                                                      held.fees + D(fill.fee))
+    return totals
+
+
+_NONE = FillTotals(ZERO, ZERO, ZERO)
+
+
 def missing_fills(orders: list[trading_pb2.Order], fills: list[trading_pb2.Fill]) -> list[trading_pb2.Fill]:
     """Fills an order row implies beyond its recorded fills (a crash between the two events)."""
-    quantity: dict[str, Decimal] = {}
-    notional: dict[str, Decimal] = {}
-    fees: dict[str, Decimal] = {}
-    for fill in fills:
-        cid = fill.client_order_id
-        fill_qty, price = D(fill.quantity), D(fill.price)
-        quantity[cid] = quantity.get(cid, ZERO) + fill_qty
-        notional[cid] = notional.get(cid, ZERO) + fill_qty * price
-        fees[cid] = fees.get(cid, ZERO) + D(fill.fee)
+    totals = fill_totals(fills)
+    return fills_to_repair((order, totals.get(order.client_order_id, _NONE)) for order in orders)
+
+
+def fills_to_repair(orders: Iterable[tuple[trading_pb2.Order, FillTotals]]) -> list[trading_pb2.Fill]:
+    """The fill each order row implies beyond what its recorded fills add up to (none if they
+    cover its filled quantity)."""
     out: list[trading_pb2.Fill] = []
-    for order in orders:
+    for order, have in orders:
         cid = order.client_order_id
         filled = D_or(order.filled_quantity, ZERO)
-        have = quantity.get(cid, ZERO)
-        if filled <= have:
+        if filled <= have.quantity:
             continue
-        missing = filled - have
-        price = CONTEXT.divide(D_or(order.average_price, ZERO) * filled - notional.get(cid, ZERO), missing)
+        missing = filled - have.quantity
+        price = CONTEXT.divide(D_or(order.average_price, ZERO) * filled - have.notional, missing)
         out.append(trading_pb2.Fill(
             venue=order.venue, fill_id=f"{cid}-r{order.version}", client_order_id=cid,
             phase_id=order.phase_id, symbol=order.symbol, instrument=order.instrument, side=order.side,
-            price=fmt(price), quantity=fmt(missing), fee=fmt(D_or(order.fees, ZERO) - fees.get(cid, ZERO)),
+            price=fmt(price), quantity=fmt(missing), fee=fmt(D_or(order.fees, ZERO) - have.fees),
             maker=False, ts_ns=order.updated_at_ns,
         ))
     return out

@@ -22,7 +22,7 @@ from tests.execution.helpers import (
     top,
     trading_state,
 )
-from titan.execution.engine import Engine
+from titan.execution.engine import Engine, recovery
 from titan.v1 import events_pb2, trading_pb2
 
 D = Decimal
@@ -114,4 +114,78 @@ def test_any_crash_point_recovers_without_losing_or_doubling(cut):
     assert D(ledger.positions[key].fees) == sum((D(f.fee) for f in fills), D(0))
     # every signal executed exactly once overall
     assert {o.signal_id for o in ledger.orders.values()} == {s.signal_id for s in SIGS}
+    assert len(ledger.orders) == len(SIGS)
+
+
+# --- from a snapshot ------------------------------------------------------------------------------
+def _state(engine: Engine) -> dict[tuple, tuple]:
+    return {key: (p.quantity, p.average_entry, p.realized, p.fees, p.funding)
+            for key, p in engine.portfolio.positions.items()}
+
+
+def _fresh_engine() -> Engine:
+    engine, clock = make_engine()
+    restored = Engine(clock, dict(KEYS), engine.config)
+    restored.set_trading_state(trading_state(MODE.TRADING_MODE_ACTIVE, 1))
+    return restored
+
+
+@pytest.mark.parametrize("split", range(7))
+def test_a_snapshot_and_the_fills_after_it_restore_what_all_fills_restore(split):
+    """Fold the first ``split`` fills into a snapshot; restoring from it and the rest gives the
+    positions, and the corrections, of restoring from every fill."""
+    ledger = MiniLedger(UPDATES)
+    fills = sorted(ledger.fills.values(), key=lambda f: (f.ts_ns, f.venue, f.fill_id))
+    assert len(fills) == 6
+    stale = {k: trading_pb2.Position(phase_id=p.phase_id, venue=p.venue, symbol=p.symbol, instrument=p.instrument,
+                                     quantity="0", ts_ns=p.ts_ns, version=1)
+             for k, p in ledger.positions.items()}  # rows that lag their fills: both must correct them
+    folded = recovery.fold((), fills[:split])
+    base = [recovery.snapshot_position(folded[key]) for key in sorted(folded)]
+    full, from_snapshot = _fresh_engine(), _fresh_engine()
+    corrected_full = full.restore(list(stale.values()), [], fills, [], (), list(ledger.orders.values()))
+    corrected_snap = from_snapshot.restore(
+        list(stale.values()), [], fills[split:], [], (), list(ledger.orders.values()), base=base,
+        incomplete=[(o, recovery.fill_totals(fills).get(o.client_order_id, recovery.FillTotals(D(0), D(0), D(0))))
+                    for o in ledger.orders.values()],
+    )
+    assert _state(from_snapshot) == _state(full)
+    assert [(p.quantity, p.realized_pnl, p.fees) for p in corrected_snap] == [
+        (p.quantity, p.realized_pnl, p.fees) for p in corrected_full]
+    assert corrected_full  # the stale rows were corrected
+
+
+@pytest.mark.parametrize("cut", range(len(UPDATES) + 1))
+def test_a_crash_after_a_snapshot_is_repaired(cut):
+    """The crash test again, restoring from a snapshot of half of the stored fills plus the rest,
+    with the orders whose fills may be missing found from every stored fill (as the ledger does)."""
+    ledger = MiniLedger(UPDATES[:cut])
+    fills = sorted(ledger.fills.values(), key=lambda f: (f.ts_ns, f.venue, f.fill_id))
+    half = len(fills) // 2
+    folded = recovery.fold((), fills[:half])
+    totals = recovery.fill_totals(fills)
+    nothing = recovery.FillTotals(D(0), D(0), D(0))
+    engine2 = _fresh_engine()
+    engine2.update_budget(budget())
+    engine2.on_market(top("50100", "10", "50100", "10"))
+    engine2.on_market(mark("50100"))
+    open_orders = [o for o in ledger.orders.values() if o.state in (1, 2, 3, 4)]
+    decided = [(a.phase_id, a.signal_id, a.acked_at_ns, a.accepted, tuple(a.client_order_ids))
+               for a in ledger.decisions.values()]
+    for u in engine2.restore(list(ledger.positions.values()), open_orders, fills[half:], decided, (),
+                             list(ledger.orders.values()),
+                             base=[recovery.snapshot_position(p) for p in folded.values()],
+                             incomplete=[(o, totals.get(o.client_order_id, nothing)) for o in ledger.orders.values()]):
+        ledger.add(u)
+    for sig in SIGS:
+        for u in engine2.on_signal(sig).updates:
+            ledger.add(u)
+    fills = list(ledger.fills.values())
+    for cid in {f.client_order_id for f in fills}:
+        total = sum((D(f.quantity) for f in fills if f.client_order_id == cid), D(0))
+        assert total == D(ledger.orders[cid].filled_quantity) <= D(ledger.orders[cid].quantity)
+    signed = sum((D(f.quantity) if f.side == 1 else -D(f.quantity) for f in fills), D(0))
+    key = ("hunter", "bybit", "BTCUSDT", PERP)
+    assert engine2.portfolio.quantity(key) == signed == D(ledger.positions[key].quantity)
+    assert D(ledger.positions[key].fees) == sum((D(f.fee) for f in fills), D(0))
     assert len(ledger.orders) == len(SIGS)
