@@ -33,6 +33,8 @@ MONEY_DP = 2  # quote-currency amounts (USDT): cents
 PNL_PARTS = ("realized", "unrealized", "fees", "funding")
 WIDE_WIDTH, TALL_HEIGHT = 120, 40  # below either, the compact layout
 NARROW_WIDTH = 100  # below, allocation and positions stack instead of sitting side by side
+FULL_TABLE_WIDTH = 140  # from here the tables side by side have room for every column
+DEFAULT_PRICE_DP, DEFAULT_QTY_DP = 2, 4  # until the market's trades show the instrument's precision
 
 
 def sparkline(values: list[Decimal], width: int = 60) -> str:
@@ -150,7 +152,6 @@ class OrganismView:
             self._position(event.position)
         elif kind == "fill":
             self.counts["fills"] += 1
-            self._learn_precision(event.fill.symbol, event.fill.price, event.fill.quantity)
         elif kind == "breaker":
             kind_name = events_pb2.BreakerKind.Name(event.breaker.kind).removeprefix("BREAKER_KIND_").lower()
             self.breakers[kind_name] = event.breaker
@@ -163,7 +164,6 @@ class OrganismView:
         if kind == "mark" and event.mark.mark_price:
             self.marked_by_mark.add(event.symbol)
             self.marks[event.symbol] = D(event.mark.mark_price)
-            self._learn_precision(event.symbol, event.mark.mark_price, "")
         elif kind == "trade" and event.trade.price:
             self._learn_precision(event.symbol, event.trade.price, event.trade.size)
             if event.symbol not in self.marked_by_mark:
@@ -186,7 +186,6 @@ class OrganismView:
 
     def _position(self, pos: trading_pb2.Position) -> None:
         key = (pos.phase_id, pos.symbol)
-        self._learn_precision(pos.symbol, pos.average_entry_price, pos.quantity)
         if pos.quantity and D(pos.quantity) != 0:
             self.positions[key] = pos
             if pos.mark_price and pos.symbol not in self.marks:
@@ -195,6 +194,8 @@ class OrganismView:
             self.positions.pop(key, None)
 
     def _learn_precision(self, symbol: str, price: str, qty: str) -> None:
+        """The instrument's tick and lot as the venue prints them in trades (averages, marks and
+        computed quantities carry more digits than the instrument has)."""
         if not symbol:
             return
         if price:
@@ -280,8 +281,9 @@ class OrganismView:
             layout["top"].update(self._header_panel())
         else:
             layout["top"].split_row(Layout(self._equity_panel(), ratio=2), Layout(self._state_panel()))
-        tables = (Layout(self._allocation_panel(compact), size=alloc_rows if narrow else None),
-                  Layout(self._positions_panel(compact), size=pos_rows if narrow else None))
+        few_columns = compact or (not narrow and width < FULL_TABLE_WIDTH)
+        tables = (Layout(self._allocation_panel(few_columns), size=alloc_rows if narrow else None),
+                  Layout(self._positions_panel(few_columns), size=pos_rows if narrow else None))
         if narrow:
             layout["mid"].split_column(*tables)
         else:
@@ -377,7 +379,7 @@ class OrganismView:
             "phase", "symbol", "qty", "entry", "mark", "uPnL")
         table = _table(cols, left=("phase", "symbol"))
         for (phase, symbol), pos in sorted(self.positions.items()):
-            pdp, qdp = self.price_dp.get(symbol, 2), self.qty_dp.get(symbol, 3)
+            pdp, qdp = self.price_dp.get(symbol, DEFAULT_PRICE_DP), self.qty_dp.get(symbol, DEFAULT_QTY_DP)
             mark, upnl = self.mark_of(pos), self.unrealized(pos)
             cells: dict[str, RenderableType] = {
                 "phase": phase, "symbol": symbol, "qty": fmt(D(pos.quantity), qdp),

@@ -96,8 +96,10 @@ def _busy_view(now: float = 1_000.0) -> OrganismView:
     for phase, state in (("scavenger", common_pb2.PHASE_STATE_ACTIVE), ("hunter", common_pb2.PHASE_STATE_DORMANT)):
         view.apply(events_pb2.Event(allocation=events_pb2.Allocation(
             phase_id=phase, weight="0.5", notional="500", max_leverage="10", state=state)))
+    # the market prints BTCUSDT with a 0.1 tick and a 0.001 lot
+    view.apply_market(market_pb2.MarketEvent(symbol="BTCUSDT", trade=market_pb2.Trade(price="64010.7", size="0.125")))
     view.apply(events_pb2.Event(position=trading_pb2.Position(
-        phase_id="scavenger", symbol="BTCUSDT", quantity="-0.012", average_entry_price="64000.5",
+        phase_id="scavenger", symbol="BTCUSDT", quantity="-0.0120004513", average_entry_price="64000.48123456",
         mark_price="64100.0", unrealized_pnl="-1.19")))
     view.apply_market(market_pb2.MarketEvent(symbol="BTCUSDT", mark=market_pb2.MarkPrice(mark_price="64777.3")))
     for i in range(20):
@@ -122,14 +124,16 @@ def test_phase_pnl_sums_to_the_equity_change() -> None:
 def test_positions_are_valued_at_the_live_mark_with_the_markets_precision() -> None:
     view = _busy_view()
     (pos,) = view.positions.values()
-    assert view.unrealized(pos) == Decimal("-0.012") * (Decimal("64777.3") - Decimal("64000.5"))
+    assert view.unrealized(pos) == Decimal("-0.0120004513") * (Decimal("64777.3") - Decimal("64000.48123456"))
     text = "\n".join(_render(view, 200, 50))
     row = next(line for line in text.splitlines() if "BTCUSDT" in line and "scavenger" in line)
-    assert "64,777.3" in row and "64,000.5" in row and "-0.012" in row and "-9.32" in row
+    # averages and computed quantities shown at the instrument's tick and lot, uPnL in cents
+    assert "64,777.3" in row and "64,000.5" in row and "-0.012 " in row and "-9.32" in row
+    assert "64,000.48" not in row and "-0.0120" not in row
     assert "64100" not in row and "-1.19" not in row  # not the fill-time mark
     view.apply_market(market_pb2.MarketEvent(symbol="BTCUSDT", mark=market_pb2.MarkPrice(mark_price="63000.1")))
     row = next(line for line in _render(view, 200, 50) if "BTCUSDT" in line and "scavenger" in line)
-    assert "63,000.1" in row and "+12.00" in row  # -0.012 x (63000.1 - 64000.5) = 12.0048
+    assert "63,000.1" in row and "+12.01" in row  # -0.0120004513 x (63000.1 - 64000.48123456) = 12.00502
 
 
 def test_money_is_rounded_to_cents() -> None:
@@ -138,7 +142,7 @@ def test_money_is_rounded_to_cents() -> None:
     assert re.search(r"fees -0\.55\b", text)
 
 
-@pytest.mark.parametrize(("width", "height"), [(80, 24), (100, 30), (200, 50)])
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (100, 30), (120, 40), (140, 45), (200, 50)])
 def test_layout_fits_the_terminal_and_no_panel_is_empty(width: int, height: int) -> None:
     lines = _render(_busy_view(), width, height)
     assert len(lines) <= height and all(len(line) <= width for line in lines)
