@@ -156,6 +156,12 @@ class Supervisor:
                 child.last_exit = code
                 child.proc = None
                 if not child.spec.restart:
+                    if code != 0:  # it had one run (e.g. a replay's gateway): a failure ends the run
+                        child.failed = True
+                        log.error("%s failed with exit code %s (not restarted)", child.spec.name, code,
+                                  extra={"child": child.spec.name, "exit_code": code})
+                        self.on_event("failed", child)
+                        continue
                     log.warning("%s exited with %s (not restarted)", child.spec.name, code)
                     self.on_event("exited", child)
                     continue

@@ -28,7 +28,14 @@ from rich.text import Text
 
 from titan.cli.infra_watch import InfraWatch
 from titan.cli.supervisor import ChildSpec, ChildState, Supervisor
-from titan.cli.up_checks import StartupError, check_keys, check_manifests, check_servers, check_source
+from titan.cli.up_checks import (
+    StartupError,
+    check_cpus,
+    check_keys,
+    check_manifests,
+    check_servers,
+    check_source,
+)
 from titan.cli.view import OrganismView, RunInfo
 from titan.core.bus import connect, decode_event, ensure_jetstream
 from titan.core.config import Settings
@@ -239,7 +246,7 @@ async def run_organism(
             log.error("child crashed", extra={"child": child.spec.name, "exit_code": child.last_exit,
                                               "restarts": child.restarts})
         elif kind == "failed":
-            log.error("child failed: %s keeps crashing (exit %s, %d restarts); stopping the organism",
+            log.error("child failed: %s (exit %s after %d restarts); stopping the organism",
                       child.spec.name, child.last_exit, child.restarts,
                       extra={"child": child.spec.name, "exit_code": child.last_exit, "restarts": child.restarts})
 
@@ -305,9 +312,10 @@ async def run_organism(
     log.info("organism stopped", extra={"summary": json.dumps(view.summary())})
     failed = sup.failed()
     if failed:
-        names = ", ".join(f"{c.spec.name} (exit {c.last_exit}, log {c.spec.log_file})" for c in failed)
-        if not headless:
-            console.print(f"[red]titan up stopped: {names} kept crashing after {sup.max_restarts} restarts[/red]")
+        for c in failed:
+            why = f"kept crashing ({c.restarts} restarts)" if c.spec.restart else "failed"
+            typer.secho(f"titan up stopped: {c.spec.name} {why}, last exit code {c.last_exit}; see {c.spec.log_file}",
+                        err=True, fg=typer.colors.RED)
         return 1
     return 0
 
@@ -353,6 +361,7 @@ def start_checked(settings: Settings, source: str, speed: float, phases_dir: Pat
                     lock.path)
     try:
         check_source(source)
+        check_cpus(cpus)
         manifests = prepare_manifests(settings.data_dir, phases_dir)
         check_manifests(manifests)
         check_keys(settings.data_dir / "keys")

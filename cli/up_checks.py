@@ -4,6 +4,7 @@ problem is one :class:`StartupError` line; nothing is started when there is one.
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from titan.core.config import parse_cpu_list
 from titan.core.infra.procs import port_open
 from titan.operator.brain import PolicyError, parse_brain_spec, parse_phase_spec
 from titan.phases import registry
@@ -113,6 +115,20 @@ def check_keys(keys_dir: Path) -> None:
             raise StartupError(f"{path}: key file is mode {oct(mode)}; it must be 0600 (chmod 600 {path})")
         if len(path.read_bytes().strip()) < MIN_KEY_BYTES:
             raise StartupError(f"{path}: key shorter than {MIN_KEY_BYTES} bytes (delete it to get a new one)")
+
+
+def check_cpus(cpus: str) -> None:
+    """--cpus names CPUs this machine lets us run on (execution would crash-loop on others)."""
+    if not cpus:
+        return
+    try:
+        wanted = parse_cpu_list(cpus)
+    except ValueError as err:
+        raise StartupError(f"--cpus {cpus}: {err} (use e.g. 1 or 0,2-3)") from None
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(wanted)
+    missing = sorted(set(wanted) - allowed)
+    if missing:
+        raise StartupError(f"--cpus {cpus}: CPUs {missing} are not available (this machine allows {sorted(allowed)})")
 
 
 def check_servers(pg_dsn: str, nats_url: str) -> None:

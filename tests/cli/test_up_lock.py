@@ -156,3 +156,22 @@ def test_a_key_file_readable_by_others_is_refused(data_dir: Path) -> None:
     result = titan(data_dir, "up", "--headless", "--source", "sim")
     assert result.returncode == 2 and f"{key}: key file is mode 0o644" in result.stderr, result.stderr
     assert not (data_dir / "infra").exists()
+
+
+def test_cpus_this_machine_does_not_have_are_refused(data_dir: Path) -> None:
+    result = titan(data_dir, "up", "--headless", "--source", "sim", "--cpus", "4096")
+    assert result.returncode == 2 and "--cpus 4096: CPUs [4096] are not available" in result.stderr, result.stderr
+    assert not (data_dir / "infra").exists()
+
+
+def test_a_replay_whose_gateway_fails_ends_the_run_non_zero(data_dir: Path) -> None:
+    """A file that exists but is no market data: the gateway exits non-zero once (a replay is not
+    restarted), and `titan up` stops and exits 1 naming it instead of running on without data."""
+    bogus = data_dir / "not-market-data.csv"
+    bogus.write_text("this,is\nnot,a tape\n")
+    result = titan(data_dir, "up", "--headless", "--source", f"replay:{bogus}", "--duration", "120s", timeout=200)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "titan up stopped: gateway failed" in result.stderr, result.stderr
+    output = result.stdout + result.stderr
+    messages = [json.loads(line).get("msg", "") for line in output.splitlines() if line.startswith("{")]
+    assert any(m.startswith("child failed: gateway") for m in messages), messages[-20:]
