@@ -49,3 +49,45 @@ def test_version() -> None:
     result = RUNNER.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.output.strip() == f"titan {metadata.version('titan-trading')}"
+
+
+def test_one_log_format_per_run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """TITAN_LOG_FORMAT (set by `titan up` for every child) wins over a component's own choice."""
+    import json
+    import logging
+
+    from titan.core.logging import setup_logging
+
+    log = logging.getLogger("titan.test")
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))  # restored after the test
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setenv("TITAN_LOG_FORMAT", "json")
+    setup_logging("INFO", json_lines=False)
+    log.info("hello", extra={"child": "gateway"})
+    line = capsys.readouterr().err.strip()
+    assert json.loads(line) | {"ts": ""} == {"ts": "", "level": "info", "logger": "titan.test", "msg": "hello",
+                                            "child": "gateway"}
+    monkeypatch.setenv("TITAN_LOG_FORMAT", "human")
+    setup_logging("INFO", json_lines=True)
+    log.info("hello", extra={"child": "gateway"})
+    line = capsys.readouterr().err.strip()
+    assert line.endswith("INFO    titan.test: hello child=gateway") and line[2] == ":"
+
+
+def test_a_warning_when_no_enabled_phase_trades_the_sources_symbols(caplog: pytest.LogCaptureFixture) -> None:
+    from titan.cli.up import warn_if_nothing_trades
+
+    docs = [{"kind": "TitanPhase", "spec": {"phase": "scavenger", "symbols": ["SOLUSDT"]}},
+            {"kind": "TitanPhase", "spec": {"phase": "hunter", "enabled": False, "symbols": ["BTCUSDT"]}}]
+    with caplog.at_level("WARNING", logger="titan.up"):
+        warn_if_nothing_trades("sim", docs, ["scavenger"])
+    (record,) = caplog.records
+    assert "no enabled phase trades any symbol of source sim (BTCUSDT, ETHUSDT" in record.getMessage()
+    assert "SOLUSDT" in record.getMessage()
+    caplog.clear()
+    docs[0]["spec"]["symbols"] = ["SOLUSDT", "ETHUSDT"]
+    with caplog.at_level("WARNING", logger="titan.up"):
+        warn_if_nothing_trades("sim", docs, ["scavenger"])
+        warn_if_nothing_trades("replay:/data/x.tmd", docs, ["scavenger"])  # a replay's symbols are in its files
+    assert not caplog.records
