@@ -4,7 +4,9 @@ Publishes ``--events`` execution events (an order update, a fill and a position 
 the mix execution produces) to a fresh namespace on a real NATS JetStream, then starts the
 LedgerWriter on a fresh database and measures how fast it drains the stream, once per ``--batch``
 size (1 = one transaction per event). Everything is verified afterwards (every event recorded
-once). Prints one JSON object; the temporary database, streams and buckets are removed.
+once). ``record_many`` is the database side alone: the same events handed to ``Ledger.record_many``
+in batches of 256 on another fresh database, no JetStream. Prints one JSON object; the temporary
+databases, streams and buckets are removed.
 
 ``--quick``: 1,500 events, batch 256 only (a test runs it and checks ``JSON_KEYS``).
 
@@ -109,6 +111,28 @@ async def run_one(args: argparse.Namespace, batch: int) -> dict[str, object]:
         await admin.close()
 
 
+async def record_many_only(args: argparse.Namespace, batch: int = 256) -> dict[str, object]:
+    db = f"titan_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(args.pg)
+    await admin.execute(f'CREATE DATABASE "{db}"')
+    await admin.close()
+    ledger = await Ledger.open(with_db(args.pg, db))
+    try:
+        events = [ev for i in range(args.events // 3) for ev in trade_events(i)]
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        for start in range(0, len(events), batch):
+            await ledger.record_many(events[start:start + batch])
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        assert await ledger.event_count() == len(events)
+        return {"batch": batch, "events": len(events), "events_per_s": round(len(events) / elapsed),
+                "client_cpu_us_per_event": round(cpu / len(events) * 1e6, 1)}
+    finally:
+        await ledger.close()
+        admin = await asyncpg.connect(args.pg)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        await admin.close()
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=6000)
@@ -121,7 +145,9 @@ async def main() -> None:
     if args.quick:
         args.events, args.batch = 1500, "256"
     runs = [await run_one(args, int(b)) for b in args.batch.split(",")]
-    print(json.dumps({"runs": runs, "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
+    direct = await record_many_only(args)
+    rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps({"runs": runs, "record_many": direct, "max_rss_mb": rss_mb},
                      indent=2))
 
 
