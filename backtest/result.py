@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,7 @@ from titan.backtest.record import EquityPoint
 from titan.core.marketdata.datafile import FileReport
 from titan.core.money import D
 from titan.v1 import events_pb2, trading_pb2
+from titan.v1.market_pb2 import MarketEvent
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,13 @@ class BacktestResult:
         }
 
 
-def run(config: BacktestConfig, progress: Progress | None = None, organism: Organism | None = None) -> BacktestResult:
+def run(config: BacktestConfig, progress: Progress | None = None, organism: Organism | None = None,
+        events: Iterable[MarketEvent] | None = None) -> BacktestResult:
     """Run one backtest to the end of its data (``organism``: one built in code instead of
-    ``config.organism``'s YAML)."""
+    ``config.organism``'s YAML; ``events``: market events prepared by the caller instead of
+    ``config.data``)."""
     backtest = Backtest(config, organism)
-    recorder = backtest.run(progress=progress)
+    recorder = backtest.run(events, progress=progress)
     organism = backtest.organism
     start = organism.initial_equity
     trades = closed_trades(recorder.fills, recorder.funding)

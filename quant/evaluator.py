@@ -23,9 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from titan.backtest import BacktestConfig, Metrics, run
-from titan.backtest.driver import Backtest
-from titan.backtest.performance import closed_trades, compute_metrics
-from titan.core.money import D
 from titan.phases.ai_quant.params import Objective
 from titan.quant.market import SimulatedSpan, SpanEvents
 from titan.quant.walkforward import Evaluator, Window, WindowScore
@@ -66,13 +63,8 @@ def _ratio(value: Any) -> float:
 
 
 def phase_metrics(config: BacktestConfig, events: Iterable[MarketEvent], phase_id: str) -> Metrics:
-    """Backtest ``events`` and return ``phase_id``'s figures (as :func:`titan.backtest.run` computes them)."""
-    backtest = Backtest(config)
-    recorder = backtest.run(events)
-    start = backtest.organism.initial_equity
-    trades = [t for t in closed_trades(recorder.fills, recorder.funding) if t.phase_id == phase_id]
-    funding = sum((D(p.amount) for p in recorder.funding if p.phase_id == phase_id), Decimal(0))
-    return compute_metrics(recorder.equity.get(phase_id, []), trades, start, funding, base=start)
+    """Backtest ``events`` and return ``phase_id``'s figures."""
+    return run(config, events=events).metrics.by_phase[phase_id]
 
 
 def backtest_evaluator(setup: BacktestSetup) -> Evaluator:
