@@ -87,6 +87,7 @@ def infra_up(settings: Settings) -> InfraState:
             nats.start(detach=True)
             state.started.append("nats")
             state.notes.append(f"NATS: started with JetStream (pid {nats.pid()}, store {nats.store_dir})")
+            state.notes += [f"NATS: {note}" for note in nats.notes]
         state.nats_embedded, state.nats_port, state.nats_url = True, nats.port, nats.url
     state.save(settings)
     return state

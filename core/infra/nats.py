@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,18 @@ def nats_binary() -> Path:
 # fsyncs. "always": a message is on disk before the publisher's ack (survives a machine crash).
 # The server's default (2 min) survives a process kill but may lose the last interval on a crash.
 DURABLE_SYNC = "always"
+SYNC_INTERVAL_SINCE = (2, 10)  # older servers refuse the setting (and the whole config file)
+
+
+def server_version(binary: Path) -> tuple[int, ...]:
+    """``nats-server --version`` as numbers, e.g. (2, 10, 4); () when it cannot be told."""
+    try:
+        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10,
+                             check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    m = re.search(r"v(\d+)\.(\d+)(?:\.(\d+))?", out)
+    return tuple(int(x) for x in m.groups() if x is not None) if m else ()
 
 
 class NatsServer:
@@ -39,6 +52,7 @@ class NatsServer:
         self.store_dir = base_dir / "jetstream"
         self.log_file = base_dir / "nats.log"
         self.pid_file = base_dir / "nats.pid"
+        self.notes: list[str] = []  # what the start had to settle for (e.g. an old server: periodic sync)
         self.port = port or 0
         self.monitor_port = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -64,25 +78,35 @@ class NatsServer:
         if not self.port or not port_is_free(self.port):
             self.port = free_port()
         self.monitor_port = free_port()
+        binary = nats_binary()
         args = [
-            str(nats_binary()), "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor_port),
+            str(binary), "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor_port),
             "-js", "-sd", str(self.store_dir), "-l", str(self.log_file),
         ]
         if self.durable:
-            self.config_file.write_text(f"jetstream {{\n  sync_interval: {DURABLE_SYNC}\n}}\n")
-            args += ["-c", str(self.config_file)]
+            version = server_version(binary)
+            if version >= SYNC_INTERVAL_SINCE:
+                self.config_file.write_text(f"jetstream {{\n  sync_interval: {DURABLE_SYNC}\n}}\n")
+                args += ["-c", str(self.config_file)]
+            else:
+                shown = ".".join(map(str, version)) or "unknown"
+                self.notes.append(f"{binary} (version {shown}) cannot fsync before every ack (needs 2.10+): "
+                                  "JetStream syncs periodically; a machine crash may lose the last 2 minutes")
         # Its own session: Ctrl-C in a terminal reaches the supervisor, which stops it in order.
-        self._proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, cwd=self.base_dir,
-        )
+        stderr_file = self.base_dir / "nats.stderr"
+        with stderr_file.open("wb") as stderr:  # what it says before its log file is open (bad config)
+            self._proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                start_new_session=True, cwd=self.base_dir,
+            )
         self.pid_file.write_text(str(self._proc.pid))
         try:
             wait_port(self.port, timeout, pid=self._proc.pid)
         except InfraError:
             self.stop()
             log = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
-            raise InfraError(f"nats-server did not start; log tail:\n{log}") from None
+            said = stderr_file.read_text(errors="replace")[-1000:]
+            raise InfraError(f"nats-server did not start; {said.strip() or 'log tail:'}\n{log}") from None
         if detach:
             self._proc = None  # a later `titan infra down` stops it by pid
         return self.url
