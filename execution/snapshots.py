@@ -12,12 +12,13 @@ import asyncio
 import logging
 
 from titan.core.ledger import Ledger
-from titan.core.ledger.snapshots import Snapshot
+from titan.core.ledger.snapshots import Cursor, Snapshot
 from titan.execution.engine.recovery import fold, fold_into, snapshot_position
 
 log = logging.getLogger("titan.execution")
 
 CHUNK = 2_000  # fills folded between two yields to the event loop
+PAGE = 50_000  # fills (by seq) loaded at once; each page is folded in time order
 
 
 async def take(ledger: Ledger, now_ns: int) -> Snapshot | None:
@@ -27,17 +28,19 @@ async def take(ledger: Ledger, now_ns: int) -> Snapshot | None:
     upto = await ledger.cursor()
     if upto <= base.cursor:
         return None
-    fills = await ledger.fills_after(base.cursor, upto)
-    funding = await ledger.funding_after(base.cursor, upto)
     positions = fold(base.positions, ())
-    for start in range(0, len(fills), CHUNK):
-        fold_into(positions, fills[start:start + CHUNK])
-        await asyncio.sleep(0)  # the hot path runs on this loop too
-    fold_into(positions, (), funding)
+    folded = 0
+    for low in range(base.cursor.fill_seq, upto.fill_seq, PAGE):  # bounded memory, in record order
+        fills = await ledger.fills_after(Cursor(low, 0), Cursor(min(low + PAGE, upto.fill_seq), 0))
+        for start in range(0, len(fills), CHUNK):
+            fold_into(positions, fills[start:start + CHUNK])
+            await asyncio.sleep(0)  # the hot path runs on this loop too
+        folded += len(fills)
+    fold_into(positions, (), await ledger.funding_after(base.cursor, upto))
     snapshot = Snapshot(upto, now_ns, tuple(snapshot_position(positions[key]) for key in sorted(positions)),
-                        base.fills_folded + len(fills))
+                        base.fills_folded + folded)
     if not await ledger.save_snapshot(snapshot):
         return None
     log.info("ledger snapshot: %d positions at fill %d, funding %d (%d fills folded now, %d in all)",
-             len(snapshot.positions), upto.fill_seq, upto.funding_seq, len(fills), snapshot.fills_folded)
+             len(snapshot.positions), upto.fill_seq, upto.funding_seq, folded, snapshot.fills_folded)
     return snapshot
