@@ -11,7 +11,7 @@ from titan.backtest.config import BacktestConfig
 from titan.backtest.driver import Backtest, Progress, RunStats
 from titan.backtest.organism import Organism
 from titan.backtest.performance import Metrics, Trade, closed_trades, compute_metrics
-from titan.backtest.record import EquityPoint
+from titan.backtest.record import EquityPoint, Recorder
 from titan.core.marketdata.datafile import FileReport
 from titan.core.money import D
 from titan.v1 import events_pb2, trading_pb2
@@ -44,6 +44,7 @@ class BacktestResult:
     signals_decided: int = 0
     signals_accepted: int = 0
     data: list[dict[str, Any]] = field(default_factory=list)
+    carry: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)  # Sentinel phases: per symbol
 
     def summary(self) -> dict[str, Any]:
         """What ``titan backtest --json`` prints (one JSON object)."""
@@ -68,6 +69,7 @@ class BacktestResult:
             "wall_s": round(st.wall_s, 3),
             "problems": list(st.problems),
             "data": self.data,
+            "carry": self.carry,
         }
 
 
@@ -108,7 +110,24 @@ def run(config: BacktestConfig, progress: Progress | None = None, organism: Orga
         signals_decided=recorder.decisions,
         signals_accepted=recorder.accepted,
         data=[_file_report(r) for r in backtest.feed.reports()] if backtest.feed is not None else [],
+        carry=_carry(backtest, recorder),
     )
+
+
+def _carry(backtest: Backtest, recorder: Recorder) -> dict[str, dict[str, dict[str, str]]]:
+    """Each Sentinel phase's PnL per symbol split into basis, funding and fees (the same function
+    `titan report` uses), at the last marks of the run."""
+    from titan.phases.sentinel.pnl import carry_breakdown
+
+    marks = {(p.symbol, int(p.instrument)): D(p.mark_price) for p in recorder.positions.values() if p.mark_price}
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for plan in backtest.organism.runs:
+        if plan.kind.name != "sentinel":
+            continue
+        rows = carry_breakdown(recorder.fills, recorder.funding, marks, phase_id=plan.phase_id)
+        out[plan.phase_id] = {symbol: {"basis_pnl": str(row.basis_pnl), "funding_pnl": str(row.funding_pnl),
+                                       "fees": str(row.fees)} for symbol, row in sorted(rows.items())}
+    return out
 
 
 def _file_report(report: FileReport) -> dict[str, Any]:
