@@ -211,7 +211,9 @@ def _titan_resources(kube: Path) -> list[dict[str, Any]]:
 def test_uninstall_leaves_nothing_of_titan(api: Path, operator_process: subprocess.Popen[bytes]) -> None:
     """The documented order (docs/deploy-k3s.md): the TitanBrain first while the operator runs (its
     timer's finalizer is released by the operator), then `helm uninstall`."""
-    kubectl(api, "delete", "titanbrain", "brain", "-n", NS, "--wait=true", "--timeout=120s")
+    kubectl(api, "delete", "titanbrain", "brain", "-n", NS, "--wait=false")
+    wait_for_sync(lambda: not [o for o in _titan_resources(api) if o["kind"] == "TitanBrain"], timeout=300,
+                  interval=1)
     assert operator_process.poll() is None
     helm(api, "uninstall", RELEASE, "-n", NS, "--wait", "--timeout", "180s")
     kinds = ("deployments,statefulsets,services,configmaps,serviceaccounts,roles,rolebindings,networkpolicies,"
