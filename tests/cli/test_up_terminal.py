@@ -31,9 +31,10 @@ def _tmux() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def data_dir() -> Iterator[Path]:
-    # Not tmp_path: as root, PostgreSQL's unprivileged user must enter it.
+    # A fresh organism per test (a second run would resume the first one's positions on a new
+    # simulated market). Not tmp_path: as root, PostgreSQL's unprivileged user must enter it.
     path = Path(tempfile.mkdtemp(prefix="titan-up-tty-"))
     path.chmod(0o755)
     yield path
@@ -86,7 +87,8 @@ def _text(lines: list[str]) -> str:
 
 
 def _watch(width: int, height: int, data_dir: Path) -> tuple[list[str], list[str]]:
-    """Run `titan up` for a while; return the screen once the organism trades on data, and the last one."""
+    """Run `titan up` for a while; return the screen once the organism trades on data, and one after the
+    scripted stop-run (40 s in)."""
     term = Terminal(_tmux(), width, height, data_dir)
     term.start("up", "--duration", "75s", "--stop-run-at", "40s")
     try:
@@ -100,10 +102,16 @@ def _watch(width: int, height: int, data_dir: Path) -> tuple[list[str], list[str
                 return lines
             return None
 
+        def after_the_stop_run() -> list[str] | None:  # still running, 50 s or more in
+            lines = term.screen()
+            up = re.search(r"up (\d+)m(\d\d)s", _text(lines))
+            return lines if term.exit_code() is None and up and int(up[1]) * 60 + int(up[2]) >= 50 else None
+
         shown = wait_for_sync(settled, timeout=240, interval=1)
+        late = wait_for_sync(after_the_stop_run, timeout=120, interval=1)
         wait_for_sync(lambda: term.exit_code() is not None, timeout=240, interval=1)
         assert term.exit_code() == 0, _text(term.screen())
-        return shown, term.screen()
+        return shown, late
     finally:
         term.close()
 
@@ -159,13 +167,16 @@ def test_up_at_80x24_shows_every_panel_with_rows_then_status_and_report_work(dat
 
 
 def test_up_at_200x50_shows_the_full_layout(data_dir: Path) -> None:
-    shown, last = _watch(200, 50, data_dir)
+    shown, late = _watch(200, 50, data_dir)
     assert len(shown) <= 50 and all(len(line) <= 200 for line in shown)
     text = _text(shown)
     panels = _panel_bodies(shown)
     assert {"Equity", "Organism", "Allocation", "Open positions", "Recent signals"} <= set(panels), text
     assert all(panels[title] for title in panels), f"an empty panel:\n{text}"
-    assert "notional" in text and "lev" in text and "entry" in text  # the wide tables' extra columns
+    assert "notional" in text and "lev" in text  # the wide allocation table's extra columns
+    positions = _panel_bodies(late)["Open positions"]
+    if positions != ["no open positions"]:  # after the scripted stop-run: the wide positions table
+        assert positions[0].split() == ["phase", "symbol", "qty", "entry", "mark", "uPnL"], positions
     assert re.search(r"realized [+-][\d,]+\.\d\d\s+unrealized [+-][\d,]+\.\d\d\s+fees [+-][\d,]+\.\d\d", text), text
     assert "stop-run in" in text and "ack µs" in text
-    assert "stop-run in" not in _text(last)  # after 40 s the scripted stop-run is behind us
+    assert "stop-run in" not in _text(late)  # after 40 s the scripted stop-run is behind us
