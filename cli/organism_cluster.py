@@ -9,6 +9,7 @@ official client (:mod:`titan.operator.kube`), with the kubeconfig context the us
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -34,6 +35,9 @@ class ClusterOrganism:
         kube = Kube.connect(target)
         if not kube.api.configuration.verify_ssl:  # the kubeconfig asks for it: no warning per request
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        # A one-shot command says in one line why the server is unreachable; urllib3's per-retry
+        # warnings would only repeat it.
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         return cls(kube, namespace or context_namespace(target) or "default", context or "current context")
 
     @property

@@ -8,6 +8,7 @@ Statistics are floats (they are indicators); prices and sizes coming in are Deci
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,9 +72,15 @@ def impact_cost(bids: Sequence[Level], asks: Sequence[Level], size_quote: Decima
     return float(CONTEXT.divide(vwap - mid, mid))
 
 
+_EPS = 2.0**-52
+
+
 class RollingStats:
     """A window of the last ``size`` samples with Welford's running mean and M2, updated in O(1) on
-    every add and on every eviction."""
+    every add and on every eviction. Each update can leave a rounding error of about eps·x²; when M2
+    is no longer well above the error accumulated since the last exact pass (a window of nearly equal
+    samples after large ones left it), mean and M2 are recomputed from the window in two passes, so
+    the statistics equal a direct computation for any sequence."""
 
     def __init__(self, size: int) -> None:
         if size < 2:
@@ -82,6 +89,7 @@ class RollingStats:
         self.values: deque[float] = deque()
         self.mean = 0.0
         self._m2 = 0.0
+        self._noise = 0.0  # bound on the rounding error in _m2 since the last exact pass
 
     def __len__(self) -> int:
         return len(self.values)
@@ -96,6 +104,16 @@ class RollingStats:
         delta = x - self.mean
         self.mean += delta / n
         self._m2 += delta * (x - self.mean)
+        self._noise += _EPS * (x * x + self.mean * self.mean)
+        if self._m2 <= 1e6 * self._noise:
+            self._exact()
+
+    def _exact(self) -> None:
+        """Mean and M2 from the window, correctly rounded (the statistics module computes exactly)."""
+        n = len(self.values)
+        self.mean = statistics.fmean(self.values) if n else 0.0
+        self._m2 = statistics.variance(self.values) * (n - 1) if n > 1 else 0.0
+        self._noise = _EPS * math.fsum(v * v for v in self.values)
 
     def _remove(self, x: float) -> None:
         n = len(self.values) + 1  # the count before the removal
@@ -105,10 +123,11 @@ class RollingStats:
         old = self.mean
         self.mean = old - (x - old) / (n - 1)
         self._m2 = max(0.0, self._m2 - (x - old) * (x - self.mean))
+        self._noise += _EPS * (x * x + old * old)
 
     def clear(self) -> None:
         self.values.clear()
-        self.mean, self._m2 = 0.0, 0.0
+        self.mean, self._m2, self._noise = 0.0, 0.0, 0.0
 
     @property
     def std(self) -> float:
