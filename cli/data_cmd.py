@@ -22,6 +22,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from titan.core.marketdata.continuation import ContinuationError, MarketMarks, MarkTracker, load
+from titan.core.marketdata.continuation import save as save_marks
 from titan.core.marketdata.datafile import DataFileError, FileFormat, Overrides
 from titan.core.marketdata.events import kind_of
 from titan.core.marketdata.files import EventWriter, make_overrides, open_files
@@ -35,6 +37,7 @@ console = Console(stderr=True)
 log = logging.getLogger("titan.marketdata.gateway")
 
 DAY_NS = 86_400 * 10**9
+MARKS_EVERY_S = 5.0
 
 
 def _symbols(text: str) -> tuple[str, ...]:
@@ -292,6 +295,9 @@ def gateway(
     stop_run_at: list[str] = typer.Option(
         [], "--stop-run-at", metavar="DURATION",
         help="simulator: script a stop-run this long after the start (e.g. 30s; repeatable)"),
+    market_state: Path | None = typer.Option(
+        None, "--market-state", metavar="FILE",
+        help="simulator: start at the perp marks saved in FILE (if it exists) and keep saving them there"),
 ) -> None:
     """Run the market-data gateway: publish a source's events on NATS (titan.md.<venue>.<symbol>.<kind>)."""
     from titan.cli.common import parse_duration, settings_or_exit
@@ -304,12 +310,17 @@ def gateway(
     if not settings.nats_url:
         console.print("[red]the gateway needs TITAN_NATS_URL (or `titan infra up`)[/]")
         raise typer.Exit(2)
+    marks = _saved_marks(market_state, source, _symbols(symbols))
     try:
         src = open_source(source, speed=speed or None, symbols=_symbols(symbols),
-                          stop_runs_s=[parse_duration(t) for t in stop_run_at])
+                          stop_runs_s=[parse_duration(t) for t in stop_run_at],
+                          start_marks=marks.start_marks() if marks else ())
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     state = {"ok": False}
+    tracker = None
+    if market_state is not None and isinstance(src, Simulator):
+        tracker = MarkTracker(src.config.venue, live_from_ns=src.config.start_ns)
 
     async def main(stop: asyncio.Event) -> None:
         if isinstance(src, Simulator) and src.config.scripted_runs_s:
@@ -317,19 +328,63 @@ def gateway(
             at = ", ".join(datetime.fromtimestamp(cfg.start_ns / 1e9 + t, UTC).isoformat(timespec="seconds")
                            for t in sorted(cfg.scripted_runs_s))
             log.info("scripted stop-runs at %s: every symbol's perp breaks its range extreme", at)
+        if tracker is not None and market_state is not None and isinstance(src, Simulator):
+            _announce(market_state, marks, src.config.seed)
         nc = await connect(settings.nats_url, "titan-md-gateway")
         gw = Gateway(nc, settings.catalog)
         state["ok"] = True
-        run = asyncio.create_task(gw.run(src))
+        run = asyncio.create_task(gw.run(src, tracker.observe if tracker else None))
         halt = asyncio.create_task(stop.wait())
+        keeper = asyncio.create_task(_keep_marks(tracker, market_state)) if tracker and market_state else None
         try:
             await asyncio.wait({run, halt}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             state["ok"] = False
-            run.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await run
+            for task in (run, keeper):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             halt.cancel()
             await nc.drain()
+            if tracker and market_state and (last := tracker.snapshot()):
+                save_marks(market_state, last)
 
     run_service("md-gateway", settings, main, health=lambda: state["ok"], json_logs=json_logs)
+
+
+def _saved_marks(path: Path | None, source: str, symbols: tuple[str, ...]) -> MarketMarks | None:
+    """The marks a previous run saved at ``path`` for the symbols run now (None: a new market)."""
+    if path is None:
+        return None
+    if source.partition(":")[0] != "sim":
+        raise typer.BadParameter("--market-state needs the simulator (sim or sim:SEED)")
+    try:
+        marks = load(path)
+    except ContinuationError as err:
+        console.print(f"[red]{err}[/] (remove the file to start a new simulated market)")
+        raise typer.Exit(2) from None
+    if marks is None:
+        return None
+    kept = tuple((symbol, mark) for symbol, mark in marks.marks if symbol in symbols)
+    return MarketMarks(marks.venue, marks.at_ns, kept) if kept else None
+
+
+def _announce(path: Path, marks: MarketMarks | None, seed: int) -> None:
+    if marks is None:
+        log.info("simulator: a new market from seed %d (no marks saved in %s yet)", seed, path)
+        return
+    at = datetime.fromtimestamp(marks.at_ns / 1e9, UTC).isoformat(timespec="seconds")
+    log.info("simulator: continues from the marks saved at %s: %s (%s)", at, marks.describe(), path)
+
+
+async def _keep_marks(tracker: MarkTracker, path: Path) -> None:
+    """Save the simulator's last marks every few seconds (and the caller saves them at exit)."""
+    while True:
+        await asyncio.sleep(MARKS_EVERY_S)
+        marks = tracker.snapshot()
+        if marks is not None:
+            try:
+                save_marks(path, marks)
+            except OSError as err:
+                log.warning("cannot save the simulator's marks to %s: %s", path, err.strerror)

@@ -33,6 +33,7 @@ from titan.cli.up_checks import (
     check_cpus,
     check_keys,
     check_manifests,
+    check_market_marks,
     check_servers,
     check_source,
 )
@@ -44,6 +45,7 @@ from titan.core.infra.manager import InfraState
 from titan.core.infra.procs import free_port, port_is_free
 from titan.core.ledger import Ledger
 from titan.core.logging import setup_logging
+from titan.core.marketdata.continuation import MarketMarks
 from titan.core.service import stop_on_signals
 from titan.phases import registry
 from titan.v1 import market_pb2
@@ -181,6 +183,8 @@ def child_specs(org: Organism, source: str, speed: float, cpus: str, logs: Path,
                                ready=functools.partial(phase_ready, port)))
     # A replay ends; its gateway exiting then is not a crash to restart (that would replay it again).
     scripted = [arg for t in stop_runs for arg in ("--stop-run-at", f"{t:g}s")]
+    if source.partition(":")[0] == "sim":  # a restarted run (or gateway) continues the same market
+        scripted += ["--market-state", str(market_marks_path(st.data_dir))]
     specs.append(ChildSpec("gateway", [*titan, "data", "gateway", "--source", source, "--speed", str(speed),
                                        *scripted, "--json-logs"],
                            env(PORTS["gateway"]), logs / "gateway.log", restart=not source.startswith("replay:")))
@@ -366,6 +370,7 @@ def start_checked(settings: Settings, source: str, speed: float, phases_dir: Pat
         check_manifests(manifests)
         check_keys(settings.data_dir / "keys")
         check_servers(settings.pg_dsn, settings.nats_url)
+        marks = check_market_marks(source, market_marks_path(settings.data_dir))
     except StartupError as err:
         typer.secho(f"titan up: {err}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from None
@@ -394,6 +399,8 @@ def start_checked(settings: Settings, source: str, speed: float, phases_dir: Pat
     if skipped:
         log.warning("phases enabled in %s but not runnable by this build: %s", manifests, ", ".join(skipped))
     warn_if_nothing_trades(source, phase_docs, runnable)
+    if source.partition(":")[0] == "sim":
+        say_which_market(source, marks)
     keys_dir = settings.data_dir / "keys"
     control_key = ensure_keys(keys_dir, runnable)
     infra = InfraHandle(settings)
@@ -443,6 +450,21 @@ def warn_if_nothing_trades(source: str, phase_docs: list[dict[str, Any]], runnab
         log.warning("no enabled phase trades any symbol of source %s (%s; the phases trade %s): nothing will "
                     "trade. Set spec.symbols in a TitanPhase or choose another --source.",
                     source, ", ".join(offered), ", ".join(sorted(traded)) or "nothing")
+
+
+def market_marks_path(data_dir: Path) -> Path:
+    """Where the simulator's last marks are kept between runs on one data dir."""
+    return data_dir / "run" / "market-marks.json"
+
+
+def say_which_market(source: str, marks: MarketMarks | None) -> None:
+    """Tell plainly whether the simulated market continues the last run's or starts anew."""
+    if marks is None:
+        log.info("the simulated market starts from its seed (%s): no earlier run in this data dir", source)
+        return
+    at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(marks.at_ns / 1e9))
+    log.warning("the simulated market continues from the last run's marks (%s, seen %s); "
+                "delete run/market-marks.json in the data dir for a new market", marks.describe(), at)
 
 
 def run_info_path(settings: Settings) -> Path:

@@ -14,6 +14,8 @@ import yaml
 
 from titan.core.config import parse_cpu_list
 from titan.core.infra.procs import port_open
+from titan.core.marketdata.continuation import ContinuationError, MarketMarks
+from titan.core.marketdata.continuation import load as load_market_marks
 from titan.operator.brain import PolicyError, parse_brain_spec, parse_phase_spec
 from titan.phases import registry
 
@@ -48,6 +50,16 @@ def check_source(source: str) -> None:
                 raise StartupError(f"--source {source}: cannot read {path}: {err.strerror}") from None
         return
     raise StartupError(f"--source {source}: unknown market data source (use {', '.join(SOURCE_KINDS)})")
+
+
+def check_market_marks(source: str, path: Path) -> MarketMarks | None:
+    """The simulator's marks saved by an earlier run on this data dir (None: none, or not the simulator)."""
+    if source.partition(":")[0] != "sim":
+        return None
+    try:
+        return load_market_marks(path)
+    except ContinuationError as err:
+        raise StartupError(f"{err} (delete it to start a new simulated market)") from None
 
 
 def load_yaml_documents(path: Path) -> list[Any]:

@@ -85,12 +85,14 @@ class Gateway:
             await self.nc.flush()
         return True
 
-    async def run(self, source: Source) -> int:
+    async def run(self, source: Source, on_event: Callable[[MarketEvent], None] | None = None) -> int:
         """Publish everything ``source`` streams until it ends (or the task is cancelled). The source
-        counts its own events under its name; the gateway counts what it published as ``gateway``."""
+        counts its own events under its name; the gateway counts what it published as ``gateway``.
+        ``on_event`` sees each event after it was published."""
         try:
             async for ev in source.stream():
-                await self.publish(ev)
+                if await self.publish(ev) and on_event is not None:
+                    on_event(ev)
         finally:
             if self.nc.is_connected:
                 await self.nc.flush()

@@ -196,6 +196,9 @@ class SimConfig:
     oi_every_s: int = 60
     candles: bool = True               # live candles (the prelude always has them)
     candle_timeframes: tuple[str, ...] = ("1m", "1h")  # 1m from trades, longer ones rolled up
+    # -- continuation: (symbol, perp mark) when the live events begin; the history prelude is the
+    #    same path shifted (in log price) to end there, so a restarted market picks up where it was --
+    start_marks: tuple[tuple[str, float], ...] = ()
 
     def replace(self, **changes: Any) -> SimConfig:
         return dataclasses.replace(self, **changes)
@@ -438,6 +441,28 @@ class _Generator:
         self.a_noise = cfg.activity_sd * math.sqrt(1 - a_phi**2)
         self.activity = [0.0] * len(cfg.symbols)  # log activity of each symbol (micro stream)
         self.funding_ns = cfg.funding_interval_h * HOUR_NS
+        if cfg.start_marks:
+            self._anchor(dict(cfg.start_marks))
+
+    def _anchor(self, marks: dict[str, float]) -> None:
+        """Shift each named symbol's log price so that its perp mark at the first live minute is
+        ``marks[symbol]``. Every rule of the path is invariant under a shift in log price (returns,
+        range extremes, the steering aim), so the shifted path is the same market at another level:
+        a probe walks the prelude once unshifted to learn where it ends."""
+        unknown = sorted(set(marks) - {st.spec.symbol for st in self.syms})
+        if unknown:
+            raise ValueError(f"start_marks names symbols the simulator does not run: {', '.join(unknown)}")
+        if any(not math.isfinite(m) or m <= 0 for m in marks.values()):
+            raise ValueError("start_marks must be positive prices")
+        probe = _Generator(dataclasses.replace(self.cfg, start_marks=()), SimStats())
+        ends = {st.spec.symbol: math.exp(st.x) * (1 + st.basis) for st in probe.syms}
+        for _ in range(probe.prelude_minutes):
+            for st, minute in zip(probe.syms, probe._path_minute(probe.minute_ns), strict=True):
+                ends[st.spec.symbol] = float(minute.mark[-1])
+            probe.minute_ns += MINUTE_NS
+        for st in self.syms:
+            if st.spec.symbol in marks:
+                st.x += math.log(marks[st.spec.symbol] / ends[st.spec.symbol])
 
     # --- event construction (fields already canonical, so no Decimal round trips) -------------
     def _ev(self, sym: str, inst: InstrumentKind, ts: int, **payload: Any) -> MarketEvent:

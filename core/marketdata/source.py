@@ -91,6 +91,7 @@ def open_source(
     clock: ManualClock | None = None,
     history_hours: int | None = None,
     stop_runs_s: Sequence[float] = (),
+    start_marks: Sequence[tuple[str, float]] = (),
 ) -> Source:
     """Build a source from ``sim[:SEED]``, ``replay:PATH[,PATH...]`` or ``live``.
 
@@ -100,12 +101,14 @@ def open_source(
     A paced replay (``speed`` > 0) is rebased to now (``ReplaySource(rebase=True)``): the history
     before its first trade/book event passes at once and that event is stamped with the present.
     ``stop_runs_s`` scripts simulator stop-runs that many seconds after the start
-    (:attr:`SimConfig.scripted_runs_s`); other sources refuse it."""
+    (:attr:`SimConfig.scripted_runs_s`); other sources refuse it. ``start_marks`` starts the
+    simulator's market at those perp marks (:attr:`SimConfig.start_marks`); other sources refuse it."""
     kind, _, arg = spec.partition(":")
     if kind == "sim":
         from .sim import SimConfig, Simulator
 
-        cfg = SimConfig(seed=int(arg) if arg else 1, scripted_runs_s=tuple(stop_runs_s))
+        cfg = SimConfig(seed=int(arg) if arg else 1, scripted_runs_s=tuple(stop_runs_s),
+                        start_marks=tuple(start_marks))
         if symbols:
             cfg = cfg.with_symbols(symbols)
         if start_ns is None:
@@ -117,6 +120,8 @@ def open_source(
         return Simulator(cfg, speed=speed, clock=clock)
     if stop_runs_s:
         raise ValueError("scripted stop-runs need the simulator (sim or sim:SEED)")
+    if start_marks:
+        raise ValueError("start marks need the simulator (sim or sim:SEED)")
     if kind == "replay":
         from .replay import ReplaySource
 
