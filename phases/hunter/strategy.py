@@ -37,6 +37,7 @@ from titan.phases.hunter.positions import Exit, Managed, ManagePolicy
 from titan.phases.hunter.scoring import Direction, Hologram, Status, Thresholds, Weights, hologram
 from titan.phases.hunter.sessions import SessionTracker, session_of
 from titan.phases.hunter.structure import Bias, FractalSpec, Side
+from titan.phases.runtime.cooldown import LossStreak
 from titan.phases.runtime.core import StrategyOutput
 from titan.v1 import common_pb2, market_pb2, trading_pb2
 
@@ -93,8 +94,7 @@ class HunterStrategy:
         self._sent: dict[str, str] = {}            # entry signal id -> symbol, until its ack
         self._exits: dict[str, str] = {}           # exit signal id -> symbol, until its ack
         self._seq = 0
-        self.consecutive_losses = 0
-        self.cooldown_until_ns = 0
+        self.streak = LossStreak()
         self.counters: dict[str, int] = {}
         self._reset_symbols()
 
@@ -130,7 +130,7 @@ class HunterStrategy:
     # --- state ------------------------------------------------------------------------------------
     @property
     def state(self) -> str:
-        return STATE_COOLDOWN if self.clock.now_ns() < self.cooldown_until_ns else STATE_ACTIVE
+        return STATE_COOLDOWN if self.streak.pausing(self.clock.now_ns()) else STATE_ACTIVE
 
     def _count(self, key: str, n: int = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + n
@@ -139,7 +139,7 @@ class HunterStrategy:
         out: dict[str, float] = {
             "symbols": float(len(self.params.symbols)),
             "positions_managed": float(sum(1 for st in self.symbols.values() if st.managed is not None)),
-            "consecutive_losses": float(self.consecutive_losses),
+            "consecutive_losses": float(self.streak.losses),
             "cooldown": 1.0 if self.state == STATE_COOLDOWN else 0.0,
             "equity": float(self._equity()),
         }
@@ -248,7 +248,7 @@ class HunterStrategy:
 
     def _try_entry(self, st: _Symbol, holo: Hologram, now: int, out: StrategyOutput) -> None:
         p = self.params
-        if now < self.cooldown_until_ns:
+        if self.streak.pausing(now):
             return self._skip("loss_cooldown")
         if st.last_signal_ns is not None and now - st.last_signal_ns < p.signal_cooldown_ms * NS_PER_MS:
             return self._skip("signal_cooldown")
@@ -479,17 +479,12 @@ class HunterStrategy:
         st = self.symbols.get(symbol)
         if st is not None:
             st.managed = None
-        if pnl < 0:
-            self.consecutive_losses += 1
-            self._count("losses")
-        else:
-            self.consecutive_losses = 0
-            self._count("wins")
-        if self.consecutive_losses > self.params.max_consecutive_losses:
-            self.cooldown_until_ns = now + self.params.loss_cooldown_ms * NS_PER_MS
+        self._count("losses" if pnl < 0 else "wins")
+        streak = self.streak.record(pnl, now, self.params.max_consecutive_losses,
+                                    self.params.loss_cooldown_ms * NS_PER_MS)
+        if streak:
             self._count("loss_cooldowns")
-            out.event(LOSS_COOLDOWN, symbol, now, losses=self.consecutive_losses, until_ns=self.cooldown_until_ns)
-            self.consecutive_losses = 0
+            out.event(LOSS_COOLDOWN, symbol, now, losses=streak, until_ns=self.streak.until_ns)
         return out
 
 

@@ -27,6 +27,7 @@ from titan.core.clock import NS_PER_MS, Clock
 from titan.core.marketdata.candles import CandleAggregator, timeframe_ns
 from titan.core.money import D, D_or, s
 from titan.phases import indicators as ind
+from titan.phases.runtime.cooldown import LossStreak
 from titan.phases.runtime.core import StrategyBase, StrategyOutput
 from titan.phases.scavenger import sizing
 from titan.phases.scavenger import tripwires as tw
@@ -131,8 +132,7 @@ class ScavengerStrategy(StrategyBase):
         self._sent: dict[str, tuple[str, str]] = {}   # signal id -> (symbol, trap id)
         self._next_rebuild_ns: int | None = None
         self._seq = 0
-        self.consecutive_losses = 0
-        self.cooldown_until_ns = 0
+        self.streak = LossStreak()
         self._cooldown_reported = False
         self.counters: dict[str, int] = {}
         self._reset_symbols()
@@ -176,7 +176,7 @@ class ScavengerStrategy(StrategyBase):
     # --- state ------------------------------------------------------------------------------------
     @property
     def state(self) -> str:
-        return STATE_COOLDOWN if self.clock.now_ns() < self.cooldown_until_ns else STATE_ACTIVE
+        return STATE_COOLDOWN if self.streak.pausing(self.clock.now_ns()) else STATE_ACTIVE
 
     def tripwires(self, symbol: str | None = None) -> list[Tripwire]:
         if symbol is not None:
@@ -198,7 +198,7 @@ class ScavengerStrategy(StrategyBase):
             "tripwires": float(sum(len(st.tripwires) for st in self.symbols.values())),
             "symbols_with_traps": float(sum(1 for st in self.symbols.values() if st.tripwires)),
             "pending_confirmations": float(len(self._pending)),
-            "consecutive_losses": float(self.consecutive_losses),
+            "consecutive_losses": float(self.streak.losses),
             "cooldown": 1.0 if self.state == STATE_COOLDOWN else 0.0,
             "equity": float(self._equity()),
         }
@@ -231,7 +231,7 @@ class ScavengerStrategy(StrategyBase):
         if self._next_rebuild_ns is None or now >= self._next_rebuild_ns:
             self._rebuild(now, out)
             self._next_rebuild_ns = now + self.params.update_interval_ms * NS_PER_MS
-        if self._cooldown_reported and now >= self.cooldown_until_ns:
+        if self._cooldown_reported and not self.streak.pausing(now):
             self._cooldown_reported = False
             out.event(LOSS_COOLDOWN_OVER, "", now)
         return out
@@ -248,7 +248,7 @@ class ScavengerStrategy(StrategyBase):
             return 0
         due.append(self._next_rebuild_ns)
         if self._cooldown_reported:
-            due.append(self.cooldown_until_ns)
+            due.append(self.streak.until_ns)
         return min(due)
 
     def on_event(self, ev: market_pb2.MarketEvent) -> StrategyOutput:
@@ -479,7 +479,7 @@ class ScavengerStrategy(StrategyBase):
         p = self.params
         trap, burst = pend.trap, pend.burst
         long = trap.direction is Direction.LONG
-        if now < self.cooldown_until_ns:
+        if self.streak.pausing(now):
             return self._abort(out, trap, now, "LOSS_COOLDOWN")
         if now < st.blacklisted_until:
             return self._abort(out, trap, now, "BLACKLISTED")
@@ -625,16 +625,11 @@ class ScavengerStrategy(StrategyBase):
         a row starts a cool-down of ``loss_cooldown_ms`` (no entries), reported as LOSS_COOLDOWN."""
         out = StrategyOutput()
         now = self.clock.now_ns()
-        if pnl < 0:
-            self.consecutive_losses += 1
-            self._count("losses")
-        else:
-            self.consecutive_losses = 0
-            self._count("wins")
-        if self.consecutive_losses > self.params.max_consecutive_losses:
-            self.cooldown_until_ns = now + self.params.loss_cooldown_ms * NS_PER_MS
+        self._count("losses" if pnl < 0 else "wins")
+        streak = self.streak.record(pnl, now, self.params.max_consecutive_losses,
+                                    self.params.loss_cooldown_ms * NS_PER_MS)
+        if streak:
             self._cooldown_reported = True
             self._count("loss_cooldowns")
-            out.event(LOSS_COOLDOWN, symbol, now, losses=self.consecutive_losses, until_ns=self.cooldown_until_ns)
-            self.consecutive_losses = 0
+            out.event(LOSS_COOLDOWN, symbol, now, losses=streak, until_ns=self.streak.until_ns)
         return out

@@ -93,7 +93,7 @@ async def test_losing_trades_streamed_by_execution_put_the_scavenger_in_cooldown
             # The Hunter trades too, on its own stream: none of it may reach the Scavenger.
             await hunter.write(execution_pb2.StreamRequest(signal=signal(clock, leg(size="500"))))
             await wait_for(lambda n=n: phase.stats.positions == 2 * n - 1)
-            assert strategy.consecutive_losses == n - 1
+            assert strategy.streak.losses == n - 1
             await set_price("49900")
             phase.stream.send(signal(clock, leg(side=SELL, size=""), phase=PHASE, key=OTHER_KEY, intent=CLOSE))
             await wait_for(lambda n=n: phase.stats.trades_closed == n)
@@ -103,7 +103,7 @@ async def test_losing_trades_streamed_by_execution_put_the_scavenger_in_cooldown
         assert (stats.acks_accepted, stats.fills, stats.positions) == (6, 6, 6)
         assert stats.orders >= 6  # a snapshot per order change: at least one per order
         assert stats.foreign_updates == 0 and stats.strategy_errors == 0
-        assert strategy.state == "COOLDOWN" and strategy.cooldown_until_ns > clock.now_ns()
+        assert strategy.state == "COOLDOWN" and strategy.streak.until_ns > clock.now_ns()
         assert _events(LOSS_COOLDOWN) == cooldowns + 1 and _losses() == losses + LOSSES_ALLOWED + 1
         assert phase.diagnostics().values["cooldown"] == 1.0
         assert not engine.positions(PHASE) or all(p.quantity == "0" for p in engine.positions(PHASE))

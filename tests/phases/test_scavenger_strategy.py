@@ -320,7 +320,7 @@ def test_a_win_resets_the_losing_streak() -> None:
     rig = Rig([long_trap("100")])
     for pnl in ["-1", "-1", "-1", "-1", "-1", "2", "-1", "-1"]:
         rig.s.on_trade_closed(SYM, Decimal(pnl))
-    assert rig.s.consecutive_losses == 2 and rig.s.state == sv.STATE_ACTIVE
+    assert rig.s.streak.losses == 2 and rig.s.state == sv.STATE_ACTIVE
 
 
 # --- generator wiring ----------------------------------------------------------------------------
