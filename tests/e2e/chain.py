@@ -1,6 +1,6 @@
 """The organism's data path as real processes on real NATS and PostgreSQL, for the end-to-end tests
-(``test_organism_*``): ledger writer, execution (paper), the Brain's local driver and the Scavenger,
-then a market-data gateway; checks of what reached the ledger. Every process must stop cleanly on
+(``test_organism_*``, the phases' process tests): ledger writer, execution (paper), the Brain's local
+driver and a phase, then a market-data gateway; checks of what reached the ledger. Every process must stop cleanly on
 SIGTERM."""
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ class Chain:
     ledger: Ledger
     phase: Proc
 
-    async def start_gateway(self, *args: str) -> int:
+    async def start_gateway(self, *args: str, speed: float = 1) -> int:
         """Start the gateway (after the phase listens: core NATS keeps no history); its start time."""
         started_ns = time.time_ns()
-        await self.procs.start("gateway", [*TITAN, "data", "gateway", "--speed", "1", *args], self.env)
+        await self.procs.start("gateway", [*TITAN, "data", "gateway", "--speed", f"{speed:g}", *args], self.env)
         return started_ns
 
     async def first_filled_decision(self, timeout: float) -> SignalDecision:
@@ -72,18 +72,20 @@ class Chain:
 
 @asynccontextmanager
 async def organism(tmp_path: Path, pg_dsn: str, nats_url: str, catalog: Catalog, organism_dir: Path,
-                   params: dict[str, object]) -> AsyncIterator[Chain]:
-    """Ledger writer, execution, the Brain's local driver and the Scavenger, running and connected."""
+                   params: dict[str, object], *, phase: str = "scavenger", capital: int = 1000,
+                   ) -> AsyncIterator[Chain]:
+    """Ledger writer, execution, the Brain's local driver and one phase (the Scavenger unless named),
+    running and connected; paper capital ``capital``."""
     keys = tmp_path / "keys"
     keys.mkdir()
-    (keys / "scavenger.key").write_text(secrets.token_hex(32))
+    (keys / f"{phase}.key").write_text(secrets.token_hex(32))
     params_file = tmp_path / "params.json"
     params_file.write_text(json.dumps(params))
     grpc_port, phase_port = free_port(), free_port()
     env = clean_env(
         TITAN_PG_DSN=pg_dsn, TITAN_NATS_URL=nats_url, TITAN_NAMESPACE=catalog.namespace,
         TITAN_DATA_DIR=str(tmp_path / "data"), TITAN_HMAC_KEYS_DIR=str(keys),
-        TITAN_CONTROL_KEY=secrets.token_hex(32), TITAN_PAPER_CAPITAL="1000",
+        TITAN_CONTROL_KEY=secrets.token_hex(32), TITAN_PAPER_CAPITAL=str(capital),
         TITAN_EXECUTION_HOST="127.0.0.1", TITAN_EXECUTION_PORT=str(grpc_port),
         TITAN_METRICS_PORT="0", TITAN_HEALTH_PORT="0",
     )
@@ -93,8 +95,8 @@ async def organism(tmp_path: Path, pg_dsn: str, nats_url: str, catalog: Catalog,
         await procs.start("ledger", [*TITAN, "ledger", "writer"], env)
         await procs.start("execution", [*TITAN, "execution", "run"], env)
         await procs.start("brain", [*TITAN, "operator", "local", str(organism_dir), "--interval", "1"], env)
-        phase = await procs.start("scavenger", [
-            *TITAN, "phase", "run", "scavenger", "--key-file", str(keys / "scavenger.key"),
+        process = await procs.start(phase, [
+            *TITAN, "phase", "run", phase, "--key-file", str(keys / f"{phase}.key"),
             "--params", str(params_file), "--execution", f"127.0.0.1:{grpc_port}", "--http-port", str(phase_port)],
             env)
 
@@ -103,9 +105,9 @@ async def organism(tmp_path: Path, pg_dsn: str, nats_url: str, catalog: Catalog,
             return status == 200 and '"stream_connected": true' in body
 
         await wait_for(phase_ready, timeout=45, interval=0.2)
-        yield Chain(procs, env, ledger, phase)
+        yield Chain(procs, env, ledger, process)
     finally:
         codes = await procs.stop_all()
         await ledger.close()
-    assert codes == {"gateway": 0, "scavenger": 0, "brain": 0, "execution": 0, "ledger": 0}, {
+    assert codes == {"gateway": 0, phase: 0, "brain": 0, "execution": 0, "ledger": 0}, {
         p.name: p.output()[-2000:] for p in procs.started if p.exit_code}

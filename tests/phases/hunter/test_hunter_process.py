@@ -10,20 +10,17 @@ TitanBrain at 10 000 of equity, where the Hunter has weight (at the sample's 1 0
 
 from __future__ import annotations
 
-import json
-import secrets
 from pathlib import Path
 
 import pytest
 import yaml
 
 from titan.core.catalog import Catalog
-from titan.core.ledger import Ledger
 from titan.core.money import D
 from titan.v1 import trading_pb2
 
-from ...e2e.procs import TITAN, Procs, clean_env, free_port
-from ...util import http_get, wait_for
+from ...e2e.chain import organism
+from ...util import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -50,39 +47,12 @@ def write_organism(directory: Path) -> Path:
 async def test_simulator_to_hunter_to_paper_fill_in_postgres(
     pg_dsn: str, nats_url: str, catalog: Catalog, tmp_path: Path
 ) -> None:
-    organism = write_organism(tmp_path / "organism")
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    (keys / "hunter.key").write_text(secrets.token_hex(32))
-    params_file = tmp_path / "params.json"
-    params_file.write_text(json.dumps(PERMISSIVE))
-    grpc_port, phase_port = free_port(), free_port()
-    env = clean_env(
-        TITAN_PG_DSN=pg_dsn, TITAN_NATS_URL=nats_url, TITAN_NAMESPACE=catalog.namespace,
-        TITAN_DATA_DIR=str(tmp_path / "data"), TITAN_HMAC_KEYS_DIR=str(keys),
-        TITAN_CONTROL_KEY=secrets.token_hex(32), TITAN_PAPER_CAPITAL="10000",
-        TITAN_EXECUTION_HOST="127.0.0.1", TITAN_EXECUTION_PORT=str(grpc_port),
-        TITAN_METRICS_PORT="0", TITAN_HEALTH_PORT="0",
-    )
-    procs = Procs(tmp_path / "logs")
-    ledger = await Ledger.open(pg_dsn)
-    try:
-        await procs.start("ledger", [*TITAN, "ledger", "writer"], env)
-        await procs.start("execution", [*TITAN, "execution", "run"], env)
-        await procs.start("brain", [*TITAN, "operator", "local", str(organism), "--interval", "1"], env)
-        await procs.start("hunter", [
-            *TITAN, "phase", "run", "hunter", "--key-file", str(keys / "hunter.key"), "--params", str(params_file),
-            "--execution", f"127.0.0.1:{grpc_port}", "--http-port", str(phase_port)], env)
-
-        async def ready() -> bool:
-            status, body = await http_get(phase_port, "/healthz")
-            return status == 200 and '"stream_connected": true' in body
-
-        await wait_for(ready, timeout=45, interval=0.2)
+    org = write_organism(tmp_path / "organism")
+    async with organism(tmp_path, pg_dsn, nats_url, catalog, org, PERMISSIVE, phase="hunter", capital=10_000) as chain:
         # After the phase listens (core NATS keeps no history); 240x real time once the prelude is
         # out (about 10 entries per simulated day with these params).
-        await procs.start("gateway", [*TITAN, "data", "gateway", "--source", "sim:1", "--symbols", "BTCUSDT",
-                                      "--speed", "240"], env)
+        await chain.start_gateway("--source", "sim:1", "--symbols", "BTCUSDT", speed=240)
+        ledger = chain.ledger
 
         async def filled() -> bool:
             return bool(await ledger.decisions("hunter", accepted=True)) and await ledger.fill_count("hunter") > 0
@@ -99,8 +69,3 @@ async def test_simulator_to_hunter_to_paper_fill_in_postgres(
         mine = [f for f in fills if f.client_order_id in set(entries[-1].ack.client_order_ids)]
         assert mine and all(f.symbol == "BTCUSDT" and f.side == sig.legs[0].side for f in mine)
         assert sum(D(f.quantity) * D(f.price) for f in mine) <= D(sig.legs[0].size_quote) * D("1.01")
-    finally:
-        codes = await procs.stop_all()
-        await ledger.close()
-    assert all(code == 0 for code in codes.values()), {p.name: p.output()[-2000:] for p in procs.started
-                                                       if p.exit_code}
