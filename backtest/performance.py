@@ -4,7 +4,11 @@ Definitions (docs/backtest.md):
 
 * A **trade** is one position of a phase in one instrument from flat back to flat (a flip closes one
   trade and opens the next). Its PnL is the realized PnL of its fills minus their fees plus the
-  funding the position received while open.
+  funding the position received while open (perpetuals only).
+* A **hedged trade** is one trade: the spot and the perp position of one symbol that the same
+  signal opened (the legs of a hedged unit, e.g. the Sentinel's carry), once both are flat again.
+  Its PnL is both legs' together — basis PnL plus funding minus both legs' fees; instrument
+  ``spot+perp``, side, quantity and prices those of the spot leg.
 * **Returns** are sampled from the total equity curve at the end of each period: a day when the run
   spans at least 7 days, else an hour. Sharpe and Sortino are annualised with the number of such
   periods in 365 days (crypto trades every day); the risk-free rate is 0.
@@ -54,12 +58,17 @@ class Trade:
         return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(self).items()}
 
 
-class _Open:
-    __slots__ = ("buy_notional", "buy_qty", "fees", "funding", "long", "opened_ns", "peak", "qty", "realized",
-                 "sell_notional", "sell_qty")
+HEDGED = "spot+perp"  # the instrument of a hedged trade
+_PERP = common_pb2.INSTRUMENT_KIND_PERP
 
-    def __init__(self, opened_ns: int) -> None:
+
+class _Open:
+    __slots__ = ("buy_notional", "buy_qty", "fees", "funding", "long", "opened_by", "opened_ns", "peak", "qty",
+                 "realized", "sell_notional", "sell_qty")
+
+    def __init__(self, opened_ns: int, opened_by: str) -> None:
         self.opened_ns = opened_ns
+        self.opened_by = opened_by  # the signal whose order opened it (client order ids: <signal>-<leg>)
         self.long: bool | None = None
         self.qty = self.peak = self.realized = self.fees = self.funding = _ZERO
         self.buy_qty = self.buy_notional = self.sell_qty = self.sell_notional = _ZERO
@@ -67,19 +76,63 @@ class _Open:
 
 def closed_trades(fills: Iterable[trading_pb2.Fill],
                   funding: Iterable[trading_pb2.FundingPayment] = ()) -> list[Trade]:
-    """Round trips from the fills (in ledger order), with the funding paid in between."""
+    """Round trips from the fills (in ledger order), with the funding paid in between; the two legs
+    of a hedged unit are one trade."""
+    return hedged_trades(_round_trips(fills, funding))
+
+
+def _signal_of(client_order_id: str) -> str:
+    return client_order_id.rpartition("-")[0] or client_order_id
+
+
+def hedged_trades(trips: list[tuple[Trade, str]]) -> list[Trade]:
+    """Each round trip once, except that a spot and a perp trade of one phase and symbol on opposite
+    sides that the same signal opened become one hedged trade, in the place of the leg closed last."""
+    by_opener: dict[tuple[str, str, str], list[int]] = {}
+    for i, (trade, opened_by) in enumerate(trips):
+        by_opener.setdefault((trade.phase_id, trade.symbol, opened_by), []).append(i)
+    replaced: dict[int, Trade | None] = {}  # index -> the hedged trade in its place, or None (merged away)
+    for indices in by_opener.values():
+        if len(indices) != 2:
+            continue
+        first, last = (trips[i][0] for i in indices)
+        spot, perp = (first, last) if first.instrument == "spot" else (last, first)
+        if (spot.instrument, perp.instrument) == ("spot", "perp") and spot.side != perp.side:
+            replaced[indices[0]] = None
+            replaced[indices[1]] = _combine(spot, perp)
+    out: list[Trade] = []
+    for i, (trade, _) in enumerate(trips):
+        kept = replaced.get(i, trade)
+        if kept is not None:
+            out.append(kept)
+    return out
+
+
+def _combine(spot: Trade, perp: Trade) -> Trade:
+    venue = spot.venue if spot.venue == perp.venue else f"{spot.venue}+{perp.venue}"
+    return Trade(
+        phase_id=spot.phase_id, venue=venue, symbol=spot.symbol, instrument=HEDGED, side=spot.side,
+        opened_ns=min(spot.opened_ns, perp.opened_ns), closed_ns=max(spot.closed_ns, perp.closed_ns),
+        quantity=spot.quantity, entry_price=spot.entry_price, exit_price=spot.exit_price,
+        pnl=spot.pnl + perp.pnl, fees=spot.fees + perp.fees, funding=spot.funding + perp.funding,
+    )
+
+
+def _round_trips(fills: Iterable[trading_pb2.Fill],
+                 funding: Iterable[trading_pb2.FundingPayment]) -> list[tuple[Trade, str]]:
+    """Each instrument's round trips, with the signal that opened each."""
     payments: dict[tuple[str, str, str], list[trading_pb2.FundingPayment]] = {}
     for p in funding:
         payments.setdefault((p.phase_id, p.venue, p.symbol), []).append(p)
     opened: dict[tuple[str, str, str, int], _Open] = {}
-    trades: list[Trade] = []
+    trades: list[tuple[Trade, str]] = []
     for f in fills:
         key = (f.phase_id, f.venue, f.symbol, int(f.instrument))
         qty, price = D(f.quantity), D(f.price)
         signed = qty if f.side == common_pb2.SIDE_BUY else -qty
         trade = opened.get(key)
         if trade is None:
-            trade = opened[key] = _Open(f.ts_ns)
+            trade = opened[key] = _Open(f.ts_ns, _signal_of(f.client_order_id))
         before = trade.qty
         if before != 0 and (before > 0) != (signed > 0) and abs(signed) > abs(before):
             # a flip: the part that closes ends this trade, the rest opens the next one
@@ -87,8 +140,8 @@ def closed_trades(fills: Iterable[trading_pb2.Fill],
             fee = D(f.fee) * closing / qty
             _add(trade, f.side == common_pb2.SIDE_BUY, closing, price, fee, D(f.realized_pnl))
             trade.qty = _ZERO
-            trades.append(_close(key, trade, f.ts_ns, payments))
-            trade = opened[key] = _Open(f.ts_ns)
+            trades.append((_close(key, trade, f.ts_ns, payments), trade.opened_by))
+            trade = opened[key] = _Open(f.ts_ns, _signal_of(f.client_order_id))
             qty_left = qty - closing
             _add(trade, f.side == common_pb2.SIDE_BUY, qty_left, price, D(f.fee) - fee, _ZERO)
             trade.qty = signed + before
@@ -98,7 +151,7 @@ def closed_trades(fills: Iterable[trading_pb2.Fill],
         trade.qty = before + signed
         trade.peak = max(trade.peak, abs(trade.qty))
         if trade.qty == 0:
-            trades.append(_close(key, trade, f.ts_ns, payments))
+            trades.append((_close(key, trade, f.ts_ns, payments), trade.opened_by))
             del opened[key]
     return trades
 
@@ -120,8 +173,8 @@ def _close(key: tuple[str, str, str, int], trade: _Open, closed_ns: int,
            payments: dict[tuple[str, str, str], list[trading_pb2.FundingPayment]]) -> Trade:
     phase, venue, symbol, instrument = key
     long = bool(trade.long)
-    funding = sum((D(p.amount) for p in payments.get((phase, venue, symbol), ())
-                   if trade.opened_ns <= p.funding_time_ns < closed_ns), _ZERO)
+    paid = payments.get((phase, venue, symbol), ()) if instrument == _PERP else ()  # spot pays no funding
+    funding = sum((D(p.amount) for p in paid if trade.opened_ns <= p.funding_time_ns < closed_ns), _ZERO)
     entry_qty, entry_notional = (trade.buy_qty, trade.buy_notional) if long else (trade.sell_qty, trade.sell_notional)
     exit_qty, exit_notional = (trade.sell_qty, trade.sell_notional) if long else (trade.buy_qty, trade.buy_notional)
     return Trade(
@@ -266,4 +319,4 @@ def _exposure(curve: Sequence[EquityPoint]) -> float:
     return held / span if span > 0 else 0.0
 
 
-__all__ = ["Metrics", "Trade", "closed_trades", "compute_metrics"]
+__all__ = ["HEDGED", "Metrics", "Trade", "closed_trades", "compute_metrics", "hedged_trades"]

@@ -55,6 +55,7 @@ class EventKind(StrEnum):
     BREAKER = "breaker"
     PROPOSAL = "proposal"
     TRADING_STATE = "trading_state"
+    HEDGE = "hedge"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,10 @@ selects the venue's testnet/sandbox.
 * A network error while placing leaves the order SUBMITTED; the poller then asks the venue for the
   order by its client id and applies what the venue knows (reconciliation). The same runs once at
   start, before the server accepts signals.
+* Every order the engine creates goes out through :meth:`LiveVenue.dispatch`: a signal's legs, a
+  flatten's orders and the steps of a hedged unit (re-quotes, unwinds), which the engine creates on
+  its own on a tick (``Engine.take_submissions``); cancels too (expiry, halt, a unit's deadline). A
+  cancel that fails is asked again at the next tick.
 """
 
 from __future__ import annotations
@@ -235,10 +239,13 @@ class LiveVenue:
         try:
             if order.venue_order_id:
                 await self.exchange.cancel_order(order.venue_order_id, symbol)
-            else:
-                await self.exchange.cancel_order(None, symbol, {"clientOrderId": order.client_order_id})
+            else:  # not acknowledged yet: by our client order id, in the venue's own parameter
+                key = "orderLinkId" if self.venue == "bybit" else "clientOrderId"
+                await self.exchange.cancel_order(None, symbol, {key: order.client_order_id})
         except Exception as exc:
-            log.warning("cancel %s failed (%s); the poller will see the venue's state", order.client_order_id, exc)
+            log.warning("cancel %s failed (%s); asked again at the next tick", order.client_order_id, exc)
+            if self.engine is not None:
+                self.engine.cancel_requested.discard(order.client_order_id)
             return
         # Fills may have happened before the cancel: take the venue's full view (trades, then status)
         # instead of marking the order canceled ourselves.

@@ -61,6 +61,10 @@ def to_event(body: Any, source: str = "execution") -> events_pb2.Event:
         ev.event_id = new_event_id("decision", _safe(body.ack.phase_id), _safe(body.ack.signal_id))
         ev.ts_ns = body.ack.acked_at_ns
         ev.decision.CopyFrom(body)
+    elif isinstance(body, trading_pb2.HedgeOutcome):
+        ev.event_id = new_event_id("hedge", _safe(body.phase_id), _safe(body.signal_id))
+        ev.ts_ns = body.ts_ns
+        ev.hedge.CopyFrom(body)
     elif isinstance(body, trading_pb2.TradingState):
         ev.event_id = new_event_id("trading_state", body.version, body.ts_ns or 0)
         ev.ts_ns = body.ts_ns

@@ -1,9 +1,10 @@
 """Which engine update goes to which phase, and as which ``ExecutionUpdate``.
 
-A phase's stream carries the updates of its own orders and positions: order snapshots, fills and
-position snapshots, in the order the engine produced them (for one input: orders, then fills, then
-positions). Funding payments, equity snapshots, signal decisions and trading states stay on the bus:
-a position snapshot already carries the funding it accumulated. Updates without a phase go nowhere.
+A phase's stream carries the updates of its own orders and positions: order snapshots, fills,
+position snapshots and the outcomes of its hedged units, in the order the engine produced them (for
+one input: orders, then fills, then positions, then outcomes). Funding payments, equity snapshots,
+signal decisions and trading states stay on the bus: a position snapshot already carries the funding
+it accumulated. Updates without a phase go nowhere.
 
 Pure and deterministic: the gRPC servicer calls it once the updates are in JetStream, the backtest
 driver calls it on the engine's output directly.
@@ -27,6 +28,8 @@ def phase_updates(updates: Iterable[Update]) -> dict[str, list[execution_pb2.Exe
             msg = execution_pb2.ExecutionUpdate(fill=update)
         elif isinstance(update, trading_pb2.Position):
             msg = execution_pb2.ExecutionUpdate(position=update)
+        elif isinstance(update, trading_pb2.HedgeOutcome):
+            msg = execution_pb2.ExecutionUpdate(hedge=update)
         else:
             continue
         if update.phase_id:

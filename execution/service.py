@@ -192,8 +192,10 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
     ) -> None:
         if updates:
             self.sink.submit(updates)
-        if (submissions or cancels) and self._submit is not None:
-            self._submit(list(submissions or ()), list(cancels or ()))
+        if self._submit is not None:  # with the orders the engine created on its own (hedge steps)
+            submissions = [*(submissions or ()), *self.engine.take_submissions()]
+            if submissions or cancels:
+                self._submit(submissions, list(cancels or ()))
 
     # --- StreamSignals -----------------------------------------------------------------------
     async def StreamSignals(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:

@@ -28,6 +28,7 @@ _KIND_BY_FIELD: dict[str, EventKind] = {
     "breaker": EventKind.BREAKER,
     "proposal": EventKind.PROPOSAL,
     "trading_state": EventKind.TRADING_STATE,
+    "hedge": EventKind.HEDGE,
 }
 
 

@@ -67,6 +67,10 @@ class Engine(EngineState):
     def take_cancels(self) -> list[ManagedOrder]:
         return timers.take_cancels(self)
 
+    def take_submissions(self) -> list[ManagedOrder]:
+        """External venue orders the engine created on its own (hedge steps): the caller sends them."""
+        return self.outputs.take_submissions()
+
     # --- control ----------------------------------------------------------------------------
     def set_trading_state(self, state: trading_pb2.TradingState) -> tuple[bool, list[Update], list[ManagedOrder]]:
         return control.set_trading_state(self, state)

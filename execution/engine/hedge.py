@@ -15,7 +15,12 @@ naming the policy) is executed as one unit, never left as a naked leg.
   signal id, leg)) whose ``reason`` names the step, so it is an order/fill event in the ledger; each
   step and each outcome is counted in ``titan_execution_hedge_steps_total`` /
   ``titan_execution_hedge_units_total``. The outcome is written into the ack of the signal's
-  decision event when it is known by then, else ``hedge pending`` and the steps follow.
+  decision event when it is known by then, else ``hedge pending`` and the steps follow; either way,
+  when it is known, a :class:`titan.v1.trading_pb2.HedgeOutcome` update goes out after the unit's
+  orders, fills and positions (to the bus, and to the phase on its stream).
+* External venues: steps are handed to the driver like a signal's orders
+  (``Outputs.take_submissions``), and at the deadline the legs' remainders are canceled at the venue
+  (``take_cancels``); the unit settles once the venue has closed them.
 * Recovery: :func:`recover` rebuilds units from the ledger's recent orders whose legs 0 and 1 form
   a spot/perp pair with different filled quantities (an orphan leg left by a crash) and settles
   them before the engine serves; while a phase has an unsettled unit, its new entries are refused.
@@ -35,6 +40,7 @@ from titan.execution.engine import matching
 from titan.execution.engine.lifecycle import finish, register, rest
 from titan.execution.engine.state import BUY, SELL, ZERO, EngineState
 from titan.execution.gate import LegPlan, Verdict
+from titan.execution.numbers import fmt
 from titan.execution.orders import ACCEPTED, CANCELED, NEW, SUBMITTED, ManagedOrder, client_order_id
 from titan.v1 import common_pb2, trading_pb2
 
@@ -79,10 +85,23 @@ class HedgeUnit:
     slippage_bps: Decimal
     legs: tuple[str, str]                      # client order ids of legs 0 and 1
     reference: tuple[Decimal, Decimal]         # reference price of each leg at placement
+    symbol: str = ""
+    buys: tuple[bool, bool] = (True, False)    # the side of legs 0 and 1
+    spot_leg: int = 0                          # which of legs 0 and 1 is the spot leg
     steps: dict[str, tuple[int, str]] = field(default_factory=dict)  # cid -> (leg it belongs to, kind)
     next_leg: int = 2
     outcome: str = Outcome.PENDING
     requote_failed: bool = False
+    cancel_requested: bool = False             # external venue: the legs' remainders asked to cancel
+
+
+RESULTS = {
+    Outcome.HEDGED: trading_pb2.HEDGE_RESULT_HEDGED,
+    Outcome.COMPLETED: trading_pb2.HEDGE_RESULT_COMPLETED,
+    Outcome.UNWOUND: trading_pb2.HEDGE_RESULT_UNWOUND,
+    Outcome.UNFILLED: trading_pb2.HEDGE_RESULT_UNFILLED,
+    Outcome.FAILED: trading_pb2.HEDGE_RESULT_FAILED,
+}
 
 
 def _step(kind: str) -> None:
@@ -153,6 +172,7 @@ def open_unit(state: EngineState, signal: trading_pb2.Signal, plans: list[LegPla
         phase_id=signal.phase_id, signal_id=signal.signal_id, policy=signal.metadata["hedge"],
         reducing=signal.intent != trading_pb2.INTENT_OPEN, deadline_ns=now + deadline_ms * 1_000_000,
         slippage_bps=slippage, legs=(cids[0], cids[1]), reference=(reference[0], reference[1]),
+        symbol=plans[0].symbol, buys=(plans[0].buy, plans[1].buy), spot_leg=0 if plans[0].instrument == SPOT else 1,
     )
     state.hedges[(unit.phase_id, unit.signal_id)] = unit
     _step(Step.PLACED)
@@ -199,6 +219,9 @@ def settle(state: EngineState, unit: HedgeUnit, now: int) -> None:
         if legs_open and now < unit.deadline_ns:
             return
         if legs_open:
+            if state.external:
+                _cancel_at_venue(state, unit)
+                return
             for cid in unit.legs:
                 order = state.orders[cid]
                 if order.is_open:
@@ -206,10 +229,10 @@ def settle(state: EngineState, unit: HedgeUnit, now: int) -> None:
             _step(Step.DEADLINE)
         a, b = _effective(state, unit)
         if a == b:
-            _done(unit, _outcome(unit, a))
+            _done(state, unit, _outcome(unit, a), now)
             return
         if len(unit.steps) >= MAX_STEPS:
-            _done(unit, Outcome.FAILED)
+            _done(state, unit, Outcome.FAILED, now)
             log.error("hedged unit %s/%s left a residual of %s after %d steps",
                       unit.phase_id, unit.signal_id, a - b, len(unit.steps))
             return
@@ -225,9 +248,34 @@ def _outcome(unit: HedgeUnit, held: Decimal) -> str:
     return Outcome.HEDGED if held > 0 else Outcome.UNFILLED
 
 
-def _done(unit: HedgeUnit, outcome: str) -> None:
+def _cancel_at_venue(state: EngineState, unit: HedgeUnit) -> None:
+    """Deadline on an external venue: ask it to cancel the legs' remainders (again if a cancel
+    failed); they close, with whatever filled before, when the venue answers."""
+    for cid in unit.legs:
+        order = state.orders[cid]
+        if order.is_open and cid not in state.cancel_requested:
+            state.cancel_requested.add(cid)
+            state.cancels.append(order)
+    if not unit.cancel_requested:
+        unit.cancel_requested = True
+        _step(Step.DEADLINE)
+
+
+def _done(state: EngineState, unit: HedgeUnit, outcome: str, now: int) -> None:
     unit.outcome = outcome
     HEDGE_UNITS.labels(outcome=outcome).inc()
+    state.outputs.tail.append(report(state, unit, now))
+
+
+def report(state: EngineState, unit: HedgeUnit, now: int) -> trading_pb2.HedgeOutcome:
+    """The settled unit as the update its phase receives (and the bus records)."""
+    held = _effective(state, unit)
+    residual = sum((q if buy else -q for q, buy in zip(held, unit.buys, strict=True)), ZERO)
+    return trading_pb2.HedgeOutcome(
+        phase_id=unit.phase_id, signal_id=unit.signal_id, symbol=unit.symbol, result=RESULTS[unit.outcome],
+        spot_quantity=fmt(held[unit.spot_leg]), perp_quantity=fmt(held[1 - unit.spot_leg]), residual=fmt(residual),
+        reducing=unit.reducing, steps=len(unit.steps), ts_ns=now,
+    )
 
 
 def _next_step(state: EngineState, unit: HedgeUnit, a: Decimal, b: Decimal, now: int) -> None:
@@ -270,9 +318,13 @@ def _new_order(state: EngineState, unit: HedgeUnit, like: ManagedOrder, buy: boo
 
 
 def _send(state: EngineState, order: ManagedOrder, slippage: Decimal | None, reason: str, now: int) -> None:
+    if state.external:  # the venue reports back: the driver sends it, as it sends a signal's orders
+        order.transition(SUBMITTED, now, reason)
+        state.outputs.submit(order)
+        return
     market = state.market.get((order.venue, order.symbol, order.instrument))
-    if market is None or state.external:
-        # no market data yet (recovery) or a venue that reports back: the order waits for them
+    if market is None:
+        # no market data yet (recovery): the order waits for it
         order.transition(SUBMITTED, now, reason)
         order.transition(ACCEPTED, now)
         order.expires_at_ns = now + state.config.paper.market_remainder_ttl_ns
@@ -377,6 +429,7 @@ def recover(state: EngineState, decisions: Iterable[trading_pb2.Signal], known_o
                 else _DEFAULT_SLIPPAGE_BPS),
             legs=(a.client_order_id, b.client_order_id),
             reference=(CONTEXT.divide(a.notional, a.quantity), CONTEXT.divide(b.notional, b.quantity)),
+            symbol=a.symbol, buys=(a.is_buy, b.is_buy), spot_leg=0 if a.instrument == SPOT else 1,
         )
         for index in sorted(i for i in legs if i >= 2):
             step = legs[index]

@@ -1,7 +1,8 @@
 """What one input (a signal, a market event, a tick, a control call) changed, in publishing order,
 and the engine's metric counters (label children resolved once, not per event).
 
-Publishing order: order snapshots, fills and funding, positions, then decisions and trading states.
+Publishing order: order snapshots, fills and funding, positions, then hedged units' outcomes,
+decisions and trading states.
 Whatever prefix of it reached JetStream before a crash can be completed at restart (see
 ``titan.execution.engine.recovery``): a fill implies its order row, a decision implies everything of
 that signal; fills missing behind an order row and position rows lagging their fills are repaired
@@ -28,6 +29,7 @@ Update = (
     | trading_pb2.EquitySnapshot
     | events_pb2.SignalDecision
     | trading_pb2.TradingState
+    | trading_pb2.HedgeOutcome
 )
 
 
@@ -39,14 +41,15 @@ def reason_label(reason: int) -> str:
 class Outputs:
     """The updates of the input being handled; :meth:`flush` hands them over in publishing order."""
 
-    __slots__ = ("events", "maintenance_margin_rate", "orders", "positions", "tail")
+    __slots__ = ("events", "maintenance_margin_rate", "orders", "positions", "submissions", "tail")
 
     def __init__(self, maintenance_margin_rate: Decimal) -> None:
         self.maintenance_margin_rate = maintenance_margin_rate
         self.orders: dict[str, ManagedOrder] = {}
         self.events: list[Update] = []    # fills and funding, in the order they happened
         self.positions: dict[PositionKey, Position] = {}
-        self.tail: list[Update] = []      # decisions and trading states: published after everything else
+        self.tail: list[Update] = []      # outcomes, decisions, trading states: published after everything else
+        self.submissions: list[ManagedOrder] = []  # orders an external venue must be sent (kept until taken)
 
     def touch(self, order: ManagedOrder) -> None:
         self.orders[order.client_order_id] = order
@@ -65,6 +68,16 @@ class Outputs:
         for order, version in orders:
             if order.version == version:
                 self.orders.setdefault(order.client_order_id, order)
+
+    def submit(self, order: ManagedOrder) -> None:
+        """An order the engine created on its own (a hedge step) for an external venue: the driver
+        takes it with :meth:`take_submissions` and sends it like a signal's orders."""
+        self.touch(order)
+        self.submissions.append(order)
+
+    def take_submissions(self) -> list[ManagedOrder]:
+        out, self.submissions = self.submissions, []
+        return out
 
     def touch_position(self, position: Position) -> None:
         self.positions[position.key] = position

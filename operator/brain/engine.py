@@ -244,9 +244,9 @@ class BrainCore:
         if book.day_start_value is None:
             book.day_start_value = book.value
 
-    def observe_trade(self, phase_id: str, pnl: Decimal, ts_ns: int, policy: BrainPolicy) -> None:
+    def observe_trade(self, phase_id: str, pnl: Decimal, ts_ns: int, policy: BrainPolicy, unit: str = "") -> None:
         """A closed trade's net PnL (realized minus fees): feeds performance and the SOFT breaker."""
-        self.performance.record(Trade(phase_id, ts_ns, pnl))
+        self.performance.record(Trade(phase_id, ts_ns, pnl, unit))
         equity = self.equity if self.equity is not None else policy.initial_equity
         self._pending.extend(self.breakers.on_trade(pnl, ts_ns, equity, policy))
 

@@ -20,14 +20,17 @@ SOURCE = "brain"
 
 
 def closing_trade(event: events_pb2.Event) -> Trade | None:
-    """The trade a closing fill ends (net PnL: realized minus fee), else None."""
+    """The trade a closing fill ends (net PnL: realized minus fee), else None. Its unit is the
+    signal of the fill's order (client order ids are ``<signal part>-<leg>``): the tracker sums the
+    closing fills of one signal, e.g. both legs of a hedged unit, into one trade."""
     if event.WhichOneof("body") != "fill":
         return None
     fill = event.fill
     realized = D(fill.realized_pnl or "0")
     if realized == 0 or not fill.phase_id:  # only a closing fill ends (part of) a trade
         return None
-    return Trade(fill.phase_id, fill.ts_ns or event.ts_ns, realized - D(fill.fee or "0"))
+    unit = fill.client_order_id.rpartition("-")[0]
+    return Trade(fill.phase_id, fill.ts_ns or event.ts_ns, realized - D(fill.fee or "0"), unit)
 
 
 def observe_event(core: BrainCore, event: events_pb2.Event, policy: BrainPolicy) -> bool:
@@ -48,7 +51,7 @@ def observe_event(core: BrainCore, event: events_pb2.Event, policy: BrainPolicy)
     if body == "fill":
         trade = closing_trade(event)
         if trade is not None:
-            core.observe_trade(trade.phase_id, trade.pnl, trade.ts_ns, policy)
+            core.observe_trade(trade.phase_id, trade.pnl, trade.ts_ns, policy, unit=trade.unit)
             return True
     return False
 

@@ -5,6 +5,9 @@ scale, so "2" still means good). Fewer than ``min_trades`` trades -> modifier 1.
 gives +3 / -3 / 0 by the sign of the mean. Modifier = clamp(1 + slope x Sharpe, min, max): it is
 monotone non-decreasing in Sharpe, and it is applied to the allocation (the original only
 reported it).
+
+A trade is what one signal closed: the closing fills of its orders (every leg of a hedged unit,
+its steps, a market order's fills at several levels) are one trade with their PnL summed.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from titan.core.clock import NS_PER_S
 from titan.operator.brain.policy import PerformancePolicy
 
 MAX_TRADES_PER_PHASE = 5000  # memory bound; older trades fall out of the window first
+_UNIT_LOOKBACK = 16  # a closing fill joins its signal's trade among this many latest trades
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class Trade:
     phase_id: str
     ts_ns: int
     pnl: Decimal
+    unit: str = ""  # the signal that closed it ("" = a trade of its own)
 
 
 def sharpe(pnls: list[float]) -> float:
@@ -53,9 +58,17 @@ class PerformanceTracker:
         self._cached: dict[str, tuple[int, float, int]] = {}  # phase -> (version, sharpe, trades)
 
     def record(self, trade: Trade) -> None:
+        """Add a closed trade, or add its PnL to the recent trade of the same signal."""
         q = self._trades.setdefault(trade.phase_id, deque(maxlen=MAX_TRADES_PER_PHASE))
-        q.append(trade)
         self._version[trade.phase_id] = self._version.get(trade.phase_id, 0) + 1
+        if trade.unit:
+            for back in range(1, min(len(q), _UNIT_LOOKBACK) + 1):
+                earlier = q[-back]
+                if earlier.unit == trade.unit:
+                    q[-back] = Trade(trade.phase_id, max(earlier.ts_ns, trade.ts_ns), earlier.pnl + trade.pnl,
+                                     trade.unit)
+                    return
+        q.append(trade)
 
     def window(self, phase_id: str, now_ns: int, window_s: int) -> list[Trade]:
         q = self._trades.get(phase_id)

@@ -53,8 +53,10 @@ class Strategy(Protocol):
 
     Feedback from execution arrives only for the phase's own orders and positions, in the order
     execution produced it: ``on_ack`` for each signal, then ``on_order`` (order snapshots), ``on_fill``
-    and ``on_position`` (the position after the fills), and ``on_trade_closed`` once a position
-    returned to flat. :class:`StrategyBase` gives no-op defaults."""
+    and ``on_position`` (the position after the fills), ``on_hedge(outcome)`` when a hedged unit (a
+    two-leg signal executed as one) has settled (optional: only a phase that sends hedged units needs
+    it), and ``on_trade_closed`` once a position returned to flat. :class:`StrategyBase` gives no-op
+    defaults."""
 
     phase_id: str
 
@@ -114,6 +116,9 @@ class StrategyBase:
         return StrategyOutput()
 
     def on_position(self, position: trading_pb2.Position) -> StrategyOutput:
+        return StrategyOutput()
+
+    def on_hedge(self, outcome: trading_pb2.HedgeOutcome) -> StrategyOutput:
         return StrategyOutput()
 
     def on_trade_closed(self, symbol: str, pnl: Decimal) -> StrategyOutput:
@@ -274,6 +279,7 @@ class RuntimeStats:
     positions: int = 0
     stale_positions: int = 0
     foreign_updates: int = 0
+    hedge_outcomes: int = 0
     budget_updates: int = 0
     trading_state_updates: int = 0
     params_applied: int = 0
@@ -328,8 +334,9 @@ class PhaseCore:
         return None if due is None else int(due)
 
     def on_update(self, update: execution_pb2.ExecutionUpdate) -> list[trading_pb2.Signal]:
-        """An ack, order, fill or position from execution, delivered to the strategy when it is this
-        phase's; a position that returns to flat also closes a trade (``on_trade_closed``)."""
+        """An ack, order, fill, position or hedged unit's outcome from execution, delivered to the
+        strategy when it is this phase's; a position that returns to flat also closes a trade
+        (``on_trade_closed``)."""
         body = update.WhichOneof("body")
         if body == "ack":
             return self._step(self._on_ack(update.ack))
@@ -341,6 +348,10 @@ class PhaseCore:
             return self._step([self._run(self.strategy.on_fill, update.fill)])
         if body == "position" and self._own(update.position.phase_id):
             return self._step(self._on_position(update.position))
+        if body == "hedge" and self._own(update.hedge.phase_id):
+            self.stats.hedge_outcomes += 1
+            on_hedge = getattr(self.strategy, "on_hedge", None)  # only phases that send hedged units need it
+            return self._step([] if on_hedge is None else [self._run(on_hedge, update.hedge)])
         return self._step([])
 
     def apply_budget(self, budget: trading_pb2.Budget) -> None:

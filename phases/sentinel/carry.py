@@ -48,6 +48,7 @@ class EntryBlock:
     SPREAD_WIDE = "spot_spread_wide"
     CRASH = "regime_crash"
     NO_DEPTH = "no_depth"
+    RESIDUAL = "unit_failed_residual"   # a hedged unit failed: its residual delta is fixed first
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ spot and perp quotes (keyed by (venue, instrument kind), never by a venue's name
 
 At most one signal per symbol is in flight: the next waits for its ack and its orders to finish,
 so a failed leg is never answered with a duplicate order (execution settles the unit itself).
+Execution reports each hedged unit's outcome (``on_hedge``): a unit that ended holding nothing
+(unfilled, or unwound to nothing) leaves no entry basis behind; a failed one left a residual delta,
+and no entry is made in that symbol until the positions show the delta back within tolerance.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ EXIT_SENT = "EXIT_SENT"
 REBALANCE_SENT = "REBALANCE_SENT"
 SIGNAL_REJECTED = "SIGNAL_REJECTED"
 RISK_LIMIT = "RISK_LIMIT"
+HEDGE_SETTLED = "HEDGE_SETTLED"
+HEDGE_FAILED = "HEDGE_FAILED"
 
 SPOT = common_pb2.INSTRUMENT_KIND_SPOT
 PERP = common_pb2.INSTRUMENT_KIND_PERP
@@ -60,6 +65,11 @@ _ZERO = Decimal(0)
 _TWO = Decimal(2)
 _BPS = Decimal(10_000)
 _INFLIGHT_SLACK_NS = 300 * 10**9  # without an answer, the symbol is free again after this
+_RESULT_NAMES = {
+    trading_pb2.HEDGE_RESULT_HEDGED: "hedged", trading_pb2.HEDGE_RESULT_COMPLETED: "completed",
+    trading_pb2.HEDGE_RESULT_UNWOUND: "unwound", trading_pb2.HEDGE_RESULT_UNFILLED: "unfilled",
+    trading_pb2.HEDGE_RESULT_FAILED: "failed",
+}
 _TERMINAL = frozenset({
     trading_pb2.ORDER_STATE_FILLED, trading_pb2.ORDER_STATE_CANCELED, trading_pb2.ORDER_STATE_REJECTED,
     trading_pb2.ORDER_STATE_EXPIRED,
@@ -123,6 +133,7 @@ class _Symbol:
     last_signal_ns: int = -(2**62)
     last: BasisSignal | None = None
     regime: str = cy.Regime.STABLE
+    residual: Decimal = _ZERO     # net delta a failed unit left; entries wait until positions fix it
 
     @property
     def holding(self) -> bool:
@@ -204,6 +215,7 @@ class SentinelStrategy(StrategyBase):
             out[f"{sym}.net_delta"] = float(hm.net_delta(st.spot_quantity, st.perp_quantity))
             out[f"{sym}.spot_quantity"] = float(st.spot_quantity)
             out[f"{sym}.perp_quantity"] = float(st.perp_quantity)
+            out[f"{sym}.unit_residual"] = float(st.residual)
         for k, v in sorted(self.counters.items()):
             out[k] = float(v)
         return out
@@ -302,6 +314,32 @@ class SentinelStrategy(StrategyBase):
                 st.inflight = ""
         return StrategyOutput()
 
+    def on_hedge(self, outcome: trading_pb2.HedgeOutcome) -> StrategyOutput:
+        """A hedged unit settled: its orders are done (the symbol is free), and what it holds is known."""
+        out = StrategyOutput()
+        st = self.symbols.get(outcome.symbol)
+        if st is None:
+            return out
+        name = _RESULT_NAMES.get(outcome.result, "unknown")
+        self._count(f"units_{name}")
+        st.open_orders.pop(outcome.signal_id, None)
+        if st.inflight == outcome.signal_id:
+            st.inflight = ""
+        held = D_or(outcome.spot_quantity, _ZERO)
+        now = self.clock.now_ns()
+        if outcome.result == trading_pb2.HEDGE_RESULT_FAILED:
+            # the positions (sent before the outcome) show whether the hedge monitor has work to do
+            if hm.rebalance(st.spot_quantity, st.perp_quantity, self.params.delta_tolerance) is not None:
+                st.residual = D_or(outcome.residual, _ZERO)
+            out.event(HEDGE_FAILED, st.symbol, now, signal=outcome.signal_id, residual=outcome.residual,
+                      spot=outcome.spot_quantity, perp=outcome.perp_quantity)
+            return out
+        if not outcome.reducing and held == 0 and not st.holding:
+            st.entry_basis = None  # the entry did not take: nothing is held at that basis
+        out.event(HEDGE_SETTLED, st.symbol, now, signal=outcome.signal_id, result=name,
+                  spot=outcome.spot_quantity, perp=outcome.perp_quantity, steps=outcome.steps)
+        return out
+
     def on_position(self, position: trading_pb2.Position) -> StrategyOutput:
         st = self.symbols.get(position.symbol)
         if st is None:
@@ -318,6 +356,8 @@ class SentinelStrategy(StrategyBase):
             D_or(position.realized_pnl, _ZERO) + D_or(position.unrealized_pnl, _ZERO)
             + D_or(position.funding, _ZERO) - D_or(position.fees, _ZERO)
         )
+        if st.residual and hm.rebalance(st.spot_quantity, st.perp_quantity, self.params.delta_tolerance) is None:
+            st.residual = _ZERO  # the failed unit's delta is back within tolerance (or flat)
         if st.holding and not was:
             st.opened_ns = self.market_ns
             if st.entry_basis is None:
@@ -441,6 +481,8 @@ class SentinelStrategy(StrategyBase):
     def _expand_block(self, st: _Symbol, now: int) -> str | tuple[Decimal, float, cy.Carry]:
         """Why no EXPAND now, or (notional per leg, executable basis, carry)."""
         p = self.params
+        if st.residual:
+            return cy.EntryBlock.RESIDUAL
         if st.regime == cy.Regime.CRASH:
             return cy.EntryBlock.CRASH
         spot_mid = st.spot.mid

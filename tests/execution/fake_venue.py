@@ -96,7 +96,8 @@ class FakeBybit(FakeExchange):
         oid = str(self._next)
         self._next += 1
         status, fills = {"fill": ("Filled", 2), "partial": ("PartiallyFilled", 1)}.get(self.behavior, ("New", 0))
-        self.orders[oid] = {"link": req.get("orderLinkId", ""), "req": req, "status": status, "fills": fills}
+        self.orders[oid] = {"link": req.get("orderLinkId", ""), "req": req, "status": status, "fills": fills,
+                            "n": len(self.orders)}
         data = load("bybit_order_create.json")
         data["result"] = {"orderId": oid, "orderLinkId": req.get("orderLinkId", "")}
         return data
@@ -132,7 +133,9 @@ class FakeBybit(FakeExchange):
         oid, o = found
         data["result"]["list"] = data["result"]["list"][: o.get("fills", 2)]
         for row in data["result"]["list"]:
-            row.update(orderId=oid, orderLinkId=o["link"])
+            row.update(orderId=oid, orderLinkId=o["link"], side=o["req"].get("side", row["side"]))
+            if o.get("n"):  # every order after the first gets execution ids of its own
+                row["execId"] = f'{row["execId"]}-{o["n"]}'
         return data
 
     def cancel(self, q: Any, body: str) -> dict[str, Any]:

@@ -110,7 +110,7 @@ class PhaseDiagnostics(_message.Message):
     def __init__(self, phase_id: _Optional[str] = ..., ts_ns: _Optional[int] = ..., state: _Optional[str] = ..., values: _Optional[_Mapping[str, float]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("event_id", "source", "ts_ns", "order", "fill", "position", "funding", "equity", "decision", "allocation", "breaker", "proposal", "trading_state")
+    __slots__ = ("event_id", "source", "ts_ns", "order", "fill", "position", "funding", "equity", "decision", "allocation", "breaker", "proposal", "trading_state", "hedge")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     TS_NS_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +124,7 @@ class Event(_message.Message):
     BREAKER_FIELD_NUMBER: _ClassVar[int]
     PROPOSAL_FIELD_NUMBER: _ClassVar[int]
     TRADING_STATE_FIELD_NUMBER: _ClassVar[int]
+    HEDGE_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     source: str
     ts_ns: int
@@ -137,4 +138,5 @@ class Event(_message.Message):
     breaker: BreakerEvent
     proposal: ParameterProposal
     trading_state: _trading_pb2.TradingState
-    def __init__(self, event_id: _Optional[str] = ..., source: _Optional[str] = ..., ts_ns: _Optional[int] = ..., order: _Optional[_Union[_trading_pb2.Order, _Mapping]] = ..., fill: _Optional[_Union[_trading_pb2.Fill, _Mapping]] = ..., position: _Optional[_Union[_trading_pb2.Position, _Mapping]] = ..., funding: _Optional[_Union[_trading_pb2.FundingPayment, _Mapping]] = ..., equity: _Optional[_Union[_trading_pb2.EquitySnapshot, _Mapping]] = ..., decision: _Optional[_Union[SignalDecision, _Mapping]] = ..., allocation: _Optional[_Union[Allocation, _Mapping]] = ..., breaker: _Optional[_Union[BreakerEvent, _Mapping]] = ..., proposal: _Optional[_Union[ParameterProposal, _Mapping]] = ..., trading_state: _Optional[_Union[_trading_pb2.TradingState, _Mapping]] = ...) -> None: ...
+    hedge: _trading_pb2.HedgeOutcome
+    def __init__(self, event_id: _Optional[str] = ..., source: _Optional[str] = ..., ts_ns: _Optional[int] = ..., order: _Optional[_Union[_trading_pb2.Order, _Mapping]] = ..., fill: _Optional[_Union[_trading_pb2.Fill, _Mapping]] = ..., position: _Optional[_Union[_trading_pb2.Position, _Mapping]] = ..., funding: _Optional[_Union[_trading_pb2.FundingPayment, _Mapping]] = ..., equity: _Optional[_Union[_trading_pb2.EquitySnapshot, _Mapping]] = ..., decision: _Optional[_Union[SignalDecision, _Mapping]] = ..., allocation: _Optional[_Union[Allocation, _Mapping]] = ..., breaker: _Optional[_Union[BreakerEvent, _Mapping]] = ..., proposal: _Optional[_Union[ParameterProposal, _Mapping]] = ..., trading_state: _Optional[_Union[_trading_pb2.TradingState, _Mapping]] = ..., hedge: _Optional[_Union[_trading_pb2.HedgeOutcome, _Mapping]] = ...) -> None: ...

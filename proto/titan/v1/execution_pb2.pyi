@@ -50,18 +50,20 @@ class StreamRequest(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., signal: _Optional[_Union[_trading_pb2.Signal, _Mapping]] = ..., signals: _Optional[_Union[SignalBatch, _Mapping]] = ...) -> None: ...
 
 class ExecutionUpdate(_message.Message):
-    __slots__ = ("ack", "order", "fill", "position", "acks")
+    __slots__ = ("ack", "order", "fill", "position", "acks", "hedge")
     ACK_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     FILL_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
     ACKS_FIELD_NUMBER: _ClassVar[int]
+    HEDGE_FIELD_NUMBER: _ClassVar[int]
     ack: _trading_pb2.SignalAck
     order: _trading_pb2.Order
     fill: _trading_pb2.Fill
     position: _trading_pb2.Position
     acks: AckBatch
-    def __init__(self, ack: _Optional[_Union[_trading_pb2.SignalAck, _Mapping]] = ..., order: _Optional[_Union[_trading_pb2.Order, _Mapping]] = ..., fill: _Optional[_Union[_trading_pb2.Fill, _Mapping]] = ..., position: _Optional[_Union[_trading_pb2.Position, _Mapping]] = ..., acks: _Optional[_Union[AckBatch, _Mapping]] = ...) -> None: ...
+    hedge: _trading_pb2.HedgeOutcome
+    def __init__(self, ack: _Optional[_Union[_trading_pb2.SignalAck, _Mapping]] = ..., order: _Optional[_Union[_trading_pb2.Order, _Mapping]] = ..., fill: _Optional[_Union[_trading_pb2.Fill, _Mapping]] = ..., position: _Optional[_Union[_trading_pb2.Position, _Mapping]] = ..., acks: _Optional[_Union[AckBatch, _Mapping]] = ..., hedge: _Optional[_Union[_trading_pb2.HedgeOutcome, _Mapping]] = ...) -> None: ...
 
 class GetStateRequest(_message.Message):
     __slots__ = ("phase_id", "auth")

@@ -61,6 +61,15 @@ class OrderState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORDER_STATE_CANCELED: _ClassVar[OrderState]
     ORDER_STATE_REJECTED: _ClassVar[OrderState]
     ORDER_STATE_EXPIRED: _ClassVar[OrderState]
+
+class HedgeResult(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HEDGE_RESULT_UNSPECIFIED: _ClassVar[HedgeResult]
+    HEDGE_RESULT_HEDGED: _ClassVar[HedgeResult]
+    HEDGE_RESULT_COMPLETED: _ClassVar[HedgeResult]
+    HEDGE_RESULT_UNWOUND: _ClassVar[HedgeResult]
+    HEDGE_RESULT_UNFILLED: _ClassVar[HedgeResult]
+    HEDGE_RESULT_FAILED: _ClassVar[HedgeResult]
 INTENT_UNSPECIFIED: Intent
 INTENT_OPEN: Intent
 INTENT_CLOSE: Intent
@@ -103,6 +112,12 @@ ORDER_STATE_FILLED: OrderState
 ORDER_STATE_CANCELED: OrderState
 ORDER_STATE_REJECTED: OrderState
 ORDER_STATE_EXPIRED: OrderState
+HEDGE_RESULT_UNSPECIFIED: HedgeResult
+HEDGE_RESULT_HEDGED: HedgeResult
+HEDGE_RESULT_COMPLETED: HedgeResult
+HEDGE_RESULT_UNWOUND: HedgeResult
+HEDGE_RESULT_UNFILLED: HedgeResult
+HEDGE_RESULT_FAILED: HedgeResult
 
 class Leg(_message.Message):
     __slots__ = ("venue", "symbol", "instrument", "side", "size_quote", "order_type", "limit_price")
@@ -312,6 +327,30 @@ class FundingPayment(_message.Message):
     amount: str
     funding_time_ns: int
     def __init__(self, venue: _Optional[str] = ..., symbol: _Optional[str] = ..., phase_id: _Optional[str] = ..., rate: _Optional[str] = ..., position_quantity: _Optional[str] = ..., mark_price: _Optional[str] = ..., amount: _Optional[str] = ..., funding_time_ns: _Optional[int] = ...) -> None: ...
+
+class HedgeOutcome(_message.Message):
+    __slots__ = ("phase_id", "signal_id", "symbol", "result", "spot_quantity", "perp_quantity", "residual", "reducing", "steps", "ts_ns")
+    PHASE_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    SPOT_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    PERP_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    RESIDUAL_FIELD_NUMBER: _ClassVar[int]
+    REDUCING_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    TS_NS_FIELD_NUMBER: _ClassVar[int]
+    phase_id: str
+    signal_id: str
+    symbol: str
+    result: HedgeResult
+    spot_quantity: str
+    perp_quantity: str
+    residual: str
+    reducing: bool
+    steps: int
+    ts_ns: int
+    def __init__(self, phase_id: _Optional[str] = ..., signal_id: _Optional[str] = ..., symbol: _Optional[str] = ..., result: _Optional[_Union[HedgeResult, str]] = ..., spot_quantity: _Optional[str] = ..., perp_quantity: _Optional[str] = ..., residual: _Optional[str] = ..., reducing: _Optional[bool] = ..., steps: _Optional[int] = ..., ts_ns: _Optional[int] = ...) -> None: ...
 
 class EquitySnapshot(_message.Message):
     __slots__ = ("scope", "equity", "realized_pnl", "unrealized_pnl", "fees", "funding", "exposure", "ts_ns")
