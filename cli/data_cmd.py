@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import nats.errors
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -346,7 +347,10 @@ def gateway(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             halt.cancel()
-            await nc.drain()
+            try:
+                await nc.drain()
+            except (nats.errors.Error, TimeoutError, asyncio.InvalidStateError) as err:  # shutting down anyway
+                log.warning("closing the NATS connection failed (%s)", type(err).__name__)
             if tracker and market_state and (last := tracker.snapshot()):
                 save_marks(market_state, last)
 

@@ -7,10 +7,12 @@ the order per publisher, so a subscriber sees every stream in time order.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -25,6 +27,7 @@ from .source import Source
 log = logging.getLogger("titan.marketdata")
 
 GATEWAY = "md-gateway"
+FLUSH_AT_END_S = 5
 
 
 @dataclass
@@ -94,10 +97,21 @@ class Gateway:
                 if await self.publish(ev) and on_event is not None:
                     on_event(ev)
         finally:
-            if self.nc.is_connected:
-                await self.nc.flush()
+            await self._flush_at_end()
             await source.aclose()
         return self.published
+
+
+    async def _flush_at_end(self) -> None:
+        """Push out what is buffered. Market data is not durable (core NATS): at shutdown a server
+        too slow to answer costs at most the last events, said in the log, never a failed exit."""
+        if not self.nc.is_connected:
+            return
+        try:
+            await self.nc.flush(timeout=FLUSH_AT_END_S)
+        except (nats.errors.Error, TimeoutError, asyncio.InvalidStateError) as err:
+            log.warning("the last market events may not have reached NATS: the final flush failed (%s)",
+                        type(err).__name__)
 
 
 Handler = Callable[[MarketEvent], Awaitable[None]]
