@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     replay_window_ms: int = Field(5_000, ge=100, le=600_000, description="accepted signal age")
     hmac_keys_dir: Path | None = Field(None, description="directory of <phase>.key files (a mounted Secret)")
     control_key: SecretStr = Field(SecretStr(""), description="HMAC key for control calls")
+    outbox_dir: Path | None = Field(None, description="execution's event outbox (empty = "
+                                    "<data_dir>/outbox/<namespace>)")
+    outbox_fsync: bool = Field(False, description="fdatasync execution's outbox before each ack (machine-crash safe)")
 
     # phases
     phase_id: str = Field("", description="this phase's id (its TitanPhase's name; empty = the phase kind)")

@@ -34,6 +34,10 @@ TRADING_STATE = Gauge("titan_trading_state", "1 for the trading state in force",
 EXECUTION_CPUS = Gauge("titan_execution_cpu_allowed", "1 for each CPU the execution process may run on", ["cpu"])
 STREAMS_OPEN = Gauge("titan_execution_streams_open", "Open signal streams by phase", ["phase"])
 CONTROL_REJECTS = Counter("titan_execution_control_rejects_total", "Rejected control calls", ["call", "reason"])
+OUTBOX_UNACKNOWLEDGED = Gauge("titan_execution_outbox_unacknowledged",
+                              "Events in execution's outbox that JetStream has not acknowledged yet")
+OUTBOX_ERRORS = Counter("titan_execution_outbox_errors_total", "Outbox problems by reason (write, invalid_event)",
+                        ["reason"])
 
 # --- brain ----------------------------------------------------------------------------------
 ALLOCATION_WEIGHT = Gauge("titan_allocation_weight", "Allocation weight by phase", ["phase"])

@@ -5,6 +5,10 @@ and publish them to JetStream asynchronously, in batches, off the ack path, with
   re-publish after a retry or a restart is dropped by JetStream's duplicate window and by the ledger.
 * A failed publish is retried (with backoff) until it succeeds; nothing is dropped. Events wait in
   memory meanwhile (a NATS outage grows the queue; it is logged).
+* With an :class:`~titan.execution.outbox.Outbox`, :meth:`JetStreamPublisher.submit` journals the
+  events (one ``write()`` per call) before it returns, so the caller may acknowledge what produced
+  them; JetStream's acks move the outbox's cursor, and :meth:`JetStreamPublisher.replay` publishes
+  what an earlier process journaled and JetStream never acknowledged.
 * ``on_published`` is called with the bodies JetStream acknowledged: the service forwards order and
   fill updates to phases only then, so a phase never sees a fill the ledger could miss.
 """
@@ -16,13 +20,18 @@ import contextlib
 import hashlib
 import logging
 import re
+import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-from titan.core.bus.events import event_message, new_event_id, publish_event
+from google.protobuf.message import DecodeError
+
+from titan.core.bus.events import event_message, new_event_id
 from titan.core.catalog import Catalog
+from titan.core.metrics import OUTBOX_ERRORS, OUTBOX_UNACKNOWLEDGED
 from titan.execution.engine import Update
+from titan.execution.outbox import Outbox, Record
 from titan.v1 import events_pb2, trading_pb2
 
 log = logging.getLogger("titan.execution.events")
@@ -102,6 +111,17 @@ class MemorySink:
         return 0
 
 
+class Outgoing(NamedTuple):
+    """One event on its way to JetStream: the update it came from (None when replayed from the
+    outbox), its outbox sequence (0: not journaled) and its JetStream message."""
+
+    update: Update | None
+    seq: int
+    subject: str
+    payload: bytes
+    headers: dict[str, str]
+
+
 class JetStreamPublisher:
     """Batches engine updates to JetStream (TITAN_EVENTS) with message ids; never drops one."""
 
@@ -114,14 +134,16 @@ class JetStreamPublisher:
         batch: int = 256,
         source: str = "execution",
         yield_every: int = 8,
+        outbox: Outbox | None = None,
     ) -> None:
         self.js = js
+        self.outbox = outbox
         self.catalog = catalog
         self.source = source
         self.batch = batch
         self.yield_every = max(1, yield_every)
         self._on_published = on_published
-        self._pending: deque[tuple[Update, events_pb2.Event]] = deque()
+        self._pending: deque[Outgoing] = deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -136,11 +158,65 @@ class JetStreamPublisher:
         return len(self._pending)
 
     def submit(self, updates: list[Update]) -> None:
+        """Queue ``updates`` for JetStream; with an outbox, journaled before this returns."""
+        if not updates:
+            return
+        messages: list[tuple[Update, str, bytes, dict[str, str]]] = []
         for u in updates:
-            self._pending.append((u, to_event(u, self.source)))
-        if updates:
-            self._idle.clear()
-            self._wake.set()
+            try:
+                subject, payload, headers = event_message(self.catalog, to_event(u, self.source))
+            except ValueError as exc:  # pragma: no cover - the engine only builds valid events
+                OUTBOX_ERRORS.labels(reason="invalid_event").inc()
+                log.error("an update that makes no valid event is not published: %s", exc)
+                continue
+            messages.append((u, subject, payload, headers))
+        first = self._journal([m[2] for m in messages])
+        pending = self._pending
+        for i, (u, subject, payload, headers) in enumerate(messages):
+            pending.append(Outgoing(u, first + i if first else 0, subject, payload, headers))
+        self._idle.clear()
+        self._wake.set()
+
+    def _journal(self, payloads: list[bytes]) -> int:
+        """The outbox sequence of the first payload, 0 when there is no outbox or the write failed
+        (the events then wait in memory only, as without an outbox)."""
+        if self.outbox is None or not payloads:
+            return 0
+        try:
+            return self.outbox.append(payloads)
+        except OSError as exc:
+            OUTBOX_ERRORS.labels(reason="write").inc()
+            log.error("journaling %d events in the outbox failed (%s): they wait in memory only",
+                      len(payloads), exc)
+            return 0
+
+    async def replay(self, records: list[Record], progress_every_s: float = 10.0) -> int:
+        """Publish what an earlier process journaled and JetStream never acknowledged, before anything
+        new, and wait until JetStream has all of it (retrying as long as it takes). Returns how many
+        were published (a record that is no publishable event is skipped, logged and counted)."""
+        queued = 0
+        for record in records:
+            try:
+                subject, _, headers = event_message(self.catalog, events_pb2.Event.FromString(record.payload))
+            except (DecodeError, ValueError) as exc:  # e.g. a kind this version does not know
+                OUTBOX_ERRORS.labels(reason="invalid_event").inc()
+                log.error("outbox record %d is not an event this execution can publish (%s); skipped",
+                          record.seq, exc)
+                continue
+            self._pending.append(Outgoing(None, record.seq, subject, record.payload, headers))
+            queued += 1
+        if not records:
+            return 0
+        log.warning("replaying %d events from the outbox that JetStream never acknowledged", queued)
+        self._idle.clear()
+        self._wake.set()
+        await self.start()
+        started = time.monotonic()
+        while not await self.flush(progress_every_s):
+            log.warning("outbox replay: %d events still waiting for JetStream after %.0fs", self.pending,
+                        time.monotonic() - started)
+        log.info("outbox replay done: %d events in JetStream", queued)
+        return queued
 
     async def start(self) -> None:
         if self._task is None:
@@ -156,6 +232,8 @@ class JetStreamPublisher:
             return False
 
     async def stop(self, timeout: float = 10.0) -> None:
+        """Publish what is queued (up to ``timeout``), stop, and close the outbox: what JetStream did
+        not acknowledge by then stays journaled for the next start."""
         await self.flush(timeout)
         self._stopping = True
         self._wake.set()
@@ -164,23 +242,26 @@ class JetStreamPublisher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.outbox is not None:
+            self.outbox.close()
+            self.outbox = None
 
-    async def _publish(self, chunk: list[tuple[Update, events_pb2.Event]]) -> list[Any]:
+    async def _publish(self, chunk: list[Outgoing]) -> list[Any]:
         """Publish a batch without waiting between messages; then wait for every JetStream ack."""
+        stream = self.catalog.events_stream.name
         if not hasattr(self.js, "publish_async"):
             return await asyncio.gather(
-                *(publish_event(self.js, self.catalog, ev, ack_timeout_s=5.0) for _, ev in chunk),
+                *(self.js.publish(o.subject, o.payload, timeout=5.0, stream=stream, headers=o.headers)
+                  for o in chunk),
                 return_exceptions=True,
             )
-        stream = self.catalog.events_stream.name
         futures: list[Any] = []
-        for n, (_, ev) in enumerate(chunk, 1):
+        for n, item in enumerate(chunk, 1):
             if n % self.yield_every == 0:
                 await asyncio.sleep(0)  # let signals in between: publishing must not delay acks
             try:
-                subject, payload, headers = event_message(self.catalog, ev)
                 fut = await self.js.publish_async(
-                    subject, payload, wait_stall=None, stream=stream, headers=headers
+                    item.subject, item.payload, wait_stall=None, stream=stream, headers=item.headers
                 )
                 futures.append(fut)
             except Exception as exc:
@@ -215,15 +296,21 @@ class JetStreamPublisher:
             chunk = [self._pending.popleft() for _ in range(n)]
             results = await self._publish(chunk)
             done: list[Update] = []
-            failed: list[tuple[Update, events_pb2.Event]] = []
+            failed: list[Outgoing] = []
             for item, res in zip(chunk, results, strict=True):
                 if isinstance(res, BaseException):
                     failed.append(item)
                 else:
-                    done.append(item[0])
+                    if item.update is not None:
+                        done.append(item.update)
                     self.published += 1
                     if getattr(res, "duplicate", False):
                         self.duplicates += 1
+            if failed:
+                self._pending.extendleft(reversed(failed))
+            if self.outbox is not None:
+                self.outbox.acknowledge(self._cursor())
+                OUTBOX_UNACKNOWLEDGED.set(self.outbox.unacknowledged)
             if done and self._on_published is not None:
                 try:
                     self._on_published(done)
@@ -231,9 +318,18 @@ class JetStreamPublisher:
                     log.exception("forwarding published updates failed")
             if failed:
                 self.retries += len(failed)
-                self._pending.extendleft(reversed(failed))
                 log.warning("publishing %d events failed; retrying in %.2fs", len(failed), backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             else:
                 backoff = 0.05
+
+    def _cursor(self) -> int:
+        """The highest outbox sequence up to which JetStream acknowledged every journaled event: one
+        chunk is in flight at a time and failed ones go back to the front, so it is the first queued
+        journaled event's predecessor, or the newest journaled event when none is queued."""
+        assert self.outbox is not None
+        for item in self._pending:
+            if item.seq:
+                return item.seq - 1
+        return self.outbox.last_seq

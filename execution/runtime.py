@@ -4,7 +4,8 @@ recovery from the ledger, gRPC server, CPU pinning, GC freeze, metrics endpoint.
 Start-up order (nothing is accepted before recovery is complete):
  1. pin CPUs (``TITAN_EXECUTION_CPUS``), export them;
  2. load the phase keys (``<phase>.key`` files in ``TITAN_HMAC_KEYS_DIR``, or ``TITAN_PHASE_KEY_<PHASE>``);
- 3. connect NATS, ensure streams/buckets;
+ 3. connect NATS, ensure streams/buckets; open the outbox and publish what an earlier process
+    journaled there and JetStream never acknowledged (titan.execution.outbox);
  4. wait until the ledger writer has consumed every event already on the stream, then rebuild positions
     (the newest snapshot plus the fills recorded after it), open orders, recent fill ids and recently
     decided signal ids from the ledger; restore the newest trading state (KV or ledger) and the
@@ -33,6 +34,7 @@ from titan.execution import pinning
 from titan.execution.engine import Engine, EngineConfig
 from titan.execution.gate import GateConfig
 from titan.execution.orders import ManagedOrder
+from titan.execution.outbox import Outbox, outbox_dir
 from titan.execution.paper import PaperConfig
 from titan.execution.publisher import JetStreamPublisher, MemorySink
 from titan.execution.service import (
@@ -130,7 +132,9 @@ class ExecutionRuntime:
             self.nc = await connect(st.nats_url, "execution")
             self.js = self.nc.jetstream()
             await ensure_jetstream(self.js, self.catalog)
-            self.sink = JetStreamPublisher(self.js, self.catalog, on_published=servicer.forward)
+            outbox = Outbox.open(outbox_dir(st), fsync=st.outbox_fsync)
+            self.sink = JetStreamPublisher(self.js, self.catalog, on_published=servicer.forward, outbox=outbox)
+            await self.sink.replay(outbox.take_backlog())  # before recovery: the ledger then has them too
             store = StateStore(self.js, self.catalog)
             await self._recover(engine, store)
         else:

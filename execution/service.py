@@ -1,8 +1,9 @@
 """The execution gRPC service: a thin shell around :class:`titan.execution.engine.Engine`.
 
-* ``StreamSignals`` (bidirectional): each Signal is decided by the engine and its SignalAck written
-  back at once (before the paper venue matches the orders); the order, fill and position updates of
-  the phase follow once JetStream has them (``titan.execution.routing.phase_updates``). A stream
+* ``StreamSignals`` (bidirectional): each frame's signals are decided and executed by the engine, the
+  events they produced handed to the publisher (journaled in the outbox when it has one), and then
+  the SignalAcks written back; the order, fill and position updates of the phase follow once
+  JetStream has them (``titan.execution.routing.phase_updates``). A stream
   receives updates of a phase only after it sent a correctly signed signal of that phase (a Hello
   alone subscribes to nothing).
 * ``GetState`` (read-only), ``SetTradingState``, ``Flatten``, ``UpdateBudgets``: each needs a
@@ -218,12 +219,11 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
                         STREAMS_OPEN.labels(phase=label).inc()
                     continue
                 if body == "signal":
-                    decisions = self._decide_frame(stream, (req.signal,), received, t0, batched=False)
+                    decisions = self._decide_frame((req.signal,), received)
                 elif body == "signals":
-                    decisions = self._decide_frame(stream, req.signals.signals, received, t0, batched=True)
+                    decisions = self._decide_frame(req.signals.signals, received)
                 else:
                     continue
-                await asyncio.sleep(0)  # let the writer send the acks before the venue work
                 phase, updates, submissions = self._execute_frame(decisions)
                 if phase and stream.phase != phase:
                     self._bind(stream, phase)
@@ -231,7 +231,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
                         label = phase
                         STREAMS_OPEN.labels(phase=label).inc()
                 if updates or submissions:
-                    self.emit(updates, submissions)
+                    self.emit(updates, submissions)  # journaled in the outbox before the acks leave
+                self._ack_frame(stream, decisions, t0, batched=body == "signals")
             await stream.close()
         finally:
             if stream.phase:
@@ -241,10 +242,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
             if stream.writer is not None and not stream.writer.done():
                 stream.writer.cancel()
 
-    def _decide_frame(
-        self, stream: _Stream, signals: Any, received: int, t0: int, *, batched: bool
-    ) -> list[tuple[Decision, bool]]:
-        """Decide every signal of one frame in order and queue their acks as one message. The
+    def _decide_frame(self, signals: Any, received: int) -> list[tuple[Decision, bool]]:
+        """Decide every signal of one frame in order, each with whether it was authentic. The
         decisions keep their orders until :meth:`_execute_frame`, so a second stream's frame in
         between publishes none of them."""
         engine = self.engine
@@ -253,6 +252,11 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
         for signal in signals:
             decision = engine.decide(signal, received)
             decisions.append((decision, decision.ack.reason not in UNAUTHENTICATED and decision.ack.phase_id in keys))
+        return decisions
+
+    def _ack_frame(self, stream: _Stream, decisions: list[tuple[Decision, bool]], t0: int, *, batched: bool) -> None:
+        """Queue a frame's acks as one message, once the events they produced are submitted (with an
+        outbox: journaled), so no ack leaves before its outcome would survive a kill."""
         first, authentic = decisions[0] if decisions else (None, False)
         key = first.ack.phase_id if first is not None and authentic else "unknown"
         hist = self._latency.get(key)
@@ -263,7 +267,6 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
         else:
             message = ack_update(decisions[0][0].ack)
         stream.ack(message, t0, hist)
-        return decisions
 
     def _execute_frame(
         self, decisions: list[tuple[Decision, bool]]
