@@ -27,6 +27,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from titan.core.marketdata.events import MalformedEvent, decode, kind_of
 from titan.core.metrics import (
     BUS_REJECTS,
     CONTROL_REJECTS,
@@ -42,7 +43,7 @@ from titan.core.signing import verify_control
 from titan.execution.engine import UNAUTHENTICATED, Decision, Engine, Update
 from titan.execution.orders import ManagedOrder
 from titan.execution.routing import ack_update, phase_updates
-from titan.v1 import common_pb2, execution_pb2, execution_pb2_grpc, market_pb2, trading_pb2
+from titan.v1 import common_pb2, execution_pb2, execution_pb2_grpc, trading_pb2
 
 log = logging.getLogger("titan.execution")
 
@@ -116,6 +117,29 @@ class _Stream:
                 self.writer.cancel()
 
 
+class RejectLog:
+    """Counts dropped bus messages by reason and logs them: the first of a reason at once, then at
+    most one line per reason every ``every_s`` seconds, saying how many were dropped meanwhile."""
+
+    def __init__(self, consumer: str, every_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.consumer = consumer
+        self.every_s = every_s
+        self.clock = clock
+        self._next: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+
+    def drop(self, reason: str, detail: str) -> None:
+        BUS_REJECTS.labels(consumer=self.consumer, reason=reason).inc()
+        now = self.clock()
+        self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
+        if now < self._next.get(reason, 0.0):
+            return
+        count = self._unlogged.pop(reason)
+        self._next[reason] = now + self.every_s
+        log.warning("%s: dropped %d malformed message%s (%s), the last: %s", self.consumer, count,
+                    "" if count == 1 else "s", reason, detail[:200])
+
+
 class ControlGuard:
     """Verifies signed control calls: HMAC with the control key, issued_at within the window, nonce
     never seen within the window."""
@@ -177,6 +201,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
         self._submit = submit
         self._streams: dict[str, set[_Stream]] = {}
         self._latency: dict[str, Any] = {}
+        self._md_rejects = RejectLog("execution-md")
         self.ready = asyncio.Event()
 
     # --- updates to phases -------------------------------------------------------------------
@@ -350,17 +375,19 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
 
     # --- market data, KV, periodic -----------------------------------------------------------
     def on_market_bytes(self, data: bytes) -> None:
-        ev = market_pb2.MarketEvent()
+        """One market-data message: validated as the phases validate theirs
+        (``titan.core.marketdata.events.decode``); a malformed one is dropped with its reason counted
+        in ``titan_bus_rejects_total{consumer="execution-md"}`` and logged (rate-limited)."""
         try:
-            ev.ParseFromString(data)
-        except Exception:
-            BUS_REJECTS.labels(consumer="execution-md", reason="decode").inc()
+            ev = decode(data)
+            kind_of(ev)
+        except MalformedEvent as err:
+            self._md_rejects.drop(err.reason, str(err))
             return
         try:
             updates = self.engine.on_market(ev)
-        except Exception:
-            BUS_REJECTS.labels(consumer="execution-md", reason="invalid").inc()
-            log.exception("market event failed")
+        except Exception as exc:
+            self._md_rejects.drop("invalid", f"{type(exc).__name__}: {exc}")
             return
         if updates:
             self.emit(updates)

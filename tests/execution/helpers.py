@@ -110,6 +110,7 @@ def trading_state(mode: int, version: int) -> trading_pb2.TradingState:
 def md(
     symbol: str = "BTCUSDT", venue: str = "bybit", instrument: int = PERP, **payload: object
 ) -> market_pb2.MarketEvent:
+    payload.setdefault("exchange_ts_ns", time.time_ns())  # a valid event carries its time
     return market_pb2.MarketEvent(venue=venue, symbol=symbol, instrument=instrument, **payload)  # type: ignore[arg-type]
 
 

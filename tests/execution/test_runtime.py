@@ -63,7 +63,7 @@ async def test_market_data_from_nats_and_equity_snapshots(runtime, bus_nc, bus_j
     await bus_nc.publish(catalog.md_subject("bybit", "BTCUSDT", "top"), b"\xff\x00 not a market event")
     await wait_for(lambda: (m := engine.market.get(("bybit", "BTCUSDT", PERP))) is not None and m.mark is not None)
     assert REGISTRY.get_sample_value("titan_bus_rejects_total",
-                                     {"consumer": "execution-md", "reason": "decode"}) >= 1
+                                     {"consumer": "execution-md", "reason": "undecodable"}) >= 1
     d = engine.on_signal(signal(Wall(), leg(size="5000")))
     assert d.ack.accepted, d.ack.detail
     runtime.servicer.emit(d.updates)

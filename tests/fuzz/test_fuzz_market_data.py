@@ -6,6 +6,7 @@ for execution), and no order or position changes. Each test prints how many inpu
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from titan.core.marketdata.events import MalformedEvent, decode, kind_of
+from titan.execution.service import RejectLog
 from titan.v1 import common_pb2, market_pb2
 
 from .service import Service, metric, run_service
@@ -123,7 +125,7 @@ def book(service: Service) -> tuple[object, ...]:
 
 
 def md_rejects() -> float:
-    labels = ({"consumer": "execution-md", "reason": r} for r in ("decode", "invalid"))
+    labels = ({"consumer": "execution-md", "reason": r} for r in (*REASONS, "invalid"))
     return sum(metric("titan_bus_rejects_total", label) for label in labels)
 
 
@@ -138,16 +140,39 @@ def test_execution_market_handler_survives(service: Service, data: bytes) -> Non
     assert service.healthy()
 
 
-@pytest.mark.xfail(strict=True, reason="execution's on_market_bytes parses without titan.core.marketdata "
-                   "validation: an empty or invalid event is dropped or applied without a reject count")
 @fuzz(200)
 @given(data=payloads())
 def test_execution_counts_what_the_phases_refuse(service: Service, data: bytes) -> None:
+    """What the phases' decoder refuses, execution drops too, counted once under the same reason."""
+    target = "market data execution must refuse (reason counted)"
+    TRIED[target] = TRIED.get(target, 0) + 1
     try:
         kind_of(decode(data))
         return
-    except MalformedEvent:
-        pass
-    rejected = md_rejects()
+    except MalformedEvent as err:
+        reason = err.reason
+    label = {"consumer": "execution-md", "reason": reason}
+    before, rejected = book(service), md_rejects()
+    counted = metric("titan_bus_rejects_total", label)
     service.market(data)
     assert md_rejects() == rejected + 1, data
+    assert metric("titan_bus_rejects_total", label) == counted + 1, (reason, data)
+    assert book(service) == before
+
+
+def test_execution_logs_what_it_drops_at_most_once_a_minute_per_reason(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    rejects = RejectLog("md-log-test", every_s=60.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="titan.execution"):
+        for n in range(5):
+            rejects.drop("undecodable", f"garbage {n}")
+        now[0] = 61.0
+        rejects.drop("undecodable", "garbage 5")
+        rejects.drop("bad_decimal", "nan")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("md-log-test")]
+    assert lines == [
+        "md-log-test: dropped 1 malformed message (undecodable), the last: garbage 0",
+        "md-log-test: dropped 5 malformed messages (undecodable), the last: garbage 5",
+        "md-log-test: dropped 1 malformed message (bad_decimal), the last: nan",
+    ]
+    assert metric("titan_bus_rejects_total", {"consumer": "md-log-test", "reason": "undecodable"}) == 6
