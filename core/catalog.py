@@ -86,6 +86,7 @@ class BucketSpec:
 
 
 TRADING_STATE_KEY = "trading_state"
+LEDGER_HEARTBEAT_KEY = "ledger_heartbeat"  # control bucket: titan.v1.LedgerHeartbeat, about 1 Hz
 LEDGER_DURABLE = "ledger-writer"
 BRAIN_DURABLE = "brain"
 

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     replay_window_ms: int = Field(5_000, ge=100, le=600_000, description="accepted signal age")
     hmac_keys_dir: Path | None = Field(None, description="directory of <phase>.key files (a mounted Secret)")
     control_key: SecretStr = Field(SecretStr(""), description="HMAC key for control calls")
+    degraded_grace_ms: int = Field(5_000, ge=500, le=600_000, description="how long execution still accepts "
+                                   "entries while the ledger is not writing, its events wait for NATS or its lease "
+                                   "is unconfirmed")
     outbox_dir: Path | None = Field(None, description="execution's event outbox (empty = "
                                     "<data_dir>/outbox/<namespace>)")
     outbox_fsync: bool = Field(False, description="fdatasync execution's outbox before each ack (machine-crash safe)")

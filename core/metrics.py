@@ -33,6 +33,8 @@ PNL = Gauge("titan_pnl_quote", "PnL by phase and kind (realized, unrealized, fee
 TRADING_STATE = Gauge("titan_trading_state", "1 for the trading state in force", ["state"])
 EXECUTION_CPUS = Gauge("titan_execution_cpu_allowed", "1 for each CPU the execution process may run on", ["cpu"])
 STREAMS_OPEN = Gauge("titan_execution_streams_open", "Open signal streams by phase", ["phase"])
+EXECUTION_DEGRADED = Gauge("titan_execution_degraded",
+                           "1 while execution refuses entries for an unavailable dependency, by reason", ["reason"])
 CONTROL_REJECTS = Counter("titan_execution_control_rejects_total", "Rejected control calls", ["call", "reason"])
 OUTBOX_UNACKNOWLEDGED = Gauge("titan_execution_outbox_unacknowledged",
                               "Events in execution's outbox that JetStream has not acknowledged yet")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,8 @@ from titan.core.logging import setup_logging
 
 log = logging.getLogger("titan.service")
 
-HealthCheck = Callable[[], bool]
+# True/False, or (ok, details) answered as a JSON object with ``ok`` and the details.
+HealthCheck = Callable[[], bool | tuple[bool, dict[str, Any]]]
 
 
 class _HealthHandler(BaseHTTPRequestHandler):
@@ -29,12 +31,17 @@ class _HealthHandler(BaseHTTPRequestHandler):
         if self.path.rstrip("/") not in ("/healthz", "/livez", "/readyz"):
             self.send_error(404)
             return
-        ok = False
+        ok, body, content_type = False, b"unhealthy\n", "text/plain"
         with contextlib.suppress(Exception):
-            ok = bool(type(self).check())
-        body = b"ok\n" if ok else b"unhealthy\n"
+            answer = type(self).check()
+            if isinstance(answer, tuple):
+                ok, details = bool(answer[0]), answer[1]
+                body, content_type = json.dumps({"ok": ok, **details}).encode() + b"\n", "application/json"
+            else:
+                ok = bool(answer)
+                body = b"ok\n" if ok else b"unhealthy\n"
         self.send_response(200 if ok else 503)
-        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

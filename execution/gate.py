@@ -9,6 +9,7 @@ Order (ARCHITECTURE.md, "Execution risk gate"), with the reason each rule return
  5. trading state ........................ HALTED (rejects everything)
  6. intent ............................... NOTHING_TO_REDUCE (close/reduce without an opposite position)
     trading state REDUCING ............... REDUCE_ONLY (the signal adds exposure)
+    dependencies (adding) ................ LEASE_LOST, BUS_UNAVAILABLE, LEDGER_UNAVAILABLE (dependencies.py)
  7. budget (only for exposure-adding) .... NO_BUDGET, BUDGET_EXPIRED, PHASE_BLOCKED
  8. symbol allowed (adding) .............. SYMBOL_NOT_ALLOWED
  9. market data fresh .................... MARKET_DATA_STALE
@@ -24,6 +25,8 @@ A signal is *reducing* when its intent is CLOSE or REDUCE: each leg must then fa
 position and its quantity is capped at that position (reduce-only). OPEN always adds exposure.
 Without a budget, with an expired one, or with a blocked one, a phase can only reduce; reducing
 signals use the gate's default limits for open orders and order rate when no budget is in force.
+While a watched dependency is unavailable beyond ``dependency_grace_ns`` (the ledger not writing,
+execution's events not reaching NATS, the ledger's lease held elsewhere), every phase can only reduce.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from decimal import Decimal
 
 from titan.core.money import CONTEXT, D, MoneyError
 from titan.execution import enums
+from titan.execution.dependencies import Dependencies
 from titan.execution.market import InstrumentMarket, MarketData
 from titan.execution.paper import PaperVenue
 from titan.execution.portfolio import Portfolio
@@ -79,6 +83,7 @@ class GateConfig:
     default_open_orders_per_symbol: int = 20
     default_orders_per_minute: int = 600
     max_ttl_ms: int = 86_400_000
+    dependency_grace_ns: int = 5_000 * NS_PER_MS  # ledger, bus, lease: how long an outage is tolerated
 
 
 class BudgetView:
@@ -233,6 +238,7 @@ class RiskGate:
         self.budgets: dict[str, BudgetView] = {}
         self.seen: dict[tuple[str, str], object] = {}
         self._valid_pairs: set[tuple[str, str]] = set()
+        self.dependencies = Dependencies(config.dependency_grace_ns)
 
     # --- the gate --------------------------------------------------------------------------
     def evaluate(self, sig: trading_pb2.Signal, now_ns: int) -> Verdict:
@@ -274,6 +280,10 @@ class RiskGate:
                 positions.append(abs(q))
         elif mode == Mode.TRADING_MODE_REDUCING:
             return Verdict(R.REJECT_REASON_REDUCE_ONLY, "trading state REDUCING: only exposure-reducing signals")
+        else:
+            outage = self.dependencies.outage(now_ns)
+            if outage is not None:
+                return Verdict(outage.reason, outage.detail)
         # 7. budget
         budget = self.budgets.get(phase)
         if not reducing:

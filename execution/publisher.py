@@ -110,6 +110,10 @@ class MemorySink:
     def pending(self) -> int:
         return 0
 
+    @property
+    def unpublished(self) -> bool:
+        return False
+
 
 class Outgoing(NamedTuple):
     """One event on its way to JetStream: the update it came from (None when replayed from the
@@ -156,6 +160,11 @@ class JetStreamPublisher:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    @property
+    def unpublished(self) -> bool:
+        """Events submitted and not yet acknowledged by JetStream (queued or in flight)."""
+        return not self._idle.is_set()
 
     def submit(self, updates: list[Update]) -> None:
         """Queue ``updates`` for JetStream; with an outbox, journaled before this returns."""

@@ -4,6 +4,7 @@ recovery from the ledger, gRPC server, CPU pinning, GC freeze, metrics endpoint.
 Start-up order (nothing is accepted before recovery is complete):
  1. pin CPUs (``TITAN_EXECUTION_CPUS``), export them;
  2. load the phase keys (``<phase>.key`` files in ``TITAN_HMAC_KEYS_DIR``, or ``TITAN_PHASE_KEY_<PHASE>``);
+    take the ledger's lease (``lease.py``): a second execution on the same ledger stops here;
  3. connect NATS, ensure streams/buckets; open the outbox and publish what an earlier process
     journaled there and JetStream never acknowledged (titan.execution.outbox);
  4. wait until the ledger writer has consumed every event already on the stream, then rebuild positions
@@ -11,7 +12,9 @@ Start-up order (nothing is accepted before recovery is complete):
     decided signal ids from the ledger; restore the newest trading state (KV or ledger) and the
     budgets from KV;
  5. start publishing, watching KV and market data, the gRPC server; mark health SERVING; freeze the GC;
-    take a ledger snapshot, then one every ``snapshot_interval_s``.
+    take a ledger snapshot, then one every ``snapshot_interval_s``;
+ 6. watch what entries depend on (``health.py``): the ledger writer's heartbeat, the publisher's
+    backlog, the lease; past ``TITAN_DEGRADED_GRACE_MS`` without them, entries are refused.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import contextlib
 import functools
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +35,11 @@ from titan.core.money import D
 from titan.core.service import cancel_all, keep_running
 from titan.core.signing import load_keys
 from titan.execution import pinning
+from titan.execution.dependencies import Dependency
 from titan.execution.engine import Engine, EngineConfig
 from titan.execution.gate import GateConfig
+from titan.execution.health import DependencyMonitor
+from titan.execution.lease import LeaseHeld, LedgerLease
 from titan.execution.orders import ManagedOrder
 from titan.execution.outbox import Outbox, outbox_dir
 from titan.execution.paper import PaperConfig
@@ -49,6 +56,7 @@ from titan.v1 import trading_pb2
 
 log = logging.getLogger("titan.execution")
 NS_PER_MS = 1_000_000
+HEARTBEAT_STALL_S = 3.0  # the ledger writer beats every second
 
 
 def load_phase_keys(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, bytes]:
@@ -72,6 +80,7 @@ def load_phase_keys(settings: Settings, environ: dict[str, str] | None = None) -
 @dataclass
 class RuntimeOptions:
     tick_interval_s: float = 0.2
+    health_interval_s: float = 0.25  # how often the dependencies are sampled (log, metric, /healthz)
     equity_interval_s: float = 10.0
     ledger_wait_s: float = 30.0
     snapshot_interval_s: float = 300.0  # ledger position snapshots (after start, then this often)
@@ -101,6 +110,8 @@ class ExecutionRuntime:
         self._sub: Any = None
         self._startup_updates: list[Any] = []
         self.ledger: Any = None  # open while running when a ledger is configured (snapshots)
+        self.lease: LedgerLease | None = None  # held while running when a ledger is configured
+        self.monitor: DependencyMonitor | None = None
 
     # ------------------------------------------------------------------------------------------
     async def start(self) -> int:
@@ -110,9 +121,12 @@ class ExecutionRuntime:
         if not keys:
             log.warning("no phase keys loaded: every signal will be rejected (UNKNOWN_PHASE)")
         live = st.mode is Mode.LIVE
+        if st.pg_dsn:
+            await self._take_lease()
         config = self.options.engine or EngineConfig(
             venue=st.venue if live else "paper",
-            gate=GateConfig(replay_window_ns=st.replay_window_ms * NS_PER_MS),
+            gate=GateConfig(replay_window_ns=st.replay_window_ms * NS_PER_MS,
+                            dependency_grace_ns=st.degraded_grace_ms * NS_PER_MS),
             paper=PaperConfig(starting_capital=st.paper_capital),
         )
         engine = self.engine = Engine(WallClock(), dict(keys), config)
@@ -168,12 +182,66 @@ class ExecutionRuntime:
             start_http_server(st.metrics_port)
         set_mode_metric(engine.trading_state.mode)
         self.server, self.port, health = await start_grpc(servicer, st.execution_host, st.execution_port)
+        self._watch_dependencies(engine)
         servicer.ready.set()
         await mark_serving(health)
         if self.options.freeze_gc:
             pinning.freeze_gc()
         log.info("execution serving on %s:%d (mode %s, venue %s)", st.execution_host, self.port, st.mode, config.venue)
         return self.port
+
+    # --- the ledger's lease and what entries depend on ----------------------------------------
+    async def _take_lease(self) -> None:
+        self.lease = LedgerLease(self.settings.pg_dsn)
+        await self.lease.acquire(self.options.ledger_wait_s)
+
+    def _watch_dependencies(self, engine: Engine) -> None:
+        """Watch the ledger (its writer's heartbeat, with NATS and a ledger), the bus (the publisher's
+        backlog, with NATS) and the lease; sample them every ``health_interval_s``."""
+        monitor = self.monitor = DependencyMonitor(engine.gate.dependencies, engine.clock)
+        if self.nc is not None:
+            monitor.watch(Dependency.BUS)
+            if self.settings.pg_dsn:
+                from titan.core.bus import StateStore
+
+                monitor.watch(Dependency.LEDGER)
+                store = StateStore(self.js, self.catalog)
+                self._tasks.append(asyncio.create_task(keep_running(
+                    "ledger heartbeat watch", functools.partial(self._watch_ledger_heartbeat, store)),
+                    name="watch-ledger-heartbeat"))
+        if self.lease is not None:
+            monitor.watch(Dependency.LEASE)
+            self._tasks.append(asyncio.create_task(keep_running(
+                "ledger lease", functools.partial(self.lease.keep, monitor.lease_confirmed, monitor.lease_lost)),
+                name="ledger-lease"))
+        self._tasks.append(asyncio.create_task(
+            periodic(self.options.health_interval_s, self._sample_dependencies), name="dependencies"))
+        self._sample_dependencies()
+
+    async def _watch_ledger_heartbeat(self, store: Any) -> None:
+        """Feed the writer's heartbeats to the monitor. A watch can go quiet across a NATS restart:
+        without a heartbeat for ``HEARTBEAT_STALL_S`` this one ends and ``keep_running`` opens a new
+        one, which starts with the newest heartbeat."""
+        assert self.monitor is not None
+        async with contextlib.aclosing(store.watch_ledger_heartbeat()) as heartbeats:
+            while True:
+                try:
+                    heartbeat = await asyncio.wait_for(anext(heartbeats), HEARTBEAT_STALL_S)
+                except TimeoutError:
+                    return
+                self.monitor.ledger_heartbeat(heartbeat)
+
+    def _sample_dependencies(self) -> None:
+        assert self.monitor is not None
+        if self.sink is not None and self.nc is not None:
+            self.monitor.backlog(self.sink)
+        self.monitor.sample()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """``/healthz``: starting until serving, then ok or degraded with the reason (health.py)."""
+        if self.monitor is None:
+            return False, {"status": "starting"}
+        return self.monitor.health()
 
     async def _on_md(self, msg: Any) -> None:
         assert self.servicer is not None
@@ -309,6 +377,8 @@ class ExecutionRuntime:
         if self.ledger is not None:
             with contextlib.suppress(Exception):
                 await self.ledger.close()
+        if self.lease is not None:
+            await self.lease.release()
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
@@ -324,9 +394,16 @@ def trading_state(mode: int, version: int, reason: str = "", set_by: str = "") -
 
 async def serve(settings: Settings, stop: asyncio.Event, options: RuntimeOptions | None = None) -> None:
     """Serve until ``stop`` is set, then shut down in order (stream, events flushed, NATS drained)."""
-    rt = ExecutionRuntime(settings, options)
-    await rt.start()
-    print(f"execution listening on {settings.execution_host}:{rt.port}", flush=True)
+    await serve_runtime(ExecutionRuntime(settings, options), stop)
+
+
+async def serve_runtime(rt: ExecutionRuntime, stop: asyncio.Event) -> None:
+    try:
+        await rt.start()
+    except BaseException:
+        await rt.stop()
+        raise
+    print(f"execution listening on {rt.settings.execution_host}:{rt.port}", flush=True)
     try:
         await stop.wait()
     finally:
@@ -338,4 +415,10 @@ def main(settings: Settings) -> int:
     from titan.core.service import run_service
 
     # The runtime exports its own metrics (after pinning); the harness adds /healthz, logging, uvloop.
-    return run_service("execution", settings, lambda stop: serve(settings, stop), metrics=False)
+    rt = ExecutionRuntime(settings)
+    try:
+        return run_service("execution", settings, lambda stop: serve_runtime(rt, stop), metrics=False,
+                           health=rt.health)
+    except (LeaseHeld, ConnectionError) as exc:  # one line, no traceback: the cause is outside
+        print(f"execution: {exc}", file=sys.stderr, flush=True)
+        return 1

@@ -121,6 +121,8 @@ class LocalBrain:
                 self.runtime.restore(json.loads(self.core_path.read_text()))
             except (OSError, ValueError) as exc:
                 log.warning("ignoring unreadable %s: %s", self.core_path, exc)
+        with contextlib.suppress(ManifestError, PolicyError):  # events replayed at start count under it
+            self.runtime.policy = parse_brain_spec(load_manifests(self.paths).brain_spec)
         await self.runtime.start()
 
     async def close(self) -> None:

@@ -17,9 +17,9 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
-from titan.core.catalog import TRADING_STATE_KEY, BucketSpec, Catalog
+from titan.core.catalog import LEDGER_HEARTBEAT_KEY, TRADING_STATE_KEY, BucketSpec, Catalog
 from titan.core.metrics import BUS_REJECTS
-from titan.v1 import trading_pb2
+from titan.v1 import events_pb2, trading_pb2
 
 log = logging.getLogger("titan.bus")
 
@@ -163,6 +163,20 @@ class StateStore:
         ):
             if state is not None:
                 yield state
+
+    # --- the ledger writer's heartbeat ---------------------------------------------------------
+    async def put_ledger_heartbeat(self, heartbeat: events_pb2.LedgerHeartbeat) -> int:
+        return await self._put(
+            self.catalog.control_bucket, LEDGER_HEARTBEAT_KEY, heartbeat.SerializeToString(deterministic=True)
+        )
+
+    async def watch_ledger_heartbeat(self) -> AsyncIterator[events_pb2.LedgerHeartbeat]:
+        """The last heartbeat (if any), then each new one."""
+        async for _key, heartbeat in self._watch(
+            self.catalog.control_bucket, LEDGER_HEARTBEAT_KEY, lambda b: _parse(events_pb2.LedgerHeartbeat, b)
+        ):
+            if heartbeat is not None:
+                yield heartbeat
 
     # --- parameters -------------------------------------------------------------------------
     async def put_params(self, phase_id: str, params: dict[str, Any]) -> int:

@@ -1,14 +1,20 @@
-"""The ledger writer: a durable JetStream consumer that persists every event, acking after commit."""
+"""The ledger writer: a durable JetStream consumer that persists every event, acking after commit,
+and publishes a heartbeat saying when the ledger was last known to be writing."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
+import socket
 from collections import Counter
 
 from nats.js import JetStreamContext
 
 from titan.core.bus.consumer import DurableConsumer, Reject
 from titan.core.bus.events import InvalidEvent, decode_event, event_kind
+from titan.core.bus.state import StateStore
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock, WallClock
 from titan.core.ledger.repository import Ledger
@@ -26,7 +32,12 @@ class LedgerWriter:
     redelivered event changes nothing (the ledger is idempotent); a malformed one is terminated and
     counted (``titan_bus_rejects_total``, ``titan_ledger_events_total{result="rejected"}``). When a
     batch fails in the database, its events are retried one by one at once, so one bad event cannot
-    hold its neighbours back; an event that still fails is naked and JetStream redelivers it later."""
+    hold its neighbours back; an event that still fails is naked and JetStream redelivers it later.
+
+    Every ``heartbeat_s`` (0 = never) it puts a ``LedgerHeartbeat`` in the control bucket: the last
+    time a batch committed or, when none committed within the interval, the database accepted a
+    write probe (``pg_current_xact_id()``: it fails on a server that cannot write). Execution refuses
+    entries when that time grows older than its grace (``REJECT_REASON_LEDGER_UNAVAILABLE``)."""
 
     def __init__(
         self,
@@ -37,8 +48,15 @@ class LedgerWriter:
         clock: Clock | None = None,
         batch: int = 256,
         nak_delay_s: float = 0.5,
+        heartbeat_s: float = 1.0,
     ) -> None:
         self.ledger = ledger
+        self.heartbeat_s = heartbeat_s
+        self.writing_at_ns = 0  # last commit or successful write probe
+        self.failing_since_ns = 0  # 0, or when commits (or probes) started failing
+        self.identity = f"{socket.gethostname()}:{os.getpid()}"
+        self._store = StateStore(js, catalog)
+        self._heartbeat: asyncio.Task[None] | None = None
         self.catalog = catalog
         self._clock: Clock = clock or WallClock()
         self.consumer: DurableConsumer[events_pb2.Event] = DurableConsumer(
@@ -52,8 +70,15 @@ class LedgerWriter:
 
     async def start(self) -> None:
         await self.consumer.start()
+        if self.heartbeat_s > 0 and self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._beat_forever(), name="ledger-heartbeat")
 
     async def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
         await self.consumer.stop()
 
     async def __aenter__(self) -> LedgerWriter:
@@ -62,6 +87,43 @@ class LedgerWriter:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    # --- heartbeat ------------------------------------------------------------------------------
+    async def _beat_forever(self) -> None:
+        while True:
+            await self.beat()
+            await asyncio.sleep(self.heartbeat_s)
+
+    async def beat(self) -> events_pb2.LedgerHeartbeat:
+        """Probe the database when nothing committed within the interval, then publish (each bounded
+        by the interval; a failure is logged on its transition and retried at the next beat)."""
+        now = self._clock.now_ns()
+        if now - self.writing_at_ns >= self.heartbeat_s * NS_PER_S:
+            try:
+                await asyncio.wait_for(self.ledger.pool.fetchval("SELECT pg_current_xact_id()"),
+                                       max(self.heartbeat_s, 1.0))
+                self._writing(self._clock.now_ns())
+            except Exception as exc:
+                self._failing(now, exc)
+        heartbeat = events_pb2.LedgerHeartbeat(writing_at_ns=self.writing_at_ns, ts_ns=self._clock.now_ns(),
+                                               writer=self.identity, failing_since_ns=self.failing_since_ns)
+        try:
+            await asyncio.wait_for(self._store.put_ledger_heartbeat(heartbeat), max(self.heartbeat_s, 1.0))
+        except Exception as exc:
+            log.debug("ledger heartbeat not published (%s: %s)", type(exc).__name__, exc)
+        return heartbeat
+
+    def _writing(self, now_ns: int) -> None:
+        if self.failing_since_ns:
+            log.warning("ledger: writing again after %.1fs", (now_ns - self.failing_since_ns) / NS_PER_S)
+        self.writing_at_ns = max(self.writing_at_ns, now_ns)
+        self.failing_since_ns = 0
+
+    def _failing(self, now_ns: int, exc: BaseException) -> None:
+        if not self.failing_since_ns:
+            self.failing_since_ns = now_ns
+            log.warning("ledger: not writing (%s: %s); execution refuses entries after its grace",
+                        type(exc).__name__, exc)
 
     @staticmethod
     def _decode(data: bytes) -> events_pb2.Event:
@@ -91,7 +153,9 @@ class LedgerWriter:
         outcomes: list[Exception | None] = []
         counts: Counter[tuple[str, str]] = Counter()  # (kind, result): the metric moved once per batch
         last = 0
-        for event, result in zip(events, await self._record(events), strict=True):
+        results = await self._record(events)
+        failure: Exception | None = None
+        for event, result in zip(events, results, strict=True):
             kind = str(event_kind(event))
             if isinstance(result, LedgerReject):
                 counts[kind, "rejected"] += 1
@@ -99,6 +163,7 @@ class LedgerWriter:
             elif isinstance(result, Exception):
                 counts[kind, "error"] += 1
                 outcomes.append(result)
+                failure = result
             else:
                 if result:
                     self.applied += 1
@@ -107,6 +172,11 @@ class LedgerWriter:
                 counts[kind, "applied" if result else "duplicate"] += 1
                 outcomes.append(None)
                 last = max(last, event.ts_ns)
+        now = self._clock.now_ns()
+        if any(not isinstance(r, Exception) for r in results):
+            self._writing(now)
+        elif failure is not None:
+            self._failing(now, failure)
         for (kind, outcome), n in counts.items():
             LEDGER_EVENTS.labels(kind=kind, result=outcome).inc(n)
         if last > 0:

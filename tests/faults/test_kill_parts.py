@@ -4,6 +4,12 @@ NATS and PostgreSQL in turn, then a SIGSTOP/SIGCONT pause of NATS. After each: t
 (restarted by `titan up`), execution accepts again and the ledger grows again — the time that took
 is the recovery time. At the end the ledger is held against execution's own answers to the load
 (accepted acks, streamed fills): orders and fills lost or duplicated, positions against the fills.
+
+While the ledger writer, NATS or PostgreSQL is down (or NATS paused), execution accepts entries for
+at most its grace (``TITAN_DEGRADED_GRACE_MS``, 5 s by default), then refuses them (LEDGER_UNAVAILABLE,
+BUS_UNAVAILABLE, LEASE_LOST) while reductions go on: no entry is accepted later than the grace (plus
+``GRACE_SLACK_S`` for the ack's way to the load) after the fault began, until the part is back. A dead
+Brain or phase is not one of execution's dependencies (budgets fail closed by their own expiry).
 Prints the recovery table."""
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import pytest
 import yaml
 
 from titan.core.ledger import Ledger
+from titan.v1 import trading_pb2
 
 from ..util import wait_for
 from .load import Load
@@ -33,6 +40,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 PARTS = ("phase-scavenger", "brain", "ledger", "execution", "nats", "postgres")
 NATS_PAUSE_S = 10.0  # the fault itself: how long nats-server is stopped
+GRACE_S = 5.0  # execution's default TITAN_DEGRADED_GRACE_MS
+GRACE_SLACK_S = 0.5  # an ack decided within the grace may reach the load this much later
+NOT_DEPENDENCIES = ("phase-scavenger", "brain")  # parts whose absence does not degrade execution
+DEGRADED_REASONS = {trading_pb2.REJECT_REASON_LEDGER_UNAVAILABLE, trading_pb2.REJECT_REASON_BUS_UNAVAILABLE,
+                    trading_pb2.REJECT_REASON_LEASE_LOST}
 SAMPLES = Path(__file__).resolve().parents[2] / "crds" / "samples"
 
 
@@ -53,12 +65,19 @@ class Recovery:
     back_at: float = 0.0  # the part runs again
     recovered_at: float = 0.0  # ... and execution accepts and the ledger grows again
     accepted_while_down: int = 0
+    accepted_beyond_grace: int = 0  # entries accepted later than the grace after the fault, while it lasted
     lost: int = 0
     duplicated: int = 0
 
     @property
     def seconds(self) -> float:
         return self.recovered_at - self.killed_at
+
+    def count_entries(self, load: Load) -> None:
+        """Entries the load saw accepted while the part was down, and those beyond the grace."""
+        self.accepted_while_down = load.accepted_since(self.killed_at) - load.accepted_since(self.back_at)
+        beyond = self.killed_at + GRACE_S + GRACE_SLACK_S
+        self.accepted_beyond_grace = max(0, load.accepted_since(beyond) - load.accepted_since(self.back_at))
 
 
 def child_pids(organism: Organism, name: str) -> list[int]:
@@ -94,7 +113,7 @@ async def kill(organism: Organism, load: Load, part: str) -> Recovery:
     rec = Recovery(part, time.monotonic())
     await wait_for(back, timeout=120, interval=0.1)
     rec.back_at = time.monotonic()
-    rec.accepted_while_down = load.accepted_since(rec.killed_at) - load.accepted_since(rec.back_at)
+    rec.count_entries(load)
     await recovered(organism, load, rec, events_before)
     return rec
 
@@ -110,7 +129,7 @@ async def pause_nats(organism: Organism, load: Load) -> Recovery:
     finally:
         os.kill(pid, signal.SIGCONT)
     rec.back_at = time.monotonic()
-    rec.accepted_while_down = load.accepted_since(rec.killed_at) - load.accepted_since(rec.back_at)
+    rec.count_entries(load)
     await recovered(organism, load, rec, events_before)
     return rec
 
@@ -145,9 +164,12 @@ def attribute(records: list[Recovery], load: Load, lost_ids: set[str], duplicate
 
 def table(records: list[Recovery]) -> str:
     head = f"{'part killed':16} {'recovery s':>10} {'lost':>5} {'duplicated':>10}"
-    lines = [f"{head} {'entries accepted while down':>28}"]
-    lines += [f"{r.part:16} {r.seconds:10.1f} {r.lost:5d} {r.duplicated:10d} {r.accepted_while_down:28d}"
-              for r in records]
+    beyond = f"... beyond the {GRACE_S:g} s grace"
+    lines = [f"{head} {'entries accepted while down':>28} {beyond:>27}"]
+    for r in records:
+        late = "n/a (budgets)" if r.part in NOT_DEPENDENCIES else str(r.accepted_beyond_grace)
+        lines.append(f"{r.part:16} {r.seconds:10.1f} {r.lost:5d} {r.duplicated:10d} {r.accepted_while_down:28d}"
+                     f" {late:>27}")
     return "\n".join(lines)
 
 
@@ -203,6 +225,10 @@ async def test_kill_each_part_mid_stream() -> None:
           f"({sum(a.accepted for a in load.acks)} accepted, {len(mine)} orders), {load.fill_receipts} fills streamed, "
           f"{load.reconnects} reconnects; ledger: {len(orders)} scavenger orders, {len(fills)} fills")
     assert len(records) == len(PARTS) + 1 and all(r.seconds > 0 for r in records)
+    late = {r.part: r.accepted_beyond_grace for r in records
+            if r.part not in NOT_DEPENDENCIES and r.accepted_beyond_grace}
+    assert not late, f"entries accepted later than the {GRACE_S:g} s grace while a dependency was down: {late}"
+    assert any(a.reason in DEGRADED_REASONS for a in load.acks if a.opening), "no entry was refused as degraded"
     assert not lost, f"acked orders missing from the ledger: {sorted(lost)[:10]}"
     assert not lost_fills, f"streamed fills missing from the ledger: {sorted(lost_fills)[:10]}"
     assert len(fill_ids) == len(set(fill_ids)) and not duplicated, duplicated

@@ -109,6 +109,18 @@ class PhaseDiagnostics(_message.Message):
     notes: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, phase_id: _Optional[str] = ..., ts_ns: _Optional[int] = ..., state: _Optional[str] = ..., values: _Optional[_Mapping[str, float]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class LedgerHeartbeat(_message.Message):
+    __slots__ = ("writing_at_ns", "ts_ns", "writer", "failing_since_ns")
+    WRITING_AT_NS_FIELD_NUMBER: _ClassVar[int]
+    TS_NS_FIELD_NUMBER: _ClassVar[int]
+    WRITER_FIELD_NUMBER: _ClassVar[int]
+    FAILING_SINCE_NS_FIELD_NUMBER: _ClassVar[int]
+    writing_at_ns: int
+    ts_ns: int
+    writer: str
+    failing_since_ns: int
+    def __init__(self, writing_at_ns: _Optional[int] = ..., ts_ns: _Optional[int] = ..., writer: _Optional[str] = ..., failing_since_ns: _Optional[int] = ...) -> None: ...
+
 class Event(_message.Message):
     __slots__ = ("event_id", "source", "ts_ns", "order", "fill", "position", "funding", "equity", "decision", "allocation", "breaker", "proposal", "trading_state", "hedge")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]

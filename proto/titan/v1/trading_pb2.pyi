@@ -49,6 +49,9 @@ class RejectReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REJECT_REASON_TTL_EXPIRED: _ClassVar[RejectReason]
     REJECT_REASON_VENUE_REJECTED: _ClassVar[RejectReason]
     REJECT_REASON_INTERNAL: _ClassVar[RejectReason]
+    REJECT_REASON_LEDGER_UNAVAILABLE: _ClassVar[RejectReason]
+    REJECT_REASON_BUS_UNAVAILABLE: _ClassVar[RejectReason]
+    REJECT_REASON_LEASE_LOST: _ClassVar[RejectReason]
 
 class OrderState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -103,6 +106,9 @@ REJECT_REASON_NOTHING_TO_REDUCE: RejectReason
 REJECT_REASON_TTL_EXPIRED: RejectReason
 REJECT_REASON_VENUE_REJECTED: RejectReason
 REJECT_REASON_INTERNAL: RejectReason
+REJECT_REASON_LEDGER_UNAVAILABLE: RejectReason
+REJECT_REASON_BUS_UNAVAILABLE: RejectReason
+REJECT_REASON_LEASE_LOST: RejectReason
 ORDER_STATE_UNSPECIFIED: OrderState
 ORDER_STATE_NEW: OrderState
 ORDER_STATE_SUBMITTED: OrderState
