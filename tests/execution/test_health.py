@@ -115,10 +115,11 @@ async def test_a_lease_taken_by_another_execution_refuses_entries_until_it_is_fr
     rival = LedgerLease(pg_dsn, name="titan-execution@rival:4242")
     await rival.acquire(wait_s=5)  # first, before the runtime's next confirmation
     try:
-        await wait_for(lambda: runtime.health()[1].get("reason") == "LEASE_LOST", timeout=20, interval=0.05)
+        # unconfirmed first (past the 1 s grace it already says LEASE_LOST), then known to be held elsewhere
+        await wait_for(lambda: "titan-execution@rival:4242" in runtime.health()[1].get("detail", ""), timeout=20,
+                       interval=0.05)
         ok, body = runtime.health()
-        assert ok and body["status"] == "degraded" and body["entries"] == "refused"
-        assert "titan-execution@rival:4242" in body["detail"], body
+        assert ok and body["status"] == "degraded" and body["entries"] == "refused" and body["reason"] == "LEASE_LOST"
         ack = open_signal(runtime)
         assert not ack.accepted and ack.reason == R.REJECT_REASON_LEASE_LOST, ack
         assert reduce_signal(runtime).accepted
@@ -131,10 +132,9 @@ async def test_a_lease_taken_by_another_execution_refuses_entries_until_it_is_fr
 async def test_a_silent_ledger_writer_refuses_entries_after_the_grace(runtime, writer, bus_js, catalog):
     await writer.stop()
     try:
-        stopped = time.monotonic()
         await wait_for(lambda: runtime.health()[1].get("reason") == "LEDGER_UNAVAILABLE", timeout=20,
                        interval=0.05)
-        assert time.monotonic() - stopped >= GRACE_MS / 1000 - 0.3  # the grace, less one heartbeat period
+        assert runtime.health()[1]["unavailable_for_s"] >= GRACE_MS / 1000  # only past the grace
         ack = open_signal(runtime)
         assert ack.reason == R.REJECT_REASON_LEDGER_UNAVAILABLE, ack
         assert reduce_signal(runtime).accepted
