@@ -9,6 +9,8 @@ import typer
 
 from titan.cli.common import settings_or_exit
 from titan.core.bus import connect, ensure_jetstream
+from titan.core.bus.health_metrics import BusHealth
+from titan.core.infra.manager import embedded_nats_monitor_url
 from titan.core.ledger import Ledger
 from titan.core.ledger.writer import LedgerWriter
 from titan.core.service import run_service
@@ -18,12 +20,14 @@ app = typer.Typer(help="The ledger: PostgreSQL, the source of truth for recovery
 
 @app.command("writer")
 def writer(json_logs: bool = typer.Option(False, "--json-logs", help="structured JSON log lines")) -> None:
-    """Consume every event from JetStream and persist it idempotently (acks after commit)."""
+    """Consume every event from JetStream and persist it idempotently (acks after commit); export
+    JetStream and NATS health (titan_jetstream_*, titan_nats_*) on the same /metrics."""
     settings = settings_or_exit()
     if not settings.pg_dsn or not settings.nats_url:
         typer.secho("TITAN_PG_DSN and TITAN_NATS_URL are required (see `titan infra up`)", err=True, fg="red")
         raise typer.Exit(2)
     state: dict[str, bool] = {"ok": False}
+    monitor_url = settings.nats_monitor_url or embedded_nats_monitor_url(settings)
 
     async def main(stop: asyncio.Event) -> None:
         nc = await connect(settings.nats_url, "titan-ledger-writer")
@@ -31,7 +35,8 @@ def writer(json_logs: bool = typer.Option(False, "--json-logs", help="structured
         await ensure_jetstream(js, settings.catalog)
         ledger = await Ledger.open(settings.pg_dsn)
         try:
-            async with LedgerWriter(js, settings.catalog, ledger):
+            async with LedgerWriter(js, settings.catalog, ledger), BusHealth(js, settings.catalog,
+                                                                             monitor_url=monitor_url):
                 state["ok"] = True
                 await stop.wait()
         finally:

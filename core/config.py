@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # infrastructure (empty = start embedded ones)
     pg_dsn: str = Field("", description="PostgreSQL DSN; empty = embedded PostgreSQL")
     nats_url: str = Field("", description="NATS URL; empty = embedded nats-server with JetStream")
+    nats_monitor_url: str = Field("", description="the NATS server's monitoring endpoint (http://host:8222) for "
+                                  "the titan_nats_* metrics; empty = the embedded server's, or none")
 
     # trading
     mode: Mode = Field(Mode.PAPER, description="paper (default) or live (needs keys and explicit opt-in)")

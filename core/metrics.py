@@ -87,3 +87,30 @@ PHASE_ACK_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 PHASE_MD_EVENTS = Counter("titan_phase_md_events_total", "Market events consumed by phase and kind", ["phase", "kind"])
+
+# --- NATS / JetStream health (the ledger writer's process reads them: core/bus/health_metrics.py) -----
+JS_STREAM_MESSAGES = Gauge("titan_jetstream_stream_messages", "Messages stored in a catalog stream", ["stream"])
+JS_STREAM_BYTES = Gauge("titan_jetstream_stream_bytes", "Bytes stored in a catalog stream", ["stream"])
+JS_CONSUMER_PENDING = Gauge(
+    "titan_jetstream_consumer_pending", "Messages of the stream not yet delivered to a durable consumer",
+    ["stream", "consumer"],
+)
+JS_CONSUMER_ACK_PENDING = Gauge(
+    "titan_jetstream_consumer_ack_pending", "Messages delivered to a durable consumer and not yet acked",
+    ["stream", "consumer"],
+)
+JS_CONSUMER_REDELIVERED = Gauge(
+    "titan_jetstream_consumer_redelivered", "Messages delivered more than once and not yet acked",
+    ["stream", "consumer"],
+)
+NATS_CONNECTIONS = Gauge("titan_nats_connections", "Client connections of the NATS server", ["server"])
+NATS_MEMORY = Gauge("titan_nats_memory_bytes", "Resident memory of the NATS server", ["server"])
+NATS_IN_MESSAGES = Counter("titan_nats_in_messages", "Messages the NATS server received", ["server"])
+NATS_OUT_MESSAGES = Counter("titan_nats_out_messages", "Messages the NATS server sent", ["server"])
+NATS_SLOW_CONSUMERS = Counter(
+    "titan_nats_slow_consumers", "Clients the NATS server cut off as slow consumers", ["server"]
+)
+BUS_HEALTH_FAILURES = Counter(
+    "titan_bus_health_failures_total", "Failed reads of JetStream/NATS health by source and reason",
+    ["source", "reason"],
+)

@@ -93,6 +93,15 @@ def infra_up(settings: Settings) -> InfraState:
     return state
 
 
+def embedded_nats_monitor_url(settings: Settings) -> str:
+    """The monitoring endpoint of the embedded NATS when TITAN_NATS_URL names it (as `titan up` sets
+    it for its children); "" otherwise."""
+    saved = InfraState.load(settings)
+    if not saved.nats_embedded or saved.nats_url != settings.nats_url:
+        return ""
+    return _nats(settings, saved).monitor_url
+
+
 def infra_down(settings: Settings, only: Collection[str] = ("postgres", "nats")) -> list[str]:
     """Stop the embedded servers (those named in ``only``); the data stays."""
     saved = InfraState.load(settings)

@@ -52,6 +52,7 @@ class NatsServer:
         self.store_dir = base_dir / "jetstream"
         self.log_file = base_dir / "nats.log"
         self.pid_file = base_dir / "nats.pid"
+        self.monitor_port_file = base_dir / "nats.monitor-port"  # kept across restarts: children keep the URL
         self.notes: list[str] = []  # what the start had to settle for (e.g. an old server: periodic sync)
         self.port = port or 0
         self.monitor_port = 0
@@ -60,6 +61,18 @@ class NatsServer:
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def monitor_url(self) -> str:
+        """The HTTP monitoring endpoint (/varz, /jsz) of the last start; "" before the first."""
+        port = self.monitor_port or self._saved_monitor_port()
+        return f"http://127.0.0.1:{port}" if port else ""
+
+    def _saved_monitor_port(self) -> int:
+        try:
+            return int(self.monitor_port_file.read_text().strip())
+        except (OSError, ValueError):
+            return 0
 
     def pid(self) -> int | None:
         try:
@@ -77,7 +90,9 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         if not self.port or not port_is_free(self.port):
             self.port = free_port()
-        self.monitor_port = free_port()
+        saved = self._saved_monitor_port()
+        self.monitor_port = saved if saved and port_is_free(saved) else free_port()
+        self.monitor_port_file.write_text(str(self.monitor_port))
         binary = nats_binary()
         args = [
             str(binary), "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor_port),

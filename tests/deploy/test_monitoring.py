@@ -17,12 +17,10 @@ from tests.deploy.tools import CHART, DASHBOARDS, MONITORING, RULES, require, ru
 RULE_TESTS = sorted((MONITORING / "tests").glob("*.yaml"))
 INFRA_DASHBOARD = "titan-infrastructure.json"
 
-# Metrics of the exporters the chart ships next to the bundled NATS (prometheus-nats-exporter with
-# -varz -connz -jsz=all) and PostgreSQL (postgres_exporter). Only the infrastructure dashboard may
-# use them.
+# Metrics of the exporter the chart ships next to the bundled PostgreSQL (postgres_exporter). Only
+# the infrastructure dashboard may use them. NATS and JetStream come from Titan itself (the ledger
+# writer's titan_nats_* / titan_jetstream_*), so they are checked like every Titan metric.
 EXPORTER_METRICS = {
-    "gnatsd_varz_connections", "gnatsd_varz_in_msgs", "gnatsd_varz_out_msgs", "gnatsd_varz_mem",
-    "gnatsd_varz_slow_consumers", "jetstream_consumer_num_pending",
     "pg_up", "pg_stat_database_numbackends", "pg_stat_database_xact_commit", "pg_database_size_bytes",
 }
 PROMETHEUS_METRICS = {"up"}
@@ -173,14 +171,21 @@ def test_dashboards_and_rules_name_only_exported_metrics() -> None:
     for m in ("titan_equity_quote", "titan_pnl_quote", "titan_allocation_weight", "titan_breaker_tripped",
               "titan_execution_signal_ack_seconds_bucket", "titan_execution_rejects_total",
               "titan_phase_signals_total", "titan_phase_trades_closed_total", "titan_ledger_lag_seconds",
-              "titan_brain_reconciles_total", "gnatsd_varz_connections", "pg_up"):
+              "titan_brain_reconciles_total", "titan_nats_connections", "titan_nats_in_messages_total",
+              "titan_jetstream_consumer_pending", "titan_jetstream_consumer_ack_pending",
+              "titan_jetstream_consumer_redelivered", "titan_jetstream_stream_messages", "pg_up"):
         assert m in used_total, m
 
 
 def test_exporter_metrics_only_with_the_exporters_the_chart_ships() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert values["nats"]["bundled"]["exporter"]["enabled"] is True
     assert values["postgresql"]["bundled"]["exporter"]["enabled"] is True
+    # prometheus-nats-exporter is optional (off by default): nothing may depend on its series
+    assert values["nats"]["bundled"]["exporter"]["enabled"] is False
+    nats_exporter = re.compile(r"(gnatsd|jetstream)_")
+    queries = [q for dash in dashboards().values() for q in dashboard_queries(dash)]
+    queries += [expr for _, expr in rule_expressions()]
+    assert not [q for q in queries if any(nats_exporter.match(m) for m in metric_names(q))]
 
 
 def test_dashboards_are_well_formed() -> None:

@@ -64,6 +64,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
+{{/* The NATS monitoring endpoint the ledger writer reads for titan_nats_* ("" = none known). */}}
+{{- define "titan.natsMonitorUrl" -}}
+{{- if .Values.nats.externalUrl -}}
+{{- .Values.nats.monitorUrl -}}
+{{- else -}}
+{{- printf "http://%s:8222" (include "titan.componentName" (dict "root" . "component" "nats")) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "titan.executionHost" -}}
 {{- include "titan.componentName" (dict "root" . "component" "execution") -}}
 {{- end -}}
