@@ -16,6 +16,10 @@ from titan.v1 import market_pb2
 InstrumentKey = tuple[str, str, int]  # (venue, symbol, InstrumentKind)
 
 _ZERO = Decimal(0)
+# A closed candle older than its own length (and at least this) when it arrives is history, not a
+# price: a feed replaying its past (the simulator's prelude after a restart) must not value positions
+# at, or fill resting orders in, a range of hours ago (paper venue assumption 16).
+STALE_CANDLE_NS = 60 * 10**9
 
 
 class InstrumentMarket:
@@ -128,6 +132,8 @@ class InstrumentMarket:
             candle = event.candle
             if not candle.closed or candle.close_time_ns <= max(self.trade_ns, self.candle_close_ns):
                 return None
+            if now_ns - candle.close_time_ns > max(candle.close_time_ns - candle.open_time_ns, STALE_CANDLE_NS):
+                return None  # history (a restarted feed's prelude): not a price now, nor a range to fill in
             self.last = D(candle.close)
             self.last_size = _ZERO
             self.candle_close_ns = candle.close_time_ns

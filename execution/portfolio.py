@@ -36,6 +36,7 @@ class Position:
         "average_entry",
         "fees",
         "funding",
+        "held_since_ns",
         "key",
         "leverage",
         "mark",
@@ -55,6 +56,7 @@ class Position:
         self.leverage = _ONE
         self.mark: Decimal | None = None
         self.updated_ns = 0
+        self.held_since_ns = 0         # when the current (non-zero, same-sign) quantity was opened
         self.version = 0
 
     @property
@@ -85,6 +87,8 @@ class Position:
                 self.average_entry = _ZERO
             elif (new > 0) != (q > 0):  # flipped: the rest opens at the fill price
                 self.average_entry = price
+        if new == 0 or q == 0 or (new > 0) != (q > 0):  # flat, opened or flipped: a new holding
+            self.held_since_ns = now_ns if new else 0
         self.quantity = new
         self.realized += realized
         self.fees += fee
@@ -153,6 +157,9 @@ class Position:
         pos.leverage = D_or(p.leverage, _ONE)
         pos.mark = D_or(p.mark_price, _ZERO) if p.mark_price else None
         pos.updated_ns = p.ts_ns
+        # The record does not say when the holding began; its last change bounds it from above, which
+        # is safe for funding: a settlement before that change was booked then (or predates it).
+        pos.held_since_ns = p.ts_ns if pos.quantity else 0
         pos.version = p.version
         return pos
 

@@ -1,5 +1,5 @@
 """Perpetuals: liquidation at the mark price when the margin is gone, and funding settlement (once
-per venue, symbol and funding time) into every open position of the instrument."""
+per venue, symbol and funding time) into every position of the instrument held at the funding time."""
 
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ def settle(state: EngineState, market: InstrumentMarket, funding_time_ns: int, r
         return
     state.settled_funding.add((venue, symbol, funding_time_ns))
     for position in state.portfolio.on_instrument(venue, symbol, instrument):
-        if position.quantity == 0:
-            continue
+        if position.quantity == 0 or funding_time_ns < position.held_since_ns:
+            continue  # not held at the funding time (a replayed past settlement pays nothing)
         amount = state.paper.funding_amount(position.quantity, mark, rate)
         position.apply_funding(amount, now)
         state.outputs.touch_position(position)

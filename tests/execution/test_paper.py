@@ -240,3 +240,17 @@ def test_reduce_only_never_flips_a_position():
     (f,) = fills_of(d.updates)
     assert f.quantity == "1"
     assert engine.portfolio.get(KEY).quantity == 0
+
+
+def test_funding_is_paid_only_by_positions_held_at_the_funding_time():
+    """A feed replaying its past (the simulator's prelude after a restart) announces settlements from
+    before the position existed: they pay nothing, and a later one pays as usual."""
+    engine, clock = _engine()
+    pos = _long_one_btc(engine, clock)
+    assert not [u for u in engine.on_market(funding("0.0001", T0 - 8 * 3_600 * 10**9, True))
+                if u.__class__.__name__ == "FundingPayment"]
+    assert pos.funding == 0
+    clock.advance(3_600 * 10**9)
+    (pay,) = [u for u in engine.on_market(funding("0.0001", clock.now_ns(), True))
+              if u.__class__.__name__ == "FundingPayment"]
+    assert pay.amount == "-5" and pos.funding == D(-5)
