@@ -3,12 +3,18 @@
 A thin shell around :class:`titan.operator.runtime.BrainRuntime` (which wraps the pure core):
 
 * indexes keep a small copy of every TitanPhase / TitanBrain spec (no other caches: low memory);
-* create/update/resume handlers and a timer on the TitanBrain all call :func:`reconcile` (a deleted
-  TitanPhase drops out of the index: the next pass deletes its budget), which
-  decides, publishes budgets and the trading state to NATS KV, writes ``status`` on the TitanBrain
+* create/update/resume handlers and the operator's own re-decide loop (:func:`keep_deciding`) all
+  call :func:`reconcile` (a deleted TitanPhase drops out of the index: the next pass deletes its
+  budget), which decides, publishes budgets and the trading state to NATS KV, writes ``status`` on the TitanBrain
   and every TitanPhase, scales each phase's Deployment (an adopted child) and posts Kubernetes
   Events on state changes;
 * a phase's ``spec.params`` go to the TITAN_PARAMS KV bucket (phases reload them in place).
+
+No handler needs to run when a Titan object is deleted, so kopf puts no finalizer on them: deleting
+a TitanBrain or TitanPhase never waits for the operator (``helm uninstall`` deletes the operator,
+its RBAC and the objects in one pass). That is why the periodic re-decision is an asyncio task of
+the operator's own and not a ``kopf.timer`` (kopf blocks the deletion of every object a timer or
+daemon serves with its finalizer until the timer stops, which needs a running operator).
 
 kopf watches and keeps its own bookkeeping; every call the operator makes itself (statuses,
 Deployments, Events) goes through the official ``kubernetes`` client (:mod:`titan.operator.kube`) in a
@@ -19,6 +25,8 @@ Run with ``titan operator run`` or ``kopf run -m titan.operator.kopf_app``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import datetime
 import json
@@ -44,6 +52,7 @@ from titan.operator.kube import (
     KubeTarget,
     ObjectRef,
     Resource,
+    accept_unverified,
     connection_info,
     load_configuration,
 )
@@ -98,6 +107,7 @@ class Shell:
     kube: Kube
     namespace: str | None = None                                # the organism's Kubernetes namespace
     restored: bool = False
+    deciding: asyncio.Task[None] | None = None                  # keep_deciding, cancelled at cleanup
     deferred: set[str] = field(default_factory=set)             # phases with a postponed pod restart
     written: dict[str, tuple[str, int]] = field(default_factory=dict)  # object -> (status key, when)
 
@@ -176,7 +186,12 @@ def build_registry(config: OperatorConfig | None = None,
         nc = await connect(cfg.nats_url, "titan-brain")
         runtime = BrainRuntime(nc, Catalog(cfg.catalog_namespace), cfg.clock)
         await runtime.start()
-        memo["shell"] = Shell(config=cfg, runtime=runtime, kube=Kube.connect(target))
+        shell = Shell(config=cfg, runtime=runtime, kube=Kube.connect(target))
+        accept_unverified(shell.kube.api.configuration)  # one log line instead of a warning per request
+        # the indexes arrive (empty, then kept current by kopf) in every handler, startup included
+        shell.deciding = asyncio.create_task(keep_deciding(shell, kwargs["titan_phases"], kwargs["titan_brains"],
+                                                           logger))
+        memo["shell"] = shell
         if cfg.metrics_port:
             from prometheus_client import start_http_server
 
@@ -187,6 +202,10 @@ def build_registry(config: OperatorConfig | None = None,
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         shell: Shell | None = memo.get("shell")
         if shell is not None:
+            if shell.deciding is not None:
+                shell.deciding.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await shell.deciding
             await shell.runtime.close()
             await shell.runtime.nc.close()
             shell.kube.close()
@@ -226,12 +245,32 @@ def build_registry(config: OperatorConfig | None = None,
     async def brain_changed(**kw: Any) -> None:
         await _reconcile_from(kw)
 
-    @kopf.timer(GROUP, VERSION, "titanbrains", interval=cfg.interval_s, initial_delay=cfg.interval_s,
-                registry=reg)
-    async def brain_timer(**kw: Any) -> None:
-        await _reconcile_from(kw)
-
     return reg
+
+
+async def keep_deciding(shell: Shell, titan_phases: kopf.Index[str, Any], titan_brains: kopf.Index[str, Any],
+                        logger: logging.Logger) -> None:
+    """Re-decide ``interval_s`` after the last decision or pass, whichever ended later (budgets are
+    re-issued before they expire), for the namespace a handler reconciled first: nothing before that
+    (e.g. while peering keeps this replica paused from the start), and nothing while that namespace
+    has no TitanBrain. A failed pass is logged and retried an interval later. A replica that peering
+    pauses after it was active keeps re-deciding: kopf gives its handlers no sign of a pause."""
+    clock, interval_ns = shell.config.clock, round(shell.config.interval_s * NS_PER_S)
+    last_pass_ns = clock.now_ns()
+    while True:
+        last = shell.runtime.last_decision
+        due_ns = max(last_pass_ns, last.ts_ns if last is not None else 0) + interval_ns
+        wait_ns = due_ns - clock.now_ns()
+        if wait_ns > 0:
+            await asyncio.sleep(wait_ns / NS_PER_S)
+            continue  # a handler may have decided meanwhile: measure again from that decision
+        if shell.namespace is not None and titan_brains.get(shell.namespace):  # else: budgets expire
+            try:
+                await reconcile(shell.namespace, shell, titan_phases, titan_brains, logger)
+            except Exception as exc:  # the pass's error is counted (titan_brain_reconciles_total)
+                logger.warning("periodic decision in %s failed (%s: %s); retrying in %.0f s", shell.namespace,
+                               type(exc).__name__, exc, shell.config.interval_s)
+        last_pass_ns = clock.now_ns()
 
 
 def _items(index: kopf.Index[str, Any], namespace: str) -> list[dict[str, Any]]:
@@ -262,7 +301,7 @@ async def reconcile(
     rt = shell.runtime
     if rt.nc.is_closed:  # shutting down
         return
-    # One reconcile at a time: handlers for several objects and the timer may fire together.
+    # One reconcile at a time: handlers for several objects and keep_deciding may run together.
     async with rt.lock:
         try:
             await _reconcile_locked(namespace, shell, brain, brain_ref, titan_phases, logger)

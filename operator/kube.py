@@ -10,6 +10,12 @@ thread (:meth:`Kube.run`, ``asyncio.to_thread``), so the event loop keeps servin
 meanwhile; the CLI, which has no loop to keep free, calls the same methods directly. Bodies are plain
 dicts in Kubernetes' own camelCase shape; patches are JSON merge patches.
 
+TLS: the server's certificate is checked against the CA the kubeconfig names
+(``certificate-authority``/``-data``; in a pod, the service account's CA). Where the kubeconfig
+turns that off (``insecure-skip-tls-verify``), the operator says so once in its log
+(:func:`accept_unverified`) and keeps urllib3 from repeating its ``InsecureRequestWarning`` on every
+request to that server only (other servers still warn).
+
 Failures become :class:`KubeError` subclasses whose message is one line saying what is wrong and
 what to do (no kubeconfig, unknown context, forbidden by RBAC, CRDs not installed, unreachable).
 """
@@ -19,7 +25,11 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import logging
 import os
+import re
+import urllib.parse
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +44,8 @@ MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
 COMPONENT = "titan-brain"
 T = TypeVar("T")
+log = logging.getLogger("titan.operator.kube")
+_UNVERIFIED_HOSTS: set[str] = set()  # servers already announced as unverified (once per process)
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,22 @@ def load_configuration(target: KubeTarget) -> client.Configuration:
     except config.ConfigException as exc:
         raise KubeConfigMissing(f"cannot use context {target.context or current!r} of {files}: {exc}") from None
     return cfg
+
+
+def accept_unverified(cfg: client.Configuration) -> None:
+    """For a long-running client (the operator): when the configuration turns TLS verification off
+    (the kubeconfig's ``insecure-skip-tls-verify``), say so once in the log (once per process and
+    server) and filter urllib3's per-request ``InsecureRequestWarning`` for that host alone."""
+    parts = urllib.parse.urlsplit(str(cfg.host))
+    host = parts.hostname or ""
+    if cfg.verify_ssl or parts.scheme != "https" or host in _UNVERIFIED_HOSTS:
+        return
+    _UNVERIFIED_HOSTS.add(host)
+    warnings.filterwarnings("ignore", message=f"Unverified HTTPS request is being made to host '{re.escape(host)}'",
+                            category=urllib3.exceptions.InsecureRequestWarning)
+    log.warning("TLS verification of the Kubernetes API server %s is off (the kubeconfig sets "
+                "insecure-skip-tls-verify): its certificate is not checked; give the cluster's CA "
+                "(certificate-authority-data) instead", cfg.host)
 
 
 def _read_contexts(files: list[Path]) -> tuple[dict[str, dict[str, Any]], str]:

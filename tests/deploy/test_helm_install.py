@@ -7,6 +7,7 @@ Marked `cluster`; skipped when etcd or the API server binary is missing (like te
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -14,11 +15,13 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 import yaml
 
 from tests.crds.test_cluster import kubeconfig, kubectl  # noqa: F401 - kubeconfig is a fixture
@@ -26,6 +29,7 @@ from tests.deploy.tools import CHART, CRDS, load_all, require
 from tests.operator.scenarios import publish_equity
 from tests.util import wait_for, wait_for_sync
 from titan.core.catalog import Catalog
+from titan.operator.kube import TITANBRAINS, Kube, KubeTarget, load_configuration
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -33,6 +37,7 @@ NS = "titan"  # the chart's ServiceAccount token is requested for this namespace
 RELEASE = "titan"
 TITAN = Path(sys.executable).parent / "titan"
 SCALE = 100
+GRACE_S = 30  # a pod's default terminationGracePeriodSeconds
 
 
 def helm(kubeconfig_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -121,16 +126,22 @@ def _rss_kib(pid: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def operator_process(api: Path, nats_url: str, catalog: Catalog,
+def operator_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("operator") / "operator.log"
+
+
+@pytest.fixture(scope="module")
+def operator_process(api: Path, nats_url: str, catalog: Catalog, operator_log: Path,
                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
-    """`titan operator run` outside the cluster, logged in as the chart's operator ServiceAccount."""
+    """`titan operator run` outside the cluster, logged in as the chart's operator ServiceAccount (with the
+    test kubeconfig's insecure-skip-tls-verify)."""
     sa = service_account_kubeconfig_ns(api, f"{RELEASE}-operator", tmp_path_factory.mktemp("sa") / "kubeconfig")
     env = os.environ | {"KUBECONFIG": str(sa), "TITAN_NATS_URL": nats_url, "TITAN_NAMESPACE": catalog.namespace,
-                        "TITAN_PHASE_SERVICE_ACCOUNT": f"{RELEASE}-phase"}
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
+                        "TITAN_PHASE_SERVICE_ACCOUNT": f"{RELEASE}-phase",
+                        "PYTHONFAULTHANDLER": "1"}  # a SIGABRT writes every thread's stack to the log
     proc = subprocess.Popen([str(TITAN), "operator", "run", "--namespace", NS, "--standalone", "--interval", "1",
-                             "--liveness", ""], env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
-                            start_new_session=True)
+                             "--liveness", ""], env=env, stdout=open(operator_log, "wb"),  # noqa: SIM115
+                            stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield proc
     finally:
@@ -208,13 +219,52 @@ def _titan_resources(kube: Path) -> list[dict[str, Any]]:
     return items
 
 
-def test_uninstall_leaves_nothing_of_titan(api: Path, operator_process: subprocess.Popen[bytes]) -> None:
-    """The documented order (docs/deploy-k3s.md): the TitanBrain first while the operator runs (its
-    timer's finalizer is released by the operator), then `helm uninstall`."""
-    kubectl(api, "delete", "titanbrain", "brain", "-n", NS, "--wait=false")
-    wait_for_sync(lambda: not [o for o in _titan_resources(api) if o["kind"] == "TitanBrain"], timeout=300,
-                  interval=1)
+def test_tls_is_verified_with_the_clusters_ca(api: Path, tmp_path: Path) -> None:
+    """A kubeconfig that names the cluster's CA: the operator's client checks the certificate (no
+    InsecureRequestWarning; a request with verification on succeeds only if the CA signed it)."""
+    ca = api.parent / "certs" / "apiserver.crt"  # kube-apiserver's self-signed chain (its CA included)
+    doc = yaml.safe_load(api.read_text())
+    for cluster in doc["clusters"]:
+        cluster["cluster"].pop("insecure-skip-tls-verify", None)
+        cluster["cluster"]["certificate-authority-data"] = base64.b64encode(ca.read_bytes()).decode()
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(doc))
+    cfg = load_configuration(KubeTarget(kubeconfig=str(path)))
+    assert cfg.verify_ssl and cfg.ssl_ca_cert
+    kube = Kube.connect(KubeTarget(kubeconfig=str(path)))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", urllib3.exceptions.InsecureRequestWarning)
+            assert [o["metadata"]["name"] for o in kube.list_objects(TITANBRAINS, NS)] == ["brain"]
+    finally:
+        kube.close()
+
+
+def test_insecure_kubeconfig_warns_once_not_per_request(operator_process: subprocess.Popen[bytes],
+                                                       operator_log: Path) -> None:
+    """The test kubeconfig sets insecure-skip-tls-verify: the operator says so once at start, and urllib3
+    does not repeat its InsecureRequestWarning for each request. By now the operator has reconciled
+    every second for minutes (the tests above: statuses, Deployments, the 100-phase scale run)."""
     assert operator_process.poll() is None
+    text = operator_log.read_text()
+    assert text.count("InsecureRequestWarning") <= 1, text[-3000:]
+    assert text.count("TLS verification of the Kubernetes API server") == 1, text[-3000:]
+
+
+def test_uninstall_leaves_nothing_of_titan(api: Path, operator_process: subprocess.Popen[bytes]) -> None:
+    """A plain `helm uninstall`, with the operator gone as it is in a cluster (helm deletes its
+    Deployment and RBAC in the same pass): no finalizer holds a TitanBrain or TitanPhase."""
+    assert not [o["metadata"]["name"] for o in _titan_resources(api) if o["metadata"].get("finalizers")]
+    stopping = time.monotonic()
+    operator_process.send_signal(signal.SIGTERM)  # as the kubelet stops a pod: a grace period, then a kill
+    try:
+        operator_process.wait(GRACE_S)
+    except subprocess.TimeoutExpired:
+        operator_process.send_signal(signal.SIGABRT)
+        operator_process.wait(30)
+    print(json.dumps({"operator_stop_s": round(time.monotonic() - stopping, 1),
+                      "operator_exit": operator_process.returncode}))
+    started = time.monotonic()
     helm(api, "uninstall", RELEASE, "-n", NS, "--wait", "--timeout", "180s")
     kinds = ("deployments,statefulsets,services,configmaps,serviceaccounts,roles,rolebindings,networkpolicies,"
              "kopfpeerings,secrets,persistentvolumeclaims")
@@ -226,6 +276,7 @@ def test_uninstall_leaves_nothing_of_titan(api: Path, operator_process: subproce
                 or o["metadata"]["name"].startswith("sh.helm.release")]
 
     wait_for_sync(lambda: not chart_objects_left() and not _titan_resources(api), timeout=180, interval=1)
+    print(json.dumps({"uninstall_to_nothing_left_s": round(time.monotonic() - started, 1)}))
     listed = helm(api, "list", "-n", NS, "--deployed", "--failed", "--pending", "--superseded", "--uninstalling",
                   "-o", "json").stdout
     assert json.loads(listed) == []

@@ -1,8 +1,9 @@
-"""The Brain's kopf timer on looptime's fake clock: budgets are re-issued every interval, before they expire.
+"""The Brain's re-decide loop on looptime's fake clock: budgets are re-issued every interval, before they expire.
 
 kopf runs in the test's own event loop (``kopf.operator`` as a task, stopped by a flag) next to kmock's
-Kubernetes emulator, so looptime fast-forwards kopf's timer: a minute of operator time passes in well under
-that in real time. NATS JetStream is real. Two things make that work:
+Kubernetes emulator, so looptime fast-forwards the operator's re-decide loop (an asyncio task, not a kopf
+timer): a minute of operator time passes in well under that in real time. NATS JetStream is real. Two
+things make that work:
 
 * The Brain's clock (``OperatorConfig.clock``) follows the loop's fake time, so budgets are issued and
   expire in fake time.
@@ -155,7 +156,7 @@ async def test_the_timer_reissues_budgets_every_interval_before_they_expire(
             assert nxt.issued_at_ns < prev.expires_at_ns, f"{phase}: v{prev.version} expired before v{nxt.version}"
         assert budgets[-1].expires_at_ns > end_ns  # still valid when the operator stopped
 
-        # The timer: one re-issue per interval, never early; the n-th one within the n-th interval.
+        # The loop: one re-issue per interval, never early; the n-th one within the n-th interval.
         start = budgets[0].issued_at_ns
         issues = _timer_issues(seen[phase])
         assert len(issues) >= INTERVALS
