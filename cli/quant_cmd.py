@@ -28,6 +28,7 @@ from rich.table import Table
 from titan.cli.common import settings_or_exit
 from titan.cli.control_cmd import KUBE_CONTEXT, NAMESPACE, resolve
 from titan.cli.organism import Where
+from titan.cli.quant_nightly import nightly
 from titan.cli.up import prepare_manifests
 from titan.core.config import Settings
 from titan.core.ledger import Ledger
@@ -207,6 +208,9 @@ def _outcome_line(o: Outcome) -> str:
     changes = ", ".join(f"{c.key} {c.old}→{c.new}" for c in (o.guardrail.changes if o.guardrail else ()))
     state = "ACCEPTED" if o.accepted else f"rejected ({o.reason})"
     return f"{o.proposal_id} [{o.source}] {state}: {o.detail}" + (f"\n    {changes}" if changes else "")
+
+
+app.command("nightly", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(nightly)
 
 
 @app.command("run")

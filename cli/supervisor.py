@@ -21,7 +21,7 @@ log = logging.getLogger("titan.up")
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Linux: the child gets SIGTERM if the supervisor dies, even by SIGKILL."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -108,7 +108,7 @@ class Supervisor:
                 stdout=stdout,  # type: ignore[arg-type]
                 stderr=asyncio.subprocess.STDOUT,
                 env=env,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         finally:
             if handle is not None:

@@ -48,9 +48,13 @@ from titan.core.logging import setup_logging
 from titan.core.marketdata.continuation import MarketMarks
 from titan.core.service import stop_on_signals
 from titan.phases import registry
+from titan.phases.ai_quant.params import TUNABLE_FIELDS
+from titan.quant.schedule import TimeOfDay
 from titan.v1 import market_pb2
 
 log = logging.getLogger("titan.up")
+
+QUANT_PHASE = "ai-quant"
 
 REPO_SAMPLES = Path(__file__).resolve().parents[1] / "crds" / "samples"
 # Phases this build can run as processes (`titan phase run NAME`): every registered one.
@@ -181,6 +185,11 @@ def child_specs(org: Organism, source: str, speed: float, cpus: str, logs: Path,
         # replay's candles) for a subscriber that joins late.
         specs.append(ChildSpec(f"phase-{phase}", argv, env(port), logs / f"phase-{phase}.log",
                                ready=functools.partial(phase_ready, port)))
+    if org.run.quant_target:  # the optional nightly AI Quant (approval mode: it records, people apply)
+        at = org.run.quant_at.removesuffix(" UTC")
+        specs.append(ChildSpec(QUANT_PHASE, [*titan, "quant", "nightly", "--at", at, "--phase", org.run.quant_target,
+                                             "--organism", str(org.manifests_dir), "--json-logs"],
+                               base, logs / "ai-quant.log"))
     # A replay ends; its gateway exiting then is not a crash to restart (that would replay it again).
     scripted = [arg for t in stop_runs for arg in ("--stop-run-at", f"{t:g}s")]
     if source.partition(":")[0] == "sim":  # a restarted run (or gateway) continues the same market
@@ -334,6 +343,9 @@ def up_command(
     stop_run_at: list[str] = typer.Option(
         [], "--stop-run-at", metavar="DURATION",
         help="simulator: script a stop-run this long after the start (e.g. 90s; repeatable)"),
+    quant_at: str | None = typer.Option(
+        None, "--quant-at", metavar="HH:MM",
+        help="run the AI Quant (titan quant run, approval mode) every day at this UTC time"),
 ) -> None:
     """Run the whole organism locally on paper: infrastructure, ledger, execution, Brain, market data
     and every enabled phase. Ctrl-C stops it cleanly; the next `titan up` resumes from the ledger."""
@@ -345,6 +357,10 @@ def up_command(
     stop_runs = [parse_duration(t) for t in stop_run_at]
     if stop_runs and not source.startswith("sim"):
         raise typer.BadParameter("--stop-run-at needs --source sim[:SEED]")
+    try:
+        nightly_at = TimeOfDay.parse(quant_at) if quant_at else None
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--quant-at") from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         lock = OrganismLock.acquire(settings.data_dir)
@@ -352,13 +368,14 @@ def up_command(
         typer.secho(f"titan up refused: {err}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from None
     try:
-        start_checked(settings, source, speed, phases_dir, headless, duration_s, cpus, stop_runs, lock)
+        start_checked(settings, source, speed, phases_dir, headless, duration_s, cpus, stop_runs, lock, nightly_at)
     finally:
         lock.release()
 
 
 def start_checked(settings: Settings, source: str, speed: float, phases_dir: Path | None, headless: bool,
-                  duration_s: float | None, cpus: str, stop_runs: list[float], lock: OrganismLock) -> None:
+                  duration_s: float | None, cpus: str, stop_runs: list[float], lock: OrganismLock,
+                  quant_at: TimeOfDay | None = None) -> None:
     """Holding the data dir's lock: check the configuration, then start the infrastructure and run."""
     if lock.stale_pid is not None:
         log.warning("took over the organism lock of pid %s, which is no longer running (%s)", lock.stale_pid,
@@ -395,7 +412,8 @@ def start_checked(settings: Settings, source: str, speed: float, phases_dir: Pat
             except ValueError as err:
                 raise typer.BadParameter(f"{manifests}: TitanPhase {kind!r} spec.params: {err}") from None
             params[kind] = dict(raw)
-    skipped = sorted(set(enabled) - set(runnable))
+    quant_target = nightly_target(runnable, quant_at)
+    skipped = sorted(set(enabled) - set(runnable) - ({QUANT_PHASE} if quant_target else set()))
     if skipped:
         log.warning("phases enabled in %s but not runnable by this build: %s", manifests, ", ".join(skipped))
     warn_if_nothing_trades(source, phase_docs, runnable)
@@ -414,7 +432,8 @@ def start_checked(settings: Settings, source: str, speed: float, phases_dir: Pat
     settings = settings.model_copy(update={"pg_dsn": state.pg_dsn, "nats_url": state.nats_url})
     started = time.time()
     run = RunInfo(source=source, started_at=started, stop_runs_at=tuple(started + t for t in stop_runs),
-                  not_runnable=tuple(skipped), enabled=tuple(runnable))
+                  not_runnable=tuple(skipped), enabled=tuple(runnable),
+                  quant_at=str(quant_at) if quant_target else "", quant_target=quant_target)
     org = Organism(settings, manifests, keys_dir, control_key, runnable, initial_equity, params, run, headless)
     logs = settings.data_dir / "logs"
     console = Console()
@@ -450,6 +469,17 @@ def warn_if_nothing_trades(source: str, phase_docs: list[dict[str, Any]], runnab
         log.warning("no enabled phase trades any symbol of source %s (%s; the phases trade %s): nothing will "
                     "trade. Set spec.symbols in a TitanPhase or choose another --source.",
                     source, ", ".join(offered), ", ".join(sorted(traded)) or "nothing")
+
+
+def nightly_target(runnable: Sequence[str], quant_at: TimeOfDay | None) -> str:
+    """The phase the nightly AI Quant tunes: the first running phase it has a tunable space for."""
+    if quant_at is None:
+        return ""
+    for phase in runnable:
+        if phase in TUNABLE_FIELDS:
+            return phase
+    raise typer.BadParameter(f"no running phase the AI Quant can tune (it tunes {', '.join(sorted(TUNABLE_FIELDS))})",
+                             param_hint="--quant-at")
 
 
 def market_marks_path(data_dir: Path) -> Path:

@@ -113,6 +113,8 @@ class RunInfo:
     stop_runs_at: tuple[float, ...] = ()       # wall clock times of scripted stop-runs
     not_runnable: tuple[str, ...] = ()         # phases enabled in the manifests this build cannot run
     enabled: tuple[str, ...] = ()              # phases launched
+    quant_at: str = ""                         # the nightly AI Quant's time of day ("" = not running)
+    quant_target: str = ""                     # the phase it tunes
 
 
 @dataclass
@@ -231,13 +233,17 @@ class OrganismView:
         return net.net if net is not None else Decimal(0)
 
     def phase_state(self, phase: str) -> str:
+        if phase == "ai-quant" and self.run.quant_at:
+            return f"nightly {self.run.quant_at.removesuffix(' UTC')}"
         if phase in self.run.not_runnable:
             return "cannot run"
         alloc = self.allocations.get(phase)
         return _state(alloc.state) if alloc is not None else "starting"
 
     def phases(self) -> list[str]:
-        return sorted(set(self.allocations) | set(self.phase_net) | set(self.run.enabled) | set(self.run.not_runnable))
+        scheduled = {"ai-quant"} if self.run.quant_at else set()
+        return sorted(set(self.allocations) | set(self.phase_net) | set(self.run.enabled) | set(self.run.not_runnable)
+                      | scheduled)
 
     def next_stop_run(self) -> float | None:
         now = self.now()
