@@ -399,7 +399,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
             self.emit(updates, [], cancels)
 
     def publish_equity(self) -> None:
-        snaps = self.engine.equity()
+        snaps = self.engine.equity_to_publish()
         for snap in snaps:
             EQUITY.labels(scope=snap.scope).set(float(snap.equity))
             if snap.scope != "total":

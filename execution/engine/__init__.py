@@ -32,7 +32,10 @@ from titan.execution.engine.recovery import DecidedSignal
 from titan.execution.engine.signals import UNAUTHENTICATED
 from titan.execution.engine.state import Decision, EngineConfig, EngineState, VenueReport
 from titan.execution.orders import ManagedOrder
+from titan.execution.portfolio import Position
 from titan.v1 import market_pb2, trading_pb2
+
+UNPRICED_GRACE_NS = 120 * 10**9  # after start, how long equity waits for restored positions' prices
 
 
 class Engine(EngineState):
@@ -120,6 +123,21 @@ class Engine(EngineState):
 
     def equity(self) -> list[trading_pb2.EquitySnapshot]:
         return self.portfolio.equity_snapshots(self.clock.now_ns())
+
+    def equity_to_publish(self) -> list[trading_pb2.EquitySnapshot]:
+        """:meth:`equity`, except while a position restored from the ledger has no price from the
+        market yet (after a restart, until the feed catches up; at most ``UNPRICED_GRACE_NS`` after
+        start): an equity of stale marks would be a jump the Brain and the ledger take for real."""
+        now = self.clock.now_ns()
+        if now - self.started_ns < UNPRICED_GRACE_NS and any(
+                self._unpriced(position) for position in self.portfolio if position.quantity):
+            return []
+        return self.portfolio.equity_snapshots(now)
+
+    def _unpriced(self, position: Position) -> bool:
+        _, venue, symbol, instrument = position.key
+        market = self.market.get((venue, symbol, instrument))
+        return market is None or market.reference_price() is None
 
     def positions(self, phase: str = "") -> list[trading_pb2.Position]:
         mmr = self.config.paper.maintenance_margin_rate

@@ -87,6 +87,7 @@ class EngineState:
 
     def __init__(self, clock: Clock, keys: dict[str, bytes], config: EngineConfig | None = None) -> None:
         self.clock = clock
+        self.started_ns = clock.now_ns()
         self.config = config or EngineConfig()
         self.external = self.config.venue != "paper"
         self.market = MarketData()

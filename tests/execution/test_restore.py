@@ -189,3 +189,23 @@ def test_a_crash_after_a_snapshot_is_repaired(cut):
     assert engine2.portfolio.quantity(key) == signed == D(ledger.positions[key].quantity)
     assert D(ledger.positions[key].fees) == sum((D(f.fee) for f in fills), D(0))
     assert len(ledger.orders) == len(SIGS)
+
+
+def test_equity_waits_for_the_market_to_price_restored_positions():
+    """After a restart the restored positions carry the mark of their last update; equity valued at
+    it would jump (and jump back when the feed arrives), so none is published until the market prices
+    them — or, for a symbol no feed prices any more, until the grace after start has passed."""
+    from titan.execution.engine import UNPRICED_GRACE_NS
+
+    held = trading_pb2.Position(phase_id="hunter", venue="bybit", symbol="BTCUSDT", instrument=PERP,
+                                quantity="0.5", average_entry_price="50000", mark_price="50000", ts_ns=1, version=3)
+    restarted, clock = make_engine(book=False)
+    restarted.restore([held], [])
+    assert restarted.equity() and not restarted.equity_to_publish()
+    restarted.on_market(mark("48000"))
+    (total,) = [s for s in restarted.equity_to_publish() if s.scope == "total"]
+    assert D(total.unrealized_pnl) == D(-1000)
+    unfed, clock = make_engine(book=False)
+    unfed.restore([held], [])
+    clock.advance(UNPRICED_GRACE_NS)
+    assert unfed.equity_to_publish()
