@@ -1,5 +1,5 @@
 """The pure parts of the phase runtime: what a strategy returns, the entry gate, the tracker that
-turns position updates into closed trades, and :class:`PhaseCore`, which drives a strategy with them.
+turns fills and position updates into closed trades, and :class:`PhaseCore`, which drives a strategy with them.
 No I/O here: the live driver in ``runner.py`` and the backtest driver both wrap a PhaseCore."""
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ class Strategy(Protocol):
     execution produced it: ``on_ack`` for each signal, then ``on_order`` (order snapshots), ``on_fill``
     and ``on_position`` (the position after the fills), ``on_hedge(outcome)`` when a hedged unit (a
     two-leg signal executed as one) has settled (optional: only a phase that sends hedged units needs
-    it), and ``on_trade_closed`` once a position returned to flat. :class:`StrategyBase` gives no-op
-    defaults."""
+    it), and ``on_trade_closed`` once a position returned to flat (for a hedged unit's legs: once
+    both did, as one trade). :class:`StrategyBase` gives no-op defaults."""
 
     phase_id: str
 
@@ -207,58 +207,121 @@ def symbols_block(budget: trading_pb2.Budget | None, signal: trading_pb2.Signal)
 
 
 # --- closed trades from position updates ----------------------------------------------------------
-@dataclass
-class _Open:
+@dataclass(frozen=True)
+class _Totals:
+    """A position's cumulative realized PnL, fees and funding at one update."""
+
     realized: Decimal
     fees: Decimal
     funding: Decimal
 
+    def since(self, start: _Totals) -> Decimal:
+        """A trade's PnL between two updates: realized minus fees plus funding."""
+        return (self.realized - start.realized) - (self.fees - start.fees) + (self.funding - start.funding)
 
-def _position_key(pos: trading_pb2.Position) -> tuple[str, str, int]:
-    """A position is one instrument: spot and perp of the same symbol and venue are two (a hedged
-    pair's versions count separately)."""
+
+_ZERO_TOTALS = _Totals(Decimal(0), Decimal(0), Decimal(0))
+PositionKey = tuple[str, str, int]  # (venue, symbol, instrument kind)
+
+
+@dataclass(frozen=True)
+class _OpenTrade:
+    start: _Totals
+    opened_by: str  # the signal whose fill opened it ("": unknown)
+    long: bool
+
+
+@dataclass(frozen=True)
+class ClosedTrade:
+    symbol: str
+    pnl: Decimal
+
+
+def _position_key(pos: trading_pb2.Position | trading_pb2.Fill) -> PositionKey:
+    """A position is one instrument: spot and perp of the same symbol and venue are two."""
     return (pos.venue, pos.symbol, int(pos.instrument))
 
 
+def signal_of(client_order_id: str) -> str:
+    """The signal part of a client order id (``<signal part>-<leg>``); every leg and hedge step of one
+    signal shares it."""
+    return client_order_id.rpartition("-")[0] or client_order_id
+
+
+_SPOT, _PERP = int(common_pb2.INSTRUMENT_KIND_SPOT), int(common_pb2.INSTRUMENT_KIND_PERP)
+_HEDGE_PAIR = {_SPOT: _PERP, _PERP: _SPOT}  # the instrument of a hedged leg's partner
+
+
 class TradeTracker:
-    """Turns the phase's Position updates into closed trades: a trade opens when the quantity leaves
-    zero and closes when it returns to zero (or flips sign); its PnL is the change of realized PnL
-    minus fees plus funding over its life. Updates with an older version are ignored."""
+    """Turns the phase's fills and Position updates into closed trades, as the backtest's
+    ``closed_trades`` counts them: a trade opens when an instrument's quantity leaves zero and closes
+    when it returns to zero (or flips sign); its PnL is the change of realized PnL minus fees plus
+    funding over its life. The spot and the perp position of one symbol on opposite sides that the
+    same signal opened (a hedged unit's legs) are one trade: the leg that closes first waits for the
+    other, and the trade closes with it, with both legs' PnL. The opening signal is that of the last
+    fill seen before the position left zero (execution sends an order's fills before the position
+    they make). Updates with an older version are ignored."""
 
     def __init__(self) -> None:
-        self._qty: dict[tuple[str, str, int], Decimal] = {}
-        self._open: dict[tuple[str, str, int], _Open] = {}
-        self._version: dict[tuple[str, str, int], int] = {}
-        self._last: dict[tuple[str, str, int], _Open] = {}
+        self._qty: dict[PositionKey, Decimal] = {}
+        self._open: dict[PositionKey, _OpenTrade] = {}
+        self._version: dict[PositionKey, int] = {}
+        self._last: dict[PositionKey, _Totals] = {}
+        self._last_signal: dict[PositionKey, str] = {}
+        self._waiting: dict[PositionKey, Decimal] = {}  # open hedge leg -> PnL of its partner, closed first
 
     def is_stale(self, pos: trading_pb2.Position) -> bool:
         """An update older than (or the same as) one already seen."""
         return bool(pos.version) and pos.version <= self._version.get(_position_key(pos), 0)
 
-    def on_position(self, pos: trading_pb2.Position) -> list[tuple[str, Decimal]]:
+    def on_fill(self, fill: trading_pb2.Fill) -> None:
+        """Remember which signal last traded the instrument: it opens the position the next update shows."""
+        self._last_signal[_position_key(fill)] = signal_of(fill.client_order_id)
+
+    def on_position(self, pos: trading_pb2.Position) -> list[ClosedTrade]:
         key = _position_key(pos)
         if self.is_stale(pos):
             return []
         self._version[key] = pos.version
         qty = D_or(pos.quantity, Decimal(0))
-        realized = D_or(pos.realized_pnl, Decimal(0))
-        fees = D_or(pos.fees, Decimal(0))
-        funding = D_or(pos.funding, Decimal(0))
+        now = _Totals(D_or(pos.realized_pnl, Decimal(0)), D_or(pos.fees, Decimal(0)), D_or(pos.funding, Decimal(0)))
         prev = self._qty.get(key, Decimal(0))
         self._qty[key] = qty
-        before = self._last.get(key, _Open(Decimal(0), Decimal(0), Decimal(0)))
-        self._last[key] = _Open(realized, fees, funding)
-        closed: list[tuple[str, Decimal]] = []
+        before = self._last.get(key, _ZERO_TOTALS)
+        self._last[key] = now
+        closed: list[ClosedTrade] = []
         if prev != 0 and (qty == 0 or (qty > 0) != (prev > 0)):
-            start = self._open.pop(key, None)
-            if start is not None:
-                pnl = (realized - start.realized) - (fees - start.fees) + (funding - start.funding)
-                closed.append((pos.symbol, pnl))
+            trade = self._open.pop(key, None)
+            if trade is not None:
+                closed.extend(self._close(key, trade, now.since(trade.start)))
         if qty != 0 and key not in self._open:
             # From flat, the trade starts before the fill that opened it (its fee belongs to it);
             # after a flip, at this update.
-            self._open[key] = before if prev == 0 else _Open(realized, fees, funding)
+            self._open[key] = _OpenTrade(before if prev == 0 else now, self._last_signal.get(key, ""), qty > 0)
         return closed
+
+    def _close(self, key: PositionKey, trade: _OpenTrade, pnl: Decimal) -> list[ClosedTrade]:
+        """The trade, or nothing while its hedge partner is still open (it then closes both)."""
+        symbol = key[1]
+        partner_pnl = self._waiting.pop(key, None)
+        if partner_pnl is not None:
+            return [ClosedTrade(symbol, partner_pnl + pnl)]
+        partner = self._partner(key, trade)
+        if partner is None:
+            return [ClosedTrade(symbol, pnl)]
+        self._waiting[partner] = pnl
+        return []
+
+    def _partner(self, key: PositionKey, trade: _OpenTrade) -> PositionKey | None:
+        """The other leg of the hedged unit that opened ``trade``, when it is still open."""
+        other_kind = _HEDGE_PAIR.get(key[2])
+        if not trade.opened_by or other_kind is None:
+            return None
+        for other, held in self._open.items():
+            if (other[1] == key[1] and other[2] == other_kind and held.opened_by == trade.opened_by
+                    and held.long != trade.long and other not in self._waiting):
+                return other
+        return None
 
 
 def hello(phase_id: str, instance: str) -> execution_pb2.StreamRequest:
@@ -345,6 +408,7 @@ class PhaseCore:
             return self._step([self._run(self.strategy.on_order, update.order)])
         if body == "fill" and self._own(update.fill.phase_id):
             self.stats.fills += 1
+            self.tracker.on_fill(update.fill)
             return self._step([self._run(self.strategy.on_fill, update.fill)])
         if body == "position" and self._own(update.position.phase_id):
             return self._step(self._on_position(update.position))
@@ -456,10 +520,10 @@ class PhaseCore:
             return []
         self.stats.positions += 1
         outputs = [self._run(self.strategy.on_position, pos)]
-        for symbol, pnl in self.tracker.on_position(pos):
+        for trade in self.tracker.on_position(pos):
             self.stats.trades_closed += 1
-            self.metrics.trade_closed("win" if pnl > 0 else "loss")
-            outputs.append(self._run(self.strategy.on_trade_closed, symbol, pnl))
+            self.metrics.trade_closed("win" if trade.pnl > 0 else "loss")
+            outputs.append(self._run(self.strategy.on_trade_closed, trade.symbol, trade.pnl))
         return outputs
 
     def _set_budget(self, budget: trading_pb2.Budget | None) -> None:

@@ -13,7 +13,14 @@ import pytest
 
 from titan.core.clock import ManualClock
 from titan.core.signing import verify_signal
-from titan.phases.runtime.core import EntryBlock, StrategyBase, StrategyOutput, TradeTracker, entry_block
+from titan.phases.runtime.core import (
+    ClosedTrade,
+    EntryBlock,
+    StrategyBase,
+    StrategyOutput,
+    TradeTracker,
+    entry_block,
+)
 from titan.phases.runtime.runner import PhaseRuntime, RuntimeConfig
 from titan.v1 import common_pb2, execution_pb2, market_pb2, trading_pb2
 
@@ -112,9 +119,9 @@ def test_trade_tracker_turns_positions_into_closed_trades() -> None:
     assert tr.on_position(pos("0.1", "0", "0.5", 1)) == []             # opened (fee 0.5 belongs to it)
     assert tr.on_position(pos("0.05", "3", "0.7", 2)) == []            # partly closed
     assert tr.on_position(pos("0.05", "3", "0.7", 2)) == []            # duplicate version ignored
-    assert tr.on_position(pos("0", "2", "1", 3)) == [("BTCUSDT", Decimal("1"))]  # 2 - 1 fees
+    assert tr.on_position(pos("0", "2", "1", 3)) == [ClosedTrade("BTCUSDT", Decimal("1"))]  # 2 - 1 fees
     assert tr.on_position(pos("-0.1", "2", "1.2", 4)) == []            # a short opens
-    assert tr.on_position(pos("0", "0.5", "1.5", 5)) == [("BTCUSDT", Decimal("-2.0"))]
+    assert tr.on_position(pos("0", "0.5", "1.5", 5)) == [ClosedTrade("BTCUSDT", Decimal("-2.0"))]
 
 
 # --- runtime + gRPC ------------------------------------------------------------------------------------
