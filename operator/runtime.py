@@ -36,7 +36,7 @@ from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock
 from titan.core.money import MoneyError, s
 from titan.operator.brain import BrainCore, BrainPolicy, Decision, PhaseSpec
-from titan.operator.brain.feed import DecisionOutbox, closing_trade, observe_event
+from titan.operator.brain.feed import DecisionOutbox, fill_trade, observe_event
 from titan.v1 import events_pb2
 
 log = logging.getLogger("titan.brain")
@@ -108,7 +108,7 @@ class BrainRuntime:
                     if msg.metadata.sequence.stream > upto:
                         return replayed  # the durable delivers the rest
                     try:
-                        trade = closing_trade(decode_event(msg.data))
+                        trade = fill_trade(self.core, decode_event(msg.data))
                     except (InvalidEvent, MoneyError):
                         continue
                     if trade is not None:

@@ -4,7 +4,10 @@ HARD trips when the drawdown since the UTC day start reaches ``max_daily_drawdow
 drawdown from the high-water mark reaches ``max_drawdown``, or when equity falls below
 ``min_equity``. It stays tripped (also across UTC days and restarts) until a manual reset.
 SOFT trips after ``soft_losses`` consecutive losing trades within ``soft_window_s`` and clears by
-itself ``soft_cooldown_s`` later; it never downgrades a HARD trip. Pure: events in, changes out.
+itself ``soft_cooldown_s`` later; it never downgrades a HARD trip. A trade is what the performance
+tracker counts: what one signal closed (both legs of a hedged unit are one trade, with their PnL
+summed); closing fills of a signal already counted revise its trade rather than adding one. Pure:
+events in, changes out.
 """
 
 from __future__ import annotations
@@ -17,7 +20,21 @@ from typing import Any
 
 from titan.core.clock import NS_PER_S
 from titan.core.money import D, s
+from titan.operator.brain.performance import Trade
 from titan.operator.brain.policy import BrainPolicy
+
+RECENT_TRADES = 256  # trades remembered for the streak (and for revising a signal's trade): > any soft_losses
+
+
+@dataclass
+class _Counted:
+    """A trade as the SOFT breaker counts it."""
+
+    phase_id: str
+    unit: str
+    ts_ns: int
+    pnl: Decimal
+    spent: bool = False  # part of a losing streak that already tripped the breaker
 
 
 class BreakerKind(StrEnum):
@@ -43,7 +60,7 @@ class Breakers:
         self.soft_until_ns = 0
         self.soft_reason = ""
         self.last_reset_token = ""
-        self._losses: deque[int] = deque()  # timestamps of the current losing streak
+        self._recent: deque[_Counted] = deque(maxlen=RECENT_TRADES)  # the latest trades, newest last
 
     # --- state ---------------------------------------------------------------------------
     def soft_active(self, now_ns: int) -> bool:
@@ -71,25 +88,40 @@ class Breakers:
         return b
 
     # --- inputs --------------------------------------------------------------------------
-    def on_trade(self, pnl: Decimal, ts_ns: int, equity: Decimal, policy: BrainPolicy) -> list[BreakerChange]:
-        """A closed trade: a loss extends the streak, anything else ends it."""
-        if pnl >= 0:
-            self._losses.clear()
+    def on_trade(self, trade: Trade, equity: Decimal, policy: BrainPolicy) -> list[BreakerChange]:
+        """A closed trade (or more of a signal's trade already counted): a loss extends the streak,
+        anything else ends it."""
+        self._count(trade)
+        streak = self._streak(trade.ts_ns - policy.soft_window_s * NS_PER_S)
+        if len(streak) < policy.soft_losses or self.hard_tripped:
             return []
-        self._losses.append(ts_ns)
-        start = ts_ns - policy.soft_window_s * NS_PER_S
-        while self._losses and self._losses[0] < start:
-            self._losses.popleft()
-        if len(self._losses) < policy.soft_losses or self.hard_tripped:
-            return []
-        self._losses.clear()
-        until = ts_ns + policy.soft_cooldown_s * NS_PER_S
-        fresh = not self.soft_active(ts_ns)
+        for counted in streak:
+            counted.spent = True  # the streak starts again from zero
+        until = trade.ts_ns + policy.soft_cooldown_s * NS_PER_S
+        fresh = not self.soft_active(trade.ts_ns)
         self.soft_until_ns = max(self.soft_until_ns, until)
         self.soft_reason = f"{policy.soft_losses} consecutive losses within {policy.soft_window_s}s"
         if not fresh:
             return []
-        return [BreakerChange(BreakerKind.SOFT, True, self.soft_reason, equity, Decimal(0), ts_ns)]
+        return [BreakerChange(BreakerKind.SOFT, True, self.soft_reason, equity, Decimal(0), trade.ts_ns)]
+
+    def _count(self, trade: Trade) -> None:
+        if trade.unit:
+            for counted in reversed(self._recent):
+                if (counted.phase_id, counted.unit) == (trade.phase_id, trade.unit):
+                    counted.pnl += trade.pnl
+                    counted.ts_ns = max(counted.ts_ns, trade.ts_ns)
+                    return
+        self._recent.append(_Counted(trade.phase_id, trade.unit, trade.ts_ns, trade.pnl))
+
+    def _streak(self, since_ns: int) -> list[_Counted]:
+        """The latest losing trades in a row, not yet part of a trip, that closed at or after ``since_ns``."""
+        streak: list[_Counted] = []
+        for counted in reversed(self._recent):
+            if counted.pnl >= 0 or counted.spent or counted.ts_ns < since_ns:
+                break
+            streak.append(counted)
+        return streak
 
     def check(
         self,

@@ -203,7 +203,8 @@ class BrainCore:
     books: dict[str, PhaseBook] = field(default_factory=dict)
     phase_states: dict[str, str] = field(default_factory=dict)
     performance: PerformanceTracker = field(default_factory=PerformanceTracker)
-    _pending: list[BreakerChange] = field(default_factory=list)
+    _closed: list[Trade] = field(default_factory=list)  # closing fills since the last decision (breaker)
+    _carried: dict[tuple[str, str, str, int], Decimal] = field(default_factory=dict)  # see carry()
 
     # --- inputs ----------------------------------------------------------------------------
     def _roll(self, ts_ns: int) -> None:
@@ -244,11 +245,35 @@ class BrainCore:
         if book.day_start_value is None:
             book.day_start_value = book.value
 
+    def carry(self, phase_id: str, venue: str, symbol: str, instrument: int, amount: Decimal) -> None:
+        """PnL of an open position that no closing fill has taken yet: an opening fill's fee (< 0) or a
+        funding payment on a perp (received > 0, paid < 0). See :meth:`take_carried`."""
+        key = (phase_id, venue, symbol, instrument)
+        self._carried[key] = self._carried.get(key, Decimal(0)) + amount
+
+    def take_carried(self, phase_id: str, venue: str, symbol: str, instrument: int) -> Decimal:
+        """What the position carried since its last closing fill: the closing fill adds it to its
+        trade, so a trade from flat to flat has its opening fees and the funding over its life."""
+        return self._carried.pop((phase_id, venue, symbol, instrument), Decimal(0))
+
     def observe_trade(self, phase_id: str, pnl: Decimal, ts_ns: int, policy: BrainPolicy, unit: str = "") -> None:
-        """A closed trade's net PnL (realized minus fees): feeds performance and the SOFT breaker."""
-        self.performance.record(Trade(phase_id, ts_ns, pnl, unit))
-        equity = self.equity if self.equity is not None else policy.initial_equity
-        self._pending.extend(self.breakers.on_trade(pnl, ts_ns, equity, policy))
+        """A closing fill's net PnL (realized minus fees, plus funding): performance adds it to its
+        signal's trade at once; the SOFT breaker counts the signal's trade at the next decision, when
+        the fills of one engine step (both legs of a hedged close) are all in."""
+        trade = Trade(phase_id, ts_ns, pnl, unit)
+        self.performance.record(trade)
+        self._closed.append(trade)
+
+    def _trades_since_decision(self) -> list[Trade]:
+        """The closing fills since the last decision, one trade per signal (in the order they closed)."""
+        by_signal: dict[tuple[str, str], Trade] = {}
+        for index, fill in enumerate(self._closed):
+            key = (fill.phase_id, fill.unit or f"#{index}")  # a fill without a signal is a trade of its own
+            earlier = by_signal.get(key)
+            by_signal[key] = fill if earlier is None else Trade(
+                fill.phase_id, max(earlier.ts_ns, fill.ts_ns), earlier.pnl + fill.pnl, fill.unit)
+        self._closed.clear()
+        return list(by_signal.values())
 
     # --- decision --------------------------------------------------------------------------
     def decide(self, now_ns: int, policy: BrainPolicy, phases: Sequence[PhaseSpec]) -> Decision:
@@ -260,8 +285,9 @@ class BrainCore:
                 self.day_start_equity = equity
             if self.high_watermark is None or equity > self.high_watermark:
                 self.high_watermark = equity
-        changes = list(self._pending)
-        self._pending.clear()
+        changes: list[BreakerChange] = []
+        for trade in self._trades_since_decision():
+            changes += self.breakers.on_trade(trade, equity, policy)
         reset = self.breakers.reset(policy.breaker_reset_token, now_ns, equity)
         if reset:
             # A manual reset starts a new baseline, or the same drawdown would trip again at once.

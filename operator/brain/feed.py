@@ -14,15 +14,17 @@ from titan.core.money import D
 from titan.operator.brain.engine import BrainCore, Decision, breaker_event
 from titan.operator.brain.performance import Trade
 from titan.operator.brain.policy import BrainPolicy
-from titan.v1 import events_pb2, trading_pb2
+from titan.v1 import common_pb2, events_pb2, trading_pb2
 
 SOURCE = "brain"
+_PERP = int(common_pb2.INSTRUMENT_KIND_PERP)  # funding is paid on perpetuals only
 
 
 def closing_trade(event: events_pb2.Event) -> Trade | None:
-    """The trade a closing fill ends (net PnL: realized minus fee), else None. Its unit is the
-    signal of the fill's order (client order ids are ``<signal part>-<leg>``): the tracker sums the
-    closing fills of one signal, e.g. both legs of a hedged unit, into one trade."""
+    """The trade a closing fill ends (net PnL: realized minus fee; :func:`observe_event` adds what
+    its position carried: the opening fills' fees and the perp's funding), else None. Its unit is
+    the signal of the fill's order (client order ids are ``<signal part>-<leg>``): the tracker sums
+    the closing fills of one signal, e.g. both legs of a hedged unit, into one trade."""
     if event.WhichOneof("body") != "fill":
         return None
     fill = event.fill
@@ -34,8 +36,10 @@ def closing_trade(event: events_pb2.Event) -> Trade | None:
 
 
 def observe_event(core: BrainCore, event: events_pb2.Event, policy: BrainPolicy) -> bool:
-    """Feed one ledger event into the core: equity snapshots and closing fills count, everything
-    else is ignored. Returns whether the event was used. Raises MoneyError on a malformed amount."""
+    """Feed one ledger event into the core: equity snapshots, funding payments and fills count,
+    everything else is ignored. A closing fill's trade includes what its position carried since its
+    previous closing fill: the fees of the fills that opened it and the funding it paid or received.
+    Returns whether the event was used. Raises MoneyError on a malformed amount."""
     body = event.WhichOneof("body")
     if body == "equity":
         eq = event.equity
@@ -48,12 +52,31 @@ def observe_event(core: BrainCore, event: events_pb2.Event, policy: BrainPolicy)
             exposure=D(eq.exposure or "0"),
         )
         return True
+    if body == "funding" and event.funding.phase_id:
+        payment = event.funding
+        core.carry(payment.phase_id, payment.venue, payment.symbol, _PERP, D(payment.amount or "0"))
+        return True
     if body == "fill":
-        trade = closing_trade(event)
+        trade = fill_trade(core, event)
         if trade is not None:
             core.observe_trade(trade.phase_id, trade.pnl, trade.ts_ns, policy, unit=trade.unit)
-            return True
+        return bool(event.fill.phase_id)
     return False
+
+
+def fill_trade(core: BrainCore, event: events_pb2.Event) -> Trade | None:
+    """The trade a fill event closes, with what its position carried (:meth:`BrainCore.carry`), or
+    None: an opening fill's fee is carried to the fill that will close the position. The runtime's
+    replay after a restart feeds the performance tracker with it (fills only: funding not replayed)."""
+    if event.WhichOneof("body") != "fill" or not event.fill.phase_id:
+        return None
+    fill = event.fill
+    position = (fill.phase_id, fill.venue, fill.symbol, int(fill.instrument))
+    trade = closing_trade(event)
+    if trade is None:
+        core.carry(*position, -D(fill.fee or "0"))
+        return None
+    return Trade(trade.phase_id, trade.ts_ns, trade.pnl + core.take_carried(*position), trade.unit)
 
 
 @dataclass(frozen=True)
@@ -109,4 +132,4 @@ class DecisionOutbox:
         self.published_alloc.update(output.alloc_keys)
 
 
-__all__ = ["SOURCE", "DecisionOutbox", "DecisionOutput", "closing_trade", "observe_event"]
+__all__ = ["SOURCE", "DecisionOutbox", "DecisionOutput", "closing_trade", "fill_trade", "observe_event"]

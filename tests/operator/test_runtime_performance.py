@@ -50,12 +50,14 @@ async def test_the_tilt_survives_restarts(nc: Client, catalog: Catalog) -> None:
     now = time.time_ns()
     first = BrainRuntime(nc, catalog, WallClock())
     await first.start()
-    # An old closing fill (outside the 7-day window) and an opening one (no realized PnL) count for nothing.
+    # An old closing fill (outside the 7-day window) counts for nothing; an opening one (no realized
+    # PnL) is no trade, its fee belongs to the trade the next closing fill ends.
     await publish_event(js, catalog, closing_fill(100, "9", now - 8 * 86_400 * NS_PER_S))
     await publish_event(js, catalog, closing_fill(101, "0", now))
     for i, pnl in enumerate(PNLS):
         await publish_event(js, catalog, closing_fill(i, pnl, now - (len(PNLS) - i) * 60 * NS_PER_S))
     net = [Decimal(p) - Decimal("0.1") for p in PNLS]
+    net[0] -= Decimal("0.1")  # the opening fill's fee
     await wait_for(lambda: trades(first) == net)
     tilt = first.core.performance.modifier(PHASE, time.time_ns(), POLICY)
     assert tilt > 1  # a profitable run tilts the weight up
