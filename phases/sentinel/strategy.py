@@ -157,6 +157,9 @@ class SentinelStrategy(StrategyBase):
         self._next_sample_ns: int | None = None
         self.market_ns = 0                                # exchange time of the latest quote
         self._sent: dict[str, tuple[str, float]] = {}   # signal id -> (symbol, executable basis)
+        # Hedged units sent whose outcome has not come: their symbol stays in flight until it does (a
+        # leg's order can finish, and its position arrive, before the other leg's).
+        self._units: set[str] = set()
         self._seq = 0
         self._peak_pnl = _ZERO
         self.counters: dict[str, int] = {}
@@ -290,6 +293,7 @@ class SentinelStrategy(StrategyBase):
         if st is None:
             return out
         if not ack.accepted:
+            self._units.discard(ack.signal_id)
             self._count("signals_rejected")
             out.event(SIGNAL_REJECTED, st.symbol, self.clock.now_ns(), signal=ack.signal_id,
                       reason=trading_pb2.RejectReason.Name(ack.reason), detail=ack.detail)
@@ -310,8 +314,8 @@ class SentinelStrategy(StrategyBase):
             open_ids.add(order.client_order_id)
         if not open_ids:
             st.open_orders.pop(order.signal_id, None)
-            if st.inflight == order.signal_id:
-                st.inflight = ""
+            if st.inflight == order.signal_id and order.signal_id not in self._units:
+                st.inflight = ""  # a hedged unit is free only with its outcome (on_hedge)
         return StrategyOutput()
 
     def on_hedge(self, outcome: trading_pb2.HedgeOutcome) -> StrategyOutput:
@@ -323,6 +327,7 @@ class SentinelStrategy(StrategyBase):
         name = _RESULT_NAMES.get(outcome.result, "unknown")
         self._count(f"units_{name}")
         st.open_orders.pop(outcome.signal_id, None)
+        self._units.discard(outcome.signal_id)
         if st.inflight == outcome.signal_id:
             st.inflight = ""
         held = D_or(outcome.spot_quantity, _ZERO)
@@ -382,6 +387,7 @@ class SentinelStrategy(StrategyBase):
         self._count("samples")
         if st.inflight and self.clock.now_ns() < st.inflight_until_ns:
             return
+        self._units.discard(st.inflight)  # its outcome is overdue: the symbol is free again
         st.inflight = ""
         if now - st.last_signal_ns < p.signal_cooldown_ms * NS_PER_MS:
             return
@@ -547,6 +553,7 @@ class SentinelStrategy(StrategyBase):
             lev = hm.max_leverage_for(st.spot.mid, st.atr(), p.liquidation_atrs, p.maintenance_margin_rate, p.leverage)
         signal.leverage = s(lev)
         signal.legs.extend([self._leg(st, False, True, notional), self._leg(st, True, False, notional)])
+        self._units.add(signal.signal_id)
         if st.entry_basis is None:
             st.entry_basis = executable
         self._count("entries_sent")
@@ -562,6 +569,8 @@ class SentinelStrategy(StrategyBase):
             signal.legs.append(self._leg(st, False, False, None))
         if st.perp_quantity < 0:
             signal.legs.append(self._leg(st, True, True, None))
+        if len(signal.legs) == 2:
+            self._units.add(signal.signal_id)
         self._count(f"exit_{reason}")
         out.signals.append(signal)
         out.event(EXIT_SENT, st.symbol, now, signal=signal.signal_id, reason=reason,

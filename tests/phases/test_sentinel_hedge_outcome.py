@@ -85,3 +85,40 @@ def test_a_failed_unit_within_tolerance_needs_no_fix() -> None:
     desk.position(PERP, "-0.1249")                                # 0.08 %: within the 2 % tolerance
     settle(desk, entry, R.HEDGE_RESULT_FAILED, "0.125", "0.1249", residual="0.0001")
     assert desk.strategy.symbols["BTCUSDT"].residual == 0
+
+
+def leg_filled(desk: Desk, signal: trading_pb2.Signal, leg: int) -> None:
+    order = trading_pb2.Order(phase_id="sentinel", signal_id=signal.signal_id, symbol="BTCUSDT",
+                              client_order_id=f"{signal.signal_id}-{leg}", state=trading_pb2.ORDER_STATE_FILLED)
+    desk.signals += desk.core.on_update(execution_pb2.ExecutionUpdate(order=order))
+
+
+def test_one_finished_leg_does_not_free_the_symbol_before_the_outcome() -> None:
+    """Execution sends one leg's order and position before the other's: in between, the desk sees a
+    naked spot leg. Until the unit's outcome, that is no delta to rebalance and no reason for a
+    second signal (the process test once saw a rebalance sell the spot leg just bought)."""
+    desk = Desk(targetFraction="0.5")
+    desk.warm()
+    entry = desk.minute(30.0)[0]
+    leg_filled(desk, entry, 0)
+    desk.position(SPOT, "0.125")
+    assert desk.minute(30.0) == []                                 # no rebalance of the half-seen unit
+    leg_filled(desk, entry, 1)
+    desk.position(PERP, "-0.125")
+    assert desk.strategy.symbols["BTCUSDT"].inflight == entry.signal_id
+    settle(desk, entry, R.HEDGE_RESULT_HEDGED, "0.125", "0.125")
+    assert len(desk.minute(30.0)) == 1                             # free with the outcome: the next clip
+
+
+def test_a_single_leg_rebalance_is_free_when_its_order_is_done() -> None:
+    """A rebalance is one leg, not a unit: no outcome comes, its finished order frees the symbol."""
+    desk = Desk(targetFraction="0.5")
+    desk.warm()
+    entry = desk.minute(30.0)[0]
+    desk.position(SPOT, "0.125")
+    desk.position(PERP, "-0.05")
+    settle(desk, entry, R.HEDGE_RESULT_FAILED, "0.125", "0.05", residual="0.075")
+    (fix,) = desk.minute(30.0)
+    assert fix.setup == "sentinel.rebalance" and desk.strategy.symbols["BTCUSDT"].inflight == fix.signal_id
+    leg_filled(desk, fix, 0)
+    assert desk.strategy.symbols["BTCUSDT"].inflight == ""

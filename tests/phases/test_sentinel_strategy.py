@@ -75,10 +75,16 @@ class Desk:
         self.signals += self.core.on_update(execution_pb2.ExecutionUpdate(position=pos))
 
     def done(self, signal: trading_pb2.Signal) -> None:
+        """The signal's orders filled; a hedged unit's outcome follows them, as execution sends it."""
         for i in range(len(signal.legs)):
             o = trading_pb2.Order(phase_id="sentinel", signal_id=signal.signal_id, symbol="BTCUSDT",
                                   client_order_id=f"{signal.signal_id}-{i}", state=trading_pb2.ORDER_STATE_FILLED)
             self.core.on_update(execution_pb2.ExecutionUpdate(order=o))
+        if "hedge" in signal.metadata and len(signal.legs) == 2:
+            outcome = trading_pb2.HedgeOutcome(phase_id="sentinel", signal_id=signal.signal_id, symbol="BTCUSDT",
+                                               result=trading_pb2.HEDGE_RESULT_HEDGED,
+                                               reducing=signal.intent != trading_pb2.INTENT_OPEN)
+            self.signals += self.core.on_update(execution_pb2.ExecutionUpdate(hedge=outcome))
 
     def warm(self, n: int = 20) -> None:
         self.funding("0.0001")
