@@ -377,14 +377,6 @@ def on_tick(state: EngineState, now: int) -> None:
         _forget(state)
 
 
-def on_fills(state: EngineState, now: int) -> None:
-    """After market data filled resting orders: units whose orders all finished settle now."""
-    if state.hedges:
-        for unit in list(state.hedges.values()):
-            if unit.outcome == Outcome.PENDING and not _open(state, (*unit.legs, *unit.steps)):
-                settle(state, unit, now)
-
-
 def next_due_ns(state: EngineState, due: int) -> int:
     for unit in state.hedges.values():
         if unit.outcome == Outcome.PENDING:
