@@ -27,7 +27,10 @@ Figures (medians over ``--repeats`` runs; every run's figures are under ``runs``
 
 ``--quick`` runs every part small and once (the shape of the output stays the same); a test runs it.
 Usage: python bench/execution_latency.py [--quick] [--repeats 3] [--phases 1] [--signals 20000]
-       [--server-cpus 1] [--client-cpus 0] [--nats URL] [--pg DSN]
+       [--server-cpus 1] [--client-cpus 0] [--nats URL] [--pg DSN] [--outbox-fsync]
+
+The service's outbox (``TITAN_DATA_DIR``) is in the run's temporary directory; ``--outbox-fsync``
+measures it with ``TITAN_OUTBOX_FSYNC=true`` (each journaled batch fdatasync-ed before its acks).
 """
 
 from __future__ import annotations
@@ -230,6 +233,7 @@ class Service:
             TITAN_EXECUTION_HOST="127.0.0.1", TITAN_EXECUTION_PORT=str(self.port), TITAN_EXECUTION_CPUS="",
             TITAN_METRICS_PORT=str(free_port()), TITAN_CONTROL_KEY=CONTROL_KEY.decode(),
             TITAN_REPLAY_WINDOW_MS="600000", TITAN_LOG_LEVEL="WARNING",
+            TITAN_DATA_DIR=str(args.data_dir), TITAN_OUTBOX_FSYNC="true" if args.outbox_fsync else "false",
         )
         for phase in phases:
             env["TITAN_PHASE_KEY_" + phase.upper().replace("-", "_")] = keys[phase].decode()
@@ -489,6 +493,7 @@ def infrastructure(args: argparse.Namespace) -> Any:
 
     with tempfile.TemporaryDirectory(prefix="titan-bench-") as tmp:
         Path(tmp).chmod(0o755)  # PostgreSQL's unprivileged user must enter it
+        args.data_dir = Path(tmp) / "data"  # the service's outbox: gone with the run, never in ~ or /var/lib
         started: list[Any] = []
         try:
             if not args.nats:
@@ -567,7 +572,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             "service_cpu_us_per_signal")},
         setup={"phases": args.phases, "frame": args.frame, "window_frames": args.window,
                "signals_per_phase": args.signals, "latency_signals": args.latency_signals, "warmup": args.warmup,
-               "server_cpus": args.server_cpus, "client_cpus": args.client_cpus,
+               "server_cpus": args.server_cpus, "client_cpus": args.client_cpus, "outbox_fsync": args.outbox_fsync,
                "book": f"{BOOK_LEVELS} levels x {LEVEL_SIZE} BTC per side, market orders of 500 USDT"},
         runs=runs,
     )
@@ -592,6 +597,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--client-cpus", default=str(affinity[0]) if two else "")
     parser.add_argument("--nats", default=os.environ.get("TITAN_NATS_URL", ""))
     parser.add_argument("--pg", default=os.environ.get("TITAN_PG_DSN", ""))
+    parser.add_argument("--outbox-fsync", action="store_true",
+                        help="the service fdatasyncs its outbox before each ack (TITAN_OUTBOX_FSYNC)")
     parser.add_argument("--echo-server", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--reply-size", type=int, default=64, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -12,6 +12,10 @@ execution). While any is unavailable the gate refuses entries (reduce-only: CLOS
   the last event JetStream acknowledged (or the backlog's start).
 * ``LEASE`` — fed with each confirmation that this execution still holds the ledger's lease; lost
   (without grace) when another execution holds it.
+* ``OUTBOX`` — fed with the publisher's journal: lost (without grace) when events execution produced
+  could not be journaled, so an acknowledged decision would wait in memory only; good again once a
+  journal write succeeds and no event waits unjournaled. No grace: the ack of every later entry
+  would promise what a kill could lose.
 
 A dependency that is not watched never degrades (a backtest, a runtime without a ledger).
 """
@@ -31,6 +35,7 @@ class Dependency(StrEnum):
     LEDGER = "ledger"
     BUS = "bus"
     LEASE = "lease"
+    OUTBOX = "outbox"
 
 
 # The order in which an outage past the grace is reported when several apply (a dependency known
@@ -42,12 +47,14 @@ REASONS: dict[Dependency, int] = {
     Dependency.LEDGER: R.REJECT_REASON_LEDGER_UNAVAILABLE,
     Dependency.BUS: R.REJECT_REASON_BUS_UNAVAILABLE,
     Dependency.LEASE: R.REJECT_REASON_LEASE_LOST,
+    Dependency.OUTBOX: R.REJECT_REASON_OUTBOX_UNAVAILABLE,
 }
 
 _WHAT = {
     Dependency.LEDGER: "the ledger has not written",
     Dependency.BUS: "execution's events have waited for NATS",
     Dependency.LEASE: "the ledger's lease is not confirmed",
+    Dependency.OUTBOX: "execution's outbox has not journaled its events",
 }
 
 

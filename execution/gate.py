@@ -9,7 +9,7 @@ Order (ARCHITECTURE.md, "Execution risk gate"), with the reason each rule return
  5. trading state ........................ HALTED (rejects everything)
  6. intent ............................... NOTHING_TO_REDUCE (close/reduce without an opposite position)
     trading state REDUCING ............... REDUCE_ONLY (the signal adds exposure)
-    dependencies (adding) ................ LEASE_LOST, BUS_UNAVAILABLE, LEDGER_UNAVAILABLE (dependencies.py)
+    dependencies (adding) ................ LEASE_LOST, OUTBOX_UNAVAILABLE, BUS_UNAVAILABLE, LEDGER_UNAVAILABLE
  7. budget (only for exposure-adding) .... NO_BUDGET, BUDGET_EXPIRED, PHASE_BLOCKED
  8. symbol allowed (adding) .............. SYMBOL_NOT_ALLOWED
  9. market data fresh .................... MARKET_DATA_STALE

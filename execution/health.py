@@ -1,7 +1,9 @@
 """Execution's health: the runtime's view of the gate's dependencies (see ``dependencies.py``).
 
 The runtime feeds :class:`DependencyMonitor` what it observes — the ledger writer's heartbeats, the
-publisher's backlog, lease confirmations — and samples it a few times a second. Each sample asks
+publisher's backlog and journal problems, lease confirmations — and samples it a few times a second.
+A journal problem reaches the gate at once (the publisher calls :meth:`DependencyMonitor.journal`),
+not at the next sample: the signal after a failed write is already refused. Each sample asks
 the gate's :class:`Dependencies` for the outage in force; on every change it logs one line and
 moves ``titan_execution_degraded{reason}``. ``/healthz`` reports the last sample: 200 while the
 process serves (also degraded: it still takes exposure-reducing signals, and a restart would not
@@ -85,6 +87,13 @@ class DependencyMonitor:
             self._bus_waiting_since = now
         self._published_seen = publisher.published
         self.dependencies.waiting_since(Dependency.BUS, self._bus_waiting_since)
+
+    def journal(self, problem: str | None) -> None:
+        """The publisher's journal problem changed: lost while there is one, good again without."""
+        if problem is None:
+            self.dependencies.confirm(Dependency.OUTBOX, self.clock.now_ns())
+        else:
+            self.dependencies.lose(Dependency.OUTBOX, f"{problem}: only exposure-reducing signals")
 
     def lease_confirmed(self) -> None:
         self.dependencies.confirm(Dependency.LEASE, self.clock.now_ns())

@@ -9,6 +9,10 @@ and publish them to JetStream asynchronously, in batches, off the ack path, with
   events (one ``write()`` per call) before it returns, so the caller may acknowledge what produced
   them; JetStream's acks move the outbox's cursor, and :meth:`JetStreamPublisher.replay` publishes
   what an earlier process journaled and JetStream never acknowledged.
+* A failed journal write is logged and counted, and the events wait in memory only. The publisher
+  then reports a *journal problem* (:attr:`JetStreamPublisher.journal_problem`, and each change to
+  ``on_journal``) until a write succeeds again and every event that missed the journal is in
+  JetStream: the gate refuses entries meanwhile (``OUTBOX_UNAVAILABLE``, see ``dependencies.py``).
 * ``on_published`` is called with the bodies JetStream acknowledged: the service forwards order and
   fill updates to phases only then, so a phase never sees a fill the ledger could miss.
 """
@@ -156,6 +160,10 @@ class JetStreamPublisher:
         self.published = 0
         self.duplicates = 0
         self.retries = 0
+        self.on_journal: Callable[[str | None], None] | None = None  # each change of journal_problem
+        self._journal_error: OSError | None = None  # the last journal write's failure (None: it succeeded)
+        self._unjournaled = 0  # events of failed journal writes not yet acknowledged by JetStream
+        self._reported: str | None = None
 
     @property
     def pending(self) -> int:
@@ -165,6 +173,26 @@ class JetStreamPublisher:
     def unpublished(self) -> bool:
         """Events submitted and not yet acknowledged by JetStream (queued or in flight)."""
         return not self._idle.is_set()
+
+    @property
+    def journal_problem(self) -> str | None:
+        """Why acknowledged events may not be durable: the last journal write failed, or events that
+        missed the journal still wait for JetStream in memory. None with no outbox or no problem."""
+        if self._journal_error is not None:
+            return f"writing the outbox {self._where()} failed ({self._journal_error.strerror or self._journal_error})"
+        if self._unjournaled:
+            return f"{self._unjournaled} events the outbox {self._where()} could not journal wait in memory for NATS"
+        return None
+
+    def _where(self) -> str:
+        return str(self.outbox.directory) if self.outbox is not None else "(closed)"
+
+    def _report_journal(self) -> None:
+        problem = self.journal_problem
+        if problem != self._reported:
+            self._reported = problem
+            if self.on_journal is not None:
+                self.on_journal(problem)
 
     def submit(self, updates: list[Update]) -> None:
         """Queue ``updates`` for JetStream; with an outbox, journaled before this returns."""
@@ -183,6 +211,9 @@ class JetStreamPublisher:
         pending = self._pending
         for i, (u, subject, payload, headers) in enumerate(messages):
             pending.append(Outgoing(u, first + i if first else 0, subject, payload, headers))
+        if self.outbox is not None and not first:
+            self._unjournaled += len(messages)
+        self._report_journal()
         self._idle.clear()
         self._wake.set()
 
@@ -192,12 +223,18 @@ class JetStreamPublisher:
         if self.outbox is None or not payloads:
             return 0
         try:
-            return self.outbox.append(payloads)
+            first = self.outbox.append(payloads)
         except OSError as exc:
             OUTBOX_ERRORS.labels(reason="write").inc()
-            log.error("journaling %d events in the outbox failed (%s): they wait in memory only",
-                      len(payloads), exc)
+            if self._journal_error is None:  # one line per failing spell, the count says the rest
+                log.error("journaling %d events in the outbox failed (%s): they wait in memory only",
+                          len(payloads), exc)
+            self._journal_error = exc
             return 0
+        if self._journal_error is not None:
+            log.warning("the outbox %s journals again", self.outbox.directory)
+            self._journal_error = None
+        return first
 
     async def replay(self, records: list[Record], progress_every_s: float = 10.0) -> int:
         """Publish what an earlier process journaled and JetStream never acknowledged, before anything
@@ -312,6 +349,8 @@ class JetStreamPublisher:
                 else:
                     if item.update is not None:
                         done.append(item.update)
+                        if not item.seq and self._unjournaled:
+                            self._unjournaled -= 1
                     self.published += 1
                     if getattr(res, "duplicate", False):
                         self.duplicates += 1
@@ -320,6 +359,7 @@ class JetStreamPublisher:
             if self.outbox is not None:
                 self.outbox.acknowledge(self._cursor())
                 OUTBOX_UNACKNOWLEDGED.set(self.outbox.unacknowledged)
+                self._report_journal()
             if done and self._on_published is not None:
                 try:
                     self._on_published(done)

@@ -197,10 +197,15 @@ class ExecutionRuntime:
 
     def _watch_dependencies(self, engine: Engine) -> None:
         """Watch the ledger (its writer's heartbeat, with NATS and a ledger), the bus (the publisher's
-        backlog, with NATS) and the lease; sample them every ``health_interval_s``."""
+        backlog, with NATS), the outbox (the publisher's journal, with NATS) and the lease; sample them
+        every ``health_interval_s``."""
         monitor = self.monitor = DependencyMonitor(engine.gate.dependencies, engine.clock)
         if self.nc is not None:
             monitor.watch(Dependency.BUS)
+            if isinstance(self.sink, JetStreamPublisher) and self.sink.outbox is not None:
+                monitor.watch(Dependency.OUTBOX)
+                self.sink.on_journal = monitor.journal
+                monitor.journal(self.sink.journal_problem)
             if self.settings.pg_dsn:
                 from titan.core.bus import StateStore
 

@@ -123,6 +123,7 @@ def test_values_schema_rejects_bad_values() -> None:
         "bad mode": "trading: {mode: yolo, venue: paper}\n",
         "inline secret value": "secrets: {venue: {name: v, apiKey: AKIAEXAMPLE}}\n",
         "bad phase kind": "titanPhases: [{name: x, spec: {phase: gambler}}]\n",
+        "bad outbox size": "execution: {cpus: 2, memory: 1Gi, outbox: {persistence: true, size: lots}}\n",
     }
     for label, text in bad.items():
         nested: dict[str, Any] = {}
@@ -202,6 +203,38 @@ def test_execution_is_guaranteed_with_integer_cpus(extra: tuple[str, ...]) -> No
         assert cpu.denominator == 1 and cpu >= 1, f"{c['name']}: cpu {res['limits']['cpu']} is not whole"
     assert execution["spec"]["replicas"] == 1
     assert execution["spec"]["strategy"]["type"] == "Recreate"
+
+
+def _outbox_mount(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """TITAN_OUTBOX_DIR of the execution container and the volume mounted over it."""
+    (c,) = spec["containers"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    (mount,) = [m for m in c["volumeMounts"] if env["TITAN_OUTBOX_DIR"].startswith(m["mountPath"] + "/")]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    return env["TITAN_OUTBOX_FSYNC"], volume
+
+
+def test_execution_outbox_is_on_its_own_claim_and_one_execution_at_a_time() -> None:
+    objs = render("--set", "execution.outbox.size=5Gi,execution.outbox.storageClassName=fast-ssd")
+    execution = find(objs, "Deployment", f"{FULL}-execution")
+    fsync, volume = _outbox_mount(pod_spec(execution))
+    assert fsync == "false" and volume["persistentVolumeClaim"] == {"claimName": f"{FULL}-execution-outbox"}
+    claim = find(objs, "PersistentVolumeClaim", f"{FULL}-execution-outbox")
+    assert claim["spec"] == {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast-ssd",
+                             "resources": {"requests": {"storage": "5Gi"}}}
+    # deleted with the release: no helm.sh/resource-policy keep (docs/deploy-k3s.md)
+    assert "helm.sh/resource-policy" not in (claim["metadata"].get("annotations") or {})
+    assert claim["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+    assert execution["spec"]["replicas"] == 1 and execution["spec"]["strategy"] == {"type": "Recreate"}
+    default = find(render(), "PersistentVolumeClaim", f"{FULL}-execution-outbox")
+    assert "storageClassName" not in default["spec"] and default["spec"]["resources"]["requests"]["storage"] == "1Gi"
+
+
+def test_execution_outbox_without_persistence_is_an_emptydir_on_disk() -> None:
+    objs = render("--set", "execution.outbox.persistence=false,execution.outbox.fsync=true")
+    assert not kinds(objs, "PersistentVolumeClaim")
+    fsync, volume = _outbox_mount(pod_spec(find(objs, "Deployment", f"{FULL}-execution")))
+    assert fsync == "true" and volume["emptyDir"] == {"sizeLimit": "1Gi"}  # the node's disk, not memory
 
 
 def test_execution_cpus_follow_values_and_k3s_pins_it_to_the_static_cpu_manager_node() -> None:

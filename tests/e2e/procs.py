@@ -55,8 +55,12 @@ class Procs:
     started: list[Proc] = field(default_factory=list)
 
     async def start(self, name: str, argv: list[str], env: dict[str, str]) -> Proc:
+        """Start ``argv``; without a ``TITAN_DATA_DIR`` in ``env`` it gets one under the log dir, so its
+        state (an execution's outbox) never lands in the user's or the machine's data dir."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
+        if "TITAN_DATA_DIR" not in env:
+            env = {**env, "TITAN_DATA_DIR": str(self.log_dir / "data")}
         with log.open("ab") as fh:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=fh, stderr=asyncio.subprocess.STDOUT, env=env,

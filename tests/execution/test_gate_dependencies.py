@@ -137,3 +137,29 @@ def test_monitor_logs_each_transition_moves_the_metric_and_answers_health(caplog
     monitor.ledger_heartbeat(events_pb2.LedgerHeartbeat(writing_at_ns=clock.now_ns() + 60 * SECOND))
     clock.advance(GRACE + 1)
     assert monitor.sample().outage.reason == R.REJECT_REASON_LEDGER_UNAVAILABLE
+
+
+def test_an_outbox_that_cannot_journal_refuses_entries_at_once_until_it_journals_again(caplog):
+    engine, clock = make_engine()
+    monitor = DependencyMonitor(engine.gate.dependencies, clock)
+    monitor.watch(Dependency.OUTBOX)
+    caplog.set_level(logging.WARNING, logger="titan.execution.health")
+    assert monitor.sample().status == "ok"
+    clock.advance(GRACE + SECOND)  # no news of the outbox past any grace: a journal that writes is no outage
+    assert engine.on_signal(signal(clock, leg(size="1000"))).ack.accepted
+    monitor.journal("writing the outbox /x failed (No space left on device)")  # no grace: at once
+    refused = engine.on_signal(signal(clock, leg(size="1000")))
+    assert refused.ack.reason == R.REJECT_REASON_OUTBOX_UNAVAILABLE, refused.ack
+    assert "No space left on device" in refused.ack.detail and "only exposure-reducing" in refused.ack.detail
+    assert engine.on_signal(signal(clock, leg(side=SELL, size="500"), intent=REDUCE)).ack.accepted
+    for _ in range(3):
+        monitor.sample()
+    ok, body = monitor.health()
+    assert ok and body["reason"] == "OUTBOX_UNAVAILABLE" and body["dependency"] == "outbox"
+    assert degraded(R.REJECT_REASON_OUTBOX_UNAVAILABLE) == 1
+    monitor.journal(None)
+    assert monitor.sample().status == "ok" and degraded(R.REJECT_REASON_OUTBOX_UNAVAILABLE) == 0
+    assert engine.on_signal(signal(clock, leg(size="1000"))).ack.accepted
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("refuses entries (OUTBOX_UNAVAILABLE)" in line for line in lines) == 1, lines
+    assert sum("accepts entries again: outbox is back" in line for line in lines) == 1, lines

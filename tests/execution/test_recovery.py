@@ -109,7 +109,7 @@ async def test_kill_mid_stream_and_recover_from_the_ledger(nats_url, pg_dsn, cat
         TITAN_EXECUTION_PORT=str(port), TITAN_EXECUTION_HOST="127.0.0.1",
         TITAN_METRICS_PORT="0", TITAN_HEALTH_PORT="0",
         TITAN_CONTROL_KEY=RECOVERY_CONTROL_KEY.decode(), TITAN_PHASE_KEY_HUNTER=KEY.decode(),
-        TITAN_REPLAY_WINDOW_MS="60000", TITAN_LOG_LEVEL="INFO",
+        TITAN_REPLAY_WINDOW_MS="60000", TITAN_LOG_LEVEL="INFO", TITAN_DATA_DIR=str(tmp_path / "data"),
     )
     service = Service(env, port, tmp_path / "execution.log")
     writer = LedgerWriter(bus_js, catalog, ledger)

@@ -30,6 +30,7 @@ def service_port(tmp_path_factory):
         TITAN_METRICS_PORT="0", TITAN_HEALTH_PORT="0",
         TITAN_PHASE_KEY_HUNTER=KEY.decode(), TITAN_PHASE_KEY_SCAVENGER=OTHER_KEY.decode(),
         TITAN_CONTROL_KEY="control-key-0123456789abcdef", TITAN_LOG_LEVEL="WARNING",
+        TITAN_DATA_DIR=str(tmp_path_factory.mktemp("data")),
     )
     log = (tmp_path_factory.mktemp("svc") / "execution.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "titan.execution"], env=env, stdout=log, stderr=log)

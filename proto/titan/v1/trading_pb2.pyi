@@ -52,6 +52,7 @@ class RejectReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REJECT_REASON_LEDGER_UNAVAILABLE: _ClassVar[RejectReason]
     REJECT_REASON_BUS_UNAVAILABLE: _ClassVar[RejectReason]
     REJECT_REASON_LEASE_LOST: _ClassVar[RejectReason]
+    REJECT_REASON_OUTBOX_UNAVAILABLE: _ClassVar[RejectReason]
 
 class OrderState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -109,6 +110,7 @@ REJECT_REASON_INTERNAL: RejectReason
 REJECT_REASON_LEDGER_UNAVAILABLE: RejectReason
 REJECT_REASON_BUS_UNAVAILABLE: RejectReason
 REJECT_REASON_LEASE_LOST: RejectReason
+REJECT_REASON_OUTBOX_UNAVAILABLE: RejectReason
 ORDER_STATE_UNSPECIFIED: OrderState
 ORDER_STATE_NEW: OrderState
 ORDER_STATE_SUBMITTED: OrderState
