@@ -116,10 +116,12 @@ def run(config: BacktestConfig, progress: Progress | None = None, organism: Orga
 
 def _carry(backtest: Backtest, recorder: Recorder) -> dict[str, dict[str, dict[str, str]]]:
     """Each Sentinel phase's PnL per symbol split into basis, funding and fees (the same function
-    `titan report` uses), at the last marks of the run."""
+    `titan report` uses), at the engine's marks at the end of the run."""
     from titan.phases.sentinel.pnl import carry_breakdown
 
-    marks = {(p.symbol, int(p.instrument)): D(p.mark_price) for p in recorder.positions.values() if p.mark_price}
+    # The engine's marks at the end of the run: a position record's mark is that of its last fill or
+    # funding, so one leg could be valued hours staler than its twin.
+    marks = {(p.symbol, int(p.instrument)): D(p.mark_price) for p in backtest.engine.positions() if p.mark_price}
     out: dict[str, dict[str, dict[str, str]]] = {}
     for plan in backtest.organism.runs:
         if plan.kind.name != "sentinel":

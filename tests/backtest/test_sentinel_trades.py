@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from titan.backtest.config import BacktestConfig
 from titan.backtest.performance import HEDGED, closed_trades, compute_metrics
-from titan.backtest.result import run
+from titan.backtest.result import BacktestResult, run
 from titan.execution.orders import client_order_id
 from titan.operator.brain.feed import closing_trade
 from titan.operator.brain.performance import PerformanceTracker
@@ -18,6 +18,13 @@ SPOT, PERP = common_pb2.INSTRUMENT_KIND_SPOT, common_pb2.INSTRUMENT_KIND_PERP
 BUY, SELL = common_pb2.SIDE_BUY, common_pb2.SIDE_SELL
 H = 3_600 * 10**9
 D = Decimal
+PERMISSIVE = {
+    "symbols": ["BTCUSDT"], "spotVenue": "sim", "perpVenue": "sim", "sampleIntervalMs": 10_000, "windowSize": 30,
+    "minSamples": 10, "expandZ": 1.5, "contractZ": -9.0, "minConfidence": 0.0, "minBasisBps": "0",
+    "minCarryApr": "0", "expectedHoldingHours": "8760", "spotTakerFeeBps": "5", "perpTakerFeeBps": "5",
+    "exitOnFundingFlip": False, "maxHoldingHours": "2", "signalCooldownMs": 60_000, "targetFraction": "0.1",
+    "clipFraction": "0.1", "blowoutBps": "10000", "maxSpreadBps": "50",
+}
 
 
 def fill(signal_id: str, leg: int, instrument: int, side: int, price: str, qty: str, fee: str, realized: str,
@@ -71,15 +78,7 @@ def test_the_brain_counts_a_hedged_close_once() -> None:
 
 
 def test_a_sentinel_backtest_on_the_simulator_counts_each_hedged_position_once() -> None:
-    params = {
-        "symbols": ["BTCUSDT"], "spotVenue": "sim", "perpVenue": "sim", "sampleIntervalMs": 10_000, "windowSize": 30,
-        "minSamples": 10, "expandZ": 1.5, "contractZ": -9.0, "minConfidence": 0.0, "minBasisBps": "0",
-        "minCarryApr": "0", "expectedHoldingHours": "8760", "spotTakerFeeBps": "5", "perpTakerFeeBps": "5",
-        "exitOnFundingFlip": False, "maxHoldingHours": "2", "signalCooldownMs": 60_000, "targetFraction": "0.1",
-        "clipFraction": "0.1", "blowoutBps": "10000", "maxSpreadBps": "50",
-    }
-    result = run(BacktestConfig(data=("sim:3",), phases=("sentinel",), params={"sentinel": params},
-                                initial_equity=D("100000"), sim_hours=6, sim_symbols=("BTCUSDT",)))
+    result = sentinel_backtest(PERMISSIVE)
     sentinel = [t for t in result.trades if t.phase_id == "sentinel"]
     assert sentinel, "the permissive Sentinel opened and closed nothing in 6 simulated hours"
     assert all(t.instrument == HEDGED for t in sentinel)           # never a spot and a perp trade apiece
@@ -93,3 +92,19 @@ def test_a_sentinel_backtest_on_the_simulator_counts_each_hedged_position_once()
     for t in sentinel:   # both legs' fees and the perp's funding are in each one
         fills = [f for f in result.fills if f.phase_id == "sentinel" and t.opened_ns <= f.ts_ns <= t.closed_ns]
         assert {f.instrument for f in fills} == {SPOT, PERP} and t.fees > 0
+
+
+def sentinel_backtest(params: dict[str, object]) -> BacktestResult:
+    return run(BacktestConfig(data=("sim:3",), phases=("sentinel",), params={"sentinel": params},
+                              initial_equity=D("100000"), sim_hours=6, sim_symbols=("BTCUSDT",)))
+
+
+def test_the_carry_split_adds_up_to_the_equity_change_with_legs_still_open() -> None:
+    """The summary's basis + funding - fees equals the equity change, open legs valued at the engine's
+    marks at the end (a position record's mark is that of its last fill: one leg hours staler)."""
+    result = sentinel_backtest({**PERMISSIVE, "maxHoldingHours": "8760"})
+    held = sum(D(f.quantity) * (1 if f.side == BUY else -1) for f in result.fills if f.instrument == SPOT)
+    assert held > 0, "nothing held at the end"
+    carry = result.summary()["carry"]["sentinel"]["BTCUSDT"]
+    split = D(carry["basis_pnl"]) + D(carry["funding_pnl"]) - D(carry["fees"])
+    assert abs(split - (result.final_equity - D("100000"))) < D("0.000001"), (carry, result.final_equity)
