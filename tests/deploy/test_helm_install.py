@@ -251,6 +251,23 @@ def test_insecure_kubeconfig_warns_once_not_per_request(operator_process: subpro
     assert text.count("TLS verification of the Kubernetes API server") == 1, text[-3000:]
 
 
+def _release_deleted_claims(api: Path) -> set[str]:
+    """What a cluster's pvc-protection controller does, which this API server does not run: a claim
+    being deleted that no pod uses loses its ``kubernetes.io/pvc-protection`` finalizer. Returns them."""
+    pods = _get(api, "pods").get("items", [])
+    used = {v["persistentVolumeClaim"]["claimName"] for p in pods for v in p["spec"].get("volumes", [])
+            if "persistentVolumeClaim" in v}
+    released = set()
+    for claim in _get(api, "persistentvolumeclaims").get("items", []):
+        meta = claim["metadata"]
+        if meta.get("deletionTimestamp") and meta["name"] not in used \
+                and "kubernetes.io/pvc-protection" in (meta.get("finalizers") or []):
+            kubectl(api, "patch", "persistentvolumeclaim", meta["name"], "-n", NS, "--type", "json",
+                    "-p", '[{"op": "remove", "path": "/metadata/finalizers"}]')
+            released.add(meta["name"])
+    return released
+
+
 def test_uninstall_leaves_nothing_of_titan(api: Path, operator_process: subprocess.Popen[bytes]) -> None:
     """A plain `helm uninstall`, with the operator gone as it is in a cluster (helm deletes its
     Deployment and RBAC in the same pass): no finalizer holds a TitanBrain or TitanPhase."""
@@ -265,7 +282,19 @@ def test_uninstall_leaves_nothing_of_titan(api: Path, operator_process: subproce
     print(json.dumps({"operator_stop_s": round(time.monotonic() - stopping, 1),
                       "operator_exit": operator_process.returncode}))
     started = time.monotonic()
-    helm(api, "uninstall", RELEASE, "-n", NS, "--wait", "--timeout", "180s")
+    assert _get(api, "persistentvolumeclaim", f"{RELEASE}-execution-outbox")  # the chart's own claim ...
+    uninstall = subprocess.Popen([require("helm"), f"--kubeconfig={api}", "uninstall", RELEASE, "-n", NS, "--wait",
+                                  "--timeout", "180s"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    released: set[str] = set()
+    try:
+        wait_for_sync(lambda: released.update(_release_deleted_claims(api)) or uninstall.poll() is not None,
+                      timeout=200, interval=0.5)
+    finally:
+        if uninstall.poll() is None:
+            uninstall.kill()
+        out = uninstall.communicate()[0]
+    assert uninstall.returncode == 0, out
+    assert released == {f"{RELEASE}-execution-outbox"}  # ... goes with the release (no resource-policy keep)
     kinds = ("deployments,statefulsets,services,configmaps,serviceaccounts,roles,rolebindings,networkpolicies,"
              "kopfpeerings,secrets,persistentvolumeclaims")
 
