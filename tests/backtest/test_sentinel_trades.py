@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from tests.phases.helpers import SENTINEL_SIM_PERMISSIVE
 from titan.backtest.config import BacktestConfig
 from titan.backtest.performance import HEDGED, closed_trades, compute_metrics
 from titan.backtest.result import BacktestResult, run
@@ -18,13 +19,7 @@ SPOT, PERP = common_pb2.INSTRUMENT_KIND_SPOT, common_pb2.INSTRUMENT_KIND_PERP
 BUY, SELL = common_pb2.SIDE_BUY, common_pb2.SIDE_SELL
 H = 3_600 * 10**9
 D = Decimal
-PERMISSIVE = {
-    "symbols": ["BTCUSDT"], "spotVenue": "sim", "perpVenue": "sim", "sampleIntervalMs": 10_000, "windowSize": 30,
-    "minSamples": 10, "expandZ": 1.5, "contractZ": -9.0, "minConfidence": 0.0, "minBasisBps": "0",
-    "minCarryApr": "0", "expectedHoldingHours": "8760", "spotTakerFeeBps": "5", "perpTakerFeeBps": "5",
-    "exitOnFundingFlip": False, "maxHoldingHours": "2", "signalCooldownMs": 60_000, "targetFraction": "0.1",
-    "clipFraction": "0.1", "blowoutBps": "10000", "maxSpreadBps": "50",
-}
+PERMISSIVE = SENTINEL_SIM_PERMISSIVE
 
 
 def fill(signal_id: str, leg: int, instrument: int, side: int, price: str, qty: str, fee: str, realized: str,

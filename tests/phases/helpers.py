@@ -13,6 +13,15 @@ from titan.phases.scavenger.tripwires import CandleBar
 from titan.v1 import common_pb2, market_pb2, trading_pb2
 
 H_NS = 3600 * 10**9
+# A Sentinel that trades the simulator's basis within hours (BTCUSDT on venue `sim`): entries at any
+# basis and carry, exits after two hours at the latest; the backtest and process tests start from it.
+SENTINEL_SIM_PERMISSIVE: dict[str, object] = {
+    "symbols": ["BTCUSDT"], "spotVenue": "sim", "perpVenue": "sim", "sampleIntervalMs": 10_000, "windowSize": 30,
+    "minSamples": 10, "expandZ": 1.5, "contractZ": -9.0, "minConfidence": 0.0, "minBasisBps": "0",
+    "minCarryApr": "0", "expectedHoldingHours": "8760", "spotTakerFeeBps": "5", "perpTakerFeeBps": "5",
+    "exitOnFundingFlip": False, "maxHoldingHours": "2", "signalCooldownMs": 60_000, "targetFraction": "0.1",
+    "clipFraction": "0.1", "blowoutBps": "10000", "maxSpreadBps": "50",
+}
 MS = 10**6
 TRADES_CSV = Path(__file__).resolve().parents[3] / "shared" / "data" / "binance-btcusdt-trades.csv"
 

@@ -15,7 +15,7 @@ from titan.execution.orders import client_order_id
 from titan.phases.runtime.core import PhaseCore, StrategyBase, StrategyOutput
 from titan.v1 import common_pb2, execution_pb2, trading_pb2
 
-from .helpers import budget
+from .helpers import SENTINEL_SIM_PERMISSIVE, budget
 
 PHASE = "sentinel"
 KEY = b"k" * 32
@@ -136,13 +136,7 @@ def test_two_hedged_units_in_a_row_are_two_trades() -> None:
 def test_a_sentinel_backtest_closes_the_same_trades_in_the_phase_as_in_the_backtest() -> None:
     """The Sentinel's own closed trades (what its runtime counts) are the backtest's, PnL for PnL,
     and the Brain's (which it fed from the same run's events)."""
-    params = {
-        "symbols": ["BTCUSDT"], "spotVenue": "sim", "perpVenue": "sim", "sampleIntervalMs": 10_000, "windowSize": 30,
-        "minSamples": 10, "expandZ": 1.5, "contractZ": -9.0, "minConfidence": 0.0, "minBasisBps": "0",
-        "minCarryApr": "0", "expectedHoldingHours": "8760", "spotTakerFeeBps": "5", "perpTakerFeeBps": "5",
-        "exitOnFundingFlip": False, "maxHoldingHours": "2", "signalCooldownMs": 60_000, "targetFraction": "0.1",
-        "clipFraction": "0.1", "blowoutBps": "10000", "maxSpreadBps": "50",
-    }
+    params = SENTINEL_SIM_PERMISSIVE
     backtest = Backtest(BacktestConfig(data=("sim:3",), phases=(PHASE,), params={PHASE: params},
                                        initial_equity=D("100000"), sim_hours=6, sim_symbols=("BTCUSDT",)))
     phase = backtest.phases[PHASE]

@@ -26,19 +26,13 @@ from titan.v1 import common_pb2, trading_pb2
 
 from ..e2e.procs import TITAN, Procs, clean_env, free_port
 from ..util import http_get, wait_for
+from .helpers import SENTINEL_SIM_PERMISSIVE
 
 pytestmark = pytest.mark.slow
 
 SAMPLES = Path(__file__).resolve().parents[2] / "crds" / "samples"
 SPOT, PERP = common_pb2.INSTRUMENT_KIND_SPOT, common_pb2.INSTRUMENT_KIND_PERP
-PERMISSIVE = {
-    "symbols": ["BTCUSDT"], "spotVenue": "sim", "perpVenue": "sim", "sampleIntervalMs": 10_000, "windowSize": 30,
-    "minSamples": 10, "expandZ": 1.5, "contractZ": -9.0, "minConfidence": 0.0, "minBasisBps": "0",
-    "minCarryApr": "0", "expectedHoldingHours": "8760", "spotTakerFeeBps": "5", "perpTakerFeeBps": "5",
-    "exitOnFundingFlip": False,
-    "maxHoldingHours": "9", "signalCooldownMs": 60_000, "targetFraction": "0.1", "clipFraction": "0.1",
-    "blowoutBps": "10000", "maxSpreadBps": "50",
-}
+PERMISSIVE = {**SENTINEL_SIM_PERMISSIVE, "maxHoldingHours": "9"}
 
 
 def write_organism(directory: Path) -> Path:
