@@ -176,3 +176,20 @@ class FakeBinance(FakeExchange):
                     origQty=req.get("quantity", data["origQty"]))
         self._next += 1
         return data
+
+
+async def live_bybit(data_dir: Path, control_key: str) -> tuple[FakeBybit, Any, Any]:
+    """A started :class:`FakeBybit`, a ccxt live venue aimed at it, and the live-mode settings of an
+    execution runtime in front of it (its outbox under ``data_dir``)."""
+    from titan.core.config import Settings
+    from titan.execution.live import LiveVenue, make_exchange
+
+    fake = FakeBybit()
+    await fake.start()
+    exchange = make_exchange("bybit", "TESTKEY", "TESTSECRET", testnet=True)
+    fake.point(exchange)
+    venue = LiveVenue("bybit", exchange, poll_interval_s=0.05)
+    settings = Settings(mode="live", venue="bybit", live_confirm=True, api_key="TESTKEY", api_secret="TESTSECRET",
+                        nats_url="", pg_dsn="", execution_port=0, metrics_port=0, control_key=control_key,
+                        data_dir=data_dir)
+    return fake, venue, settings

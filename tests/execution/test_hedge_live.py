@@ -11,17 +11,16 @@ from __future__ import annotations
 import asyncio
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
-from tests.execution.fake_venue import FakeBybit
+from tests.execution.fake_venue import FakeBybit, live_bybit
 from tests.execution.helpers import BUY, KEYS, MODE, PERP, SELL, SPOT, budget, leg, signal, top
-from titan.core.config import Settings
 from titan.core.signing import sign_control, sign_signal
 from titan.execution import orders as order_states
-from titan.execution.live import LiveVenue, make_exchange
 from titan.execution.runtime import ExecutionRuntime, RuntimeOptions
 from titan.v1 import execution_pb2, execution_pb2_grpc, trading_pb2
 
@@ -36,14 +35,8 @@ class Wall:
 
 
 @pytest.fixture
-async def live() -> Any:
-    fake = FakeBybit()
-    await fake.start()
-    ex = make_exchange("bybit", "TESTKEY", "TESTSECRET", testnet=True)
-    fake.point(ex)
-    venue = LiveVenue("bybit", ex, poll_interval_s=0.05)
-    settings = Settings(mode="live", venue="bybit", live_confirm=True, api_key="TESTKEY", api_secret="TESTSECRET",
-                        nats_url="", pg_dsn="", execution_port=0, metrics_port=0, control_key=CONTROL_KEY.decode())
+async def live(tmp_path: Path) -> Any:
+    fake, venue, settings = await live_bybit(tmp_path, CONTROL_KEY.decode())
     rt = ExecutionRuntime(settings, RuntimeOptions(keys={**KEYS, "sentinel": SENTINEL_KEY}, metrics=False,
                                                    freeze_gc=False, tick_interval_s=0.05, live_venue=venue))
     port = await rt.start()

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.execution.fake_venue import FakeBinance, FakeBybit
+from tests.execution.fake_venue import FakeBinance, FakeBybit, live_bybit
 from tests.execution.helpers import OT, PERP, SPOT, R, leg, make_engine, signal, top
 from titan.execution import orders as order_states
 from titan.execution.engine import EngineConfig
@@ -236,19 +236,11 @@ async def test_live_mode_through_the_service(tmp_path):
     import grpc
 
     from tests.execution.helpers import KEYS, MODE, budget
-    from titan.core.config import Settings
     from titan.core.signing import sign_control
     from titan.execution.runtime import ExecutionRuntime, RuntimeOptions
     from titan.v1 import execution_pb2, execution_pb2_grpc, trading_pb2
 
-    fake = FakeBybit()
-    await fake.start()
-    ex = make_exchange("bybit", "TESTKEY", "TESTSECRET", testnet=True)
-    fake.point(ex)
-    venue = LiveVenue("bybit", ex, poll_interval_s=0.05)
-    settings = Settings(mode="live", venue="bybit", live_confirm=True, api_key="TESTKEY", api_secret="TESTSECRET",
-                        nats_url="", pg_dsn="", execution_port=0, metrics_port=0,
-                        control_key="control-key-0123456789abcdef")
+    fake, venue, settings = await live_bybit(tmp_path, "control-key-0123456789abcdef")
     rt = ExecutionRuntime(settings, RuntimeOptions(keys=dict(KEYS), metrics=False, freeze_gc=False,
                                                    live_venue=venue))
     port = await rt.start()
