@@ -6,6 +6,7 @@ execution outbox behind in the default data dir."""
 import contextlib
 import fcntl
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +43,23 @@ def abandoned_outboxes(root: Path) -> set[Path]:
             finally:
                 os.close(fd)
     return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temporary_data_dir() -> Iterator[None]:
+    """Settings built in a test (an in-process execution runtime, a CLI run inheriting the environment)
+    without a data dir of their own use a temporary one, never the user's (``TITAN_DATA_DIR`` set
+    by the caller is kept)."""
+    if os.environ.get("TITAN_DATA_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="titan-test-data-") as path:
+        os.chmod(path, 0o755)  # as root, embedded PostgreSQL's unprivileged user must be able to enter it
+        os.environ["TITAN_DATA_DIR"] = path
+        try:
+            yield
+        finally:
+            os.environ.pop("TITAN_DATA_DIR", None)
 
 
 @pytest.fixture(scope="session", autouse=True)
