@@ -242,7 +242,39 @@ class RiskGate:
 
     # --- the gate --------------------------------------------------------------------------
     def evaluate(self, sig: trading_pb2.Signal, now_ns: int) -> Verdict:
-        cfg = self.config
+        """The rules in order; the first that fails decides (see the module's list)."""
+        refused = self._authentic(sig, now_ns)
+        if refused is not None:
+            return refused
+        reducing = sig.intent != INTENT_OPEN
+        held = self._held(sig) if reducing else self._may_add(now_ns)
+        if isinstance(held, Verdict):
+            return held
+        budget = self.budgets.get(sig.phase_id)
+        if not reducing:
+            refused = self._budget_allows(sig, budget, now_ns)
+            if refused is not None:
+                return refused
+        plans = self._plan_legs(sig, now_ns, held)
+        if isinstance(plans, Verdict):
+            return plans
+        if not reducing:
+            assert budget is not None
+            refused = self._within_allocation(sig, plans, budget)
+            if refused is not None:
+                return refused
+        refused = self._within_rates(sig.phase_id, plans, budget, now_ns)
+        if refused is not None:
+            return refused
+        # 16. daily loss
+        if not reducing:
+            assert budget is not None
+            if budget.max_daily_loss is not None and self.portfolio.daily_pnl(sig.phase_id) <= -budget.max_daily_loss:
+                return Verdict(R.REJECT_REASON_DAILY_LOSS, "daily loss limit reached: the phase may only reduce")
+        return Verdict(OK, "", plans, reducing)
+
+    def _authentic(self, sig: trading_pb2.Signal, now_ns: int) -> Verdict | None:
+        """Rules 1-5: signature, replay window, schema, ttl, trading state."""
         phase = sig.phase_id
         # 1. signature
         key = self.keys.get(phase)
@@ -251,7 +283,7 @@ class RiskGate:
         if not verify_signal(sig, key):
             return Verdict(R.REJECT_REASON_BAD_SIGNATURE, "signature missing or does not match")
         # 2. replay window
-        if abs(now_ns - sig.created_at_ns) > cfg.replay_window_ns:
+        if abs(now_ns - sig.created_at_ns) > self.config.replay_window_ns:
             return Verdict(R.REJECT_REASON_STALE, "created_at outside the replay window")
         if (phase, sig.signal_id) in self.seen:
             return Verdict(R.REJECT_REASON_REPLAYED, "signal id already decided")
@@ -263,47 +295,52 @@ class RiskGate:
         if sig.ttl_ms and now_ns > sig.created_at_ns + sig.ttl_ms * NS_PER_MS:
             return Verdict(R.REJECT_REASON_TTL_EXPIRED, "signal arrived after its ttl")
         # 5. trading state
-        mode = self.trading_mode
-        if mode != Mode.TRADING_MODE_ACTIVE and mode != Mode.TRADING_MODE_REDUCING:
+        if self.trading_mode not in (Mode.TRADING_MODE_ACTIVE, Mode.TRADING_MODE_REDUCING):
             return Verdict(R.REJECT_REASON_HALTED, "trading is halted")
-        # 6. intent: reducing or adding
-        reducing = sig.intent != INTENT_OPEN
+        return None
+
+    def _held(self, sig: trading_pb2.Signal) -> list[Decimal] | Verdict:
+        """Rule 6, reducing: every leg has an opposite position to reduce; their sizes."""
         positions: list[Decimal] = []
-        if reducing:
-            for leg in sig.legs:
-                q = self.portfolio.quantity((phase, leg.venue, leg.symbol, int(leg.instrument)))
-                buy = leg.side == BUY
-                if q == 0 or (q > 0) == buy:
-                    return Verdict(
-                        R.REJECT_REASON_NOTHING_TO_REDUCE, f"no opposite position in {leg.symbol} to reduce"
-                    )
-                positions.append(abs(q))
-        elif mode == Mode.TRADING_MODE_REDUCING:
+        for leg in sig.legs:
+            q = self.portfolio.quantity((sig.phase_id, leg.venue, leg.symbol, int(leg.instrument)))
+            if q == 0 or (q > 0) == (leg.side == BUY):
+                return Verdict(R.REJECT_REASON_NOTHING_TO_REDUCE, f"no opposite position in {leg.symbol} to reduce")
+            positions.append(abs(q))
+        return positions
+
+    def _may_add(self, now_ns: int) -> list[Decimal] | Verdict:
+        """Rule 6, adding: not in REDUCING, and no dependency outage past its grace (degraded mode)."""
+        if self.trading_mode == Mode.TRADING_MODE_REDUCING:
             return Verdict(R.REJECT_REASON_REDUCE_ONLY, "trading state REDUCING: only exposure-reducing signals")
-        else:
-            outage = self.dependencies.outage(now_ns)
-            if outage is not None:
-                return Verdict(outage.reason, outage.detail)
-        # 7. budget
-        budget = self.budgets.get(phase)
-        if not reducing:
-            if budget is None:
-                return Verdict(R.REJECT_REASON_NO_BUDGET, "no budget for this phase: it may only reduce")
-            if now_ns >= budget.expires_at_ns:
-                return Verdict(R.REJECT_REASON_BUDGET_EXPIRED, "budget expired: the phase may only reduce")
-            if budget.state != PhaseState.PHASE_STATE_ACTIVE or budget.weight <= 0:
-                return Verdict(R.REJECT_REASON_PHASE_BLOCKED, "phase state or zero weight blocks entries")
-            # 8. symbol allowed
-            for leg in sig.legs:
-                if leg.symbol not in budget.symbols:
-                    return Verdict(R.REJECT_REASON_SYMBOL_NOT_ALLOWED, f"{leg.symbol} is not in the phase's budget")
-        # 9. market data fresh, and sizing
-        max_age = cfg.market_data_max_age_ns
+        outage = self.dependencies.outage(now_ns)
+        if outage is not None:
+            return Verdict(outage.reason, outage.detail)
+        return []
+
+    def _budget_allows(self, sig: trading_pb2.Signal, budget: BudgetView | None, now_ns: int) -> Verdict | None:
+        """Rules 7-8 for entries: a live budget in an active state, and every leg's symbol in it."""
+        if budget is None:
+            return Verdict(R.REJECT_REASON_NO_BUDGET, "no budget for this phase: it may only reduce")
+        if now_ns >= budget.expires_at_ns:
+            return Verdict(R.REJECT_REASON_BUDGET_EXPIRED, "budget expired: the phase may only reduce")
+        if budget.state != PhaseState.PHASE_STATE_ACTIVE or budget.weight <= 0:
+            return Verdict(R.REJECT_REASON_PHASE_BLOCKED, "phase state or zero weight blocks entries")
+        for leg in sig.legs:
+            if leg.symbol not in budget.symbols:
+                return Verdict(R.REJECT_REASON_SYMBOL_NOT_ALLOWED, f"{leg.symbol} is not in the phase's budget")
+        return None
+
+    def _plan_legs(self, sig: trading_pb2.Signal, now_ns: int, held: list[Decimal]) -> list[LegPlan] | Verdict:
+        """Rules 9-10: fresh market data, each leg sized at the price it would get, limits in the band.
+        ``held``: the positions a reducing signal's legs reduce (empty for an entry)."""
+        cfg = self.config
+        reducing = sig.intent != INTENT_OPEN
         leverage = D(sig.leverage) if sig.leverage else _ONE
         plans: list[LegPlan] = []
         for i, leg in enumerate(sig.legs):
             im = self.market.get((leg.venue, leg.symbol, int(leg.instrument)))
-            if im is None or now_ns - im.updated_ns > max_age:
+            if im is None or now_ns - im.updated_ns > cfg.market_data_max_age_ns:
                 return Verdict(R.REJECT_REASON_MARKET_DATA_STALE, f"no fresh market data for {leg.symbol}")
             ref = im.reference_price()
             if ref is None or ref <= 0:
@@ -311,18 +348,13 @@ class RiskGate:
             buy = leg.side == BUY
             otype = int(leg.order_type) or OT.ORDER_TYPE_MARKET
             limit = D(leg.limit_price) if otype in LIMIT_TYPES else None
-            if limit is not None:
-                px = limit
-            else:
-                px = self.venue.expected_taker_price(im, buy) or ref
-            if reducing:
-                pos = positions[i]
-                if sig.intent == INTENT_CLOSE and not leg.size_quote:
-                    qty = pos
-                else:
-                    qty = min(self.venue.round_quantity(leg.symbol, CONTEXT.divide(D(leg.size_quote), px)), pos)
+            px = limit if limit is not None else (self.venue.expected_taker_price(im, buy) or ref)
+            if reducing and sig.intent == INTENT_CLOSE and not leg.size_quote:
+                qty = held[i]
             else:
                 qty = self.venue.round_quantity(leg.symbol, CONTEXT.divide(D(leg.size_quote), px))
+                if reducing:
+                    qty = min(qty, held[i])
             if qty <= 0:
                 return Verdict(R.REJECT_REASON_MALFORMED, f"leg {i} is smaller than one lot")
             # 10. price band
@@ -332,38 +364,35 @@ class RiskGate:
                 LegPlan(i, leg.venue, leg.symbol, int(leg.instrument), buy, otype, limit, qty, qty * px, reducing, im,
                         leverage if leg.instrument == PERP else _ONE)
             )
-        if not reducing:
-            assert budget is not None
-            # 11. per-order notional
-            for p in plans:
-                if p.notional > budget.max_order_notional:
-                    return Verdict(R.REJECT_REASON_ORDER_NOTIONAL, f"leg {p.index} notional above the per-order cap")
-            # 12. phase notional
-            total = self.portfolio.phase_exposure(phase) + self.open_orders.adding_notional.get(phase, _ZERO)
-            for p in plans:
-                total += p.notional
-            if total > budget.max_notional:
-                return Verdict(R.REJECT_REASON_PHASE_NOTIONAL, "phase exposure would exceed its allocation")
-            # 13. leverage
-            cap = min(budget.max_leverage, cfg.max_leverage)
-            for p in plans:
-                if p.instrument == PERP and leverage > cap:
-                    return Verdict(R.REJECT_REASON_LEVERAGE, f"leverage {leverage} above cap {cap}")
-        # 14. open orders per symbol
+        return plans
+
+    def _within_allocation(self, sig: trading_pb2.Signal, plans: list[LegPlan], budget: BudgetView) -> Verdict | None:
+        """Rules 11-13 for entries: per-order notional, the phase's notional, leverage."""
+        for p in plans:
+            if p.notional > budget.max_order_notional:
+                return Verdict(R.REJECT_REASON_ORDER_NOTIONAL, f"leg {p.index} notional above the per-order cap")
+        phase = sig.phase_id
+        total = self.portfolio.phase_exposure(phase) + self.open_orders.adding_notional.get(phase, _ZERO)
+        total += sum((p.notional for p in plans), _ZERO)
+        if total > budget.max_notional:
+            return Verdict(R.REJECT_REASON_PHASE_NOTIONAL, "phase exposure would exceed its allocation")
+        leverage = D(sig.leverage) if sig.leverage else _ONE
+        cap = min(budget.max_leverage, self.config.max_leverage)
+        if leverage > cap and any(p.instrument == PERP for p in plans):
+            return Verdict(R.REJECT_REASON_LEVERAGE, f"leverage {leverage} above cap {cap}")
+        return None
+
+    def _within_rates(self, phase: str, plans: list[LegPlan], budget: BudgetView | None, now_ns: int) -> Verdict | None:
+        """Rules 14-15: open orders per symbol and orders per minute (the budget's, else the defaults)."""
+        cfg = self.config
         max_open = (budget.max_open_orders if budget is not None else 0) or cfg.default_open_orders_per_symbol
         for p in plans:
             if self.open_orders.count(phase, p.symbol) >= max_open:
                 return Verdict(R.REJECT_REASON_OPEN_ORDERS, f"{max_open} orders already open in {p.symbol}")
-        # 15. order rate
         per_minute = (budget.max_per_minute if budget is not None else 0) or cfg.default_orders_per_minute
         if self.rates.count(phase, now_ns) + len(plans) > per_minute:
             return Verdict(R.REJECT_REASON_ORDER_RATE, f"more than {per_minute} orders per minute")
-        # 16. daily loss
-        if not reducing:
-            assert budget is not None
-            if budget.max_daily_loss is not None and self.portfolio.daily_pnl(phase) <= -budget.max_daily_loss:
-                return Verdict(R.REJECT_REASON_DAILY_LOSS, "daily loss limit reached: the phase may only reduce")
-        return Verdict(OK, "", plans, reducing)
+        return None
 
     # --- schema ----------------------------------------------------------------------------
     def _schema(self, sig: trading_pb2.Signal) -> str:

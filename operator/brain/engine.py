@@ -188,6 +188,32 @@ def _q(value: Decimal, quantum: Decimal = CENT) -> Decimal:
     return value.quantize(quantum, rounding=ROUND_DOWN) if value > 0 else Decimal(0)
 
 
+@dataclass(frozen=True)
+class _Drawdowns:
+    """The baselines a decision measured equity against, and the drawdowns from them."""
+
+    day_start: Decimal
+    peak: Decimal
+    daily: Decimal
+    from_peak: Decimal
+
+
+@dataclass(frozen=True)
+class _RiskVerdict:
+    risk: RiskState
+    mode: TradingModeName
+    reason: str
+    soft: bool
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What the risk state allows every trading phase this decision."""
+
+    leverage: Decimal
+    orders_per_minute: int
+
+
 @dataclass
 class BrainCore:
     """State of one organism's Brain."""
@@ -279,6 +305,51 @@ class BrainCore:
     def decide(self, now_ns: int, policy: BrainPolicy, phases: Sequence[PhaseSpec]) -> Decision:
         self._roll(now_ns)
         equity = self.equity if self.equity is not None else policy.initial_equity
+        marks, changes = self._drawdowns(now_ns, equity, policy)
+        verdict = self._risk(now_ns, policy, marks)
+        self.band = band_level(equity, self.band, policy.bands)
+        modifiers = {
+            p.phase_id: self.performance.modifier(p.phase_id, now_ns, policy.performance) for p in phases
+        }
+        weights = allocate(equity, self.band, policy.bands, phases, modifiers)
+        tier = tier_cap(equity, policy.tiers)
+        limits = _Limits(
+            leverage=min(tier * RISK_MULTIPLIER[verdict.risk], policy.max_leverage),
+            orders_per_minute=(max(1, policy.max_orders_per_minute // 6) if verdict.risk is RiskState.CAUTIOUS
+                               else policy.max_orders_per_minute),
+        )
+        decisions = {
+            p.phase_id: self._phase_decision(p, weights.get(p.phase_id, Decimal(0)), modifiers[p.phase_id], equity,
+                                             marks, verdict, limits, policy)
+            for p in phases
+        }
+        state_changes = self._track_states(decisions)
+        self.budget_version = max(self.budget_version + 1, now_ns // 1_000_000)
+        return Decision(
+            ts_ns=now_ns,
+            equity=equity,
+            day_start_equity=marks.day_start,
+            high_watermark=marks.peak,
+            daily_drawdown=marks.daily,
+            peak_drawdown=marks.from_peak,
+            band_level=self.band,
+            tier_leverage=tier,
+            risk_state=verdict.risk,
+            trading_mode=verdict.mode,
+            trading_reason=verdict.reason,
+            phases=decisions,
+            breaker_changes=tuple(changes),
+            state_changes=tuple(state_changes),
+            budget_version=self.budget_version,
+            expires_at_ns=now_ns + policy.budget_ttl_s * NS_PER_S,
+            hard_tripped=self.breakers.hard_tripped,
+            soft_active=self.breakers.soft_active(now_ns),
+            equity_ts_ns=self.equity_ts_ns,
+        )
+
+    def _drawdowns(self, now_ns: int, equity: Decimal, policy: BrainPolicy) -> tuple[_Drawdowns, list[BreakerChange]]:
+        """Baselines moved by the reported equity, the trades since the last decision through the
+        breakers, a manual reset, then the drawdown breakers on the resulting drawdowns."""
         if self.equity is not None:
             # The placeholder (spec.initialEquity) never becomes a baseline: only reported equity does.
             if self.day_start_equity is None:
@@ -296,11 +367,12 @@ class BrainCore:
             changes += reset
         day_start = self.day_start_equity if self.day_start_equity is not None else equity
         peak = self.high_watermark if self.high_watermark is not None else equity
-        daily_dd = _ratio(day_start - equity, day_start)
-        peak_dd = _ratio(peak - equity, peak)
-        changes += self.breakers.check(now_ns, equity, daily_dd, peak_dd, policy)
+        marks = _Drawdowns(day_start, peak, _ratio(day_start - equity, day_start), _ratio(peak - equity, peak))
+        changes += self.breakers.check(now_ns, equity, marks.daily, marks.from_peak, policy)
+        return marks, changes
 
-        # risk state and trading mode
+    def _risk(self, now_ns: int, policy: BrainPolicy, marks: _Drawdowns) -> _RiskVerdict:
+        """Risk state and trading mode, with every reason that led there."""
         stale = self.equity is not None and now_ns - self.equity_ts_ns > policy.equity_stale_s * NS_PER_S
         soft = self.breakers.soft_active(now_ns)
         reasons: list[str] = []
@@ -309,112 +381,83 @@ class BrainCore:
         if policy.trading_state is TradingOverride.HALTED:
             reasons.append("kill switch: TitanBrain.spec.tradingState=Halted")
         if reasons:
-            risk, mode = RiskState.HALTED, TradingModeName.HALTED
-        else:
-            mode = TradingModeName.ACTIVE
-            if policy.trading_state is TradingOverride.REDUCING:
-                mode = TradingModeName.REDUCING
-                reasons.append("TitanBrain.spec.tradingState=Reducing")
-            if soft:
-                reasons.append(f"SOFT breaker: {self.breakers.soft_reason}")
-            if daily_dd >= policy.cautious_at * policy.max_daily_drawdown:
-                reasons.append(f"daily drawdown {s(daily_dd)}")
-            if peak_dd >= policy.cautious_at * policy.max_drawdown:
-                reasons.append(f"drawdown from peak {s(peak_dd)}")
-            if stale:
-                reasons.append("equity stale")
-            risk = RiskState.CAUTIOUS if reasons else RiskState.NORMAL
-        trading_reason = "; ".join(reasons) or "normal"
+            return _RiskVerdict(RiskState.HALTED, TradingModeName.HALTED, "; ".join(reasons), soft)
+        mode = TradingModeName.ACTIVE
+        if policy.trading_state is TradingOverride.REDUCING:
+            mode = TradingModeName.REDUCING
+            reasons.append("TitanBrain.spec.tradingState=Reducing")
+        if soft:
+            reasons.append(f"SOFT breaker: {self.breakers.soft_reason}")
+        if marks.daily >= policy.cautious_at * policy.max_daily_drawdown:
+            reasons.append(f"daily drawdown {s(marks.daily)}")
+        if marks.from_peak >= policy.cautious_at * policy.max_drawdown:
+            reasons.append(f"drawdown from peak {s(marks.from_peak)}")
+        if stale:
+            reasons.append("equity stale")
+        risk = RiskState.CAUTIOUS if reasons else RiskState.NORMAL
+        return _RiskVerdict(risk, mode, "; ".join(reasons) or "normal", soft)
 
-        # allocation
-        self.band = band_level(equity, self.band, policy.bands)
-        modifiers = {
-            p.phase_id: self.performance.modifier(p.phase_id, now_ns, policy.performance) for p in phases
-        }
-        weights = allocate(equity, self.band, policy.bands, phases, modifiers)
-        tier = tier_cap(equity, policy.tiers)
-        lev_cap = min(tier * RISK_MULTIPLIER[risk], policy.max_leverage)
-        orders_per_minute = policy.max_orders_per_minute
-        if risk is RiskState.CAUTIOUS:
-            orders_per_minute = max(1, orders_per_minute // 6)
+    def _phase_state(self, p: PhaseSpec, weight: Decimal, equity: Decimal, verdict: _RiskVerdict
+                     ) -> tuple[PhaseStateName, str]:
+        if not p.enabled:
+            return PhaseStateName.DORMANT, "disabled"
+        if verdict.mode is TradingModeName.HALTED:
+            return PhaseStateName.HALTED, verdict.reason
+        if not p.trades:
+            return PhaseStateName.ACTIVE, "proposes parameters; never trades (weight 0)"
+        if weight == 0:
+            return PhaseStateName.DORMANT, f"zero weight at equity {s(equity)} (band {self.band})"
+        if verdict.mode is TradingModeName.REDUCING or verdict.soft:
+            return PhaseStateName.THROTTLED, verdict.reason
+        return PhaseStateName.ACTIVE, f"band {self.band}, risk {verdict.risk.value}"
 
-        decisions: dict[str, PhaseDecision] = {}
-        state_changes: list[tuple[str, str, str]] = []
-        for p in phases:
-            w = weights.get(p.phase_id, Decimal(0))
-            if not p.enabled:
-                state, why = PhaseStateName.DORMANT, "disabled"
-            elif mode is TradingModeName.HALTED:
-                state, why = PhaseStateName.HALTED, trading_reason
-            elif not p.trades:
-                state, why = PhaseStateName.ACTIVE, "proposes parameters; never trades (weight 0)"
-            elif w == 0:
-                state, why = PhaseStateName.DORMANT, f"zero weight at equity {s(equity)} (band {self.band})"
-            elif mode is TradingModeName.REDUCING or soft:
-                state, why = PhaseStateName.THROTTLED, trading_reason
-            else:
-                state, why = PhaseStateName.ACTIVE, f"band {self.band}, risk {risk.value}"
-            book = self.books.get(p.phase_id, PhaseBook())
-            blocked = state in (PhaseStateName.DORMANT, PhaseStateName.HALTED) or not p.trades
-            lev = Decimal(0) if blocked else lev_cap
-            if p.max_leverage is not None:
-                lev = min(lev, p.max_leverage)
-            notional = _q(equity * w)
-            max_notional = _q(notional * lev)
-            # A Dormant phase keeps its pod while it still holds exposure (it may only reduce);
-            # a running pod is never scaled away under open positions.
-            replicas = 0 if (state is PhaseStateName.DORMANT and book.exposure == 0) else 1
-            decisions[p.phase_id] = PhaseDecision(
-                phase_id=p.phase_id,
-                kind=p.kind.value,
-                state=state,
-                weight=w,
-                notional=notional,
-                max_leverage=lev,
-                max_notional=max_notional,
-                max_order_notional=_q(max_notional * policy.max_order_fraction),
-                max_daily_loss=_q(day_start * policy.max_daily_drawdown * w),
-                max_orders_per_minute=orders_per_minute,
-                max_open_orders_per_symbol=policy.max_open_orders_per_symbol,
-                symbols=p.symbols,
-                replicas=replicas,
-                reason=why,
-                equity=book.equity,
-                pnl_realized=book.realized,
-                pnl_unrealized=book.unrealized,
-                pnl_today=book.today,
-                drawdown=_ratio(-book.today, day_start),
-                modifier=modifiers[p.phase_id],
-            )
-            old = self.phase_states.get(p.phase_id, "")
-            if old != state.value:
-                state_changes.append((p.phase_id, old, state.value))
-                self.phase_states[p.phase_id] = state.value
-        for gone in set(self.phase_states) - {p.phase_id for p in phases}:
-            del self.phase_states[gone]
-
-        self.budget_version = max(self.budget_version + 1, now_ns // 1_000_000)
-        return Decision(
-            ts_ns=now_ns,
-            equity=equity,
-            day_start_equity=day_start,
-            high_watermark=peak,
-            daily_drawdown=daily_dd,
-            peak_drawdown=peak_dd,
-            band_level=self.band,
-            tier_leverage=tier,
-            risk_state=risk,
-            trading_mode=mode,
-            trading_reason=trading_reason,
-            phases=decisions,
-            breaker_changes=tuple(changes),
-            state_changes=tuple(state_changes),
-            budget_version=self.budget_version,
-            expires_at_ns=now_ns + policy.budget_ttl_s * NS_PER_S,
-            hard_tripped=self.breakers.hard_tripped,
-            soft_active=self.breakers.soft_active(now_ns),
-            equity_ts_ns=self.equity_ts_ns,
+    def _phase_decision(self, p: PhaseSpec, weight: Decimal, modifier: Decimal, equity: Decimal, marks: _Drawdowns,
+                        verdict: _RiskVerdict, limits: _Limits, policy: BrainPolicy) -> PhaseDecision:
+        state, why = self._phase_state(p, weight, equity, verdict)
+        book = self.books.get(p.phase_id, PhaseBook())
+        blocked = state in (PhaseStateName.DORMANT, PhaseStateName.HALTED) or not p.trades
+        lev = Decimal(0) if blocked else limits.leverage
+        if p.max_leverage is not None:
+            lev = min(lev, p.max_leverage)
+        notional = _q(equity * weight)
+        max_notional = _q(notional * lev)
+        # A Dormant phase keeps its pod while it still holds exposure (it may only reduce);
+        # a running pod is never scaled away under open positions.
+        replicas = 0 if (state is PhaseStateName.DORMANT and book.exposure == 0) else 1
+        return PhaseDecision(
+            phase_id=p.phase_id,
+            kind=p.kind.value,
+            state=state,
+            weight=weight,
+            notional=notional,
+            max_leverage=lev,
+            max_notional=max_notional,
+            max_order_notional=_q(max_notional * policy.max_order_fraction),
+            max_daily_loss=_q(marks.day_start * policy.max_daily_drawdown * weight),
+            max_orders_per_minute=limits.orders_per_minute,
+            max_open_orders_per_symbol=policy.max_open_orders_per_symbol,
+            symbols=p.symbols,
+            replicas=replicas,
+            reason=why,
+            equity=book.equity,
+            pnl_realized=book.realized,
+            pnl_unrealized=book.unrealized,
+            pnl_today=book.today,
+            drawdown=_ratio(-book.today, marks.day_start),
+            modifier=modifier,
         )
+
+    def _track_states(self, decisions: dict[str, PhaseDecision]) -> list[tuple[str, str, str]]:
+        """Each phase's state change since the last decision (phase, old, new); forgets removed phases."""
+        changes: list[tuple[str, str, str]] = []
+        for phase_id, decision in decisions.items():
+            old = self.phase_states.get(phase_id, "")
+            if old != decision.state.value:
+                changes.append((phase_id, old, decision.state.value))
+                self.phase_states[phase_id] = decision.state.value
+        for gone in set(self.phase_states) - set(decisions):
+            del self.phase_states[gone]
+        return changes
 
     # --- persistence -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
