@@ -19,7 +19,7 @@ cadence use the injected clock. A driver sets the clock (or uses the wall clock)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -54,6 +54,34 @@ STATE_COOLDOWN = "COOLDOWN"
 _HISTORY = {"1m": 20, "5m": 40}
 _STRUCTURE_KEEP = 200  # structure candles kept (Bollinger needs 92)
 _FEED_LAG_SPAN_NS = 5 * 10**9  # the feed lag used by the timer is the largest seen over this span
+
+
+@dataclass(frozen=True)
+class _Veto:
+    """Why a confirmed trap is not traded (TRAP_ABORTED's reason) and what the event shows with it."""
+
+    reason: str
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """How a trap would be entered: the order tier and prices, and the reward/risk they give."""
+
+    plan: sizing.OrderPlan
+    reference: Decimal
+    limit: Decimal | None
+    stop: Decimal
+    target: Decimal
+    reward_risk: Decimal
+    velocity: float
+
+
+@dataclass(frozen=True)
+class _Sized:
+    size: Decimal
+    leverage: Decimal
+    margin: Decimal
 
 
 @dataclass
@@ -476,39 +504,68 @@ class ScavengerStrategy(StrategyBase):
         return price.quantize(Decimal(1).scaleb(min(st.exponent, 0)))
 
     def _fire(self, st: _Symbol, pend: _Pending, now: int, out: StrategyOutput) -> None:
+        """A confirmed trap: every veto first, then the order's price, stop and target, then its
+        size; the first that refuses aborts the trap with its reason, else the signal goes out."""
+        trap = pend.trap
+        step = self._veto(st, pend, now)
+        if isinstance(step, _Veto):
+            return self._abort(out, trap, now, step.reason, **step.detail)
+        entry = self._entry(st, trap)
+        if isinstance(entry, _Veto):
+            return self._abort(out, trap, now, entry.reason, **entry.detail)
+        sized = self._size(trap, entry)
+        if isinstance(sized, _Veto):
+            return self._abort(out, trap, now, sized.reason, **sized.detail)
+        signal = self._signal(st, pend, entry, sized, now)
+        self._activations[trap.id] = now
+        st.last_activation_ns = now
+        self._sent[signal.signal_id] = (st.symbol, trap.id)
+        if len(self._sent) > 10_000:  # acks that never came back
+            self._sent.pop(next(iter(self._sent)))
+        self._count("signals")
+        out.signals.append(signal)
+        out.event(TRAP_FIRED, st.symbol, now, trap=trap.id, signal_id=signal.signal_id, size_quote=s(sized.size),
+                  order_type=trading_pb2.OrderType.Name(entry.plan.order_type))
+        return None
+
+    def _veto(self, st: _Symbol, pend: _Pending, now: int) -> _Veto | None:
+        """Cool-downs, then flow (micro CVD, burst quality), trend (acceleration, ADX), and the
+        pre-flight check that the price is still at the trigger."""
         p = self.params
         trap, burst = pend.trap, pend.burst
         long = trap.direction is Direction.LONG
         if self.streak.pausing(now):
-            return self._abort(out, trap, now, "LOSS_COOLDOWN")
+            return _Veto("LOSS_COOLDOWN")
         if now < st.blacklisted_until:
-            return self._abort(out, trap, now, "BLACKLISTED")
+            return _Veto("BLACKLISTED")
         if st.last_activation_ns is not None and now - st.last_activation_ns < p.symbol_cooldown_ms * NS_PER_MS:
-            return self._abort(out, trap, now, "SYMBOL_COOLDOWN")
+            return _Veto("SYMBOL_COOLDOWN")
         last = self._activations.get(trap.id)
         if last is not None and now - last < p.trap_cooldown_ms * NS_PER_MS:
-            return self._abort(out, trap, now, "TRAP_COOLDOWN")
-        # Flow validation.
+            return _Veto("TRAP_COOLDOWN")
         micro = burst.micro_cvd
         if (long and micro <= 0) or (not long and micro >= 0):
-            return self._abort(out, trap, now, "MICRO_CVD_MISMATCH", micro_cvd=s(micro))
+            return _Veto("MICRO_CVD_MISMATCH", {"micro_cvd": s(micro)})
         if burst.quality < p.min_burst_quality:
-            quality = s(burst.quality.quantize(Decimal("0.0001")))
-            return self._abort(out, trap, now, "LOW_BURST_QUALITY", quality=quality)
-        # Trend validation.
+            return _Veto("LOW_BURST_QUALITY", {"quality": s(burst.quality.quantize(Decimal("0.0001")))})
         accel = st.velocity.acceleration()
         if accel > 0:
-            return self._abort(out, trap, now, "ACCELERATION", acceleration=f"{accel:.6g}")
+            return _Veto("ACCELERATION", {"acceleration": f"{accel:.6g}"})
         if trap.adx > p.adx_trend_threshold and (
             (long and trap.trend == "DOWN") or (not long and trap.trend == "UP")
         ):
-            return self._abort(out, trap, now, "ADX_TREND", adx=f"{trap.adx:.2f}", trend=trap.trend)
-        # Pre-flight: the price is still at the trigger.
+            return _Veto("ADX_TREND", {"adx": f"{trap.adx:.2f}", "trend": trap.trend})
         assert st.price is not None
         if abs(st.price - trap.trigger) / trap.trigger > p.proximity:
-            return self._abort(out, trap, now, "PRICE_LEFT_TRIGGER", price=s(st.price))
-        # Execution parameters.
+            return _Veto("PRICE_LEFT_TRIGGER", {"price": s(st.price)})
+        return None
+
+    def _entry(self, st: _Symbol, trap: Tripwire) -> _Entry | _Veto:
+        """The order tier from the velocity, its limit price, and a stop and target on the right sides."""
+        p = self.params
+        long = trap.direction is Direction.LONG
         ref = st.perp if st.perp is not None else st.price
+        assert ref is not None
         velocity = st.velocity.velocity()
         extreme, moderate = sizing.velocity_thresholds(
             p.extreme_velocity_threshold, p.moderate_velocity_threshold, trap.vol_regime if trap.atr else "",
@@ -523,11 +580,15 @@ class ScavengerStrategy(StrategyBase):
         stop, target = self._quantize(st, stop), self._quantize(st, target)
         risk, reward = abs(entry - stop), abs(target - entry)
         if risk <= 0 or reward <= 0 or (long and not stop < entry < target) or (not long and not target < entry < stop):
-            return self._abort(out, trap, now, "BAD_STOP_TARGET", stop=s(stop), target=s(target), entry=s(entry))
-        # Size: quarter-Kelly margin × volatility multiplier × leverage, capped by the budget.
+            return _Veto("BAD_STOP_TARGET", {"stop": s(stop), "target": s(target), "entry": s(entry)})
+        return _Entry(plan, ref, limit, stop, target, reward / risk, velocity)
+
+    def _size(self, trap: Tripwire, entry: _Entry) -> _Sized | _Veto:
+        """Quarter-Kelly margin x volatility multiplier x leverage, capped by the budget."""
+        p = self.params
         equity = self._equity()
         if equity <= 0:
-            return self._abort(out, trap, now, "NO_BUDGET")
+            return _Veto("NO_BUDGET")
         budget = self.budget
         assert budget is not None
         leverage = min(trap.leverage, p.max_leverage)
@@ -535,35 +596,40 @@ class ScavengerStrategy(StrategyBase):
         if budget_lev > 0:
             leverage = min(leverage, budget_lev)
         mult = p.high_vol_size_multiplier if trap.vol_regime == tw.HIGH_VOL else p.low_vol_size_multiplier
-        margin = sizing.kelly_margin(equity, Decimal(str(trap.confidence)), reward / risk, p.max_position_size_percent)
+        margin = sizing.kelly_margin(equity, Decimal(str(trap.confidence)), entry.reward_risk,
+                                     p.max_position_size_percent)
         size = sizing.notional(margin * mult, leverage)
         cap = D_or(budget.max_order_notional, Decimal(0))
         if cap > 0:
             size = min(size, cap)
         size = min(size, equity).quantize(sizing.CENT)
         if size <= 0:
-            return self._abort(out, trap, now, "ZERO_SIZE")
-        # Fire.
-        self._activations[trap.id] = now
-        st.last_activation_ns = now
+            return _Veto("ZERO_SIZE")
+        return _Sized(size, leverage, margin)
+
+    def _signal(self, st: _Symbol, pend: _Pending, entry: _Entry, sized: _Sized, now: int) -> trading_pb2.Signal:
+        """The signed-to-be entry signal, with everything that led to it in its metadata."""
+        p = self.params
+        trap, burst = pend.trap, pend.burst
+        long = trap.direction is Direction.LONG
         self._seq += 1
         signal_id = f"{self.phase_id}-{st.symbol}-{now // NS_PER_MS}-{self._seq}"
         slippage = p.max_slippage_bps_perp_leads if st.lead_lag.leader == "B" else p.max_slippage_bps
         leg = trading_pb2.Leg(
             venue=p.order_venue or p.venue, symbol=st.symbol, instrument=common_pb2.INSTRUMENT_KIND_PERP,
-            side=common_pb2.SIDE_BUY if long else common_pb2.SIDE_SELL, size_quote=s(size),
-            order_type=plan.order_type, limit_price=s(limit) if limit is not None else "",
+            side=common_pb2.SIDE_BUY if long else common_pb2.SIDE_SELL, size_quote=s(sized.size),
+            order_type=entry.plan.order_type, limit_price=s(entry.limit) if entry.limit is not None else "",
         )
         meta = {
             "trap_id": trap.id,
             "trap_type": trap.trap_type.value,
             "direction": trap.direction.value,
             "trigger_price": s(trap.trigger),
-            "reference_price": s(ref),
-            "order_tier": plan.tier,
-            "velocity": f"{velocity:.8g}",
-            "acceleration": f"{accel:.8g}",
-            "micro_cvd": s(micro),
+            "reference_price": s(entry.reference),
+            "order_tier": entry.plan.tier,
+            "velocity": f"{entry.velocity:.8g}",
+            "acceleration": f"{st.velocity.acceleration():.8g}",
+            "micro_cvd": s(burst.micro_cvd),
             "burst_trades": str(burst.count),
             "burst_volume": s(burst.volume),
             "burst_quality": s(burst.quality.quantize(Decimal("0.0001"))),
@@ -573,25 +639,18 @@ class ScavengerStrategy(StrategyBase):
             "volatility_regime": trap.vol_regime,
             "adx": f"{trap.adx:.4f}",
             "trend": trap.trend,
-            "margin": s(margin),
-            "reward_risk": s((reward / risk).quantize(Decimal("0.0001"))),
+            "margin": s(sized.margin),
+            "reward_risk": s(entry.reward_risk.quantize(Decimal("0.0001"))),
             "lead": "perp" if st.lead_lag.leader == "B" else "trigger_feed",
         }
         if st.book_imbalance is not None:
             meta["order_book_imbalance"] = f"{st.book_imbalance:.4f}"
-        signal = trading_pb2.Signal(
+        return trading_pb2.Signal(
             phase_id=self.phase_id, signal_id=signal_id, intent=trading_pb2.INTENT_OPEN, legs=[leg],
-            stop_price=s(stop), target_prices=[s(target)], confidence=trap.confidence, leverage=s(leverage),
-            ttl_ms=p.ttl_ms, created_at_ns=now, max_slippage_bps=slippage, setup=trap.setup, metadata=meta,
+            stop_price=s(entry.stop), target_prices=[s(entry.target)], confidence=trap.confidence,
+            leverage=s(sized.leverage), ttl_ms=p.ttl_ms, created_at_ns=now, max_slippage_bps=slippage,
+            setup=trap.setup, metadata=meta,
         )
-        self._sent[signal_id] = (st.symbol, trap.id)
-        if len(self._sent) > 10_000:  # acks that never came back
-            self._sent.pop(next(iter(self._sent)))
-        self._count("signals")
-        out.signals.append(signal)
-        out.event(TRAP_FIRED, st.symbol, now, trap=trap.id, signal_id=signal_id, size_quote=s(size),
-                  order_type=trading_pb2.OrderType.Name(plan.order_type))
-        return None
 
     # --- feedback ---------------------------------------------------------------------------------
     def on_ack(self, ack: trading_pb2.SignalAck) -> StrategyOutput:
