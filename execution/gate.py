@@ -376,10 +376,10 @@ class RiskGate:
         total += sum((p.notional for p in plans), _ZERO)
         if total > budget.max_notional:
             return Verdict(R.REJECT_REASON_PHASE_NOTIONAL, "phase exposure would exceed its allocation")
-        leverage = D(sig.leverage) if sig.leverage else _ONE
         cap = min(budget.max_leverage, self.config.max_leverage)
-        if leverage > cap and any(p.instrument == PERP for p in plans):
-            return Verdict(R.REJECT_REASON_LEVERAGE, f"leverage {leverage} above cap {cap}")
+        for p in plans:  # a perp leg carries the signal's leverage (``_plan_legs``)
+            if p.instrument == PERP and p.leverage > cap:
+                return Verdict(R.REJECT_REASON_LEVERAGE, f"leverage {p.leverage} above cap {cap}")
         return None
 
     def _within_rates(self, phase: str, plans: list[LegPlan], budget: BudgetView | None, now_ns: int) -> Verdict | None:
