@@ -507,7 +507,8 @@ class ScavengerStrategy(StrategyBase):
         """A confirmed trap: every veto first, then the order's price, stop and target, then its
         size; the first that refuses aborts the trap with its reason, else the signal goes out."""
         trap = pend.trap
-        step = self._veto(st, pend, now)
+        accel = st.velocity.acceleration()
+        step = self._veto(st, pend, now, accel)
         if isinstance(step, _Veto):
             return self._abort(out, trap, now, step.reason, **step.detail)
         entry = self._entry(st, trap)
@@ -516,7 +517,7 @@ class ScavengerStrategy(StrategyBase):
         sized = self._size(trap, entry)
         if isinstance(sized, _Veto):
             return self._abort(out, trap, now, sized.reason, **sized.detail)
-        signal = self._signal(st, pend, entry, sized, now)
+        signal = self._signal(st, pend, entry, sized, now, accel)
         self._activations[trap.id] = now
         st.last_activation_ns = now
         self._sent[signal.signal_id] = (st.symbol, trap.id)
@@ -528,7 +529,7 @@ class ScavengerStrategy(StrategyBase):
                   order_type=trading_pb2.OrderType.Name(entry.plan.order_type))
         return None
 
-    def _veto(self, st: _Symbol, pend: _Pending, now: int) -> _Veto | None:
+    def _veto(self, st: _Symbol, pend: _Pending, now: int, accel: float) -> _Veto | None:
         """Cool-downs, then flow (micro CVD, burst quality), trend (acceleration, ADX), and the
         pre-flight check that the price is still at the trigger."""
         p = self.params
@@ -548,7 +549,6 @@ class ScavengerStrategy(StrategyBase):
             return _Veto("MICRO_CVD_MISMATCH", {"micro_cvd": s(micro)})
         if burst.quality < p.min_burst_quality:
             return _Veto("LOW_BURST_QUALITY", {"quality": s(burst.quality.quantize(Decimal("0.0001")))})
-        accel = st.velocity.acceleration()
         if accel > 0:
             return _Veto("ACCELERATION", {"acceleration": f"{accel:.6g}"})
         if trap.adx > p.adx_trend_threshold and (
@@ -607,7 +607,8 @@ class ScavengerStrategy(StrategyBase):
             return _Veto("ZERO_SIZE")
         return _Sized(size, leverage, margin)
 
-    def _signal(self, st: _Symbol, pend: _Pending, entry: _Entry, sized: _Sized, now: int) -> trading_pb2.Signal:
+    def _signal(self, st: _Symbol, pend: _Pending, entry: _Entry, sized: _Sized, now: int,
+                accel: float) -> trading_pb2.Signal:
         """The signed-to-be entry signal, with everything that led to it in its metadata."""
         p = self.params
         trap, burst = pend.trap, pend.burst
@@ -628,7 +629,7 @@ class ScavengerStrategy(StrategyBase):
             "reference_price": s(entry.reference),
             "order_tier": entry.plan.tier,
             "velocity": f"{entry.velocity:.8g}",
-            "acceleration": f"{st.velocity.acceleration():.8g}",
+            "acceleration": f"{accel:.8g}",
             "micro_cvd": s(burst.micro_cvd),
             "burst_trades": str(burst.count),
             "burst_volume": s(burst.volume),
