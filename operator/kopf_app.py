@@ -125,14 +125,17 @@ class Shell:
         return True
 
 
-    async def event(self, about: ObjectRef, event_type: str, reason: str, message: str, logger: logging.Logger) -> None:
-        """Post a Kubernetes Event; a failure is logged, never fatal (Events are informational)."""
+    async def event(self, about: ObjectRef, event_type: str, reason: str, message: str, logger: logging.Logger) -> bool:
+        """Post a Kubernetes Event; a failure is logged, never fatal (Events are informational).
+        True when the server accepted it."""
         now = datetime.datetime.fromtimestamp(self.config.clock.now_ns() / NS_PER_S, datetime.UTC)
         try:
             await self.kube.run(self.kube.post_event, about, event_type=event_type, reason=reason, message=message,
                                 now=now)
         except KubeError as exc:
             logger.warning("event %s on %s/%s not posted: %s", reason, about.kind, about.name, exc)
+            return False
+        return True
 
 
 def _owner(kind: str, item: Mapping[str, Any], namespace: str) -> kopf.Body:
@@ -397,14 +400,13 @@ async def _ensure_deployment(shell: Shell, logger: logging.Logger, namespace: st
     book = shell.runtime.core.books.get(name)
     holds = book is not None and book.exposure != 0
     patch, deferred = deployments.plan_update(existing, desired, holds_positions=holds)
-    if deferred and name not in shell.deferred:
-        await shell.event(phase_ref, "Warning", "RestartDeferred",
-                          "pod template changed while the phase holds positions; "
-                          "set spec.restartToken to restart it anyway", logger)
-    if deferred:
-        shell.deferred.add(name)
-    else:
+    if not deferred:
         shell.deferred.discard(name)
+    elif name not in shell.deferred and await shell.event(
+            phase_ref, "Warning", "RestartDeferred",
+            "pod template changed while the phase holds positions; set spec.restartToken to restart it anyway",
+            logger):
+        shell.deferred.add(name)  # warned once per deferral; a warning that was not posted is tried next pass
     if patch is not None:
         await kube.run(kube.patch_deployment, namespace, child, patch)
         if "replicas" in patch.get("spec", {}):

@@ -24,10 +24,22 @@ def free_port() -> int:
 
 
 class Emulator(kmock.KubernetesEmulator):
-    """kmock's emulator plus `metadata.generateName` (kopf posts Kubernetes Events with it)."""
+    """kmock's emulator plus `metadata.generateName` (kopf posts Kubernetes Events with it), and
+    ``refuse_events``: how many posts of an Event with a given reason the server answers with a 500."""
+
+    refuse_events: dict[str, int]
 
     async def _handle(self, request: kmock.Request) -> Any:
         data = request.data
+        if isinstance(data, dict) and data.get("kind") == "Event":
+            refusals = getattr(self, "refuse_events", {})
+            reason = data.get("reason")
+            if refusals.get(reason, 0) > 0:
+                refusals[reason] -= 1
+                return kmock.Response(status=500, reason="Internal Server Error",
+                                      data={"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                            "message": "injected by the test", "reason": "InternalError",
+                                            "code": 500})
         if isinstance(data, dict):
             meta = data.get("metadata") or {}
             if meta.get("generateName") and not meta.get("name"):

@@ -273,9 +273,13 @@ async def test_a_new_image_waits_until_the_book_is_flat(
     operator: KopfRunner, emulator: kmock.KubernetesEmulator, kube: Kube, bus_js: JetStreamContext,
     catalog: Catalog,
 ) -> None:
-    """Deployment scale, restart deferral and Events, read through the official client."""
+    """Deployment scale, restart deferral and Events, read through the official client. The API
+    server refuses the first RestartDeferred Event: the warning is posted again on the next pass."""
     await wait_for(lambda: _get_ready(emulator, "sentinel"), timeout=60)
+    assert isinstance(emulator, Emulator)
+    emulator.refuse_events = {"RestartDeferred": 1}
     await restart_waits_for_a_flat_book(kube, NS, bus_js, catalog)
+    assert emulator.refuse_events == {"RestartDeferred": 0}  # the refusal was hit, and the retry got through
 
 
 async def test_kill_switch_halts_every_phase_and_execution(
