@@ -7,6 +7,7 @@ signal and on ``titan.v1.MarketEvent``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
 from titan.core.marketdata.book import OrderBook
@@ -94,25 +95,29 @@ class InstrumentMarket:
             return mid
         return self.last
 
-    def levels(self, buy: bool) -> list[tuple[Decimal, Decimal]] | None:
+    def levels(self, buy: bool) -> Iterator[tuple[Decimal, Decimal]] | None:
         """Displayed liquidity a taker of this side would hit (asks for a buy), best first, minus what
-        paper fills already consumed; None when no book is known at all."""
+        paper fills already consumed, read lazily (a taker stops at its limit; consuming the level just
+        read is fine, the book itself must not change during the walk);
+        None when no book is known at all."""
         if self.book is not None and self.book.synced:
-            raw = self.book.asks() if buy else self.book.bids()
+            raw: Iterable[tuple[Decimal, Decimal]] = self.book.walk(asks=buy)
         elif buy and self.ask is not None:
-            raw = [(self.ask, self.ask_size)]
+            raw = ((self.ask, self.ask_size),)
         elif not buy and self.bid is not None:
-            raw = [(self.bid, self.bid_size)]
+            raw = ((self.bid, self.bid_size),)
         else:
             return None
         if not self.consumed:
-            return raw
-        out = []
+            return iter(raw)
+        return self._unconsumed(raw)
+
+    def _unconsumed(self, raw: Iterable[tuple[Decimal, Decimal]]) -> Iterator[tuple[Decimal, Decimal]]:
+        consumed = self.consumed
         for price, size in raw:
-            left = size - self.consumed.get(price, _ZERO)
+            left = size - consumed.get(price, _ZERO)
             if left > 0:
-                out.append((price, left))
-        return out
+                yield price, left
 
     def consume(self, price: Decimal, qty: Decimal) -> None:
         self.consumed[price] = self.consumed.get(price, _ZERO) + qty

@@ -10,7 +10,7 @@ ignored (Binance's "drop events with u <= lastUpdateId").
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
 from titan.core.money import D
@@ -120,6 +120,14 @@ class OrderBook:
         """Up to ``n`` ask levels, best (lowest) first."""
         prices = self._asks.prices if n is None else self._asks.prices[: max(n, 0)]
         return [(p, self._asks.sizes[p]) for p in prices]
+
+    def walk(self, asks: bool) -> Iterator[tuple[Decimal, Decimal]]:
+        """The levels of one side best first, lazily (a taker stops at its limit: no list of the
+        whole side is built). The book must not change while the walk is read."""
+        side = self._asks if asks else self._bids
+        sizes = side.sizes
+        for p in (side.prices if asks else reversed(side.prices)):
+            yield p, sizes[p]
 
     def mid(self) -> Decimal | None:
         bb, ba = self.best_bid(), self.best_ask()

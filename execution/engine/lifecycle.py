@@ -26,7 +26,7 @@ def register(state: EngineState, order: ManagedOrder) -> None:
 def rest(state: EngineState, order: ManagedOrder) -> None:
     """The order waits on its instrument for market data to fill it (or for its expiry)."""
     key = (order.venue, order.symbol, order.instrument)
-    state.working.setdefault(key, []).append(order)
+    state.working.setdefault(key, {})[order.client_order_id] = order
     state.outputs.touch(order)
 
 
@@ -43,8 +43,8 @@ def closed(state: EngineState, order: ManagedOrder, now: int) -> None:
     if left:
         state.open_book.reduced(order.phase_id, left)
     work = state.working.get((order.venue, order.symbol, order.instrument))
-    if work and order in work:
-        work.remove(order)
+    if work:
+        work.pop(order.client_order_id, None)
     state.terminal.append((now, order.client_order_id))
     state.metrics.order_closed(order.venue, order.state)
 

@@ -68,7 +68,7 @@ def on_market(state: EngineState, event: market_pb2.MarketEvent) -> list[Update]
     key = market.key
     work = state.working.get(key)
     if work and not state.external:
-        match_working(state, list(work), market, kind, event, now)
+        match_working(state, list(work.values()), market, kind, event, now)
     if kind in _MARKING:
         reference = market.reference_price()
         for position in state.portfolio.on_instrument(*key):
@@ -89,13 +89,17 @@ def match_working(
 ) -> None:
     """Resting orders of one instrument against a market event."""
     paper = state.paper
+    dry = _DryLimits()
     for order in work:
         if not order.is_open:
             continue
         buy = order.is_buy
         if order.order_type == OrderType.ORDER_TYPE_MARKET:
-            if kind in _TAKING:
-                for fill in paper.take(market, buy, order.remaining, order.price_cap):
+            if kind in _TAKING and not dry.covers(buy, order.price_cap):
+                fills = paper.take(market, buy, order.remaining, order.price_cap)
+                if not fills:
+                    dry.note(buy, order.price_cap)
+                for fill in fills:
                     apply_paper_fill(state, order, fill, now, next_fill_id(order))
                     if not order.is_open:
                         break
@@ -105,10 +109,43 @@ def match_working(
         if kind == "trade":
             resting_fill = paper.rest_on_trade(buy, order.remaining, order.price, D(event.trade.price),
                                                D_or(event.trade.size, ZERO))
-        elif kind in ("top", "depth"):
+        elif kind in ("top", "depth") and not dry.covers(buy, order.price):
             resting_fill = paper.rest_on_book(market, buy, order.remaining, order.price)
+            if resting_fill is None:
+                dry.note(buy, order.price)
         elif kind == "candle":
             resting_fill = paper.rest_on_candle(buy, order.remaining, order.price, D(event.candle.low),
                                                 D(event.candle.high))
         if resting_fill is not None:
             apply_paper_fill(state, order, resting_fill, now, next_fill_id(order))
+
+
+class _DryLimits:
+    """Within one market event: the most aggressive limit per side at which the displayed book
+    offered nothing. What paper fills consume only grows during the event, so an order whose limit
+    is no more aggressive finds nothing either and is not walked again (None = no limit)."""
+
+    __slots__ = ("buy", "sell")
+    _UNSET = object()
+
+    def __init__(self) -> None:
+        self.buy: object = self._UNSET
+        self.sell: object = self._UNSET
+
+    def covers(self, buy: bool, limit: Decimal | None) -> bool:
+        dry = self.buy if buy else self.sell
+        if dry is self._UNSET:
+            return False
+        if dry is None:
+            return True
+        if limit is None:
+            return False
+        assert isinstance(dry, Decimal)
+        return limit <= dry if buy else limit >= dry
+
+    def note(self, buy: bool, limit: Decimal | None) -> None:
+        if not self.covers(buy, limit):
+            if buy:
+                self.buy = limit
+            else:
+                self.sell = limit

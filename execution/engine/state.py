@@ -100,7 +100,7 @@ class EngineState:
         )
         self.trading_state = trading_pb2.TradingState(mode=common_pb2.TradingMode.TRADING_MODE_UNSPECIFIED)
         self.orders: dict[str, ManagedOrder] = {}
-        self.working: dict[WorkingKey, list[ManagedOrder]] = {}
+        self.working: dict[WorkingKey, dict[str, ManagedOrder]] = {}  # by client order id, oldest first
         self.terminal: deque[tuple[int, str]] = deque()           # (closed at, client order id)
         self.seen_order: deque[tuple[int, tuple[str, str]]] = deque()  # (decided at, (phase, signal id))
         self.fill_ids: set[tuple[str, str]] = set()               # (venue, fill id) booked (external venues)

@@ -15,7 +15,7 @@ from titan.execution.orders import EXPIRED, ManagedOrder
 def tick(state: EngineState) -> list[Update]:
     now = state.clock.now_ns()
     for work in list(state.working.values()):
-        for order in list(work):
+        for order in list(work.values()):
             if order.is_open and order.expires_at_ns and now >= order.expires_at_ns:
                 finish(state, order, EXPIRED, now, "expired")
     if state.external:  # a venue order past its time is canceled at the venue, not expired here
@@ -45,7 +45,7 @@ def next_due_ns(state: EngineState) -> int:
     now = state.clock.now_ns()
     due = now - now % NS_PER_DAY + NS_PER_DAY
     for work in state.working.values():
-        for order in work:
+        for order in work.values():
             if order.is_open and order.expires_at_ns:
                 due = min(due, order.expires_at_ns)
     if state.external:

@@ -80,6 +80,25 @@ def test_size_beyond_displayed_depth_fills_partially_then_on_the_next_book():
     assert engine.portfolio.get(KEY).quantity == D("1.01")
 
 
+def test_resting_orders_skipped_within_a_book_update_only_when_a_less_aggressive_one_found_nothing():
+    """Within one book update, an order whose limit is no more aggressive than one that just found
+    nothing is not walked again; a more aggressive order behind it still fills."""
+    engine, clock = _engine()
+    engine.on_market(depth([("49990", "1")], [("50100", "1")]))
+    low = engine.on_signal(signal(clock, leg(size="4998", order_type=OT.ORDER_TYPE_LIMIT, limit="49980")))
+    high = engine.on_signal(signal(clock, leg(size="5004", order_type=OT.ORDER_TYPE_LIMIT, limit="50040")))
+    lower = engine.on_signal(signal(clock, leg(size="4997", order_type=OT.ORDER_TYPE_LIMIT, limit="49970")))
+    assert not any(fills_of(d.updates) for d in (low, high, lower))
+    out = engine.on_market(depth([("49990", "1")], [("50030", "0.05"), ("50035", "1")]))
+    fills = fills_of(out)
+    assert [(f.client_order_id, f.price, f.quantity, f.maker) for f in fills] == [
+        (high.ack.client_order_ids[0], "50040", "0.1", True)]  # 0.05 at 50030 + 0.05 at 50035, at its limit
+    # the next update reaches the two lower limits, oldest first
+    out = engine.on_market(depth([("49960", "1")], [("49965", "0.2"), ("49980", "1")]))
+    assert [(f.client_order_id, f.quantity) for f in fills_of(out)] == [
+        (low.ack.client_order_ids[0], "0.1"), (lower.ack.client_order_ids[0], "0.1")]
+
+
 def test_market_remainder_expires():
     engine, clock = _engine()
     engine.on_market(top("50000", "1", "50010", "0.5"))
