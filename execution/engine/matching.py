@@ -90,7 +90,10 @@ def match_working(
     """Resting orders of one instrument against a market event."""
     paper = state.paper
     dry = _DryLimits()
+    book_only = kind in ("top", "depth")
     for order in work:
+        if book_only and dry.exhausted:
+            break  # the displayed book has nothing left on either side for anyone
         if not order.is_open:
             continue
         buy = order.is_buy
@@ -98,7 +101,7 @@ def match_working(
             if kind in _TAKING and not dry.covers(buy, order.price_cap):
                 fills = paper.take(market, buy, order.remaining, order.price_cap)
                 if not fills:
-                    dry.note(buy, order.price_cap)
+                    dry.note(buy, order.price_cap, market)
                 for fill in fills:
                     apply_paper_fill(state, order, fill, now, next_fill_id(order))
                     if not order.is_open:
@@ -112,7 +115,7 @@ def match_working(
         elif kind in ("top", "depth") and not dry.covers(buy, order.price):
             resting_fill = paper.rest_on_book(market, buy, order.remaining, order.price)
             if resting_fill is None:
-                dry.note(buy, order.price)
+                dry.note(buy, order.price, market)
         elif kind == "candle":
             resting_fill = paper.rest_on_candle(buy, order.remaining, order.price, D(event.candle.low),
                                                 D(event.candle.high))
@@ -122,15 +125,17 @@ def match_working(
 
 class _DryLimits:
     """Within one market event: the most aggressive limit per side at which the displayed book
-    offered nothing. What paper fills consume only grows during the event, so an order whose limit
-    is no more aggressive finds nothing either and is not walked again (None = no limit)."""
+    offered nothing (None: the side has nothing left at all). What paper fills consume only grows
+    during the event, so an order whose limit is no more aggressive finds nothing either and is not
+    walked again."""
 
-    __slots__ = ("buy", "sell")
+    __slots__ = ("buy", "exhausted", "sell")
     _UNSET = object()
 
     def __init__(self) -> None:
         self.buy: object = self._UNSET
         self.sell: object = self._UNSET
+        self.exhausted = False  # both sides have nothing left
 
     def covers(self, buy: bool, limit: Decimal | None) -> bool:
         dry = self.buy if buy else self.sell
@@ -143,9 +148,13 @@ class _DryLimits:
         assert isinstance(dry, Decimal)
         return limit <= dry if buy else limit >= dry
 
-    def note(self, buy: bool, limit: Decimal | None) -> None:
-        if not self.covers(buy, limit):
-            if buy:
-                self.buy = limit
-            else:
-                self.sell = limit
+    def note(self, buy: bool, limit: Decimal | None, market: InstrumentMarket) -> None:
+        if self.covers(buy, limit):
+            return
+        levels = market.levels(buy)
+        dry = None if levels is not None and next(levels, None) is None else limit
+        if buy:
+            self.buy = dry
+        else:
+            self.sell = dry
+        self.exhausted = self.buy is None and self.sell is None

@@ -99,6 +99,22 @@ def test_resting_orders_skipped_within_a_book_update_only_when_a_less_aggressive
         (low.ack.client_order_ids[0], "0.1"), (lower.ack.client_order_ids[0], "0.1")]
 
 
+def test_a_book_update_both_sides_emptied_fills_each_resting_order_it_can_and_no_more():
+    engine, clock = _engine()
+    engine.on_market(depth([("49900", "1")], [("50100", "1")]))
+    limit = OT.ORDER_TYPE_LIMIT
+    buys = [engine.on_signal(signal(clock, leg(size="5004", order_type=limit, limit="50040"))) for _ in range(2)]
+    sells = [engine.on_signal(signal(clock, leg(side=SELL, size="4996", order_type=limit, limit="49960")))
+             for _ in range(2)]
+    assert all(d.ack.accepted and not fills_of(d.updates) for d in buys + sells)
+    out = engine.on_market(depth([("49970", "0.1")], [("50030", "0.1")]))
+    assert [(f.client_order_id, f.price, f.quantity) for f in fills_of(out)] == [
+        (buys[0].ack.client_order_ids[0], "50040", "0.1"), (sells[0].ack.client_order_ids[0], "49960", "0.1")]
+    out = engine.on_market(depth([("49970", "0.1")], [("50030", "0.1")]))  # a new book: the next two
+    assert [f.client_order_id for f in fills_of(out)] == [buys[1].ack.client_order_ids[0],
+                                                          sells[1].ack.client_order_ids[0]]
+
+
 def test_market_remainder_expires():
     engine, clock = _engine()
     engine.on_market(top("50000", "1", "50010", "0.5"))
