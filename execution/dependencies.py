@@ -27,7 +27,7 @@ from enum import StrEnum
 
 from titan.execution import enums
 
-R = enums.RejectReason
+RejectReason = enums.RejectReason
 NS_PER_S = 1_000_000_000
 
 
@@ -44,10 +44,10 @@ class Dependency(StrEnum):
 _PRIORITY = (Dependency.BUS, Dependency.LEDGER, Dependency.LEASE)
 
 REASONS: dict[Dependency, int] = {
-    Dependency.LEDGER: R.REJECT_REASON_LEDGER_UNAVAILABLE,
-    Dependency.BUS: R.REJECT_REASON_BUS_UNAVAILABLE,
-    Dependency.LEASE: R.REJECT_REASON_LEASE_LOST,
-    Dependency.OUTBOX: R.REJECT_REASON_OUTBOX_UNAVAILABLE,
+    Dependency.LEDGER: RejectReason.REJECT_REASON_LEDGER_UNAVAILABLE,
+    Dependency.BUS: RejectReason.REJECT_REASON_BUS_UNAVAILABLE,
+    Dependency.LEASE: RejectReason.REJECT_REASON_LEASE_LOST,
+    Dependency.OUTBOX: RejectReason.REJECT_REASON_OUTBOX_UNAVAILABLE,
 }
 
 _WHAT = {

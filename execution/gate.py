@@ -47,19 +47,19 @@ from titan.execution.paper import PaperVenue
 from titan.execution.portfolio import Portfolio
 from titan.v1 import common_pb2, trading_pb2
 
-R = enums.RejectReason
-OK = R.REJECT_REASON_UNSPECIFIED
+RejectReason = enums.RejectReason
+OK = RejectReason.REJECT_REASON_UNSPECIFIED
 Mode = enums.TradingMode
 PhaseState = enums.PhaseState
 BUY = common_pb2.Side.SIDE_BUY
 SELL = common_pb2.Side.SIDE_SELL
 SPOT = common_pb2.InstrumentKind.INSTRUMENT_KIND_SPOT
 PERP = common_pb2.InstrumentKind.INSTRUMENT_KIND_PERP
-OT = enums.OrderType
+OrderType = enums.OrderType
 INTENT_OPEN = trading_pb2.Intent.INTENT_OPEN
 INTENT_CLOSE = trading_pb2.Intent.INTENT_CLOSE
 INTENT_REDUCE = trading_pb2.Intent.INTENT_REDUCE
-LIMIT_TYPES = frozenset({OT.ORDER_TYPE_LIMIT, OT.ORDER_TYPE_POST_ONLY, OT.ORDER_TYPE_IOC})
+LIMIT_TYPES = frozenset({OrderType.ORDER_TYPE_LIMIT, OrderType.ORDER_TYPE_POST_ONLY, OrderType.ORDER_TYPE_IOC})
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SIGNAL_ID = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
@@ -270,7 +270,8 @@ class RiskGate:
         if not reducing:
             assert budget is not None
             if budget.max_daily_loss is not None and self.portfolio.daily_pnl(sig.phase_id) <= -budget.max_daily_loss:
-                return Verdict(R.REJECT_REASON_DAILY_LOSS, "daily loss limit reached: the phase may only reduce")
+                return Verdict(RejectReason.REJECT_REASON_DAILY_LOSS,
+                               "daily loss limit reached: the phase may only reduce")
         return Verdict(OK, "", plans, reducing)
 
     def _authentic(self, sig: trading_pb2.Signal, now_ns: int) -> Verdict | None:
@@ -279,24 +280,24 @@ class RiskGate:
         # 1. signature
         key = self.keys.get(phase)
         if key is None:
-            return Verdict(R.REJECT_REASON_UNKNOWN_PHASE, "no signing key for this phase")
+            return Verdict(RejectReason.REJECT_REASON_UNKNOWN_PHASE, "no signing key for this phase")
         if not verify_signal(sig, key):
-            return Verdict(R.REJECT_REASON_BAD_SIGNATURE, "signature missing or does not match")
+            return Verdict(RejectReason.REJECT_REASON_BAD_SIGNATURE, "signature missing or does not match")
         # 2. replay window
         if abs(now_ns - sig.created_at_ns) > self.config.replay_window_ns:
-            return Verdict(R.REJECT_REASON_STALE, "created_at outside the replay window")
+            return Verdict(RejectReason.REJECT_REASON_STALE, "created_at outside the replay window")
         if (phase, sig.signal_id) in self.seen:
-            return Verdict(R.REJECT_REASON_REPLAYED, "signal id already decided")
+            return Verdict(RejectReason.REJECT_REASON_REPLAYED, "signal id already decided")
         # 3. schema / bounds
         bad = self._schema(sig)
         if bad:
-            return Verdict(R.REJECT_REASON_MALFORMED, bad)
+            return Verdict(RejectReason.REJECT_REASON_MALFORMED, bad)
         # 4. ttl
         if sig.ttl_ms and now_ns > sig.created_at_ns + sig.ttl_ms * NS_PER_MS:
-            return Verdict(R.REJECT_REASON_TTL_EXPIRED, "signal arrived after its ttl")
+            return Verdict(RejectReason.REJECT_REASON_TTL_EXPIRED, "signal arrived after its ttl")
         # 5. trading state
         if self.trading_mode not in (Mode.TRADING_MODE_ACTIVE, Mode.TRADING_MODE_REDUCING):
-            return Verdict(R.REJECT_REASON_HALTED, "trading is halted")
+            return Verdict(RejectReason.REJECT_REASON_HALTED, "trading is halted")
         return None
 
     def _held(self, sig: trading_pb2.Signal) -> list[Decimal] | Verdict:
@@ -305,14 +306,16 @@ class RiskGate:
         for leg in sig.legs:
             q = self.portfolio.quantity((sig.phase_id, leg.venue, leg.symbol, int(leg.instrument)))
             if q == 0 or (q > 0) == (leg.side == BUY):
-                return Verdict(R.REJECT_REASON_NOTHING_TO_REDUCE, f"no opposite position in {leg.symbol} to reduce")
+                return Verdict(RejectReason.REJECT_REASON_NOTHING_TO_REDUCE,
+                               f"no opposite position in {leg.symbol} to reduce")
             positions.append(abs(q))
         return positions
 
     def _may_add(self, now_ns: int) -> list[Decimal] | Verdict:
         """Rule 6, adding: not in REDUCING, and no dependency outage past its grace (degraded mode)."""
         if self.trading_mode == Mode.TRADING_MODE_REDUCING:
-            return Verdict(R.REJECT_REASON_REDUCE_ONLY, "trading state REDUCING: only exposure-reducing signals")
+            return Verdict(RejectReason.REJECT_REASON_REDUCE_ONLY,
+                           "trading state REDUCING: only exposure-reducing signals")
         outage = self.dependencies.outage(now_ns)
         if outage is not None:
             return Verdict(outage.reason, outage.detail)
@@ -321,14 +324,15 @@ class RiskGate:
     def _budget_allows(self, sig: trading_pb2.Signal, budget: BudgetView | None, now_ns: int) -> Verdict | None:
         """Rules 7-8 for entries: a live budget in an active state, and every leg's symbol in it."""
         if budget is None:
-            return Verdict(R.REJECT_REASON_NO_BUDGET, "no budget for this phase: it may only reduce")
+            return Verdict(RejectReason.REJECT_REASON_NO_BUDGET, "no budget for this phase: it may only reduce")
         if now_ns >= budget.expires_at_ns:
-            return Verdict(R.REJECT_REASON_BUDGET_EXPIRED, "budget expired: the phase may only reduce")
+            return Verdict(RejectReason.REJECT_REASON_BUDGET_EXPIRED, "budget expired: the phase may only reduce")
         if budget.state != PhaseState.PHASE_STATE_ACTIVE or budget.weight <= 0:
-            return Verdict(R.REJECT_REASON_PHASE_BLOCKED, "phase state or zero weight blocks entries")
+            return Verdict(RejectReason.REJECT_REASON_PHASE_BLOCKED, "phase state or zero weight blocks entries")
         for leg in sig.legs:
             if leg.symbol not in budget.symbols:
-                return Verdict(R.REJECT_REASON_SYMBOL_NOT_ALLOWED, f"{leg.symbol} is not in the phase's budget")
+                return Verdict(RejectReason.REJECT_REASON_SYMBOL_NOT_ALLOWED,
+                               f"{leg.symbol} is not in the phase's budget")
         return None
 
     def _plan_legs(self, sig: trading_pb2.Signal, now_ns: int, held: list[Decimal]) -> list[LegPlan] | Verdict:
@@ -341,12 +345,12 @@ class RiskGate:
         for i, leg in enumerate(sig.legs):
             im = self.market.get((leg.venue, leg.symbol, int(leg.instrument)))
             if im is None or now_ns - im.updated_ns > cfg.market_data_max_age_ns:
-                return Verdict(R.REJECT_REASON_MARKET_DATA_STALE, f"no fresh market data for {leg.symbol}")
+                return Verdict(RejectReason.REJECT_REASON_MARKET_DATA_STALE, f"no fresh market data for {leg.symbol}")
             ref = im.reference_price()
             if ref is None or ref <= 0:
-                return Verdict(R.REJECT_REASON_MARKET_DATA_STALE, f"no price for {leg.symbol}")
+                return Verdict(RejectReason.REJECT_REASON_MARKET_DATA_STALE, f"no price for {leg.symbol}")
             buy = leg.side == BUY
-            otype = int(leg.order_type) or OT.ORDER_TYPE_MARKET
+            otype = int(leg.order_type) or OrderType.ORDER_TYPE_MARKET
             limit = D(leg.limit_price) if otype in LIMIT_TYPES else None
             px = limit if limit is not None else (self.venue.expected_taker_price(im, buy) or ref)
             if reducing and sig.intent == INTENT_CLOSE and not leg.size_quote:
@@ -356,10 +360,10 @@ class RiskGate:
                 if reducing:
                     qty = min(qty, held[i])
             if qty <= 0:
-                return Verdict(R.REJECT_REASON_MALFORMED, f"leg {i} is smaller than one lot")
+                return Verdict(RejectReason.REJECT_REASON_MALFORMED, f"leg {i} is smaller than one lot")
             # 10. price band
             if limit is not None and abs(limit - ref) * _BPS > cfg.price_band_bps * ref:
-                return Verdict(R.REJECT_REASON_PRICE_BAND, f"limit {limit} too far from mark {ref}")
+                return Verdict(RejectReason.REJECT_REASON_PRICE_BAND, f"limit {limit} too far from mark {ref}")
             plans.append(
                 LegPlan(i, leg.venue, leg.symbol, int(leg.instrument), buy, otype, limit, qty, qty * px, reducing, im,
                         leverage if leg.instrument == PERP else _ONE)
@@ -370,16 +374,17 @@ class RiskGate:
         """Rules 11-13 for entries: per-order notional, the phase's notional, leverage."""
         for p in plans:
             if p.notional > budget.max_order_notional:
-                return Verdict(R.REJECT_REASON_ORDER_NOTIONAL, f"leg {p.index} notional above the per-order cap")
+                return Verdict(RejectReason.REJECT_REASON_ORDER_NOTIONAL,
+                               f"leg {p.index} notional above the per-order cap")
         phase = sig.phase_id
         total = self.portfolio.phase_exposure(phase) + self.open_orders.adding_notional.get(phase, _ZERO)
         total += sum((p.notional for p in plans), _ZERO)
         if total > budget.max_notional:
-            return Verdict(R.REJECT_REASON_PHASE_NOTIONAL, "phase exposure would exceed its allocation")
+            return Verdict(RejectReason.REJECT_REASON_PHASE_NOTIONAL, "phase exposure would exceed its allocation")
         cap = min(budget.max_leverage, self.config.max_leverage)
         for p in plans:  # a perp leg carries the signal's leverage (``_plan_legs``)
             if p.instrument == PERP and p.leverage > cap:
-                return Verdict(R.REJECT_REASON_LEVERAGE, f"leverage {p.leverage} above cap {cap}")
+                return Verdict(RejectReason.REJECT_REASON_LEVERAGE, f"leverage {p.leverage} above cap {cap}")
         return None
 
     def _within_rates(self, phase: str, plans: list[LegPlan], budget: BudgetView | None, now_ns: int) -> Verdict | None:
@@ -388,10 +393,10 @@ class RiskGate:
         max_open = (budget.max_open_orders if budget is not None else 0) or cfg.default_open_orders_per_symbol
         for p in plans:
             if self.open_orders.count(phase, p.symbol) >= max_open:
-                return Verdict(R.REJECT_REASON_OPEN_ORDERS, f"{max_open} orders already open in {p.symbol}")
+                return Verdict(RejectReason.REJECT_REASON_OPEN_ORDERS, f"{max_open} orders already open in {p.symbol}")
         per_minute = (budget.max_per_minute if budget is not None else 0) or cfg.default_orders_per_minute
         if self.rates.count(phase, now_ns) + len(plans) > per_minute:
-            return Verdict(R.REJECT_REASON_ORDER_RATE, f"more than {per_minute} orders per minute")
+            return Verdict(RejectReason.REJECT_REASON_ORDER_RATE, f"more than {per_minute} orders per minute")
         return None
 
     # --- schema ----------------------------------------------------------------------------
