@@ -149,7 +149,7 @@ class ExecutionRuntime:
             outbox = Outbox.open(outbox_dir(st), fsync=st.outbox_fsync)
             self.sink = JetStreamPublisher(self.js, self.catalog, on_published=servicer.forward, outbox=outbox)
             await self.sink.replay(outbox.take_backlog())  # before recovery: the ledger then has them too
-            store = StateStore(self.js, self.catalog)
+            store = StateStore(self.js, self.catalog, client=self.nc)
             await self._recover(engine, store)
         else:
             self.sink = MemorySink(on_published=servicer.forward, keep=False)
@@ -164,7 +164,7 @@ class ExecutionRuntime:
             self._sub = await self.nc.subscribe(self.catalog.md_all, cb=self._on_md)
             from titan.core.bus import StateStore
 
-            store = StateStore(self.js, self.catalog)
+            store = StateStore(self.js, self.catalog, client=self.nc)
             self._tasks.append(asyncio.create_task(
                 keep_running("budget watch", functools.partial(self._watch_budgets, store)), name="watch-budgets"))
             self._tasks.append(asyncio.create_task(
@@ -210,7 +210,7 @@ class ExecutionRuntime:
                 from titan.core.bus import StateStore
 
                 monitor.watch(Dependency.LEDGER)
-                store = StateStore(self.js, self.catalog)
+                store = StateStore(self.js, self.catalog, client=self.nc)
                 self._tasks.append(asyncio.create_task(keep_running(
                     "ledger heartbeat watch", functools.partial(self._watch_ledger_heartbeat, store)),
                     name="watch-ledger-heartbeat"))

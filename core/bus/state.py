@@ -3,7 +3,12 @@
 Values are serialized titan.v1 protobufs (parameters: canonical JSON). Watches yield the current
 values first, then every later put; deletions and undecodable values are skipped (the latter counted
 in ``titan_bus_rejects_total``). Close a watch you leave early (``contextlib.aclosing``) so its
-subscription ends at once."""
+subscription ends at once.
+
+A KV watch is a consumer on the server: a NATS server that restarts forgets it, and the watch would
+stay quiet for good (a kill switch would never reach execution). Given the client, a store's watches
+notice the client's reconnects (within ``WATCH_CHECK_S``) and open again: the current values come
+once more, then every later put."""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError, Message
+from nats.aio.client import Client
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
@@ -27,6 +34,7 @@ M = TypeVar("M", bound=Message)
 V = TypeVar("V")
 
 _DELETE_OPS = {"DEL", "PURGE"}
+WATCH_CHECK_S = 1.0  # how often a quiet watch looks for a reconnect of its client
 
 
 def canonical_json(value: Any) -> str:
@@ -51,14 +59,15 @@ class StateStore:
     """Typed access to the catalog's KV buckets. Bind lazily (``StateStore(js, catalog)``) or
     eagerly (``await StateStore.open(js, catalog)``); buckets must exist (:func:`ensure_jetstream`)."""
 
-    def __init__(self, js: JetStreamContext, catalog: Catalog) -> None:
+    def __init__(self, js: JetStreamContext, catalog: Catalog, *, client: Client | None = None) -> None:
         self.js = js
         self.catalog = catalog
+        self.client = client  # whose reconnects reopen the watches (None: watches never reopen)
         self._kv: dict[str, KeyValue] = {}
 
     @classmethod
-    async def open(cls, js: JetStreamContext, catalog: Catalog) -> StateStore:
-        store = cls(js, catalog)
+    async def open(cls, js: JetStreamContext, catalog: Catalog, *, client: Client | None = None) -> StateStore:
+        store = cls(js, catalog, client=client)
         for spec in catalog.buckets:
             await store._bucket(spec)
         return store
@@ -87,29 +96,53 @@ class StateStore:
         self, spec: BucketSpec, keys: str, parse: Callable[[bytes], V], *, deletes: bool = False
     ) -> AsyncIterator[tuple[str, V | None]]:
         """(key, value) for the current entries, then for each put; with ``deletes``, (key, None)
-        when a key is deleted or purged (otherwise deletions are skipped)."""
+        when a key is deleted or purged (otherwise deletions are skipped). Reopened after each
+        reconnect of the store's client (the current entries then come again)."""
         kv = await self._bucket(spec)
-        watcher = await kv.watch(keys)
-        try:
-            async for entry in watcher:
-                if entry is None:  # "initial values done" marker
-                    continue
-                if entry.operation in _DELETE_OPS or entry.value is None:
-                    if deletes and entry.operation in _DELETE_OPS:
-                        yield entry.key, None
-                    continue
-                try:
-                    value = parse(entry.value)
-                except (DecodeError, ValueError) as exc:
-                    BUS_REJECTS.labels(consumer=f"kv:{spec.name}", reason="decode").inc()
-                    log.warning("kv %s: undecodable value at %s: %s", spec.name, entry.key, exc)
-                    continue
-                yield entry.key, value
-        finally:
+        while True:
+            reconnects = self._reconnects()
+            watcher = await kv.watch(keys)
             try:
-                await watcher.stop()  # type: ignore[no-untyped-call]
-            except Exception as exc:  # connection already closed
-                log.debug("kv %s: watcher stop: %s", spec.name, exc)
+                async for entry in self._entries(watcher, reconnects):
+                    if entry.operation in _DELETE_OPS or entry.value is None:
+                        if deletes and entry.operation in _DELETE_OPS:
+                            yield entry.key, None
+                        continue
+                    try:
+                        value = parse(entry.value)
+                    except (DecodeError, ValueError) as exc:
+                        BUS_REJECTS.labels(consumer=f"kv:{spec.name}", reason="decode").inc()
+                        log.warning("kv %s: undecodable value at %s: %s", spec.name, entry.key, exc)
+                        continue
+                    yield entry.key, value
+            finally:
+                try:
+                    await watcher.stop()  # type: ignore[no-untyped-call]
+                except Exception as exc:  # connection already closed
+                    log.debug("kv %s: watcher stop: %s", spec.name, exc)
+            if self._reconnects() == reconnects:  # the watcher was stopped: the watch is over
+                return
+            log.info("kv %s: watch on %s opened again after a NATS reconnect", spec.name, keys)
+
+    def _reconnects(self) -> int:
+        return int(self.client.stats["reconnects"]) if self.client is not None else 0
+
+    async def _entries(self, watcher: KeyValue.KeyWatcher, reconnects: int) -> AsyncIterator[KeyValue.Entry]:
+        """The watcher's entries, until it stops or (with a client) the client reconnected."""
+        if self.client is None:
+            async for entry in watcher:
+                if entry is not None:  # None: the "initial values done" marker
+                    yield entry
+            return
+        while self._reconnects() == reconnects:
+            try:
+                entry = await watcher.updates(timeout=WATCH_CHECK_S)  # type: ignore[no-untyped-call]
+            except NatsTimeoutError:
+                continue
+            if entry is KeyValue.KeyWatcher.STOP_ITER:
+                return
+            if entry is not None:
+                yield entry
 
     # --- budgets ----------------------------------------------------------------------------
     async def put_budget(self, budget: trading_pb2.Budget) -> int:

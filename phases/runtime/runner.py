@@ -112,7 +112,7 @@ class PhaseRuntime:
         self._running = True
         if cfg.nats_url:
             self.nc = await connect(cfg.nats_url, f"phase-{self.phase_id}")
-            self.store = StateStore(self.nc.jetstream(), cfg.catalog)
+            self.store = StateStore(self.nc.jetstream(), cfg.catalog, client=self.nc)  # reopens watches on reconnect
             await self._load_initial_state()
             await self._resubscribe()
             self._spawn(keep_running(f"phase {self.phase_id}: budgets watcher", self._watch_budgets))
