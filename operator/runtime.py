@@ -36,7 +36,7 @@ from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock
 from titan.core.money import MoneyError, s
 from titan.operator.brain import BrainCore, BrainPolicy, Decision, PhaseSpec
-from titan.operator.brain.feed import DecisionOutbox, fill_trade, observe_event
+from titan.operator.brain.feed import DecisionOutbox, observe_event, replayed_trade
 from titan.v1 import events_pb2
 
 log = logging.getLogger("titan.brain")
@@ -80,8 +80,9 @@ class BrainRuntime:
 
     async def _replay_trades(self, window_s: int) -> int:
         """Closed trades of the last ``window_s`` that this Brain's durable consumer already acked
-        (before a restart) back into the performance tracker; the durable goes on from there, so no
-        trade counts twice. Only performance: the breakers' own state is persisted with the core."""
+        (before a restart) back into the performance tracker, with the funding their positions
+        carried; the durable goes on from there, so no trade counts twice. Only performance: the
+        breakers' own state is persisted with the core."""
         spec = self.catalog.brain_consumer
         try:
             info = await self.js.consumer_info(spec.stream, spec.durable)
@@ -91,10 +92,12 @@ class BrainRuntime:
         if upto == 0:
             return 0
         since = datetime.fromtimestamp((self.clock.now_ns() - window_s * NS_PER_S) / NS_PER_S, UTC)
+        fills = self.catalog.event_subject("execution", "fill")
         sub = await self.js.pull_subscribe(
-            self.catalog.event_subject("execution", "fill"), stream=spec.stream,
+            fills, stream=spec.stream,
             config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME,
                                   opt_start_time=since,
+                                  filter_subjects=[fills, self.catalog.event_subject("execution", "funding")],
                                   ack_policy=AckPolicy.NONE, inactive_threshold=30.0),
         )
         replayed = 0
@@ -108,7 +111,7 @@ class BrainRuntime:
                     if msg.metadata.sequence.stream > upto:
                         return replayed  # the durable delivers the rest
                     try:
-                        trade = fill_trade(self.core, decode_event(msg.data))
+                        trade = replayed_trade(self.core, decode_event(msg.data))
                     except (InvalidEvent, MoneyError):
                         continue
                     if trade is not None:

@@ -464,7 +464,7 @@ class BrainCore:
         """What must survive a restart (kept in TitanBrain.status.core): breakers, baselines, the last
         equity and each phase's book (so a restarted Brain neither shrinks to spec.initialEquity nor
         forgets that a Dormant phase still holds positions). Trades are not kept here: the runtime
-        replays the recent closing fills from JetStream on start (``BrainRuntime._replay_trades``)."""
+        replays the recent fills and funding payments from JetStream on start (``BrainRuntime._replay_trades``)."""
         return {
             "band": self.band,
             "equity": None if self.equity is None else s(self.equity),

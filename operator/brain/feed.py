@@ -35,6 +35,25 @@ def closing_trade(event: events_pb2.Event) -> Trade | None:
     return Trade(fill.phase_id, fill.ts_ns or event.ts_ns, realized - D(fill.fee or "0"), unit)
 
 
+def carry_funding(core: BrainCore, event: events_pb2.Event) -> bool:
+    """A funding payment is carried to the trade its perp position closes next; False for any
+    other event."""
+    if event.WhichOneof("body") != "funding" or not event.funding.phase_id:
+        return False
+    payment = event.funding
+    core.carry(payment.phase_id, payment.venue, payment.symbol, _PERP, D(payment.amount or "0"))
+    return True
+
+
+def replayed_trade(core: BrainCore, event: events_pb2.Event) -> Trade | None:
+    """The runtime's replay after a restart: fills and funding payments as :func:`observe_event`
+    takes them, for the performance tracker only (the breakers' state is persisted with the core).
+    Returns the trade a closing fill ends."""
+    if carry_funding(core, event):
+        return None
+    return fill_trade(core, event)
+
+
 def observe_event(core: BrainCore, event: events_pb2.Event, policy: BrainPolicy) -> bool:
     """Feed one ledger event into the core: equity snapshots, funding payments and fills count,
     everything else is ignored. A closing fill's trade includes what its position carried since its
@@ -52,9 +71,7 @@ def observe_event(core: BrainCore, event: events_pb2.Event, policy: BrainPolicy)
             exposure=D(eq.exposure or "0"),
         )
         return True
-    if body == "funding" and event.funding.phase_id:
-        payment = event.funding
-        core.carry(payment.phase_id, payment.venue, payment.symbol, _PERP, D(payment.amount or "0"))
+    if carry_funding(core, event):
         return True
     if body == "fill":
         trade = fill_trade(core, event)
@@ -66,8 +83,7 @@ def observe_event(core: BrainCore, event: events_pb2.Event, policy: BrainPolicy)
 
 def fill_trade(core: BrainCore, event: events_pb2.Event) -> Trade | None:
     """The trade a fill event closes, with what its position carried (:meth:`BrainCore.carry`), or
-    None: an opening fill's fee is carried to the fill that will close the position. The runtime's
-    replay after a restart feeds the performance tracker with it (fills only: funding not replayed)."""
+    None: an opening fill's fee is carried to the fill that will close the position."""
     if event.WhichOneof("body") != "fill" or not event.fill.phase_id:
         return None
     fill = event.fill
@@ -132,4 +148,5 @@ class DecisionOutbox:
         self.published_alloc.update(output.alloc_keys)
 
 
-__all__ = ["SOURCE", "DecisionOutbox", "DecisionOutput", "closing_trade", "fill_trade", "observe_event"]
+__all__ = ["SOURCE", "DecisionOutbox", "DecisionOutput", "carry_funding", "closing_trade", "fill_trade",
+           "observe_event", "replayed_trade"]

@@ -89,6 +89,45 @@ async def test_the_tilt_survives_restarts(nc: Client, catalog: Catalog) -> None:
     await third.close()
 
 
+async def test_the_replay_includes_the_funding_a_position_carried(nc: Client) -> None:
+    """Opened (fee 0.1), paid 0.3 of funding, closed (+2, fee 0.1): one trade of 1.5, before and
+    after a restart."""
+    fresh = Catalog(namespace=f"perf{time.time_ns() % 10**9}")
+    js = nc.jetstream()
+    now = time.time_ns()
+    first = BrainRuntime(nc, fresh, WallClock())
+    try:
+        await first.start()
+        await publish_event(js, fresh, closing_fill(200, "0", now - 120 * NS_PER_S))  # opening: no PnL
+        payment = trading_pb2.FundingPayment(venue="paper", symbol="BTCUSDT", phase_id=PHASE, amount="-0.3",
+                                             funding_time_ns=now - 60 * NS_PER_S)
+        await publish_event(js, fresh, events_pb2.Event(
+            event_id=new_event_id("funding", "paper", "BTCUSDT", PHASE, payment.funding_time_ns), source="execution",
+            ts_ns=payment.funding_time_ns, funding=payment))
+        await publish_event(js, fresh, closing_fill(201, "2", now))
+        await wait_for(lambda: trades(first) == [Decimal("1.5")])
+        spec = fresh.brain_consumer
+
+        async def all_acked() -> bool:
+            info = await js.consumer_info(spec.stream, spec.durable)
+            return info.num_ack_pending == 0 and info.num_pending == 0
+
+        await wait_for(all_acked)
+        state = first.core.to_dict()
+        await first.close()
+        second = BrainRuntime(nc, fresh, WallClock())
+        await second.start()
+        second.restore(state)
+        assert trades(second) == [Decimal("1.5")]
+        await second.close()
+    finally:
+        await first.close()
+        for stream in fresh.streams:
+            await js.delete_stream(stream.name)
+        for bucket in fresh.buckets:
+            await js.delete_key_value(bucket.name)
+
+
 async def test_a_first_start_replays_nothing(nc: Client) -> None:
     fresh = Catalog(namespace=f"perf{time.time_ns() % 10**9}")
     rt = BrainRuntime(nc, fresh, WallClock())
