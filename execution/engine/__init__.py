@@ -56,7 +56,11 @@ class Engine(EngineState):
 
     # --- market data and time -------------------------------------------------------------
     def on_market(self, event: market_pb2.MarketEvent) -> list[Update]:
-        return matching.on_market(self, event)
+        updates = matching.on_market(self, event)
+        if updates and self.hedges:  # a leg filled by the market settles its unit now, not at a tick
+            hedge.on_tick(self, self.clock.now_ns())
+            updates.extend(self.outputs.flush())
+        return updates
 
     def tick(self) -> list[Update]:
         """Expire orders, settle funding whose time has passed, roll the day, forget old ids."""

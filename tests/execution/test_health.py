@@ -106,7 +106,9 @@ async def test_the_lease_is_taken_again_after_its_session_is_cut(runtime, pg_dsn
     before = await cut_lease_session(pg_dsn)
     await wait_for(lambda: lease_backend(pg_dsn), timeout=20, interval=0.1)
     assert await lease_backend(pg_dsn) != before
-    assert runtime.health()[1]["status"] == "ok"
+    # the new session holds the lock a moment before the runtime confirms it (on a busy machine
+    # past the lease's grace, so it may say LEASE_LOST in between): ok once confirmed
+    await wait_for(lambda: runtime.health()[1]["status"] == "ok", timeout=20, interval=0.05)
     assert open_signal(runtime).accepted
 
 

@@ -121,11 +121,13 @@ def test_second_leg_partly_filled_completes_when_liquidity_returns_before_the_de
     assert engine.hedges
     updates = engine.on_market(top("50049", "10", "50060", "10", instrument=PERP))  # inside the bound
     assert [o.state for o in orders_of(updates) if o.leg == 1] == [OS.ORDER_STATE_FILLED]
+    (outcome,) = [u for u in updates if isinstance(u, trading_pb2.HedgeOutcome)]  # settled by that fill
+    assert outcome.result == trading_pb2.HEDGE_RESULT_HEDGED and updates[-1] is outcome
+    assert not engine.hedges                                             # no tick needed
     clock.advance(1_000 * MS)  # type: ignore[attr-defined]
     assert not [o for o in orders_of(engine.tick()) if o.leg >= 2]
     spot, perp = exposure(engine)
     assert spot > 0 and spot + perp == 0
-    assert not engine.hedges
 
 
 def test_second_leg_partly_filled_without_liquidity_by_the_deadline_unwinds_the_excess() -> None:
@@ -229,11 +231,16 @@ def test_recovery_finds_the_orphan_leg_and_unwinds_it_before_new_entries() -> No
     assert restored.hedges  # not settled until the unwind fills
     clock2.advance(MS)
     restored.on_market(top("50050", "10", "50060", "10", instrument=PERP))   # market data again
-    filled = restored.on_market(top("49990", "10", "50000", "10", instrument=SPOT))
-    assert [f.client_order_id for f in fills_of(filled)] == [unwind[-1].client_order_id]
+    thin = restored.on_market(top("49990", "0.01", "50000", "10", instrument=SPOT))  # the unwind fills in part
+    assert [(f.client_order_id, f.quantity) for f in fills_of(thin)] == [(unwind[-1].client_order_id, "0.01")]
     assert restored.on_signal(unit(clock2)).ack.reason == R.REJECT_REASON_PHASE_BLOCKED  # until settled
     clock2.advance(MS)
-    restored.tick()
+    filled = restored.on_market(top("49990", "10", "50000", "10", instrument=SPOT))
+    (rest,) = fills_of(filled)
+    assert rest.client_order_id == unwind[-1].client_order_id
+    assert Decimal(rest.quantity) + Decimal("0.01") == Decimal(unwind[-1].quantity)  # the rest of it
+    (outcome,) = [u for u in filled if isinstance(u, trading_pb2.HedgeOutcome)]  # settled by that fill
+    assert outcome.result == trading_pb2.HEDGE_RESULT_UNWOUND
     spot = restored.portfolio.quantity(("sentinel", "bybit", "BTCUSDT", SPOT))
     perp = restored.portfolio.quantity(("sentinel", "bybit", "BTCUSDT", PERP))
     assert (spot, perp) == (Decimal("0.04"), Decimal("-0.04"))   # 0 orphan exposure
