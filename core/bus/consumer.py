@@ -6,7 +6,11 @@ cannot be decoded, or that the handler rejects with :class:`Reject`, is terminat
 redelivered) and counted in ``titan_bus_rejects_total{consumer,reason}``. Nothing a message does
 stops the fetch loop. A batch handler takes every decoded message of a fetch at once and answers
 each (None: ack; :class:`Reject`: terminate; another exception: nak); if it raises, the whole fetch
-is naked.
+is naked. With ``pipeline`` > 1 that many batches are handed over at once (the next one while the
+previous is still being handled): the handler keeps their order itself.
+
+Messages come through a :class:`~titan.core.bus.pull.PullFeed`, which keeps one pull request open
+ahead of the handler so the next batch arrives while the current one is handled.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -24,6 +29,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
 from titan.core.bus.events import InvalidEvent
+from titan.core.bus.pull import ConsumerGone, PullFeed, jetstream_client
 from titan.core.catalog import ConsumerSpec
 from titan.core.metrics import BUS_REJECTS
 
@@ -70,11 +76,12 @@ class DurableConsumer(Generic[T]):
         *,
         batch_handler: Callable[[list[T]], Awaitable[list[Exception | None]]] | None = None,
         batch: int = 64,
+        pipeline: int = 1,
         fetch_timeout_s: float = 1.0,
         nak_delay_s: float = 0.5,
         max_nak_delay_s: float = 30.0,
     ) -> None:
-        if batch < 1 or fetch_timeout_s <= 0 or nak_delay_s < 0 or max_nak_delay_s < nak_delay_s:
+        if batch < 1 or pipeline < 1 or fetch_timeout_s <= 0 or nak_delay_s < 0 or max_nak_delay_s < nak_delay_s:
             raise ValueError("invalid consumer settings")
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler and batch_handler")
@@ -84,10 +91,11 @@ class DurableConsumer(Generic[T]):
         self._batch_handler = batch_handler
         self._decode = decode
         self._batch = batch
+        self._pipeline = pipeline
         self._fetch_timeout = fetch_timeout_s
         self._nak_delay = nak_delay_s
         self._max_nak_delay = max_nak_delay_s
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._feed: PullFeed | None = None
         self._task: asyncio.Task[None] | None = None
         self._fetching: asyncio.Task[list[Msg]] | None = None
         self._stopping = False
@@ -113,7 +121,9 @@ class DurableConsumer(Generic[T]):
         if self.running:
             return
         await self.ensure()
-        self._sub = await self.js.pull_subscribe_bind(durable=self.spec.durable, stream=self.spec.stream)
+        self._feed = PullFeed(jetstream_client(self.js), self.spec.stream, self.spec.durable, batch=self._batch,
+                              expires_s=self._fetch_timeout)
+        await self._feed.start()
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name=f"consumer:{self.name}")
 
@@ -126,10 +136,12 @@ class DurableConsumer(Generic[T]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+        if self._feed is not None:
+            held = await self._feed.stop()  # delivered, never handed to a handler: back for prompt redelivery
+            self._feed = None
+            for msg in held:
+                with contextlib.suppress(Exception):
+                    await msg.nak()
 
     async def __aenter__(self) -> DurableConsumer[T]:
         await self.start()
@@ -139,11 +151,19 @@ class DurableConsumer(Generic[T]):
         await self.stop()
 
     async def _run(self) -> None:
-        assert self._sub is not None
-        sub = self._sub
+        handling: deque[asyncio.Task[None]] = deque()  # batches handed over, oldest first
+        try:
+            await self._fetch_and_handle(handling)
+        finally:
+            for task in handling:  # finished (settled) before the consumer counts as stopped
+                await task
+
+    async def _fetch_and_handle(self, handling: deque[asyncio.Task[None]]) -> None:
+        assert self._feed is not None
+        feed = self._feed
         backoff = 0.1
         while not self._stopping:
-            self._fetching = asyncio.ensure_future(sub.fetch(self._batch, timeout=self._fetch_timeout))
+            self._fetching = asyncio.ensure_future(feed.fetch(self._fetch_timeout))
             try:
                 msgs = await self._fetching
             except asyncio.CancelledError:
@@ -162,7 +182,7 @@ class DurableConsumer(Generic[T]):
                 log.warning("consumer %s: fetch failed: %s: %s", self.name, type(exc).__name__, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-                if isinstance(exc, nats.js.errors.NotFoundError):
+                if isinstance(exc, (ConsumerGone, nats.js.errors.NotFoundError)):
                     with contextlib.suppress(Exception):
                         await self.ensure()
                 continue
@@ -170,7 +190,12 @@ class DurableConsumer(Generic[T]):
                 self._fetching = None
             backoff = 0.1
             if self._batch_handler is not None:
-                await self._process_batch(msgs)
+                if self._pipeline == 1:
+                    await self._process_batch(msgs)
+                    continue
+                while len(handling) >= self._pipeline:
+                    await handling.popleft()
+                handling.append(asyncio.create_task(self._process_batch(msgs)))
                 continue
             for msg in msgs:
                 if self._stopping:  # hand the rest back for prompt redelivery
@@ -183,11 +208,13 @@ class DurableConsumer(Generic[T]):
         """(value,), or None after terminating an undecodable message."""
         try:
             return (self._decode(msg.data),)
-        except (InvalidEvent, Reject) as exc:
-            await self._term(msg, exc.reason, exc)
         except Exception as exc:
-            await self._term(msg, "decode", exc)
+            await self._undecodable(msg, exc)
         return None
+
+    async def _undecodable(self, msg: Msg, exc: Exception) -> None:
+        reason = exc.reason if isinstance(exc, (InvalidEvent, Reject)) else "decode"
+        await self._term(msg, reason, exc)
 
     async def _settle(self, msg: Msg, outcome: Exception | None) -> None:
         if isinstance(outcome, Reject):
@@ -216,10 +243,12 @@ class DurableConsumer(Generic[T]):
     async def _process_batch(self, msgs: list[Msg]) -> None:
         assert self._batch_handler is not None
         batch: list[tuple[Msg, T]] = []
+        decode = self._decode
         for msg in msgs:
-            decoded = await self._decoded(msg)
-            if decoded is not None:
-                batch.append((msg, decoded[0]))
+            try:
+                batch.append((msg, decode(msg.data)))
+            except Exception as exc:
+                await self._undecodable(msg, exc)
         if not batch:
             return
         try:

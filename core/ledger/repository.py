@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import asyncpg
@@ -17,6 +18,7 @@ import asyncpg
 from titan.core.bus.events import InvalidEvent, validate_event
 from titan.core.ledger import proposals as proposal_sql
 from titan.core.ledger import rows
+from titan.core.ledger.columns import pack, packable_type, unpack_sql
 from titan.core.ledger.migrations import migrate
 from titan.core.ledger.proposals import ParamsVersion, ProposalRow
 from titan.core.ledger.rows import LedgerReject
@@ -35,7 +37,7 @@ OPEN_ORDER_STATES = (
 
 class RowLayouts:
     """Each ledger table's columns and their SQL types, to send a batch's rows of a table as one
-    array per column (numbers as text, parsed by the server: cheaper than binary numeric)."""
+    parameter per column (see :meth:`columns`)."""
 
     def __init__(self, types: dict[str, dict[str, str]]) -> None:
         self.types = types
@@ -54,34 +56,34 @@ class RowLayouts:
             types.setdefault(r["relname"], {})[r["column"]] = r["type"]
         return cls(types)
 
-    def _sent_as_text(self, table: str, column: str) -> bool:
-        kind = self.types[table][column]
-        return kind == "numeric" or kind.endswith("[]")
-
-    def cte(self, statement: rows.Statement, first: int) -> str:
-        """The statement's bulk form reading parameters ``first``... (one per column)."""
+    def columns(self, statement: rows.Statement, upserts: list[rows.Upsert], first: int) -> tuple[str, list[Any]]:
+        """The statement's bulk form reading its rows from parameters ``first``... (one per column),
+        and those parameters: each column packed in one string (titan.core.ledger.columns), or else
+        an array (numbers and arrays as text, parsed by the server: cheaper than binary numeric)."""
         types = self.types[statement.table]
-        text = [self._sent_as_text(statement.table, c) for c in statement.columns]
-        arrays = ", ".join(
-            f"${first + n}::{'text' if as_text else types[c]}[]"
-            for n, (c, as_text) in enumerate(zip(statement.columns, text, strict=True))
-        )
-        values = ", ".join(f"{c}::{types[c]}" if as_text else c
-                           for c, as_text in zip(statement.columns, text, strict=True))
-        source = f"unnest({arrays}) WITH ORDINALITY AS r({', '.join(statement.columns)}, ordinality)"
-        sql: str = statement.bulk_sql(source, values)
-        return sql
-
-    def arrays(self, statement: rows.Statement, upserts: list[rows.Upsert]) -> list[list[Any]]:
-        """The statement's rows as one array per column."""
-        types = self.types[statement.table]
-        columns: list[list[Any]] = [list(c) for c in zip(*(u.args for u in upserts), strict=True)]
-        for n, c in enumerate(statement.columns):
-            if types[c] == "numeric":
-                columns[n] = [None if v is None else str(v) for v in columns[n]]
-            elif types[c].endswith("[]"):  # an array column travels as its array literal
-                columns[n] = [None if v is None else _array_literal(v) for v in columns[n]]
-        return columns
+        sources: list[str] = []
+        values: list[str] = []
+        params: list[Any] = []
+        by_column = list(zip(*(u.args for u in upserts), strict=True))
+        for n, (column, values_of) in enumerate(zip(statement.columns, by_column, strict=True)):
+            kind = types[column]
+            packed = pack(values_of, kind) if packable_type(kind) else None
+            if packed is not None:
+                sources.append(unpack_sql(first + n, kind))
+                values.append(column)
+                params.append(packed)
+            elif kind == "numeric" or kind.endswith("[]"):  # as text, cast per row by the server
+                sources.append(f"${first + n}::text[]")
+                values.append(f"{column}::{kind}")
+                params.append([None if v is None else (_array_literal(v) if kind.endswith("[]") else str(v))
+                               for v in values_of])
+            else:
+                sources.append(f"${first + n}::{kind}[]")
+                values.append(column)
+                params.append(list(values_of))
+        source = f"unnest({', '.join(sources)}) WITH ORDINALITY AS r({', '.join(statement.columns)}, ordinality)"
+        sql: str = statement.bulk_sql(source, ", ".join(values))
+        return sql, params
 
 
 def _array_literal(values: Sequence[str]) -> str:
@@ -89,25 +91,52 @@ def _array_literal(values: Sequence[str]) -> str:
     return "{" + ",".join(quoted) + "}"
 
 
-_EVENTS_CTE = (
-    "ev AS (INSERT INTO events (event_id, kind, source, ts_ns, payload)"
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bytea[])"
-    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
-)
+_EVENT_TYPES = ("text", "text", "text", "bigint")
+
+
+def events_cte(envelopes: list[list[Any]]) -> tuple[str, list[Any]]:
+    """The envelopes' insert (parameters 1-5: id, kind, source, time packed where they can be, the
+    payloads as a bytea array) returning the ids new to the ledger, and its parameters."""
+    sources: list[str] = []
+    params: list[Any] = []
+    for n, (kind, values) in enumerate(zip(_EVENT_TYPES, envelopes, strict=False), start=1):
+        packed = pack(values, kind)
+        sources.append(f"${n}::{kind}[]" if packed is None else unpack_sql(n, kind))
+        params.append(values if packed is None else packed)
+    sources.append("$5::bytea[]")
+    params.append(envelopes[4])
+    return ("ev AS (INSERT INTO events (event_id, kind, source, ts_ns, payload)"
+            f" SELECT * FROM unnest({', '.join(sources)}) ON CONFLICT (event_id) DO NOTHING RETURNING event_id)",
+            params)
 
 
 def bulk_statement(
-    layout: RowLayouts, bulk: dict[rows.Statement, list[rows.Upsert]]
-) -> tuple[str, list[list[Any]]]:
-    """One statement recording a batch: the envelopes (parameters 1-5; the caller's), then every
-    body table's rows, applied only for the events new to the ledger; it returns the new event ids.
-    Returns the SQL and the body parameters (one array per column)."""
-    ctes: list[str] = [_EVENTS_CTE]
-    params: list[list[Any]] = []
+    layout: RowLayouts, envelopes: list[list[Any]], bulk: dict[rows.Statement, list[rows.Upsert]]
+) -> tuple[str, list[Any]]:
+    """One statement recording a batch: the envelopes (columns: id, kind, source, time, payload),
+    then every body table's rows, applied only for the events new to the ledger; it returns the new
+    event ids. Returns the SQL and its parameters."""
+    ev, params = events_cte(envelopes)
+    ctes: list[str] = [ev]
     for n, st in enumerate(sorted(bulk, key=lambda st: (st.table, st.columns))):
-        ctes.append(f"b{n} AS ({layout.cte(st, 6 + len(params))})")
-        params.extend(layout.arrays(st, bulk[st]))
+        cte, more = layout.columns(st, bulk[st], 1 + len(params))
+        ctes.append(f"b{n} AS ({cte})")
+        params.extend(more)
     return "WITH " + ", ".join(ctes) + " SELECT event_id FROM ev", params
+
+
+@dataclass
+class PreparedBatch:
+    """A batch ready for :meth:`Ledger.write`: the events, the outcome of those kept out before the
+    database (LedgerReject; False for a second copy), and (position, event id) of those to write."""
+
+    events: Sequence[events_pb2.Event]
+    results: list[bool | LedgerReject]
+    new: list[tuple[int, str]]
+    envelopes: list[list[Any]] = field(default_factory=list)
+    bulk: dict[rows.Statement, list[rows.Upsert]] = field(default_factory=dict)
+    one_by_one: list[rows.Upsert] = field(default_factory=list)
+    statement: tuple[str, list[Any]] | None = None
 
 
 class Ledger:
@@ -160,12 +189,18 @@ class Ledger:
         """Store ``events`` in order in one transaction: for each, True (new), False (its event_id
         was already recorded, also earlier in the same batch) or the :class:`LedgerReject` that keeps
         it out (checked before the database is touched). A database error rolls back the whole
-        batch and propagates.
+        batch and propagates. The same as ``write(prepare(events))``.
 
         The batch is one statement (see :func:`bulk_statement`): envelopes in, the new ids out, and each
         table's rows reduced in SQL to what applying them one by one would leave (every body
         statement is DO NOTHING or guarded by version/time, so tables are independent of each
         other). Statements that merge fields (rows.Collapse.NONE) follow row by row."""
+        return await self.write(self.prepare(events))
+
+    def prepare(self, events: Sequence[events_pb2.Event]) -> PreparedBatch:
+        """The CPU half of :meth:`record_many` (no I/O): validation, rows, and the statement with its
+        parameters once the table layouts are known. A caller can prepare the next batch while the
+        database writes the previous one."""
         results: list[bool | LedgerReject] = [False] * len(events)
         prepared: list[tuple[int, events_pb2.Event, str, list[rows.Upsert]]] = []
         batch_ids: set[str] = set()
@@ -181,42 +216,49 @@ class Ledger:
             if event.event_id not in batch_ids:  # a second copy in the batch: False, like a repeat
                 batch_ids.add(event.event_id)
                 prepared.append((i, event, kind, statements))
+        batch = PreparedBatch(events, results, [(i, e.event_id) for i, e, _, _ in prepared])
         if not prepared:
-            return results
-        bulk: dict[rows.Statement, list[rows.Upsert]] = {}
-        one_by_one: list[rows.Upsert] = []
+            return batch
         for _, _, _, statements in prepared:
             for st in statements:
                 if st.statement.collapse is rows.Collapse.NONE:
-                    one_by_one.append(st)
+                    batch.one_by_one.append(st)
                 else:
-                    bulk.setdefault(st.statement, []).append(st)
+                    batch.bulk.setdefault(st.statement, []).append(st)
+        batch.envelopes = [
+            [e.event_id for _, e, _, _ in prepared],
+            [k for _, _, k, _ in prepared],
+            [e.source for _, e, _, _ in prepared],
+            [e.ts_ns for _, e, _, _ in prepared],
+            [e.SerializeToString(deterministic=True) for _, e, _, _ in prepared],
+        ]
+        if self._layout is not None and {st.table for st in batch.bulk} <= self._layout.tables:
+            batch.statement = bulk_statement(self._layout, batch.envelopes, batch.bulk)
+        return batch
+
+    async def write(self, batch: PreparedBatch) -> list[bool | LedgerReject]:
+        """The I/O half of :meth:`record_many`: one transaction for a :meth:`prepare` d batch."""
+        results = list(batch.results)
+        if not batch.new:
+            return results
         async with self._pool.acquire() as conn, conn.transaction():
             try:
-                layout = await self._row_layouts(conn, {st.table for st in bulk})
-                sql, params = bulk_statement(layout, bulk)
-                new_ids = {r["event_id"] for r in await conn.fetch(
-                    sql,
-                    [e.event_id for _, e, _, _ in prepared],
-                    [k for _, _, k, _ in prepared],
-                    [e.source for _, e, _, _ in prepared],
-                    [e.ts_ns for _, e, _, _ in prepared],
-                    [e.SerializeToString(deterministic=True) for _, e, _, _ in prepared],
-                    *params,
-                )}
+                layout = await self._row_layouts(conn, {st.table for st in batch.bulk})
+                sql, params = batch.statement or bulk_statement(layout, batch.envelopes, batch.bulk)
+                new_ids = {r[0] for r in await conn.fetch(sql, *params)}
             except (asyncpg.exceptions.DataError, asyncpg.exceptions.UndefinedColumnError,
                     asyncpg.exceptions.InvalidCachedStatementError):
                 self._layout = None  # the schema changed under us: learn it again on the next call
                 await conn.reload_schema_state()
                 raise
             by_statement: dict[str, list[tuple[Any, ...]]] = {}
-            for st in one_by_one:
+            for st in batch.one_by_one:
                 if st.args[st.statement.columns.index("event_id")] in new_ids:
                     by_statement.setdefault(st.sql, []).append(st.args)
             for sql, args in by_statement.items():
                 await conn.executemany(sql, args)
-        for i, event, _, _ in prepared:
-            results[i] = event.event_id in new_ids
+        for i, event_id in batch.new:
+            results[i] = event_id in new_ids
         return results
 
     async def _row_layouts(self, conn: Any, tables: set[str]) -> RowLayouts:

@@ -30,6 +30,7 @@ class _Enum(Protocol):
     def Value(self, name: str) -> int: ...
 
 
+@functools.lru_cache(maxsize=1024)
 def enum_name(enum: _Enum, number: int) -> str:
     """The enum value's name; an unknown number (from a newer producer) is kept as its digits."""
     try:
@@ -145,18 +146,27 @@ def _statement(
     return Statement(table, columns, conflict, on_conflict, collapse, guard if collapse is Collapse.NEWEST else ())
 
 
+_STATEMENTS: dict[tuple[str, tuple[str, ...], str], Statement] = {}  # by table, columns and guard clause
+
+
 def _insert(
     table: str,
     row: Mapping[str, Any],
     conflict: Sequence[str],
-    update: Sequence[str] = (),
+    update: Sequence[str] | None = (),
     where: str = "",
     update_sql: Mapping[str, str] | None = None,
     guard: Sequence[str] = (),
 ) -> Upsert:
-    """``guard``: the columns ``where`` compares as ``(cur.g...) < (EXCLUDED.g...)`` (newest wins)."""
-    statement = _statement(table, tuple(row), tuple(conflict), tuple(update), where,
-                           tuple((update_sql or {}).items()), tuple(guard))
+    """``update``: the columns a conflict updates (None: every column outside the key).
+    ``guard``: the columns ``where`` compares as ``(cur.g...) < (EXCLUDED.g...)`` (newest wins)."""
+    columns = tuple(row)
+    key = (table, columns, where)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        updated = tuple(c for c in columns if c not in conflict) if update is None else tuple(update)
+        statement = _STATEMENTS[key] = _statement(table, columns, tuple(conflict), updated, where,
+                                                  tuple((update_sql or {}).items()), tuple(guard))
     return Upsert(statement, tuple(row.values()))
 
 
@@ -188,9 +198,8 @@ def order_rows(o: trading_pb2.Order, event_id: str) -> list[Upsert]:
         "event_id": event_id,
     }
     # Latest version wins: an older (or equal) order version never overwrites a newer one.
-    update = [c for c in row if c != "client_order_id"]
     where = "(cur.version, cur.updated_at_ns) < (EXCLUDED.version, EXCLUDED.updated_at_ns)"
-    return [_insert("orders", row, ["client_order_id"], update, where, guard=("version", "updated_at_ns"))]
+    return [_insert("orders", row, ("client_order_id",), None, where, guard=("version", "updated_at_ns"))]
 
 
 def order_from_row(r: Mapping[str, Any]) -> trading_pb2.Order:
@@ -286,6 +295,9 @@ _POSITION_NUMS = (
 )
 
 
+_POSITION_KEY = ("phase_id", "venue", "symbol", "instrument")
+
+
 def position_rows(p: trading_pb2.Position, event_id: str) -> list[Upsert]:
     row: dict[str, Any] = {
         "phase_id": required(p.phase_id, "position.phase_id"),
@@ -297,10 +309,8 @@ def position_rows(p: trading_pb2.Position, event_id: str) -> list[Upsert]:
     for name in _POSITION_NUMS:
         row[name] = opt_num(getattr(p, name), f"position.{name}")
     row.update(ts_ns=p.ts_ns, version=p.version, event_id=event_id)
-    key = ["phase_id", "venue", "symbol", "instrument"]
-    update = [c for c in row if c not in key]
     where = "(cur.version, cur.ts_ns) < (EXCLUDED.version, EXCLUDED.ts_ns)"
-    return [_insert("positions", row, key, update, where, guard=("version", "ts_ns"))]
+    return [_insert("positions", row, _POSITION_KEY, None, where, guard=("version", "ts_ns"))]
 
 
 def position_from_row(r: Mapping[str, Any]) -> trading_pb2.Position:

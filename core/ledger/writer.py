@@ -17,7 +17,7 @@ from titan.core.bus.events import InvalidEvent, decode_event, event_kind
 from titan.core.bus.state import StateStore
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock, WallClock
-from titan.core.ledger.repository import Ledger
+from titan.core.ledger.repository import Ledger, PreparedBatch
 from titan.core.ledger.rows import LedgerReject
 from titan.core.metrics import LEDGER_EVENTS, LEDGER_LAG
 from titan.v1 import events_pb2
@@ -28,7 +28,10 @@ log = logging.getLogger("titan.ledger")
 class LedgerWriter:
     """Consumes ``catalog.ledger_consumer`` and records each event in the :class:`Ledger`.
 
-    Every fetch (up to ``batch`` events) is committed in one transaction and then acked. A
+    Every fetch (up to ``batch`` events) is committed in one transaction and then acked. Two
+    batches are in hand at once: the next one is decoded and prepared (``Ledger.prepare``) while the
+    database commits the previous one, and waits for that commit before its own write, so batches
+    are written one at a time, in the order they were fetched (retries included). A
     redelivered event changes nothing (the ledger is idempotent); a malformed one is terminated and
     counted (``titan_bus_rejects_total``, ``titan_ledger_events_total{result="rejected"}``). When a
     batch fails in the database, its events are retried one by one at once, so one bad event cannot
@@ -61,8 +64,9 @@ class LedgerWriter:
         self._clock: Clock = clock or WallClock()
         self.consumer: DurableConsumer[events_pb2.Event] = DurableConsumer(
             js, catalog.ledger_consumer, None, self._decode, batch_handler=self._handle_batch, batch=batch,
-            nak_delay_s=nak_delay_s,
+            pipeline=2, nak_delay_s=nak_delay_s,
         )
+        self._previous_written: asyncio.Event | None = None  # set once the previous batch was written
         self.applied = 0
         self.duplicates = 0
         self.batches = 0
@@ -133,9 +137,10 @@ class LedgerWriter:
             LEDGER_EVENTS.labels(kind="unknown", result="rejected").inc()
             raise
 
-    async def _record(self, events: list[events_pb2.Event]) -> list[bool | Exception]:
+    async def _record(self, batch: PreparedBatch) -> list[bool | Exception]:
+        events = batch.events
         try:
-            return list(await self.ledger.record_many(events))
+            return list(await self.ledger.write(batch))
         except Exception as exc:
             log.warning("ledger: a batch of %d failed (%s: %s); retrying one by one", len(events),
                         type(exc).__name__, exc)
@@ -153,7 +158,15 @@ class LedgerWriter:
         outcomes: list[Exception | None] = []
         counts: Counter[tuple[str, str]] = Counter()  # (kind, result): the metric moved once per batch
         last = 0
-        results = await self._record(events)
+        prepared = self.ledger.prepare(events)  # no await before it: it overlaps the previous write
+        previous, written = self._previous_written, asyncio.Event()
+        self._previous_written = written
+        try:
+            if previous is not None:
+                await previous.wait()
+            results = await self._record(prepared)
+        finally:
+            written.set()
         failure: Exception | None = None
         for event, result in zip(events, results, strict=True):
             kind = str(event_kind(event))

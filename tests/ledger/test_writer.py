@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
 import pytest
 from nats.js import JetStreamContext
@@ -13,8 +12,8 @@ from titan.core.bus import publish_event
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, ManualClock
 from titan.core.ledger import Ledger, LedgerWriter
+from titan.core.ledger.repository import PreparedBatch
 from titan.core.ledger.rows import LedgerReject
-from titan.v1 import events_pb2
 
 from ..util import wait_for
 from .builders import T0, fill_event
@@ -33,9 +32,9 @@ class LostAckLedger(Ledger):
         self.fail_event_id = fail_event_id
         self.failures = 0
 
-    async def record_many(self, events: Sequence[events_pb2.Event]) -> list[bool | LedgerReject]:
-        results = await super().record_many(events)
-        if self.failures < 2 and any(e.event_id == self.fail_event_id for e in events):
+    async def write(self, batch: PreparedBatch) -> list[bool | LedgerReject]:
+        results = await super().write(batch)
+        if self.failures < 2 and any(e.event_id == self.fail_event_id for e in batch.events):
             self.failures += 1
             raise ConnectionError("connection lost before the ack")
         return results
@@ -49,11 +48,11 @@ class PoisonLedger(Ledger):
         self.poison_id = poison_id
         self.refused = 0
 
-    async def record_many(self, events: Sequence[events_pb2.Event]) -> list[bool | LedgerReject]:
-        if any(e.event_id == self.poison_id for e in events):
+    async def write(self, batch: PreparedBatch) -> list[bool | LedgerReject]:
+        if any(e.event_id == self.poison_id for e in batch.events):
             self.refused += 1
             raise ConnectionError("server closed the connection unexpectedly")
-        return await super().record_many(events)
+        return await super().write(batch)
 
 
 async def test_published_events_land_in_the_ledger(
