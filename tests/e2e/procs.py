@@ -70,18 +70,25 @@ class Procs:
         return p
 
     async def stop(self, p: Proc, timeout: float = 30.0) -> int:
-        """SIGTERM, wait; SIGKILL if it does not stop in time. Returns the exit code."""
-        if p.proc.returncode is None:
+        """SIGTERM, wait; SIGKILL if it does not stop in time. Returns the exit code; how it ended
+        is written at the end of its log (so a failure message that shows the log says it)."""
+        if p.proc.returncode is not None:
+            ending = f"had exited on its own with code {p.proc.returncode} before it was stopped"
+        else:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(p.proc.wait(), timeout)
+                ending = f"exited with code {p.proc.returncode} after SIGTERM"
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(p.pid, signal.SIGKILL)
                 await p.proc.wait()
+                ending = f"did not stop within {timeout:.0f} s of SIGTERM: killed"
         p.exit_code = p.proc.returncode
         assert p.exit_code is not None
+        with contextlib.suppress(OSError), p.log.open("a") as fh:
+            fh.write(f"[test harness] {p.name} (pid {p.pid}) {ending}\n")
         return p.exit_code
 
     async def stop_all(self) -> dict[str, int]:
