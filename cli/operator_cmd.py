@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from titan.core.logging import setup_logging
+from titan.core.service import stacks_on_request
 
 app = typer.Typer(help="The Brain: allocation, risk and breakers (kopf operator or local driver).",
                   no_args_is_help=True)
@@ -45,6 +46,7 @@ def run(
     os.environ.setdefault("TITAN_BRAIN_INTERVAL_S", str(interval))
     config = dataclasses.replace(OperatorConfig.from_env(), kube_context=kube_context)
     setup_logging("INFO")
+    stacks_on_request()
     kopf.run(
         registry=build_registry(config),
         standalone=standalone,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import json
 import logging
 import signal
@@ -77,6 +78,7 @@ def run_service(
 ) -> int:
     """Run ``main(stop_event)`` until it returns or SIGTERM/SIGINT sets ``stop_event``."""
     setup_logging(settings.log_level, json_lines=json_logs)
+    stacks_on_request()
     uv = install_uvloop()
     if metrics and settings.metrics_port:
         start_http_server(settings.metrics_port)
@@ -95,6 +97,12 @@ def run_service(
             health_server.shutdown()
     log.info("%s stopped", name)
     return 0
+
+
+def stacks_on_request() -> None:
+    """``kill -USR1 <pid>`` writes every thread's stack to stderr (the log) and the process goes on:
+    how to see where a hung service waits."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 def stop_on_signals() -> asyncio.Event:

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from titan.core.config import Settings
-from titan.core.service import stop_on_signals
+from titan.core.service import stacks_on_request, stop_on_signals
 from titan.core.signing import load_keys
 from titan.phases.runtime.core import Strategy
 from titan.phases.runtime.runner import PhaseRuntime, RuntimeConfig
@@ -107,6 +107,7 @@ def phase_main(
     try:
         settings = load_settings()
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        stacks_on_request()
         phase_id = settings.phase_id or name  # a TitanPhase named otherwise runs under its own name
         key = load_key(phase_id, settings, args.key_file)
         params = load_params_file(args.params)

@@ -82,9 +82,13 @@ class Procs:
                 ending = f"exited with code {p.proc.returncode} after SIGTERM"
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGUSR1)  # a titan service dumps its threads' stacks into its log
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(p.proc.wait(), 2.0)
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(p.pid, signal.SIGKILL)
                 await p.proc.wait()
-                ending = f"did not stop within {timeout:.0f} s of SIGTERM: killed"
+                ending = f"did not stop within {timeout:.0f} s of SIGTERM: killed (its stacks are above)"
         p.exit_code = p.proc.returncode
         assert p.exit_code is not None
         with contextlib.suppress(OSError), p.log.open("a") as fh:
