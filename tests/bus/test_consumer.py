@@ -27,6 +27,18 @@ def _spec(catalog: Catalog, source: str) -> ConsumerSpec:
     )
 
 
+class Recorder:
+    """A fresh source and its consumer spec, and a handler that records the fill ids it is given."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.source = f"s{uuid.uuid4().hex[:8]}"
+        self.spec = _spec(catalog, self.source)
+        self.got: list[str] = []
+
+    async def handler(self, ev: events_pb2.Event) -> None:
+        self.got.append(ev.fill.fill_id)
+
+
 def _rejects(consumer: str, reason: str) -> float:
     return REGISTRY.get_sample_value("titan_bus_rejects_total", {"consumer": consumer, "reason": reason}) or 0.0
 
@@ -95,13 +107,8 @@ async def test_malformed_message_is_terminated_counted_and_loop_continues(
 async def test_stop_and_restart_resumes_from_the_durable_position(
     bus_js: JetStreamContext, catalog: Catalog
 ) -> None:
-    source = f"s{uuid.uuid4().hex[:8]}"
-    spec = _spec(catalog, source)
-    got: list[str] = []
-
-    async def handler(ev: events_pb2.Event) -> None:
-        got.append(ev.fill.fill_id)
-
+    recorder = Recorder(catalog)
+    source, spec, got, handler = recorder.source, recorder.spec, recorder.got, recorder.handler
     consumer = DurableConsumer(bus_js, spec, handler, decode_event)
     await consumer.start()
     await publish_event(bus_js, catalog, fill_event("a", source=source))
@@ -136,13 +143,8 @@ async def test_consumer_ends_quietly_when_its_connection_is_closed(nats_url: str
 async def test_a_deleted_durable_is_created_again_and_the_consumer_goes_on(
     bus_js: JetStreamContext, catalog: Catalog
 ) -> None:
-    source = f"s{uuid.uuid4().hex[:8]}"
-    spec = _spec(catalog, source)
-    got: list[str] = []
-
-    async def handler(ev: events_pb2.Event) -> None:
-        got.append(ev.fill.fill_id)
-
+    recorder = Recorder(catalog)
+    source, spec, got, handler = recorder.source, recorder.spec, recorder.got, recorder.handler
     async with DurableConsumer(bus_js, spec, handler, decode_event, fetch_timeout_s=0.3) as consumer:
         await publish_event(bus_js, catalog, fill_event(f"{source}-a", source=source))
         await wait_for(lambda: got == [f"{source}-a"])
