@@ -56,7 +56,6 @@ from titan.v1 import trading_pb2
 
 log = logging.getLogger("titan.execution")
 NS_PER_MS = 1_000_000
-HEARTBEAT_STALL_S = 3.0  # the ledger writer beats every second
 
 
 def load_phase_keys(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, bytes]:
@@ -224,17 +223,11 @@ class ExecutionRuntime:
         self._sample_dependencies()
 
     async def _watch_ledger_heartbeat(self, store: Any) -> None:
-        """Feed the writer's heartbeats to the monitor. A watch can go quiet across a NATS restart:
-        without a heartbeat for ``HEARTBEAT_STALL_S`` this one ends and ``keep_running`` opens a new
-        one, which starts with the newest heartbeat."""
+        """Feed the writer's heartbeats to the monitor (the store, given the client, opens the watch
+        again after a NATS reconnect, as it does the budget and trading-state watches)."""
         assert self.monitor is not None
-        async with contextlib.aclosing(store.watch_ledger_heartbeat()) as heartbeats:
-            while True:
-                try:
-                    heartbeat = await asyncio.wait_for(anext(heartbeats), HEARTBEAT_STALL_S)
-                except TimeoutError:
-                    return
-                self.monitor.ledger_heartbeat(heartbeat)
+        async for heartbeat in store.watch_ledger_heartbeat():
+            self.monitor.ledger_heartbeat(heartbeat)
 
     def _sample_dependencies(self) -> None:
         assert self.monitor is not None
