@@ -124,37 +124,30 @@ def match_working(
 
 
 class _DryLimits:
-    """Within one market event: the most aggressive limit per side at which the displayed book
-    offered nothing (None: the side has nothing left at all). What paper fills consume only grows
-    during the event, so an order whose limit is no more aggressive finds nothing either and is not
-    walked again."""
+    """Within one market event: per side (True: buy), the most aggressive limit at which the
+    displayed book offered nothing (None: the side has nothing left at all); a side not in the map
+    has not come up dry. What paper fills consume only grows during the event, so an order whose
+    limit is no more aggressive finds nothing either and is not walked again."""
 
-    __slots__ = ("buy", "exhausted", "sell")
-    _UNSET = object()
+    __slots__ = ("dry", "exhausted")
 
     def __init__(self) -> None:
-        self.buy: object = self._UNSET
-        self.sell: object = self._UNSET
+        self.dry: dict[bool, Decimal | None] = {}
         self.exhausted = False  # both sides have nothing left
 
     def covers(self, buy: bool, limit: Decimal | None) -> bool:
-        dry = self.buy if buy else self.sell
-        if dry is self._UNSET:
+        if buy not in self.dry:
             return False
+        dry = self.dry[buy]
         if dry is None:
             return True
         if limit is None:
             return False
-        assert isinstance(dry, Decimal)
         return limit <= dry if buy else limit >= dry
 
     def note(self, buy: bool, limit: Decimal | None, market: InstrumentMarket) -> None:
         if self.covers(buy, limit):
             return
         levels = market.levels(buy)
-        dry = None if levels is not None and next(levels, None) is None else limit
-        if buy:
-            self.buy = dry
-        else:
-            self.sell = dry
-        self.exhausted = self.buy is None and self.sell is None
+        self.dry[buy] = None if levels is not None and next(levels, None) is None else limit
+        self.exhausted = len(self.dry) == 2 and self.dry[True] is None and self.dry[False] is None
