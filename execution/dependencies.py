@@ -25,10 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from titan.core.clock import NS_PER_S
 from titan.execution import enums
 
 RejectReason = enums.RejectReason
-NS_PER_S = 1_000_000_000
 
 
 class Dependency(StrEnum):

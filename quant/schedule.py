@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-NS_PER_S = 10**9
+from titan.core.clock import NS_PER_S
+
 DAY_S = 86_400
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
