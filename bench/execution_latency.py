@@ -53,6 +53,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from titan.core.bus import decode_event, unpack
 from titan.core.catalog import Catalog
 from titan.core.signing import sign_control, sign_signal
 from titan.v1 import common_pb2, execution_pb2, execution_pb2_grpc, market_pb2, trading_pb2
@@ -322,10 +323,44 @@ async def stream_frames(stub: Any, signals: list[trading_pb2.Signal], frame: int
     return counts
 
 
-async def decisions_stored(js: Any, catalog: Catalog) -> int:
-    subject = catalog.event_subject("execution", "decision")
-    info = await js.stream_info(catalog.events_stream.name, subjects_filter=subject)
-    return int((info.state.subjects or {}).get(subject, 0))
+class StoredDecisions:
+    """Counts the decision events JetStream stores for signals whose id starts with ``prefix``,
+    reading the events stream as it grows (batches unpacked), so ``lost`` and ``duplicated`` are
+    exact: distinct decisions and repeats."""
+
+    def __init__(self, js: Any, catalog: Catalog, prefix: str) -> None:
+        self.js, self.catalog, self.prefix = js, catalog, prefix
+        self.seen: set[str] = set()
+        self.total = 0
+        self.grew = asyncio.Event()
+        self._sub: Any = None
+
+    async def start(self) -> None:
+        from nats.js.api import DeliverPolicy
+
+        self._sub = await self.js.subscribe(self.catalog.event_filter("execution", "*"), cb=self._on_message,
+                                            ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+
+    async def _on_message(self, msg: Any) -> None:
+        for event in unpack(decode_event(msg.data)):
+            if event.WhichOneof("body") == "decision" and event.decision.ack.signal_id.startswith(self.prefix):
+                self.total += 1
+                self.seen.add(f"{event.decision.ack.phase_id}/{event.decision.ack.signal_id}")
+        self.grew.set()
+
+    async def wait_for(self, count: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while len(self.seen) < count:
+            self.grew.clear()
+            try:
+                await asyncio.wait_for(self.grew.wait(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return False
+        return True
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
 
 
 async def feed(nc: Any, catalog: Catalog) -> None:
@@ -359,26 +394,21 @@ async def service_run(args: argparse.Namespace) -> dict[str, Any]:
                 if not rejected:
                     break
                 await asyncio.sleep(0.05)
-            probes = attempt + 1
             lat_signals = make_signals(phases[0], keys[phases[0]], args.warmup + args.latency_signals, "lat")
             ack_size = 0
             rtt, lat_rejected = await ping_pong(stub, lat_signals, args.warmup)
             tp = {p: make_signals(p, keys[p], args.signals, "tp") for p in phases}
             await asyncio.sleep(0.2)
+            stored = StoredDecisions(js, service.catalog, "tp-")
+            await stored.start()
             before_ticks = cpu_ticks(service.proc.pid)  # type: ignore[union-attr]
             t0 = time.perf_counter()
             results = await asyncio.gather(*(stream_frames(stub, tp[p], args.frame, args.window) for p in phases))
             acked_s = time.perf_counter() - t0
             sent = args.signals * len(phases)
-            expected = probes + len(lat_signals) + sent  # every authentic signal has a decision event
-            deadline = time.monotonic() + 300
-            stored = 0
-            while time.monotonic() < deadline:
-                stored = await decisions_stored(js, service.catalog)
-                if stored >= expected:
-                    break
-                await asyncio.sleep(0.002)
+            await stored.wait_for(sent, timeout=300)  # every authentic signal has a decision event
             elapsed = time.perf_counter() - t0
+            await stored.stop()
             used_ticks = cpu_ticks(service.proc.pid) - before_ticks  # type: ignore[union-attr]
             accepted = sum(r["accepted"] for r in results)
             acks = sum(r["acks"] for r in results)
@@ -392,8 +422,8 @@ async def service_run(args: argparse.Namespace) -> dict[str, Any]:
                 "acks_per_s": round(acks / acked_s, 1),
                 "signals": sent,
                 "accepted": accepted,
-                "lost": max(0, sent - acks) + max(0, expected - stored),
-                "duplicated": sum(r["duplicate_acks"] for r in results) + max(0, stored - expected),
+                "lost": max(0, sent - acks) + (sent - len(stored.seen)),
+                "duplicated": sum(r["duplicate_acks"] for r in results) + (stored.total - len(stored.seen)),
                 "service_cpu_us_per_signal": round(used_ticks / os.sysconf("SC_CLK_TCK") * 1e6 / max(1, accepted), 1),
                 "request_size": len(execution_pb2.StreamRequest(signal=lat_signals[0]).SerializeToString()),
                 "ack_size": ack_size,

@@ -38,7 +38,7 @@ from titan.cli.up_checks import (
     check_source,
 )
 from titan.cli.view import OrganismView, RunInfo
-from titan.core.bus import connect, decode_event, ensure_jetstream
+from titan.core.bus import connect, decode_event, ensure_jetstream, unpack
 from titan.core.config import Settings
 from titan.core.infra import InfraError, OrganismLock, OrganismRunning, infra_down, infra_up
 from titan.core.infra.manager import InfraState
@@ -269,8 +269,13 @@ async def run_organism(
     nc = await connect(st.nats_url, "titan-up-view")
 
     async def on_event(msg: object) -> None:
-        with contextlib.suppress(Exception):
-            view.apply(decode_event(msg.data))  # type: ignore[attr-defined]
+        try:
+            events = unpack(decode_event(msg.data))  # type: ignore[attr-defined]
+        except Exception:
+            return
+        for event in events:
+            with contextlib.suppress(Exception):
+                view.apply(event)
 
     async def on_market(msg: object) -> None:
         with contextlib.suppress(Exception):

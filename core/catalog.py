@@ -56,6 +56,7 @@ class EventKind(StrEnum):
     PROPOSAL = "proposal"
     TRADING_STATE = "trading_state"
     HEDGE = "hedge"
+    BATCH = "batch"  # several events in one message (titan.v1.EventBatch)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,13 @@
 """Events out: wrap engine updates in ``titan.v1.Event`` envelopes with ids derived from natural keys,
 and publish them to JetStream asynchronously, in batches, off the ack path, without losing any.
 
+* What one :meth:`JetStreamPublisher.submit` gets (the outcome of a frame of signals, of a market
+  event, of a tick) goes as one JetStream message, a ``titan.v1.EventBatch`` (split only past
+  ``BATCH_MAX_BYTES``): JetStream stores, and with ``sync_interval: always`` fsyncs, one record per
+  input instead of one per event. Consumers read messages through ``titan.core.bus.unpack``.
 * Event ids are deterministic (``order:<cid>:<version>``, ``fill:<venue>:<fill id>``, ...), so a
-  re-publish after a retry or a restart is dropped by JetStream's duplicate window and by the ledger.
+  re-publish after a retry or a restart is dropped by JetStream's duplicate window (a batch's id
+  hashes its events' ids) and by the ledger (each event's own id).
 * A failed publish is retried (with backoff) until it succeeds; nothing is dropped. Events wait in
   memory meanwhile (a NATS outage grows the queue; it is logged).
 * With an :class:`~titan.execution.outbox.Outbox`, :meth:`JetStreamPublisher.submit` journals the
@@ -31,7 +36,7 @@ from typing import Any, NamedTuple
 
 from google.protobuf.message import DecodeError
 
-from titan.core.bus.events import event_message, new_event_id
+from titan.core.bus.events import batches, event_message, new_event_id, unpack
 from titan.core.catalog import Catalog
 from titan.core.metrics import OUTBOX_ERRORS, OUTBOX_UNACKNOWLEDGED
 from titan.execution.engine import Update
@@ -120,14 +125,16 @@ class MemorySink:
 
 
 class Outgoing(NamedTuple):
-    """One event on its way to JetStream: the update it came from (None when replayed from the
-    outbox), its outbox sequence (0: not journaled) and its JetStream message."""
+    """One message on its way to JetStream: the updates it carries (none when replayed from the
+    outbox), its outbox sequence (0: not journaled), its JetStream message and how many events that
+    message carries."""
 
-    update: Update | None
+    updates: tuple[Update, ...]
     seq: int
     subject: str
     payload: bytes
     headers: dict[str, str]
+    events: int
 
 
 class JetStreamPublisher:
@@ -157,8 +164,9 @@ class JetStreamPublisher:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self.published = 0
-        self.duplicates = 0
+        self.published = 0  # events JetStream acknowledged (a batch counts its events)
+        self.messages = 0  # messages JetStream acknowledged
+        self.duplicates = 0  # events JetStream already had
         self.retries = 0
         self.on_journal: Callable[[str | None], None] | None = None  # each change of journal_problem
         self._journal_error: OSError | None = None  # the last journal write's failure (None: it succeeded)
@@ -181,7 +189,8 @@ class JetStreamPublisher:
         if self._journal_error is not None:
             return f"writing the outbox {self._where()} failed ({self._journal_error.strerror or self._journal_error})"
         if self._unjournaled:
-            return f"{self._unjournaled} events the outbox {self._where()} could not journal wait in memory for NATS"
+            return (f"{self._unjournaled} messages the outbox {self._where()} could not journal wait in memory "
+                    "for NATS")
         return None
 
     def _where(self) -> str:
@@ -195,22 +204,26 @@ class JetStreamPublisher:
                 self.on_journal(problem)
 
     def submit(self, updates: list[Update]) -> None:
-        """Queue ``updates`` for JetStream; with an outbox, journaled before this returns."""
+        """Queue ``updates`` for JetStream as one message (a batch unless there is one update);
+        with an outbox, journaled before this returns."""
         if not updates:
             return
-        messages: list[tuple[Update, str, bytes, dict[str, str]]] = []
-        for u in updates:
+        events = [to_event(u, self.source) for u in updates]
+        messages: list[tuple[tuple[Update, ...], str, bytes, dict[str, str]]] = []
+        at = 0
+        for message, count in batches(events, self.source):
+            carried, at = tuple(updates[at:at + count]), at + count
             try:
-                subject, payload, headers = event_message(self.catalog, to_event(u, self.source))
+                subject, payload, headers = event_message(self.catalog, message)
             except ValueError as exc:  # pragma: no cover - the engine only builds valid events
                 OUTBOX_ERRORS.labels(reason="invalid_event").inc()
-                log.error("an update that makes no valid event is not published: %s", exc)
+                log.error("updates that make no valid event are not published: %s", exc)
                 continue
-            messages.append((u, subject, payload, headers))
+            messages.append((carried, subject, payload, headers))
         first = self._journal([m[2] for m in messages])
         pending = self._pending
-        for i, (u, subject, payload, headers) in enumerate(messages):
-            pending.append(Outgoing(u, first + i if first else 0, subject, payload, headers))
+        for i, (carried, subject, payload, headers) in enumerate(messages):
+            pending.append(Outgoing(carried, first + i if first else 0, subject, payload, headers, len(carried)))
         if self.outbox is not None and not first:
             self._unjournaled += len(messages)
         self._report_journal()
@@ -239,27 +252,32 @@ class JetStreamPublisher:
     async def replay(self, records: list[Record], progress_every_s: float = 10.0) -> int:
         """Publish what an earlier process journaled and JetStream never acknowledged, before anything
         new, and wait until JetStream has all of it (retrying as long as it takes). Returns how many
-        were published (a record that is no publishable event is skipped, logged and counted)."""
-        queued = 0
+        events were published, a batch counting its events (a record that is no publishable event is
+        skipped, logged and counted)."""
+        queued = messages = 0
         for record in records:
             try:
-                subject, _, headers = event_message(self.catalog, events_pb2.Event.FromString(record.payload))
+                event = events_pb2.Event.FromString(record.payload)
+                subject, _, headers = event_message(self.catalog, event)
             except (DecodeError, ValueError) as exc:  # e.g. a kind this version does not know
                 OUTBOX_ERRORS.labels(reason="invalid_event").inc()
                 log.error("outbox record %d is not an event this execution can publish (%s); skipped",
                           record.seq, exc)
                 continue
-            self._pending.append(Outgoing(None, record.seq, subject, record.payload, headers))
-            queued += 1
+            carried = len(unpack(event))
+            self._pending.append(Outgoing((), record.seq, subject, record.payload, headers, carried))
+            queued += carried
+            messages += 1
         if not records:
             return 0
-        log.warning("replaying %d events from the outbox that JetStream never acknowledged", queued)
+        log.warning("replaying %d events from the outbox (%d messages) that JetStream never acknowledged",
+                    queued, messages)
         self._idle.clear()
         self._wake.set()
         await self.start()
         started = time.monotonic()
         while not await self.flush(progress_every_s):
-            log.warning("outbox replay: %d events still waiting for JetStream after %.0fs", self.pending,
+            log.warning("outbox replay: %d messages still waiting for JetStream after %.0fs", self.pending,
                         time.monotonic() - started)
         log.info("outbox replay done: %d events in JetStream", queued)
         return queued
@@ -347,13 +365,14 @@ class JetStreamPublisher:
                 if isinstance(res, BaseException):
                     failed.append(item)
                 else:
-                    if item.update is not None:
-                        done.append(item.update)
+                    if item.updates:
+                        done.extend(item.updates)
                         if not item.seq and self._unjournaled:
                             self._unjournaled -= 1
-                    self.published += 1
+                    self.published += item.events
+                    self.messages += 1
                     if getattr(res, "duplicate", False):
-                        self.duplicates += 1
+                        self.duplicates += item.events
             if failed:
                 self._pending.extendleft(reversed(failed))
             if self.outbox is not None:

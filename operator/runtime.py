@@ -31,6 +31,7 @@ from titan.core.bus import (
     decode_event,
     ensure_jetstream,
     publish_event,
+    unpack,
 )
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock
@@ -97,7 +98,8 @@ class BrainRuntime:
             fills, stream=spec.stream,
             config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME,
                                   opt_start_time=since,
-                                  filter_subjects=[fills, self.catalog.event_subject("execution", "funding")],
+                                  filter_subjects=[fills, *(self.catalog.event_subject("execution", kind)
+                                                           for kind in ("funding", "batch"))],
                                   ack_policy=AckPolicy.NONE, inactive_threshold=30.0),
         )
         replayed = 0
@@ -111,12 +113,17 @@ class BrainRuntime:
                     if msg.metadata.sequence.stream > upto:
                         return replayed  # the durable delivers the rest
                     try:
-                        trade = replayed_trade(self.core, decode_event(msg.data))
-                    except (InvalidEvent, MoneyError):
+                        events = unpack(decode_event(msg.data))
+                    except InvalidEvent:
                         continue
-                    if trade is not None:
-                        self.core.performance.record(trade)
-                        replayed += 1
+                    for event in events:
+                        try:
+                            trade = replayed_trade(self.core, event)
+                        except MoneyError:
+                            continue
+                        if trade is not None:
+                            self.core.performance.record(trade)
+                            replayed += 1
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -135,12 +142,17 @@ class BrainRuntime:
             self.core.performance = performance
 
     # --- inputs -------------------------------------------------------------------------------
-    async def _on_event(self, event: events_pb2.Event) -> None:
-        try:
-            observe_event(self.core, event, self.policy)
-        except MoneyError as exc:
-            raise Reject("bad_decimal", str(exc)) from None
-        self.events_seen += 1
+    async def _on_event(self, message: events_pb2.Event) -> None:
+        refused: MoneyError | None = None
+        for event in unpack(message):  # a malformed amount refuses its event, not the rest of a batch
+            try:
+                observe_event(self.core, event, self.policy)
+            except MoneyError as exc:
+                refused = refused or exc
+                continue
+            self.events_seen += 1
+        if refused is not None:
+            raise Reject("bad_decimal", str(refused))
 
     # --- decisions ----------------------------------------------------------------------------
     def decide(self, policy: BrainPolicy, phases: Sequence[PhaseSpec]) -> Decision:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -56,3 +56,23 @@ async def http_get(port: int, path: str) -> tuple[int, str]:
     head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
     parts = head.split()
     return (int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0), body
+
+
+async def stored_events(js: Any, catalog: Any, kind: str, source: str = "execution") -> list[Any]:
+    """Every event of ``kind`` from ``source`` that TITAN_EVENTS holds, in stream order, batches
+    unpacked (a kind's events travel alone on its subject or inside batches)."""
+    from nats.js.api import DeliverPolicy
+
+    from titan.core.bus import decode_event, unpack
+
+    sub = await js.subscribe(catalog.event_filter(source, "*"), ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+    found: list[Any] = []
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=1)
+            except TimeoutError:
+                return found
+            found.extend(e for e in unpack(decode_event(msg.data)) if e.WhichOneof("body") == kind)
+    finally:
+        await sub.unsubscribe()

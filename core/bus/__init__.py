@@ -6,11 +6,13 @@ from titan.core.bus.consumer import DurableConsumer, Reject, consumer_config
 from titan.core.bus.events import (
     MSG_ID_HEADER,
     InvalidEvent,
+    batches,
     decode_event,
     event_kind,
     event_message,
     new_event_id,
     publish_event,
+    unpack,
     validate_event,
 )
 from titan.core.bus.jetstream import ensure_bucket, ensure_jetstream, ensure_stream, stream_config
@@ -22,6 +24,7 @@ __all__ = [
     "InvalidEvent",
     "Reject",
     "StateStore",
+    "batches",
     "canonical_json",
     "connect",
     "consumer_config",
@@ -34,5 +37,6 @@ __all__ = [
     "new_event_id",
     "publish_event",
     "stream_config",
+    "unpack",
     "validate_event",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 
 from google.protobuf.message import DecodeError
 from nats.js import JetStreamContext
@@ -29,7 +30,9 @@ _KIND_BY_FIELD: dict[str, EventKind] = {
     "proposal": EventKind.PROPOSAL,
     "trading_state": EventKind.TRADING_STATE,
     "hedge": EventKind.HEDGE,
+    "batch": EventKind.BATCH,
 }
+BATCH_MAX_BYTES = 512 * 1024  # a batch stays well under NATS's default max_payload (1 MB)
 
 
 class InvalidEvent(ValueError):
@@ -82,7 +85,49 @@ def validate_event(event: events_pb2.Event) -> EventKind:
         token(event.source)
     except ValueError:
         raise InvalidEvent("bad_source", f"event {event.event_id!r} has source {event.source!r}") from None
+    if kind is EventKind.BATCH:
+        if not event.batch.events:
+            raise InvalidEvent("empty_batch", f"batch {event.event_id!r} holds no event")
+        for inner in event.batch.events:
+            if validate_event(inner) is EventKind.BATCH:
+                raise InvalidEvent("nested_batch", f"batch {event.event_id!r} holds batch {inner.event_id!r}")
     return kind
+
+
+def unpack(event: events_pb2.Event) -> Sequence[events_pb2.Event]:
+    """The events a message carries: a batch's inner events in order, else the event itself.
+    Every consumer of TITAN_EVENTS reads messages through this."""
+    if event.WhichOneof("body") == "batch":
+        return event.batch.events
+    return (event,)
+
+
+def batch_event(events: Sequence[events_pb2.Event], source: str) -> events_pb2.Event:
+    """One envelope for several events (``titan.v1.EventBatch``). Its id is a hash of the inner ids,
+    so re-publishing the same batch is dropped by JetStream's duplicate window while a different
+    batch that repeats one event is not (the ledger drops that event by its own id)."""
+    digest = hashlib.sha256("\n".join(e.event_id for e in events).encode()).hexdigest()[:40]
+    batch = events_pb2.Event(event_id=new_event_id("batch", source, digest), source=source,
+                             ts_ns=max(e.ts_ns for e in events))
+    batch.batch.events.extend(events)
+    return batch
+
+
+def batches(events: Sequence[events_pb2.Event], source: str,
+            max_bytes: int = BATCH_MAX_BYTES) -> list[tuple[events_pb2.Event, int]]:
+    """``events`` as few messages as fit ``max_bytes`` each, in order, each with how many of
+    ``events`` it carries: one event goes as itself, several as a :func:`batch_event` (an event
+    larger than ``max_bytes`` goes alone)."""
+    groups: list[list[events_pb2.Event]] = []
+    size = max_bytes
+    for event in events:
+        n = event.ByteSize() + 8
+        if size + n > max_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append(event)
+        size += n
+    return [(group[0] if len(group) == 1 else batch_event(group, source), len(group)) for group in groups]
 
 
 def decode_event(data: bytes) -> events_pb2.Event:

@@ -624,4 +624,6 @@ def body_rows(event: events_pb2.Event) -> list[Upsert]:
         return trading_state_rows(event.trading_state, eid)
     if field == "hedge":  # a hedged unit's outcome: kept as the event itself (events.payload)
         return []
+    if field == "batch":  # the writer records a batch's events (titan.core.bus.unpack), never the batch
+        raise LedgerReject("batch", f"event {eid!r} is a batch: record its events one by one")
     raise LedgerReject("no_body", f"event {eid!r} has no body")

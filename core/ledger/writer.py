@@ -13,7 +13,7 @@ from collections import Counter
 from nats.js import JetStreamContext
 
 from titan.core.bus.consumer import DurableConsumer, Reject
-from titan.core.bus.events import InvalidEvent, decode_event, event_kind
+from titan.core.bus.events import InvalidEvent, decode_event, event_kind, unpack
 from titan.core.bus.state import StateStore
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock, WallClock
@@ -28,14 +28,15 @@ log = logging.getLogger("titan.ledger")
 class LedgerWriter:
     """Consumes ``catalog.ledger_consumer`` and records each event in the :class:`Ledger`.
 
-    Every fetch (up to ``batch`` events) is committed in one transaction and then acked. Two
-    batches are in hand at once: the next one is decoded and prepared (``Ledger.prepare``) while the
-    database commits the previous one, and waits for that commit before its own write, so batches
-    are written one at a time, in the order they were fetched (retries included). A
-    redelivered event changes nothing (the ledger is idempotent); a malformed one is terminated and
-    counted (``titan_bus_rejects_total``, ``titan_ledger_events_total{result="rejected"}``). When a
-    batch fails in the database, its events are retried one by one at once, so one bad event cannot
-    hold its neighbours back; an event that still fails is naked and JetStream redelivers it later.
+    Every fetch (up to ``batch`` messages; a ``titan.v1.EventBatch`` brings its inner events) is
+    committed in one transaction and then acked. Two batches are in hand at once: the next one is
+    decoded and prepared (``Ledger.prepare``) while the database commits the previous one, and waits
+    for that commit before its own write, so batches are written one at a time, in the order they
+    were fetched (retries included). A redelivered event changes nothing (the ledger is idempotent);
+    a malformed one is terminated and counted (``titan_bus_rejects_total``,
+    ``titan_ledger_events_total{result="rejected"}``). When a batch fails in the database, its
+    events are retried one by one at once, so one bad event cannot hold its neighbours back; an
+    event that still fails is naked (with its whole message) and JetStream redelivers it later.
 
     Every ``heartbeat_s`` (0 = never) it puts a ``LedgerHeartbeat`` in the control bucket: the last
     time a batch committed or, when none committed within the interval, the database accepted a
@@ -153,11 +154,17 @@ class LedgerWriter:
                 results.append(exc)
         return results
 
-    async def _handle_batch(self, events: list[events_pb2.Event]) -> list[Exception | None]:
+    async def _handle_batch(self, messages: list[events_pb2.Event]) -> list[Exception | None]:
+        """Write the events of a fetch (a batch message counts as its inner events) in one
+        transaction; one outcome per message: an error if any of its events failed (the message is
+        redelivered; what was written is then a duplicate), else a reject if any was refused."""
         self.batches += 1
-        outcomes: list[Exception | None] = []
-        counts: Counter[tuple[str, str]] = Counter()  # (kind, result): the metric moved once per batch
-        last = 0
+        events: list[events_pb2.Event] = []
+        owners: list[int] = []  # per event: the index of its message
+        for m, message in enumerate(messages):
+            inner = unpack(message)
+            events.extend(inner)
+            owners.extend([m] * len(inner))
         prepared = self.ledger.prepare(events)  # no await before it: it overlaps the previous write
         previous, written = self._previous_written, asyncio.Event()
         self._previous_written = written
@@ -167,23 +174,25 @@ class LedgerWriter:
             results = await self._record(prepared)
         finally:
             written.set()
+        outcomes: list[Exception | None] = [None] * len(messages)
+        counts: Counter[tuple[str, str]] = Counter()  # (kind, result): the metric moved once per batch
+        last = 0
         failure: Exception | None = None
-        for event, result in zip(events, results, strict=True):
+        for owner, event, result in zip(owners, events, results, strict=True):
             kind = str(event_kind(event))
             if isinstance(result, LedgerReject):
                 counts[kind, "rejected"] += 1
-                outcomes.append(Reject(result.reason, str(result)))
+                if outcomes[owner] is None:
+                    outcomes[owner] = Reject(result.reason, str(result))
             elif isinstance(result, Exception):
                 counts[kind, "error"] += 1
-                outcomes.append(result)
-                failure = result
+                outcomes[owner] = failure = result
             else:
                 if result:
                     self.applied += 1
                 else:
                     self.duplicates += 1
                 counts[kind, "applied" if result else "duplicate"] += 1
-                outcomes.append(None)
                 last = max(last, event.ts_ns)
         now = self._clock.now_ns()
         if any(not isinstance(r, Exception) for r in results):

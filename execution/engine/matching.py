@@ -19,7 +19,7 @@ from titan.v1 import market_pb2
 
 OrderType = enums.OrderType
 _MARKING = ("mark", "trade", "top", "depth", "candle")
-_TAKING = ("top", "depth", "trade", "candle")
+_TAKING = ("top", "depth", "trade", "candle")  # the kinds of market event that can fill a resting order
 
 
 def place(state: EngineState, order: ManagedOrder, market: InstrumentMarket, slippage_bps: Decimal | None,
@@ -66,7 +66,7 @@ def on_market(state: EngineState, event: market_pb2.MarketEvent) -> list[Update]
     if kind is None:
         return []
     key = market.key
-    work = state.working.get(key)
+    work = state.working.get(key) if kind in _TAKING else None  # a mark or funding event fills nothing
     if work and not state.external:
         match_working(state, list(work.values()), market, kind, event, now)
     if kind in _MARKING:
@@ -87,7 +87,7 @@ def match_working(
     state: EngineState, work: list[ManagedOrder], market: InstrumentMarket, kind: str,
     event: market_pb2.MarketEvent, now: int,
 ) -> None:
-    """Resting orders of one instrument against a market event."""
+    """Resting orders of one instrument against a market event of a kind that can fill them."""
     paper = state.paper
     dry = _DryLimits()
     book_only = kind in ("top", "depth")
@@ -98,7 +98,7 @@ def match_working(
             continue
         buy = order.is_buy
         if order.order_type == OrderType.ORDER_TYPE_MARKET:
-            if kind in _TAKING and not dry.covers(buy, order.price_cap):
+            if not dry.covers(buy, order.price_cap):
                 fills = paper.take(market, buy, order.remaining, order.price_cap)
                 if not fills:
                     dry.note(buy, order.price_cap, market)

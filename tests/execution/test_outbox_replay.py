@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 
 from tests.execution.helpers import fills_of, leg, make_engine, orders_of, positions_of, signal
 from tests.util import wait_for
+from titan.core.bus import unpack
 from titan.core.catalog import Catalog
 from titan.core.ledger import Ledger, LedgerWriter
 from titan.execution.engine import Update
@@ -43,10 +44,13 @@ async def test_submit_journals_and_jetstream_acks_empty_the_outbox(bus_js, catal
     publisher = JetStreamPublisher(bus_js, catalog, outbox=box)
     updates = outcomes("ack", 3, "ETHUSDT")  # the other test's ledger sees these: another position
     publisher.submit(updates)  # not started yet: nothing can have been published
-    assert box.unacknowledged == len(updates)
+    assert box.unacknowledged == 1  # one submit, one journaled message carrying all 12 events
+    (record,) = scan(box.segments()[0].read_bytes()).events
+    assert [e.event_id for e in unpack(events_pb2.Event.FromString(record.payload))] == [
+        to_event(u).event_id for u in updates]
     await publisher.start()
     assert await publisher.flush(10)
-    assert box.acked == box.last_seq == len(updates)
+    assert box.acked == box.last_seq == 1 and publisher.published == len(updates) and publisher.messages == 1
     await publisher.stop()
     assert not (tmp_path / "outbox").exists()  # nothing to replay: nothing left behind
 
@@ -57,7 +61,8 @@ async def test_a_killed_process_events_reach_the_ledger_exactly_once(
     directory = tmp_path / "outbox"
     updates = outcomes("kill", 4)
     first = Outbox.open(directory)
-    JetStreamPublisher(bus_js, catalog, outbox=first).submit(updates)  # journaled, acked to the phase ...
+    for i in range(0, len(updates), 4):  # one frame per signal: journaled, acked to the phase ...
+        JetStreamPublisher(bus_js, catalog, outbox=first).submit(updates[i:i + 4])
     kill(first)  # ... and the process dies before JetStream had any of them
 
     async def decided() -> list[events_pb2.SignalDecision]:
@@ -73,9 +78,9 @@ async def test_a_killed_process_events_reach_the_ledger_exactly_once(
     await writer.start()
     try:
         second = Outbox.open(directory)
-        assert len(second.backlog) == len(updates)
+        assert len(second.backlog) == 4  # one message per signal's outcome
         publisher = JetStreamPublisher(bus_js, catalog, outbox=second)
-        assert await publisher.replay(second.take_backlog()) == len(updates)
+        assert await publisher.replay(second.take_backlog()) == len(updates) == publisher.published
         assert second.acked == second.last_seq
         await publisher.stop()
 
@@ -136,7 +141,7 @@ async def test_a_failed_journal_write_is_counted_and_the_events_still_published(
     assert await publisher.flush(10) and publisher.published == len(lost_journal)  # from memory
     publisher.submit(outcomes("journal-again", 1, "ETHUSDT"))  # a new segment takes the next batch
     (segment,) = box.segments()  # (the broken one held no event: deleted)
-    assert [r.seq for r in scan(segment.read_bytes()).events] == [1, 2, 3, 4]
+    assert [r.seq for r in scan(segment.read_bytes()).events] == [1]  # its 4 events in one record
     assert await publisher.flush(10)
     await publisher.stop()
     assert not (tmp_path / "outbox").exists()

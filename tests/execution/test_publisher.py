@@ -1,5 +1,6 @@
-"""Events to real JetStream: natural-key ids, one subject per kind, dedup on re-publish, retried
-(never dropped) while the stream is unavailable, forwarded only after JetStream acknowledged."""
+"""Events to real JetStream: natural-key ids, one message per submitted outcome (a batch on its own
+subject; a single event on its kind's), dedup on re-publish, retried (never dropped) while the stream
+is unavailable, forwarded only after JetStream acknowledged."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import uuid
 
 from tests.execution.helpers import leg, make_engine, signal
 from tests.util import wait_for
-from titan.core.bus import decode_event, ensure_jetstream
+from titan.core.bus import decode_event, ensure_jetstream, unpack
 from titan.core.catalog import Catalog
 from titan.execution.publisher import JetStreamPublisher, to_event
 from titan.v1 import trading_pb2
@@ -47,15 +48,20 @@ async def test_publishes_in_order_dedups_and_forwards_after_ack(bus_js, catalog)
     assert pub.published == 4 and pub.duplicates == 0
     pub.submit(ups)  # a retry / restart re-publishing the same updates
     assert await pub.flush(10)
-    assert pub.duplicates == 4
+    assert pub.duplicates == 4 and pub.messages == 2
+    pub.submit(ups[:1])  # one update: the event itself, on its kind's subject
+    assert await pub.flush(10)
     sub = await bus_js.subscribe(catalog.event_filter("execution", "*"), ordered_consumer=True)
-    got = []
-    for _ in range(4):
-        msg = await sub.next_msg(timeout=5)
-        got.append((msg.subject, decode_event(msg.data).event_id))
+    first = await sub.next_msg(timeout=5)
+    single = await sub.next_msg(timeout=5)
     await sub.unsubscribe()
-    assert [s.split(".")[-2] for s, _ in got] == ["order", "fill", "position", "decision"]
-    assert [i for _, i in got] == [to_event(u).event_id for u in ups]
+    assert first.subject == catalog.event_subject("execution", "batch")
+    batch = decode_event(first.data)
+    assert batch.event_id.startswith("batch:execution:") and batch.ts_ns == max(to_event(u).ts_ns for u in ups)
+    assert [e.event_id for e in unpack(batch)] == [to_event(u).event_id for u in ups]
+    assert [e.WhichOneof("body") for e in unpack(batch)] == ["order", "fill", "position", "decision"]
+    assert single.subject == catalog.event_subject("execution", "order")
+    assert [e.event_id for e in unpack(decode_event(single.data))] == [to_event(ups[0]).event_id]
     await pub.stop()
 
 
@@ -68,13 +74,13 @@ async def test_retries_until_the_stream_exists(bus_nc):
     ups = _updates()
     pub.submit(ups)
     await wait_for(lambda: pub.retries >= 4, timeout=15)
-    assert not forwarded and pub.pending == 4
+    assert not forwarded and pub.pending == 1  # one message with the four events
     await ensure_jetstream(js, cat)
     try:
         assert await pub.flush(15)
         assert forwarded == ups
         info = await js.stream_info(cat.events_stream.name)
-        assert info.state.messages == 4
+        assert info.state.messages == 1 and pub.published == 4
     finally:
         await pub.stop()
         for name in [s.name for s in cat.streams] + [f"KV_{b.name}" for b in cat.buckets]:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 
 import grpc
 import pytest
 
 from tests.execution.helpers import CONTROL_KEY, KEYS, MODE, OTHER_KEY, budget, control, leg, mark, signal, top
 from tests.util import wait_for
-from titan.core.bus.events import decode_event, event_kind
+from titan.core.bus.events import decode_event, event_kind, unpack
 from titan.core.config import Settings
 from titan.execution.runtime import ExecutionRuntime, RuntimeOptions
 from titan.v1 import execution_pb2, execution_pb2_grpc, trading_pb2
@@ -117,6 +117,9 @@ async def test_two_concurrent_streams_publish_each_order_event_once(served, bus_
     versions: Counter[tuple[str, int]] = Counter()
     decisions: Counter[tuple[str, str]] = Counter()
     fills: Counter[str] = Counter()
+    message_of: dict[str, int] = {}  # client order id -> the stream sequence of its order event
+    together: defaultdict[str, set[int]] = defaultdict(set)  # ... of its fill and its signal's decision
+    outcome_messages: set[int] = set()
 
     async def drain() -> bool:
         while True:
@@ -124,15 +127,22 @@ async def test_two_concurrent_streams_publish_each_order_event_once(served, bus_
                 msg = await sub.next_msg(timeout=0.5)
             except TimeoutError:
                 return all(decisions[(s.phase_id, s.signal_id)] for s in hunter + scavenger)
-            event = decode_event(msg.data)
-            kind = str(event_kind(event))
-            if kind == "order" and event.order.client_order_id in cids:
-                orders[event.order.client_order_id] += 1
-                versions[(event.order.client_order_id, event.order.version)] += 1
-            elif kind == "fill" and event.fill.client_order_id in cids:
-                fills[event.fill.client_order_id] += 1
-            elif kind == "decision" and event.decision.ack.signal_id.startswith("conc-"):
-                decisions[(event.decision.ack.phase_id, event.decision.ack.signal_id)] += 1
+            carried = unpack(decode_event(msg.data))
+            for event in carried:
+                kind = str(event_kind(event))
+                if kind == "order" and event.order.client_order_id in cids:
+                    orders[event.order.client_order_id] += 1
+                    versions[(event.order.client_order_id, event.order.version)] += 1
+                    message_of[event.order.client_order_id] = msg.metadata.sequence.stream
+                elif kind == "fill" and event.fill.client_order_id in cids:
+                    fills[event.fill.client_order_id] += 1
+                    together[event.fill.client_order_id].add(msg.metadata.sequence.stream)
+                elif kind == "decision" and event.decision.ack.signal_id.startswith("conc-"):
+                    decisions[(event.decision.ack.phase_id, event.decision.ack.signal_id)] += 1
+                    for cid in event.decision.ack.client_order_ids:
+                        together[cid].add(msg.metadata.sequence.stream)
+            if any(e.decision.ack.signal_id.startswith("conc-") for e in carried):
+                outcome_messages.add(msg.metadata.sequence.stream)
 
     await wait_for(drain, timeout=30)
     await sub.unsubscribe()
@@ -143,3 +153,6 @@ async def test_two_concurrent_streams_publish_each_order_event_once(served, bus_
     assert Counter(orders.values()) == Counter({1: 2 * PER_PHASE})
     assert set(fills) == cids and max(fills.values()) == 1
     assert len(decisions) == 2 * PER_PHASE and max(decisions.values()) == 1
+    # a signal's order, fill and decision travel in one message; a frame's signals share it
+    assert all(together[cid] == {message_of[cid]} for cid in cids)
+    assert len(outcome_messages) == 2 * PER_PHASE // FRAME

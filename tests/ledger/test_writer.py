@@ -9,6 +9,7 @@ from nats.js import JetStreamContext
 from prometheus_client import REGISTRY
 
 from titan.core.bus import publish_event
+from titan.core.bus.events import batch_event
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, ManualClock
 from titan.core.ledger import Ledger, LedgerWriter
@@ -145,3 +146,22 @@ async def test_one_event_the_database_refuses_does_not_hold_back_its_batch(
         poison.poison_id = ""  # the database accepts it now: the next redelivery lands it
         await wait_for(lambda: writer.applied == 10)
     assert len(await ledger.fills(phase)) == 10
+
+
+async def test_a_batch_is_recorded_as_its_events_and_a_bad_one_refuses_only_itself(
+    bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger
+) -> None:
+    phase = f"bt{uuid.uuid4().hex[:6]}"
+    durable = catalog.ledger_consumer.durable
+    rejects = _metric("titan_bus_rejects_total", consumer=durable, reason="bad_decimal")
+    good = [fill_event(f"{phase}-{i}", phase_id=phase, ts_ns=T0 + i) for i in range(3)]
+    bad = fill_event(f"{phase}-bad", price="1e", phase_id=phase)
+    async with LedgerWriter(bus_js, catalog, ledger) as writer:
+        await publish_event(bus_js, catalog, batch_event(good[:2], "execution"))
+        await publish_event(bus_js, catalog, batch_event([bad, good[2]], "execution"))
+        await wait_for(lambda: writer.applied == 3 and writer.consumer.terminated == 1)
+        await publish_event(bus_js, catalog, batch_event(good, "execution"))  # another batch, the same events
+        await wait_for(lambda: writer.duplicates == 3)
+    assert [f.fill_id for f in await ledger.fills(phase)] == [f"{phase}-{i}" for i in range(3)]
+    assert not await ledger.has_event(bad.event_id)
+    assert _metric("titan_bus_rejects_total", consumer=durable, reason="bad_decimal") == rejects + 1

@@ -13,6 +13,7 @@ from nats.aio.client import Client
 
 from tests.util import wait_for
 from titan.core.bus import connect, new_event_id, publish_event
+from titan.core.bus.events import batch_event
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, WallClock
 from titan.operator.brain import BrainPolicy
@@ -89,22 +90,27 @@ async def test_the_tilt_survives_restarts(nc: Client, catalog: Catalog) -> None:
     await third.close()
 
 
-async def test_the_replay_includes_the_funding_a_position_carried(nc: Client) -> None:
+@pytest.mark.parametrize("batched", [False, True], ids=["single-events", "batches"])
+async def test_the_replay_includes_the_funding_a_position_carried(nc: Client, batched: bool) -> None:
     """Opened (fee 0.1), paid 0.3 of funding, closed (+2, fee 0.1): one trade of 1.5, before and
-    after a restart."""
+    after a restart; the same when the events travel in batches (as execution publishes them)."""
     fresh = Catalog(namespace=f"perf{time.time_ns() % 10**9}")
     js = nc.jetstream()
     now = time.time_ns()
     first = BrainRuntime(nc, fresh, WallClock())
     try:
         await first.start()
-        await publish_event(js, fresh, closing_fill(200, "0", now - 120 * NS_PER_S))  # opening: no PnL
+        opening = closing_fill(200, "0", now - 120 * NS_PER_S)  # no PnL: it opens
         payment = trading_pb2.FundingPayment(venue="paper", symbol="BTCUSDT", phase_id=PHASE, amount="-0.3",
                                              funding_time_ns=now - 60 * NS_PER_S)
-        await publish_event(js, fresh, events_pb2.Event(
+        funding = events_pb2.Event(
             event_id=new_event_id("funding", "paper", "BTCUSDT", PHASE, payment.funding_time_ns), source="execution",
-            ts_ns=payment.funding_time_ns, funding=payment))
-        await publish_event(js, fresh, closing_fill(201, "2", now))
+            ts_ns=payment.funding_time_ns, funding=payment)
+        closing = closing_fill(201, "2", now)
+        messages = ([batch_event([opening, funding], "execution"), batch_event([closing], "execution")] if batched
+                    else [opening, funding, closing])
+        for message in messages:
+            await publish_event(js, fresh, message)
         await wait_for(lambda: trades(first) == [Decimal("1.5")])
         spec = fresh.brain_consumer
 

@@ -14,11 +14,10 @@ from decimal import Decimal
 
 import grpc
 import pytest
-from nats.js.api import DeliverPolicy
 from prometheus_client import REGISTRY
 
 from tests.execution.helpers import CLOSE, KEYS, MODE, OTHER_KEY, SELL, budget, leg, mark, signal, top
-from titan.core.bus import StateStore, decode_event
+from titan.core.bus import StateStore
 from titan.core.catalog import Catalog
 from titan.core.clock import WallClock
 from titan.core.config import Settings
@@ -28,7 +27,7 @@ from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import LOSS_COOLDOWN, ScavengerStrategy
 from titan.v1 import execution_pb2, execution_pb2_grpc, trading_pb2
 
-from ..util import wait_for
+from ..util import stored_events, wait_for
 
 PHASE = "scavenger"
 LOSSES_ALLOWED = 2  # max_consecutive_losses: the third loss in a row starts the cool-down
@@ -128,17 +127,4 @@ async def _read_positions(call, count: int) -> list[trading_pb2.Position]:
 
 
 async def _fills_in_jetstream(js, catalog: Catalog, phase_id: str) -> set[str]:
-    sub = await js.subscribe(catalog.event_filter("execution", "fill"), ordered_consumer=True,
-                             deliver_policy=DeliverPolicy.ALL)
-    fill_ids: set[str] = set()
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=1)
-            except TimeoutError:
-                return fill_ids
-            fill = decode_event(msg.data).fill
-            if fill.phase_id == phase_id:
-                fill_ids.add(fill.fill_id)
-    finally:
-        await sub.unsubscribe()
+    return {e.fill.fill_id for e in await stored_events(js, catalog, "fill") if e.fill.phase_id == phase_id}

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import time
 
-from nats.js.api import DeliverPolicy
-
 from tests.execution.helpers import BUY, KEYS, MODE, OT, PERP, SELL, SPOT, budget, leg, signal, top
-from titan.core.bus import StateStore, decode_event
-from titan.core.catalog import Catalog, EventKind
+from titan.core.bus import StateStore
+from titan.core.catalog import Catalog
 from titan.core.clock import WallClock
 from titan.core.config import Settings
 from titan.core.signing import sign_signal
@@ -22,7 +20,7 @@ from titan.phases.sentinel.params import SentinelParams
 from titan.phases.sentinel.strategy import SentinelStrategy
 from titan.v1 import trading_pb2
 
-from ..util import wait_for
+from ..util import stored_events, wait_for
 
 PHASE = "sentinel"
 KEY = b"sentinel-test-key-0123456789abcd"
@@ -90,15 +88,4 @@ async def test_the_sentinel_receives_each_units_outcome_on_its_stream(
 
 
 async def _outcomes_in_jetstream(js, catalog: Catalog) -> list[trading_pb2.HedgeOutcome]:
-    sub = await js.subscribe(catalog.event_filter("execution", EventKind.HEDGE), ordered_consumer=True,
-                             deliver_policy=DeliverPolicy.ALL)
-    found: list[trading_pb2.HedgeOutcome] = []
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=1)
-            except TimeoutError:
-                return found
-            found.append(decode_event(msg.data).hedge)
-    finally:
-        await sub.unsubscribe()
+    return [e.hedge for e in await stored_events(js, catalog, "hedge")]

@@ -122,7 +122,7 @@ class LedgerHeartbeat(_message.Message):
     def __init__(self, writing_at_ns: _Optional[int] = ..., ts_ns: _Optional[int] = ..., writer: _Optional[str] = ..., failing_since_ns: _Optional[int] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("event_id", "source", "ts_ns", "order", "fill", "position", "funding", "equity", "decision", "allocation", "breaker", "proposal", "trading_state", "hedge")
+    __slots__ = ("event_id", "source", "ts_ns", "order", "fill", "position", "funding", "equity", "decision", "allocation", "breaker", "proposal", "trading_state", "hedge", "batch")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     TS_NS_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +137,7 @@ class Event(_message.Message):
     PROPOSAL_FIELD_NUMBER: _ClassVar[int]
     TRADING_STATE_FIELD_NUMBER: _ClassVar[int]
     HEDGE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     source: str
     ts_ns: int
@@ -151,4 +152,11 @@ class Event(_message.Message):
     proposal: ParameterProposal
     trading_state: _trading_pb2.TradingState
     hedge: _trading_pb2.HedgeOutcome
-    def __init__(self, event_id: _Optional[str] = ..., source: _Optional[str] = ..., ts_ns: _Optional[int] = ..., order: _Optional[_Union[_trading_pb2.Order, _Mapping]] = ..., fill: _Optional[_Union[_trading_pb2.Fill, _Mapping]] = ..., position: _Optional[_Union[_trading_pb2.Position, _Mapping]] = ..., funding: _Optional[_Union[_trading_pb2.FundingPayment, _Mapping]] = ..., equity: _Optional[_Union[_trading_pb2.EquitySnapshot, _Mapping]] = ..., decision: _Optional[_Union[SignalDecision, _Mapping]] = ..., allocation: _Optional[_Union[Allocation, _Mapping]] = ..., breaker: _Optional[_Union[BreakerEvent, _Mapping]] = ..., proposal: _Optional[_Union[ParameterProposal, _Mapping]] = ..., trading_state: _Optional[_Union[_trading_pb2.TradingState, _Mapping]] = ..., hedge: _Optional[_Union[_trading_pb2.HedgeOutcome, _Mapping]] = ...) -> None: ...
+    batch: EventBatch
+    def __init__(self, event_id: _Optional[str] = ..., source: _Optional[str] = ..., ts_ns: _Optional[int] = ..., order: _Optional[_Union[_trading_pb2.Order, _Mapping]] = ..., fill: _Optional[_Union[_trading_pb2.Fill, _Mapping]] = ..., position: _Optional[_Union[_trading_pb2.Position, _Mapping]] = ..., funding: _Optional[_Union[_trading_pb2.FundingPayment, _Mapping]] = ..., equity: _Optional[_Union[_trading_pb2.EquitySnapshot, _Mapping]] = ..., decision: _Optional[_Union[SignalDecision, _Mapping]] = ..., allocation: _Optional[_Union[Allocation, _Mapping]] = ..., breaker: _Optional[_Union[BreakerEvent, _Mapping]] = ..., proposal: _Optional[_Union[ParameterProposal, _Mapping]] = ..., trading_state: _Optional[_Union[_trading_pb2.TradingState, _Mapping]] = ..., hedge: _Optional[_Union[_trading_pb2.HedgeOutcome, _Mapping]] = ..., batch: _Optional[_Union[EventBatch, _Mapping]] = ...) -> None: ...
+
+class EventBatch(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
