@@ -8,10 +8,13 @@ once). ``record_many`` is the database side alone: the same events handed to ``L
 in batches of 256 on another fresh database, no JetStream. Prints one JSON object; the temporary
 databases, streams and buckets are removed.
 
-``--quick``: 1,500 events, batch 256 only (a test runs it and checks ``JSON_KEYS``).
-``bench/execution_latency.py`` reports the best ``runs[*].events_per_s`` of ``--batch 256`` as its
-``ledger_events_per_s``. ``client_cpu_us_per_event``: this process's CPU time per event (writer run:
-receiving, decoding, preparing, acking; ``record_many``: preparing and sending).
+``--per-message``: events per JetStream message (default 1; more: one ``titan.v1.EventBatch`` per
+message, as execution publishes the outcome of a frame of signals). ``--quick``: 1,500 events, batch
+256 only (a test runs it and checks ``JSON_KEYS``). ``bench/execution_latency.py`` runs it with
+``--batch 256 --per-message 1,192`` and reports ``ledger_events_per_s`` (192 events per message: a
+64-signal frame's outcome) and ``ledger_events_per_s_single`` (one event per message).
+``client_cpu_us_per_event``: this process's CPU time per event (writer run: receiving, decoding,
+preparing, acking; ``record_many``: preparing and sending).
 
 Measured (docs/ledger.md, "Throughput"), ``--events 20000 --batch 256``, 2 shared cores at a load
 average of 0.8-2.4, three runs each, alternating with the previous code: 7,815 / 12,080 / 11,366
@@ -19,7 +22,7 @@ events/s through JetStream at 48-68 us client CPU per event, against 6,306 / 4,7
 109-144 us before the pull feed, the two-batch pipeline and packed columns. The 50,000 events/s bar is
 not reached: PostgreSQL alone spends ~30 us of CPU per event on this schema.
 
-Usage: python bench/ledger_writer.py [--quick] [--events 6000] [--batch 1,64,256]
+Usage: python bench/ledger_writer.py [--quick] [--events 6000] [--batch 1,64,256] [--per-message 1,192]
        [--pg postgresql://postgres@127.0.0.1:5432/postgres] [--nats nats://127.0.0.1:4222]
 """
 
@@ -39,6 +42,7 @@ import asyncpg
 import nats
 
 from titan.core.bus import ensure_jetstream, new_event_id, publish_event
+from titan.core.bus.events import batch_event
 from titan.core.catalog import Catalog
 from titan.core.ledger import Ledger, LedgerWriter
 from titan.v1 import common_pb2, events_pb2, trading_pb2
@@ -78,7 +82,7 @@ def with_db(dsn: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
-async def run_one(args: argparse.Namespace, batch: int) -> dict[str, object]:
+async def run_one(args: argparse.Namespace, batch: int, per_message: int) -> dict[str, object]:
     db = f"titan_bench_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(args.pg)
     await admin.execute(f'CREATE DATABASE "{db}"')
@@ -90,8 +94,9 @@ async def run_one(args: argparse.Namespace, batch: int) -> dict[str, object]:
     try:
         await ensure_jetstream(js, catalog)
         events = [ev for i in range(args.events // 3) for ev in trade_events(i)]
-        for ev in events:
-            await publish_event(js, catalog, ev)
+        for start in range(0, len(events), per_message):
+            group = events[start:start + per_message]
+            await publish_event(js, catalog, group[0] if len(group) == 1 else batch_event(group, "execution"))
         t0, cpu0 = time.perf_counter(), time.process_time()
         async with LedgerWriter(js, catalog, ledger, batch=batch) as writer:
             while writer.applied + writer.duplicates < len(events):
@@ -103,7 +108,7 @@ async def run_one(args: argparse.Namespace, batch: int) -> dict[str, object]:
         recorded = await ledger.event_count()
         fills = await ledger.fill_count("bench")
         assert recorded == len(events) and fills == len(events) // 3, (recorded, fills)
-        return {"batch": batch, "events": len(events), "seconds": round(elapsed, 3),
+        return {"batch": batch, "events_per_message": per_message, "events": len(events), "seconds": round(elapsed, 3),
                 "events_per_s": round(len(events) / elapsed), "transactions": batches,
                 "client_cpu_us_per_event": round(cpu / len(events) * 1e6, 1), "recorded_once": recorded == len(events)}
     finally:
@@ -146,6 +151,8 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=6000)
     ap.add_argument("--batch", default="1,64,256")
+    ap.add_argument("--per-message", default="1",
+                    help="events per JetStream message (more than 1: an EventBatch, as execution publishes a frame)")
     ap.add_argument("--pg", default=os.environ.get("TITAN_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"))
     ap.add_argument("--nats", default=os.environ.get("TITAN_NATS_URL", "nats://127.0.0.1:4222"))
     ap.add_argument("--timeout", type=float, default=600.0)
@@ -153,7 +160,7 @@ async def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.events, args.batch = 1500, "256"
-    runs = [await run_one(args, int(b)) for b in args.batch.split(",")]
+    runs = [await run_one(args, int(b), int(m)) for m in args.per_message.split(",") for b in args.batch.split(",")]
     direct = await record_many_only(args)
     rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps({"runs": runs, "record_many": direct, "max_rss_mb": rss_mb},

@@ -49,6 +49,7 @@ log = logging.getLogger("titan.execution")
 
 SERVICE_NAME = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
 _EOF = grpc.aio.EOF
+UPDATES_PER_MESSAGE = 512  # order/fill/position updates written to a phase as one UpdateBatch at most
 
 
 class Sink(Protocol):
@@ -60,7 +61,7 @@ class Sink(Protocol):
 class _Stream:
     """One open StreamSignals call. A single writer task owns the stream's writes (gRPC allows one at
     a time): acks first, then order/fill/position updates, so an ack never queues behind a burst of updates
-    and the reader never waits for a write."""
+    and the reader never waits for a write. Updates that wait together go as one ``UpdateBatch``."""
 
     __slots__ = ("acks", "closed", "context", "phase", "updates", "wake", "writer")
 
@@ -98,8 +99,12 @@ class _Stream:
                 msg, t0, hist = acks.popleft()
                 await write(msg)
                 hist.observe((perf() - t0) / 1e9)  # signal received -> its ack written
-            elif updates:
+            elif len(updates) == 1:
                 await write(updates.popleft())
+            elif updates:  # what waited together goes as one message
+                count = min(len(updates), UPDATES_PER_MESSAGE)
+                batch = [updates.popleft() for _ in range(count)]
+                await write(execution_pb2.ExecutionUpdate(updates=execution_pb2.UpdateBatch(updates=batch)))
             elif self.closed:
                 return
             else:

@@ -6,7 +6,8 @@ exponential backoff (``min_backoff_s`` doubling up to ``max_backoff_s``, reset a
 stayed up). Queued signals whose TTL has passed are dropped instead of sent late. Whatever is
 queued when the stream is ready to write goes out as one frame (a ``SignalBatch`` of up to
 ``max_batch`` signals; a lone signal as a plain ``Signal``); a batch's acks come back in one
-``AckBatch`` and reach ``on_update`` one by one, as single acks do.
+``AckBatch`` and reach ``on_update`` one by one, as single acks do; so do the order, fill and position
+updates of an ``UpdateBatch``.
 """
 
 from __future__ import annotations
@@ -150,9 +151,14 @@ class SignalStream:
         return frame
 
     async def _deliver(self, update: execution_pb2.ExecutionUpdate) -> None:
-        if update.WhichOneof("body") == "acks":
+        body = update.WhichOneof("body")
+        if body == "acks":
             for ack in update.acks.acks:
                 await self._deliver(execution_pb2.ExecutionUpdate(ack=ack))
+            return
+        if body == "updates":
+            for inner in update.updates.updates:
+                await self._deliver(inner)
             return
         result = self.on_update(update)
         if result is not None:

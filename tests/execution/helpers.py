@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import deque
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import grpc
 from google.protobuf.message import Message
 
 from titan.core.clock import ManualClock
@@ -184,3 +186,31 @@ def control(request: M, key: bytes = CONTROL_KEY, *, nonce: str | None = None, i
     request.auth.nonce = nonce or uuid.uuid4().hex  # type: ignore[attr-defined]
     sign_control(request, key)
     return request
+
+
+class Updates:
+    """Reads a StreamSignals call one update at a time, as a phase sees them: the updates of an
+    ``UpdateBatch`` one by one, in order (acks and ``AckBatch`` as they come)."""
+
+    def __init__(self, call: Any) -> None:
+        self.call = call
+        self._waiting: deque[Any] = deque()
+
+    async def read(self) -> Any:
+        if not self._waiting:
+            msg = await self.call.read()
+            if msg is grpc.aio.EOF or msg.WhichOneof("body") != "updates":
+                return msg
+            self._waiting.extend(msg.updates.updates)
+        return self._waiting.popleft()
+
+
+_READERS: dict[int, tuple[Any, Updates]] = {}
+
+
+def updates_of(call: Any) -> Updates:
+    """The one :class:`Updates` reader of ``call`` (so what a batch brought is not lost between reads)."""
+    entry = _READERS.get(id(call))
+    if entry is None or entry[0] is not call:
+        entry = _READERS[id(call)] = (call, Updates(call))
+    return entry[1]

@@ -18,7 +18,7 @@ import grpc
 import pytest
 
 from tests.execution.fake_venue import FakeBybit, live_bybit
-from tests.execution.helpers import BUY, KEYS, MODE, PERP, SELL, SPOT, budget, leg, signal, top
+from tests.execution.helpers import BUY, KEYS, MODE, PERP, SELL, SPOT, budget, leg, signal, top, updates_of
 from titan.core.signing import sign_control, sign_signal
 from titan.execution import orders as order_states
 from titan.execution.runtime import ExecutionRuntime, RuntimeOptions
@@ -68,10 +68,10 @@ def hedged_unit(policy: str, deadline_ms: int = 5_000) -> trading_pb2.Signal:
 
 async def outcome_on_stream(call: Any) -> tuple[trading_pb2.SignalAck, trading_pb2.HedgeOutcome, list[Any]]:
     """The ack, then every update until the unit's outcome arrives."""
-    ack = (await asyncio.wait_for(call.read(), 5)).ack
+    ack = (await asyncio.wait_for(updates_of(call).read(), 5)).ack
     seen: list[Any] = []
     while True:
-        msg = await asyncio.wait_for(call.read(), 10)
+        msg = await asyncio.wait_for(updates_of(call).read(), 10)
         if msg.WhichOneof("body") == "hedge":
             return ack, msg.hedge, seen
         seen.append(getattr(msg, msg.WhichOneof("body")))

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from tests.execution.fake_venue import FakeBinance, FakeBybit, live_bybit
-from tests.execution.helpers import OT, PERP, SPOT, R, leg, make_engine, signal, top
+from tests.execution.helpers import OT, PERP, SPOT, R, leg, make_engine, signal, top, updates_of
 from titan.execution import orders as order_states
 from titan.execution.engine import EngineConfig
 from titan.execution.live import LiveVenue, ccxt_symbol, fee_in_quote, make_exchange, split_symbol
@@ -260,11 +260,11 @@ async def test_live_mode_through_the_service(tmp_path):
 
         call = stub.StreamSignals()
         await call.write(execution_pb2.StreamRequest(signal=signal(Wall(), leg(size="500"))))
-        ack = await asyncio.wait_for(call.read(), 5)
+        ack = await asyncio.wait_for(updates_of(call).read(), 5)
         assert ack.ack.accepted, ack.ack.detail
         fills = []
         while len(fills) < 2:
-            msg = await asyncio.wait_for(call.read(), 10)
+            msg = await asyncio.wait_for(updates_of(call).read(), 10)
             if msg.WhichOneof("body") == "fill":
                 fills.append(msg.fill)
         assert sum(D(f.quantity) for f in fills) == D("0.010")

@@ -20,7 +20,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.execution.helpers import KEY, MODE, PERP, REDUCE, SELL, R, budget, control, leg, mark, top
+from tests.execution.helpers import KEY, MODE, PERP, REDUCE, SELL, R, budget, control, leg, mark, top, updates_of
 from tests.util import wait_for
 from titan.core.bus import StateStore
 from titan.core.ledger import LedgerWriter
@@ -138,7 +138,7 @@ async def test_kill_mid_stream_and_recover_from_the_ledger(nats_url, pg_dsn, cat
         async def reader() -> None:
             with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
                 while True:
-                    msg = await call.read()
+                    msg = await updates_of(call).read()
                     if msg is grpc.aio.EOF:
                         return
                     body = msg.WhichOneof("body")
@@ -172,7 +172,7 @@ async def test_kill_mid_stream_and_recover_from_the_ledger(nats_url, pg_dsn, cat
         async def reader2() -> None:
             with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
                 while True:
-                    msg = await call.read()
+                    msg = await updates_of(call).read()
                     if msg is grpc.aio.EOF:
                         return
                     if msg.WhichOneof("body") == "ack":

@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import REGISTRY
 
-from tests.execution.helpers import CONTROL_KEY, KEYS, MODE, R, budget, control, leg, mark, signal, top
+from tests.execution.helpers import CONTROL_KEY, KEYS, MODE, R, budget, control, leg, mark, signal, top, updates_of
 from titan.core.config import Settings
 from titan.execution.runtime import ExecutionRuntime, RuntimeOptions
 from titan.v1 import execution_pb2, execution_pb2_grpc, trading_pb2
@@ -53,7 +53,7 @@ async def activate(rt, stub):
 async def read_until(call, pred, limit=50):
     seen = []
     for _ in range(limit):
-        msg = await asyncio.wait_for(call.read(), 5)
+        msg = await asyncio.wait_for(updates_of(call).read(), 5)
         seen.append(msg)
         if pred(msg):
             return msg, seen
@@ -85,7 +85,7 @@ async def test_signed_signal_is_acked_and_updates_follow(service):
     await call.write(execution_pb2.StreamRequest(hello=execution_pb2.Hello(phase_id="hunter", instance="t")))
     sig = signal(clock(), leg(size="5000"))
     await call.write(execution_pb2.StreamRequest(signal=sig))
-    first = await asyncio.wait_for(call.read(), 5)
+    first = await asyncio.wait_for(updates_of(call).read(), 5)
     assert first.WhichOneof("body") == "ack"
     assert first.ack.accepted, first.ack.detail
     assert first.ack.received_at_ns <= first.ack.acked_at_ns
@@ -125,11 +125,11 @@ async def test_bad_signals_are_rejected(service, case):
         sig, reason = signal(c, phase="ghost", key=b"g" * 32), R.REJECT_REASON_UNKNOWN_PHASE
     call = stub.StreamSignals()
     await call.write(execution_pb2.StreamRequest(signal=sig))
-    msg = await asyncio.wait_for(call.read(), 5)
+    msg = await asyncio.wait_for(updates_of(call).read(), 5)
     assert not msg.ack.accepted
     assert msg.ack.reason == reason
     await call.done_writing()
-    assert await asyncio.wait_for(call.read(), 5) is grpc.aio.EOF  # no updates for unauthenticated input
+    assert await asyncio.wait_for(updates_of(call).read(), 5) is grpc.aio.EOF  # no updates for unauthenticated input
 
 
 async def test_garbage_on_the_wire_does_not_hurt_the_service(service):
@@ -228,7 +228,7 @@ async def test_flatten_and_halt(service):
     assert halted.mode == MODE.TRADING_MODE_HALTED
     call = stub.StreamSignals()
     await call.write(execution_pb2.StreamRequest(signal=signal(clock(), leg(size="100"))))
-    msg = await asyncio.wait_for(call.read(), 5)
+    msg = await asyncio.wait_for(updates_of(call).read(), 5)
     assert msg.ack.reason == R.REJECT_REASON_HALTED
     await call.done_writing()
 
@@ -236,7 +236,7 @@ async def test_flatten_and_halt(service):
 async def _acks(call, n):
     got = 0
     while got < n:
-        msg = await asyncio.wait_for(call.read(), 5)
+        msg = await asyncio.wait_for(updates_of(call).read(), 5)
         if msg.WhichOneof("body") == "ack":
             got += 1
             yield msg

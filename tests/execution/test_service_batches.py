@@ -156,3 +156,27 @@ async def test_two_concurrent_streams_publish_each_order_event_once(served, bus_
     # a signal's order, fill and decision travel in one message; a frame's signals share it
     assert all(together[cid] == {message_of[cid]} for cid in cids)
     assert len(outcome_messages) == 2 * PER_PHASE // FRAME
+
+
+async def test_a_frames_updates_reach_the_phase_as_one_update_batch(served):
+    _, stub = served
+    sigs = _signals("hunter", KEYS["hunter"], FRAME, "ub")
+    call = stub.StreamSignals()
+    await call.write(execution_pb2.StreamRequest(signals=execution_pb2.SignalBatch(signals=sigs)))
+    cids: set[str] = set()
+    updates: list[execution_pb2.ExecutionUpdate] = []
+    messages = 0
+    while len([u for u in updates if u.WhichOneof("body") == "position"]) < FRAME:
+        msg = await asyncio.wait_for(call.read(), 10)
+        body = msg.WhichOneof("body")
+        if body == "acks":
+            cids = {cid for a in msg.acks.acks for cid in a.client_order_ids}
+            continue
+        messages += 1
+        updates += list(msg.updates.updates) if body == "updates" else [msg]
+    await call.done_writing()
+    assert len(cids) == FRAME
+    # the frame's order, fill and position updates, in the engine's order, in one message
+    assert [u.WhichOneof("body") for u in updates] == ["order", "fill", "position"] * FRAME
+    assert {u.order.client_order_id for u in updates if u.WhichOneof("body") == "order"} == cids
+    assert messages == 1

@@ -106,9 +106,11 @@ class Load:
                 for ack in acks:
                     self.acks.append(Ack(ack.signal_id, pending.pop(ack.signal_id, False), ack.accepted,
                                          int(ack.reason), tuple(ack.client_order_ids), time.monotonic()))
-                if body == "fill":
-                    self.fill_receipts += 1
-                    self.fills[msg.fill.fill_id] = msg.fill
+                updates = [msg] if body == "fill" else list(msg.updates.updates) if body == "updates" else []
+                for update in updates:
+                    if update.WhichOneof("body") == "fill":
+                        self.fill_receipts += 1
+                        self.fills[update.fill.fill_id] = update.fill
 
     def stop(self) -> None:
         self._stop.set()

@@ -168,11 +168,12 @@ async def test_signals_are_gated_signed_streamed_and_acked_across_a_reconnect() 
         await wait_for(lambda: len(strat.acks) == 2)
         assert [s.signal_id for s in servicer.signals] == ["s-3", "s-6"]
 
-        # Position updates from execution close trades in the strategy.
-        for qty, realized, version in [("0.1", "0", 1), ("0", "-4", 2)]:
-            await servicer.outgoing.put(execution_pb2.ExecutionUpdate(position=trading_pb2.Position(
-                phase_id=PHASE, venue="paper", symbol="BTCUSDT", quantity=qty, realized_pnl=realized,
-                version=version)))
+        # Position updates from execution close trades in the strategy (two that waited together
+        # arrive as one UpdateBatch and are handled one by one, in order).
+        positions = [execution_pb2.ExecutionUpdate(position=trading_pb2.Position(
+            phase_id=PHASE, venue="paper", symbol="BTCUSDT", quantity=qty, realized_pnl=realized, version=version))
+            for qty, realized, version in [("0.1", "0", 1), ("0", "-4", 2)]]
+        await servicer.outgoing.put(execution_pb2.ExecutionUpdate(updates=execution_pb2.UpdateBatch(updates=positions)))
         await wait_for(lambda: strat.closed == [("BTCUSDT", Decimal(-4))])
 
         # /metrics and /healthz

@@ -121,8 +121,8 @@ async def _read_positions(call, count: int) -> list[trading_pb2.Position]:
     positions: list[trading_pb2.Position] = []
     while len(positions) < count:
         msg = await asyncio.wait_for(call.read(), 10)
-        if msg.WhichOneof("body") == "position":
-            positions.append(msg.position)
+        updates = msg.updates.updates if msg.WhichOneof("body") == "updates" else [msg]
+        positions += [u.position for u in updates if u.WhichOneof("body") == "position"]
     return positions
 
 

@@ -39,6 +39,12 @@ class AckBatch(_message.Message):
     acks: _containers.RepeatedCompositeFieldContainer[_trading_pb2.SignalAck]
     def __init__(self, acks: _Optional[_Iterable[_Union[_trading_pb2.SignalAck, _Mapping]]] = ...) -> None: ...
 
+class UpdateBatch(_message.Message):
+    __slots__ = ("updates",)
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    updates: _containers.RepeatedCompositeFieldContainer[ExecutionUpdate]
+    def __init__(self, updates: _Optional[_Iterable[_Union[ExecutionUpdate, _Mapping]]] = ...) -> None: ...
+
 class StreamRequest(_message.Message):
     __slots__ = ("hello", "signal", "signals")
     HELLO_FIELD_NUMBER: _ClassVar[int]
@@ -50,20 +56,22 @@ class StreamRequest(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., signal: _Optional[_Union[_trading_pb2.Signal, _Mapping]] = ..., signals: _Optional[_Union[SignalBatch, _Mapping]] = ...) -> None: ...
 
 class ExecutionUpdate(_message.Message):
-    __slots__ = ("ack", "order", "fill", "position", "acks", "hedge")
+    __slots__ = ("ack", "order", "fill", "position", "acks", "hedge", "updates")
     ACK_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     FILL_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
     ACKS_FIELD_NUMBER: _ClassVar[int]
     HEDGE_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
     ack: _trading_pb2.SignalAck
     order: _trading_pb2.Order
     fill: _trading_pb2.Fill
     position: _trading_pb2.Position
     acks: AckBatch
     hedge: _trading_pb2.HedgeOutcome
-    def __init__(self, ack: _Optional[_Union[_trading_pb2.SignalAck, _Mapping]] = ..., order: _Optional[_Union[_trading_pb2.Order, _Mapping]] = ..., fill: _Optional[_Union[_trading_pb2.Fill, _Mapping]] = ..., position: _Optional[_Union[_trading_pb2.Position, _Mapping]] = ..., acks: _Optional[_Union[AckBatch, _Mapping]] = ..., hedge: _Optional[_Union[_trading_pb2.HedgeOutcome, _Mapping]] = ...) -> None: ...
+    updates: UpdateBatch
+    def __init__(self, ack: _Optional[_Union[_trading_pb2.SignalAck, _Mapping]] = ..., order: _Optional[_Union[_trading_pb2.Order, _Mapping]] = ..., fill: _Optional[_Union[_trading_pb2.Fill, _Mapping]] = ..., position: _Optional[_Union[_trading_pb2.Position, _Mapping]] = ..., acks: _Optional[_Union[AckBatch, _Mapping]] = ..., hedge: _Optional[_Union[_trading_pb2.HedgeOutcome, _Mapping]] = ..., updates: _Optional[_Union[UpdateBatch, _Mapping]] = ...) -> None: ...
 
 class GetStateRequest(_message.Message):
     __slots__ = ("phase_id", "auth")
