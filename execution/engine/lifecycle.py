@@ -26,7 +26,13 @@ def register(state: EngineState, order: ManagedOrder) -> None:
 def rest(state: EngineState, order: ManagedOrder) -> None:
     """The order waits on its instrument for market data to fill it (or for its expiry)."""
     key = (order.venue, order.symbol, order.instrument)
-    state.working.setdefault(key, {})[order.client_order_id] = order
+    work = state.working.setdefault(key, {})
+    if order.expires_at_ns and order.client_order_id not in work:
+        state.expiries.add(order)
+    if work is state.walking:  # a market event walks these orders now: joins them when it is done
+        state.walk_rested.append(order)
+    else:
+        work[order.client_order_id] = order
     state.outputs.touch(order)
 
 
@@ -43,7 +49,9 @@ def closed(state: EngineState, order: ManagedOrder, now: int) -> None:
     if left:
         state.open_book.reduced(order.phase_id, left)
     work = state.working.get((order.venue, order.symbol, order.instrument))
-    if work:
+    if work is not None and work is state.walking:  # leaves them when the market event's walk is done
+        state.walk_closed.append(order.client_order_id)
+    elif work:
         work.pop(order.client_order_id, None)
     state.terminal.append((now, order.client_order_id))
     state.metrics.order_closed(order.venue, order.state)

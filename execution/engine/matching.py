@@ -4,6 +4,7 @@ positions to market and drive liquidations and funding (``titan.execution.engine
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from titan.core.money import D, D_or
@@ -68,7 +69,7 @@ def on_market(state: EngineState, event: market_pb2.MarketEvent) -> list[Update]
     key = market.key
     work = state.working.get(key) if kind in _TAKING else None  # a mark or funding event fills nothing
     if work and not state.external:
-        match_working(state, list(work.values()), market, kind, event, now)
+        walk_working(state, work, market, kind, event, now)
     if kind in _MARKING:
         reference = market.reference_price()
         for position in state.portfolio.on_instrument(*key):
@@ -83,8 +84,30 @@ def on_market(state: EngineState, event: market_pb2.MarketEvent) -> list[Update]
     return state.outputs.flush()
 
 
+def walk_working(
+    state: EngineState, work: dict[str, ManagedOrder], market: InstrumentMarket, kind: str,
+    event: market_pb2.MarketEvent, now: int,
+) -> None:
+    """:func:`match_working` over the live dict of an instrument's working orders, without copying
+    it: the walk often stops after a few orders (the book ran dry) while thousands may rest. Orders
+    that close or come to rest on this instrument during the walk join or leave the dict when it is
+    done (:func:`~titan.execution.engine.lifecycle.rest`, ``closed``), so the dict does not change
+    under the walk; what the walk sees is what a copy taken before it would hold."""
+    state.walking = work
+    try:
+        match_working(state, work.values(), market, kind, event, now)
+    finally:
+        state.walking = None
+        rested, closed = state.walk_rested, state.walk_closed
+        state.walk_rested, state.walk_closed = [], []
+        for order in rested:
+            work[order.client_order_id] = order
+        for cid in closed:
+            work.pop(cid, None)
+
+
 def match_working(
-    state: EngineState, work: list[ManagedOrder], market: InstrumentMarket, kind: str,
+    state: EngineState, work: Iterable[ManagedOrder], market: InstrumentMarket, kind: str,
     event: market_pb2.MarketEvent, now: int,
 ) -> None:
     """Resting orders of one instrument against a market event of a kind that can fill them."""

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from titan.core.clock import Clock
+from titan.execution.engine.expiries import Expiries
 from titan.execution.engine.outputs import EngineMetrics, Outputs, Update
 from titan.execution.gate import GateConfig, OpenOrderBook, RateWindow, RiskGate
 from titan.execution.market import InstrumentMarket, MarketData
@@ -101,6 +102,12 @@ class EngineState:
         self.trading_state = trading_pb2.TradingState(mode=common_pb2.TradingMode.TRADING_MODE_UNSPECIFIED)
         self.orders: dict[str, ManagedOrder] = {}
         self.working: dict[WorkingKey, dict[str, ManagedOrder]] = {}  # by client order id, oldest first
+        # While a market event walks one instrument's working orders (matching.walk_working): that
+        # dict, and the orders that closed or came to rest on it meanwhile, applied once the walk ends.
+        self.expiries = Expiries()  # when resting orders expire (timers.tick)
+        self.walking: dict[str, ManagedOrder] | None = None
+        self.walk_closed: list[str] = []
+        self.walk_rested: list[ManagedOrder] = []
         self.terminal: deque[tuple[int, str]] = deque()           # (closed at, client order id)
         self.seen_order: deque[tuple[int, tuple[str, str]]] = deque()  # (decided at, (phase, signal id))
         self.fill_ids: set[tuple[str, str]] = set()               # (venue, fill id) booked (external venues)

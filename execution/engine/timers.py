@@ -14,10 +14,8 @@ from titan.execution.orders import EXPIRED, ManagedOrder
 
 def tick(state: EngineState) -> list[Update]:
     now = state.clock.now_ns()
-    for work in list(state.working.values()):
-        for order in list(work.values()):
-            if order.is_open and order.expires_at_ns and now >= order.expires_at_ns:
-                finish(state, order, EXPIRED, now, "expired")
+    for order in state.expiries.due(state.working, now):
+        finish(state, order, EXPIRED, now, "expired")
     if state.external:  # a venue order past its time is canceled at the venue, not expired here
         for order in state.orders.values():
             cid = order.client_order_id
@@ -44,10 +42,9 @@ def next_due_ns(state: EngineState) -> int:
     time that has not settled, or the next UTC midnight (the day roll)."""
     now = state.clock.now_ns()
     due = now - now % NS_PER_DAY + NS_PER_DAY
-    for work in state.working.values():
-        for order in work.values():
-            if order.is_open and order.expires_at_ns:
-                due = min(due, order.expires_at_ns)
+    expiry = state.expiries.next_ns(state.working)
+    if expiry is not None:
+        due = min(due, expiry)
     if state.external:
         for order in state.orders.values():
             if order.is_open and order.expires_at_ns and order.client_order_id not in state.cancel_requested:

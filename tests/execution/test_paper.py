@@ -110,6 +110,9 @@ def test_a_book_update_both_sides_emptied_fills_each_resting_order_it_can_and_no
     out = engine.on_market(depth([("49970", "0.1")], [("50030", "0.1")]))
     assert [(f.client_order_id, f.price, f.quantity) for f in fills_of(out)] == [
         (buys[0].ack.client_order_ids[0], "50040", "0.1"), (sells[0].ack.client_order_ids[0], "49960", "0.1")]
+    # the two filled during the walk left the working orders after it; the others kept their order
+    assert list(engine.working[("bybit", "BTCUSDT", PERP)]) == [
+        buys[1].ack.client_order_ids[0], sells[1].ack.client_order_ids[0]]
     out = engine.on_market(depth([("49970", "0.1")], [("50030", "0.1")]))  # a new book: the next two
     assert [f.client_order_id for f in fills_of(out)] == [buys[1].ack.client_order_ids[0],
                                                           sells[1].ack.client_order_ids[0]]
