@@ -54,7 +54,12 @@ def _safe(part: str) -> str:
 
 def to_event(body: Any, source: str = "execution") -> events_pb2.Event:
     """The envelope for one engine update, with its natural-key event id."""
-    ev = events_pb2.Event(source=source)
+    return envelope(events_pb2.Event(source=source), body)
+
+
+def envelope(ev: events_pb2.Event, body: Any) -> events_pb2.Event:
+    """Fill ``ev`` (an empty envelope, its source set) with one engine update and its natural-key
+    event id; returns it."""
     if isinstance(body, trading_pb2.Order):
         ev.event_id = new_event_id("order", body.client_order_id, body.version)
         ev.ts_ns = body.updated_at_ns
@@ -208,10 +213,9 @@ class JetStreamPublisher:
         with an outbox, journaled before this returns."""
         if not updates:
             return
-        events = [to_event(u, self.source) for u in updates]
         messages: list[tuple[tuple[Update, ...], str, bytes, dict[str, str]]] = []
         at = 0
-        for message, count in batches(events, self.source):
+        for message, count in batches(updates, self.source, envelope):
             carried, at = tuple(updates[at:at + count]), at + count
             try:
                 subject, payload, headers = event_message(self.catalog, message)

@@ -6,8 +6,8 @@ one input: orders, then fills, then positions, then outcomes). Funding payments,
 signal decisions and trading states stay on the bus: a position snapshot already carries the funding
 it accumulated. Updates without a phase go nowhere.
 
-Pure and deterministic: the gRPC servicer calls it once the updates are in JetStream, the backtest
-driver calls it on the engine's output directly.
+Pure and deterministic: the gRPC servicer calls it (as :func:`phase_messages`, batched for the
+wire) once the updates are in JetStream, the backtest driver calls it on the engine's output directly.
 """
 
 from __future__ import annotations
@@ -34,6 +34,29 @@ def phase_updates(updates: Iterable[Update]) -> dict[str, list[execution_pb2.Exe
             continue
         if update.phase_id:
             by_phase.setdefault(update.phase_id, []).append(msg)
+    return by_phase
+
+
+_FIELD = {trading_pb2.Order: "order", trading_pb2.Fill: "fill", trading_pb2.Position: "position",
+          trading_pb2.HedgeOutcome: "hedge"}
+
+
+def phase_messages(updates: Iterable[Update], per_message: int = 512) -> dict[str, list[execution_pb2.ExecutionUpdate]]:
+    """The same updates as :func:`phase_updates`, as few stream messages as possible: up to
+    ``per_message`` of a phase's updates in one ``UpdateBatch``, in order, each copied once (a
+    lone update goes as itself)."""
+    by_phase: dict[str, list[execution_pb2.ExecutionUpdate]] = {}
+    for update in updates:
+        field = _FIELD.get(type(update))
+        if field is None or not update.phase_id:  # type: ignore[union-attr]
+            continue
+        messages = by_phase.setdefault(update.phase_id, [])  # type: ignore[union-attr]
+        if not messages or len(messages[-1].updates.updates) >= per_message:
+            messages.append(execution_pb2.ExecutionUpdate())
+        getattr(messages[-1].updates.updates.add(), field).CopyFrom(update)
+    for messages in by_phase.values():
+        if len(messages[-1].updates.updates) == 1:
+            messages[-1] = messages[-1].updates.updates[0]
     return by_phase
 
 

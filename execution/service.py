@@ -3,7 +3,7 @@
 * ``StreamSignals`` (bidirectional): each frame's signals are decided and executed by the engine, the
   events they produced handed to the publisher (journaled in the outbox when it has one), and then
   the SignalAcks written back; the order, fill and position updates of the phase follow once
-  JetStream has them (``titan.execution.routing.phase_updates``). A stream
+  JetStream has them (``titan.execution.routing.phase_messages``). A stream
   receives updates of a phase only after it sent a correctly signed signal of that phase (a Hello
   alone subscribes to nothing).
 * ``GetState`` (read-only), ``SetTradingState``, ``Flatten``, ``UpdateBudgets``: each needs a
@@ -42,14 +42,13 @@ from titan.core.metrics import (
 from titan.core.signing import verify_control
 from titan.execution.engine import UNAUTHENTICATED, Decision, Engine, Update
 from titan.execution.orders import ManagedOrder
-from titan.execution.routing import ack_update, phase_updates
+from titan.execution.routing import ack_update, phase_messages
 from titan.v1 import common_pb2, execution_pb2, execution_pb2_grpc, trading_pb2
 
 log = logging.getLogger("titan.execution")
 
 SERVICE_NAME = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
 _EOF = grpc.aio.EOF
-UPDATES_PER_MESSAGE = 512  # order/fill/position updates written to a phase as one UpdateBatch at most
 
 
 class Sink(Protocol):
@@ -61,7 +60,8 @@ class Sink(Protocol):
 class _Stream:
     """One open StreamSignals call. A single writer task owns the stream's writes (gRPC allows one at
     a time): acks first, then order/fill/position updates, so an ack never queues behind a burst of updates
-    and the reader never waits for a write. Updates that wait together go as one ``UpdateBatch``."""
+    and the reader never waits for a write. The updates JetStream acknowledged together come as one
+    ``UpdateBatch`` per phase (``routing.phase_messages``)."""
 
     __slots__ = ("acks", "closed", "context", "phase", "updates", "wake", "writer")
 
@@ -99,12 +99,8 @@ class _Stream:
                 msg, t0, hist = acks.popleft()
                 await write(msg)
                 hist.observe((perf() - t0) / 1e9)  # signal received -> its ack written
-            elif len(updates) == 1:
+            elif updates:
                 await write(updates.popleft())
-            elif updates:  # what waited together goes as one message
-                count = min(len(updates), UPDATES_PER_MESSAGE)
-                batch = [updates.popleft() for _ in range(count)]
-                await write(execution_pb2.ExecutionUpdate(updates=execution_pb2.UpdateBatch(updates=batch)))
             elif self.closed:
                 return
             else:
@@ -213,7 +209,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
     def forward(self, updates: list[Update]) -> None:
         """Send order, fill and position updates to the streams of their phase. Called with what
         JetStream acknowledged, so a phase never sees a fill the bus could still lose."""
-        for phase, msgs in phase_updates(updates).items():
+        for phase, msgs in phase_messages(updates).items():
             for stream in self._streams.get(phase, ()):
                 stream.push(msgs)
 

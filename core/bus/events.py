@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from google.protobuf.message import DecodeError
 from nats.js import JetStreamContext
@@ -32,6 +33,7 @@ _KIND_BY_FIELD: dict[str, EventKind] = {
     "hedge": EventKind.HEDGE,
     "batch": EventKind.BATCH,
 }
+T = TypeVar("T")
 BATCH_MAX_BYTES = 512 * 1024  # a batch stays well under NATS's default max_payload (1 MB)
 
 
@@ -59,38 +61,40 @@ def new_event_id(*parts: str | int) -> str:
     Ids longer than 200 characters keep a readable prefix and end in a hash of the whole."""
     if not parts:
         raise ValueError("new_event_id needs at least one part")
-    texts: list[str] = []
-    for part in parts:
-        text = str(part)
-        if text == "":
-            raise ValueError("event id parts must not be empty")
-        if _BAD_ID_CHARS.search(text):
-            raise ValueError(f"event id part contains whitespace or control characters: {text!r}")
-        texts.append(text)
+    texts = [part if type(part) is str else str(part) for part in parts]
+    if "" in texts:
+        raise ValueError("event id parts must not be empty")
     joined = ":".join(texts)
+    if _BAD_ID_CHARS.search(joined):  # one search for all parts: the ":" between them is never bad
+        bad = next(text for text in texts if _BAD_ID_CHARS.search(text))
+        raise ValueError(f"event id part contains whitespace or control characters: {bad!r}")
     if len(joined) <= MAX_EVENT_ID_LEN:
         return joined
     digest = hashlib.sha256(joined.encode()).hexdigest()[:32]
     return f"{joined[: MAX_EVENT_ID_LEN - 34]}:#{digest}"
 
 
-def validate_event(event: events_pb2.Event) -> EventKind:
-    """Check the envelope (id, source, body); return the body kind."""
-    if not event.event_id:
+def validate_event(event: events_pb2.Event, checked_source: str = "") -> EventKind:
+    """Check the envelope (id, source, body); return the body kind. ``checked_source``: a source
+    already found valid (a batch's, for its events) is not checked again."""
+    event_id = event.event_id
+    if not event_id:
         raise InvalidEvent("no_event_id", "event has no event_id")
-    if _BAD_ID_CHARS.search(event.event_id) or len(event.event_id) > MAX_EVENT_ID_LEN:
-        raise InvalidEvent("bad_event_id", f"unusable event_id {event.event_id[:60]!r}")
+    if len(event_id) > MAX_EVENT_ID_LEN or _BAD_ID_CHARS.search(event_id):
+        raise InvalidEvent("bad_event_id", f"unusable event_id {event_id[:60]!r}")
     kind = event_kind(event)
-    try:
-        token(event.source)
-    except ValueError:
-        raise InvalidEvent("bad_source", f"event {event.event_id!r} has source {event.source!r}") from None
+    source = event.source
+    if source != checked_source or not source:
+        try:
+            token(source)
+        except ValueError:
+            raise InvalidEvent("bad_source", f"event {event_id!r} has source {source!r}") from None
     if kind is EventKind.BATCH:
         if not event.batch.events:
-            raise InvalidEvent("empty_batch", f"batch {event.event_id!r} holds no event")
+            raise InvalidEvent("empty_batch", f"batch {event_id!r} holds no event")
         for inner in event.batch.events:
-            if validate_event(inner) is EventKind.BATCH:
-                raise InvalidEvent("nested_batch", f"batch {event.event_id!r} holds batch {inner.event_id!r}")
+            if validate_event(inner, source) is EventKind.BATCH:
+                raise InvalidEvent("nested_batch", f"batch {event_id!r} holds batch {inner.event_id!r}")
     return kind
 
 
@@ -103,31 +107,60 @@ def unpack(event: events_pb2.Event) -> Sequence[events_pb2.Event]:
 
 
 def batch_event(events: Sequence[events_pb2.Event], source: str) -> events_pb2.Event:
-    """One envelope for several events (``titan.v1.EventBatch``). Its id is a hash of the inner ids,
-    so re-publishing the same batch is dropped by JetStream's duplicate window while a different
-    batch that repeats one event is not (the ledger drops that event by its own id)."""
-    digest = hashlib.sha256("\n".join(e.event_id for e in events).encode()).hexdigest()[:40]
-    batch = events_pb2.Event(event_id=new_event_id("batch", source, digest), source=source,
-                             ts_ns=max(e.ts_ns for e in events))
+    """One envelope for several events (``titan.v1.EventBatch``), copied in; see :func:`seal`."""
+    batch = events_pb2.Event(source=source)
     batch.batch.events.extend(events)
+    return seal(batch)
+
+
+def seal(batch: events_pb2.Event) -> events_pb2.Event:
+    """Give a batch its id and time once its events are in: the id is a hash of the inner ids, so
+    re-publishing the same batch is dropped by JetStream's duplicate window while a different batch
+    that repeats one event is not (the ledger drops that event by its own id); the time is the
+    latest of its events'."""
+    inner = batch.batch.events
+    digest = hashlib.sha256("\n".join(e.event_id for e in inner).encode()).hexdigest()[:40]
+    batch.event_id = new_event_id("batch", batch.source, digest)
+    batch.ts_ns = max(e.ts_ns for e in inner)
     return batch
 
 
-def batches(events: Sequence[events_pb2.Event], source: str,
+def batches(items: Sequence[T], source: str, envelope: Callable[[events_pb2.Event, T], object],
             max_bytes: int = BATCH_MAX_BYTES) -> list[tuple[events_pb2.Event, int]]:
-    """``events`` as few messages as fit ``max_bytes`` each, in order, each with how many of
-    ``events`` it carries: one event goes as itself, several as a :func:`batch_event` (an event
-    larger than ``max_bytes`` goes alone)."""
-    groups: list[list[events_pb2.Event]] = []
-    size = max_bytes
-    for event in events:
-        n = event.ByteSize() + 8
-        if size + n > max_bytes:
-            groups.append([])
+    """``items`` as few messages as fit ``max_bytes`` each, in order, each with how many of
+    ``items`` it carries. ``envelope(event, item)`` fills the (empty) event of an item: inside a
+    batch it fills the batch's own inner event, so nothing is copied twice. One item goes as its
+    event, several as a sealed batch (an event larger than ``max_bytes`` goes alone)."""
+    if len(items) == 1:
+        single = events_pb2.Event(source=source)
+        envelope(single, items[0])
+        return [(single, 1)]
+    out: list[tuple[events_pb2.Event, int]] = []
+    batch = events_pb2.Event(source=source)
+    size = 0
+    for item in items:
+        inner = batch.batch.events.add(source=source)
+        envelope(inner, item)
+        n = inner.ByteSize() + 8
+        if size + n > max_bytes and len(batch.batch.events) > 1:  # full: the item opens the next
+            moved = events_pb2.Event()
+            moved.CopyFrom(inner)
+            del batch.batch.events[-1]
+            out.append(_finished(batch))
+            batch = events_pb2.Event(source=source)
+            batch.batch.events.append(moved)
             size = 0
-        groups[-1].append(event)
         size += n
-    return [(group[0] if len(group) == 1 else batch_event(group, source), len(group)) for group in groups]
+    out.append(_finished(batch))
+    return out
+
+
+def _finished(batch: events_pb2.Event) -> tuple[events_pb2.Event, int]:
+    """A batch of one goes as its event; a larger one sealed."""
+    inner = batch.batch.events
+    if len(inner) == 1:
+        return inner[0], 1
+    return seal(batch), len(inner)
 
 
 def decode_event(data: bytes) -> events_pb2.Event:

@@ -31,13 +31,18 @@ def test_a_batch_carries_its_events_in_order_under_a_hash_of_their_ids() -> None
 def test_events_go_as_few_messages_as_the_size_cap_allows() -> None:
     events = [order_event(i, note="x" * 100) for i in range(10)]
     size = events[0].ByteSize() + 8
-    packed = batches(events, "execution", max_bytes=4 * size)
+    packed = batches(events, "execution", events_pb2.Event.CopyFrom, max_bytes=4 * size)
     assert [count for _, count in packed] == [4, 4, 2]
     assert [e.event_id for message, _ in packed for e in unpack(message)] == [e.event_id for e in events]
-    (alone, count), = batches(events[:1], "execution")
+    assert all(validate_event(message) is EventKind.BATCH for message, _ in packed)
+    assert [message.event_id for message, _ in packed] == [batch_event(events[i:i + 4], "execution").event_id
+                                                           for i in (0, 4, 8)]
+    (alone, count), = batches(events[:1], "execution", events_pb2.Event.CopyFrom)
     assert count == 1 and alone.WhichOneof("body") == "order"  # one event goes as itself
     huge = order_event(99, note="y" * 1000)
-    assert [c for _, c in batches([huge, events[0]], "execution", max_bytes=500)] == [1, 1]
+    assert [c for _, c in batches([huge, events[0]], "execution", events_pb2.Event.CopyFrom, max_bytes=500)] == [1, 1]
+    assert [c for _, c in batches([events[0], huge, *events[1:3]], "execution", events_pb2.Event.CopyFrom,
+                                  max_bytes=500)] == [1, 1, 2]  # a huge one goes alone, wherever it comes
 
 
 @pytest.mark.parametrize(("inner", "reason"), [

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tests.execution.helpers import OTHER_KEY, SELL, budget, leg, make_engine, signal
 from tests.execution.test_service import activate, clock, read_until, service  # noqa: F401  (fixture)
-from titan.execution.routing import ack_update, phase_updates
+from titan.execution.routing import ack_update, phase_messages, phase_updates
 from titan.v1 import events_pb2, execution_pb2, trading_pb2
 
 
@@ -28,6 +28,15 @@ def test_each_phase_gets_its_own_orders_fills_and_positions_in_engine_order() ->
     assert (hunter[2].position.quantity, hunter[2].position.symbol) == ("0.1", "BTCUSDT")
     assert routed["scavenger"][2].position.quantity == "-0.06"
     assert phase_updates([]) == {}
+    # on the wire: the same updates, batched per phase, at most per_message in one UpdateBatch
+    assert phase_messages([]) == {}
+    for per_message, shapes in [(512, ["updates"]), (2, ["updates", "position"])]:
+        wire = phase_messages(updates, per_message)
+        assert set(wire) == {"hunter", "scavenger"}
+        for phase, msgs in wire.items():
+            assert [m.WhichOneof("body") for m in msgs] == shapes
+            unbatched = [u for m in msgs for u in (m.updates.updates if m.WhichOneof("body") == "updates" else [m])]
+            assert unbatched == routed[phase]
     ack = trading_pb2.SignalAck(phase_id="hunter", signal_id="x", accepted=True)
     assert ack_update(ack) == execution_pb2.ExecutionUpdate(ack=ack)
 
