@@ -17,28 +17,20 @@ from collections.abc import Iterable
 from titan.execution.engine import Update
 from titan.v1 import execution_pb2, trading_pb2
 
+_FIELD = {trading_pb2.Order: "order", trading_pb2.Fill: "fill", trading_pb2.Position: "position",
+          trading_pb2.HedgeOutcome: "hedge"}  # the updates a phase receives, by their ExecutionUpdate field
+
 
 def phase_updates(updates: Iterable[Update]) -> dict[str, list[execution_pb2.ExecutionUpdate]]:
     """The stream messages per phase id, each phase's in the order of ``updates``."""
     by_phase: dict[str, list[execution_pb2.ExecutionUpdate]] = {}
     for update in updates:
-        if isinstance(update, trading_pb2.Order):
-            msg = execution_pb2.ExecutionUpdate(order=update)
-        elif isinstance(update, trading_pb2.Fill):
-            msg = execution_pb2.ExecutionUpdate(fill=update)
-        elif isinstance(update, trading_pb2.Position):
-            msg = execution_pb2.ExecutionUpdate(position=update)
-        elif isinstance(update, trading_pb2.HedgeOutcome):
-            msg = execution_pb2.ExecutionUpdate(hedge=update)
-        else:
-            continue
-        if update.phase_id:
-            by_phase.setdefault(update.phase_id, []).append(msg)
+        field = _FIELD.get(type(update))
+        if field is not None and update.phase_id:  # type: ignore[union-attr]
+            msg = execution_pb2.ExecutionUpdate()
+            getattr(msg, field).CopyFrom(update)
+            by_phase.setdefault(update.phase_id, []).append(msg)  # type: ignore[union-attr]
     return by_phase
-
-
-_FIELD = {trading_pb2.Order: "order", trading_pb2.Fill: "fill", trading_pb2.Position: "position",
-          trading_pb2.HedgeOutcome: "hedge"}
 
 
 def phase_messages(updates: Iterable[Update], per_message: int = 512) -> dict[str, list[execution_pb2.ExecutionUpdate]]:

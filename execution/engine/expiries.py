@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import heapq
 
+from titan.execution.market import InstrumentKey
 from titan.execution.orders import ManagedOrder
 
-WorkingKey = tuple[str, str, int]
 _COMPACT_AT = 4096  # the heap is first rebuilt (stale entries swept) at this size
 
 
@@ -32,11 +32,11 @@ class Expiries:
         self._seq += 1
         heapq.heappush(self._heap, (order.expires_at_ns, self._seq, order.client_order_id))
 
-    def due(self, working: dict[WorkingKey, dict[str, ManagedOrder]], now: int) -> list[ManagedOrder]:
+    def due(self, working: dict[InstrumentKey, dict[str, ManagedOrder]], now: int) -> list[ManagedOrder]:
         """The resting orders whose expiry has come, each once, in the order a walk over the
         working orders would meet them (instrument by instrument, oldest first)."""
         heap = self._heap
-        found: dict[str, tuple[WorkingKey, int, ManagedOrder]] = {}
+        found: dict[str, tuple[InstrumentKey, int, ManagedOrder]] = {}
         while heap and heap[0][0] <= now:
             _, seq, cid = heapq.heappop(heap)
             order = _resting(working, cid)
@@ -52,7 +52,7 @@ class Expiries:
         rank = {key: i for i, key in enumerate(working)}
         return [order for _, _, order in sorted(found.values(), key=lambda f: (rank[f[0]], f[1]))]
 
-    def next_ns(self, working: dict[WorkingKey, dict[str, ManagedOrder]]) -> int | None:
+    def next_ns(self, working: dict[InstrumentKey, dict[str, ManagedOrder]]) -> int | None:
         """The earliest expiry of a resting order (None: none has one)."""
         heap = self._heap
         while heap and _resting(working, heap[0][2]) is None:
@@ -60,7 +60,7 @@ class Expiries:
         self._compact(working)
         return heap[0][0] if heap else None
 
-    def _compact(self, working: dict[WorkingKey, dict[str, ManagedOrder]]) -> None:
+    def _compact(self, working: dict[InstrumentKey, dict[str, ManagedOrder]]) -> None:
         """Rebuild the heap from the resting orders once it doubled since the last rebuild (so the
         sweep costs O(1) per entry, amortized)."""
         if len(self._heap) < self._compact_at:
@@ -72,7 +72,7 @@ class Expiries:
         self._compact_at = max(_COMPACT_AT, 2 * len(self._heap))
 
 
-def _resting(working: dict[WorkingKey, dict[str, ManagedOrder]], cid: str) -> ManagedOrder | None:
+def _resting(working: dict[InstrumentKey, dict[str, ManagedOrder]], cid: str) -> ManagedOrder | None:
     """The open order resting under ``cid`` with an expiry, or None."""
     for work in working.values():
         order = work.get(cid)

@@ -102,9 +102,9 @@ class EngineState:
         self.trading_state = trading_pb2.TradingState(mode=common_pb2.TradingMode.TRADING_MODE_UNSPECIFIED)
         self.orders: dict[str, ManagedOrder] = {}
         self.working: dict[WorkingKey, dict[str, ManagedOrder]] = {}  # by client order id, oldest first
+        self.expiries = Expiries()  # when resting orders expire (timers.tick)
         # While a market event walks one instrument's working orders (matching.walk_working): that
         # dict, and the orders that closed or came to rest on it meanwhile, applied once the walk ends.
-        self.expiries = Expiries()  # when resting orders expire (timers.tick)
         self.walking: dict[str, ManagedOrder] | None = None
         self.walk_closed: list[str] = []
         self.walk_rested: list[ManagedOrder] = []

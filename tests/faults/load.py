@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from tests.execution.helpers import updates_of
 from titan.core.signing import sign_signal
 from titan.v1 import common_pb2, execution_pb2, execution_pb2_grpc, trading_pb2
 
@@ -98,7 +99,7 @@ class Load:
     async def _read(self, call: grpc.aio.StreamStreamCall, pending: dict[str, bool]) -> None:
         with contextlib.suppress(grpc.aio.AioRpcError):
             while True:
-                msg = await call.read()
+                msg = await updates_of(call).read()
                 if msg is grpc.aio.EOF:
                     return
                 body = msg.WhichOneof("body")
@@ -106,11 +107,9 @@ class Load:
                 for ack in acks:
                     self.acks.append(Ack(ack.signal_id, pending.pop(ack.signal_id, False), ack.accepted,
                                          int(ack.reason), tuple(ack.client_order_ids), time.monotonic()))
-                updates = [msg] if body == "fill" else list(msg.updates.updates) if body == "updates" else []
-                for update in updates:
-                    if update.WhichOneof("body") == "fill":
-                        self.fill_receipts += 1
-                        self.fills[update.fill.fill_id] = update.fill
+                if body == "fill":
+                    self.fill_receipts += 1
+                    self.fills[msg.fill.fill_id] = msg.fill
 
     def stop(self) -> None:
         self._stop.set()

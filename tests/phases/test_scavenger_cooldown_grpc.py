@@ -16,7 +16,7 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.execution.helpers import CLOSE, KEYS, MODE, OTHER_KEY, SELL, budget, leg, mark, signal, top
+from tests.execution.helpers import CLOSE, KEYS, MODE, OTHER_KEY, SELL, budget, leg, mark, signal, top, updates_of
 from titan.core.bus import StateStore
 from titan.core.catalog import Catalog
 from titan.core.clock import WallClock
@@ -120,9 +120,9 @@ async def test_losing_trades_streamed_by_execution_put_the_scavenger_in_cooldown
 async def _read_positions(call, count: int) -> list[trading_pb2.Position]:
     positions: list[trading_pb2.Position] = []
     while len(positions) < count:
-        msg = await asyncio.wait_for(call.read(), 10)
-        updates = msg.updates.updates if msg.WhichOneof("body") == "updates" else [msg]
-        positions += [u.position for u in updates if u.WhichOneof("body") == "position"]
+        msg = await asyncio.wait_for(updates_of(call).read(), 10)
+        if msg.WhichOneof("body") == "position":
+            positions.append(msg.position)
     return positions
 
 
