@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 from pathlib import Path
 
 from google.protobuf.message import Message
@@ -20,8 +21,40 @@ def canonical_bytes(msg: Message, signature_field: str = "signature") -> bytes:
     return copy.SerializeToString(deterministic=True)
 
 
+_BLOCK = 64  # SHA-256's block size (RFC 2104: keys are padded to it, longer ones hashed first)
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
+class MacKey:
+    """HMAC-SHA256 with the key's padded states hashed once: each message then costs two hash
+    copies and the hashing of its own bytes (``hmac.digest`` sets the key up again every call)."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        block = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(block.translate(_INNER_PAD))
+        self._outer = hashlib.sha256(block.translate(_OUTER_PAD))
+
+    def digest(self, data: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(data)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+@lru_cache(maxsize=1024)
+def mac_key(key: bytes) -> MacKey:
+    """The prepared :class:`MacKey` of ``key`` (kept for the keys in use)."""
+    return MacKey(key)
+
+
 def _mac(key: bytes, data: bytes) -> bytes:
-    return hmac.new(key, data, hashlib.sha256).digest()
+    return mac_key(key).digest(data)
 
 
 def sign_signal(signal: trading_pb2.Signal, key: bytes) -> trading_pb2.Signal:

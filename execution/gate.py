@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from titan.core.money import CONTEXT, D, MoneyError
+from titan.core.signing import mac_key
 from titan.execution import enums
 from titan.execution.dependencies import Dependencies
 from titan.execution.market import InstrumentMarket, MarketData
@@ -467,7 +468,7 @@ def verify_signal(sig: trading_pb2.Signal, key: bytes) -> bool:
         data = sig.SerializeToString(deterministic=True)
     finally:
         sig.signature = signature
-    return hmac.compare_digest(signature, hmac.digest(key, data, "sha256"))
+    return hmac.compare_digest(signature, mac_key(key).digest(data))
 
 
 _DIGEST_SIZE = hashlib.sha256().digest_size

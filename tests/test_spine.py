@@ -207,6 +207,16 @@ def test_signal_signature_detects_tampering() -> None:
     assert not signing.verify_signal(unsigned, key)
 
 
+@given(key=st.binary(min_size=1, max_size=200), data=st.binary(max_size=300))
+def test_prepared_mac_key_is_hmac_sha256(key: bytes, data: bytes) -> None:
+    """The prepared key (pads hashed once) gives the standard library's HMAC, keys longer than the
+    block included."""
+    import hashlib
+    import hmac
+
+    assert signing.MacKey(key).digest(data) == hmac.new(key, data, hashlib.sha256).digest()
+
+
 def test_control_signature() -> None:
     key = b"c" * 32
     req = execution_pb2.UpdateBudgetsRequest()
