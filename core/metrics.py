@@ -7,7 +7,41 @@ default registry on its own /metrics port.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Iterator, Sequence
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+
+class Tally(Collector):
+    """A counter for the execution hot path: an increment is one dict addition (no lock, no child
+    object), and the family is built when the registry is read. Only the thread that runs the engine
+    adds to it; a scrape from another thread reads a copy of the counts taken under the GIL."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str],
+                 registry: CollectorRegistry = REGISTRY) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self.counts: dict[tuple[str, ...], int] = {}
+        registry.register(self)
+
+    def add(self, labels: tuple[str, ...], amount: int = 1) -> None:
+        self.counts[labels] = self.counts.get(labels, 0) + amount
+
+    def _family(self) -> CounterMetricFamily:
+        return CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = self._family()
+        for labels, value in list(self.counts.items()):
+            family.add_metric(labels, value)
+        yield family
+
 
 # Latency buckets fine enough for a sub-millisecond hot path: 10 µs .. 1 s.
 LATENCY_BUCKETS = (
@@ -19,10 +53,10 @@ LATENCY_BUCKETS = (
 SIGNAL_ACK_LATENCY = Histogram(
     "titan_execution_signal_ack_seconds", "Signal received -> ack sent", ["phase"], buckets=LATENCY_BUCKETS
 )
-SIGNALS = Counter("titan_execution_signals_total", "Signals by phase and result", ["phase", "result"])
-REJECTS = Counter("titan_execution_rejects_total", "Rejected signals by reason", ["reason"])
-ORDERS = Counter("titan_execution_orders_total", "Orders by venue and final state", ["venue", "state"])
-FILLS = Counter("titan_execution_fills_total", "Fills by phase and venue", ["phase", "venue"])
+SIGNALS = Tally("titan_execution_signals_total", "Signals by phase and result", ["phase", "result"])
+REJECTS = Tally("titan_execution_rejects_total", "Rejected signals by reason", ["reason"])
+ORDERS = Tally("titan_execution_orders_total", "Orders by venue and final state", ["venue", "state"])
+FILLS = Tally("titan_execution_fills_total", "Fills by phase and venue", ["phase", "venue"])
 HEDGE_STEPS = Counter("titan_execution_hedge_steps_total", "Hedged-unit steps (placed, requoted, unwound, ...)",
                       ["step"])
 HEDGE_UNITS = Counter("titan_execution_hedge_units_total", "Hedged units by outcome", ["outcome"])

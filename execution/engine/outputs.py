@@ -11,7 +11,6 @@ from what was stored."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from titan.core.metrics import FILLS, ORDERS, REJECTS, SIGNALS
 from titan.execution import enums
@@ -99,32 +98,26 @@ class Outputs:
 
 
 class EngineMetrics:
-    """Prometheus counters of the engine, their label children cached per label set."""
+    """The engine's Prometheus counters (``titan.core.metrics.Tally``: an increment is a dict addition)."""
 
     def __init__(self) -> None:
-        self.rejects = {v: REJECTS.labels(reason=reason_label(v)) for v in RejectReason.values()}
-        self.signals: dict[tuple[str, str], Any] = {}
-        self.fills: dict[tuple[str, str], Any] = {}
-        self.orders: dict[tuple[str, int], Any] = {}
+        self.rejects = {v: (reason_label(v),) for v in RejectReason.values()}
+        for labels in self.rejects.values():  # every reason is exported, at 0 until it happens
+            REJECTS.counts.setdefault(labels, 0)
+        self.order_states: dict[int, str] = {}
 
     def signal(self, phase: str, ack: trading_pb2.SignalAck) -> None:
-        result = "accepted" if ack.accepted else "rejected"
-        counter = self.signals.get((phase, result))
-        if counter is None:
-            counter = self.signals[(phase, result)] = SIGNALS.labels(phase=phase, result=result)
-        counter.inc()
-        if not ack.accepted:
-            self.rejects[ack.reason].inc()
+        if ack.accepted:
+            SIGNALS.add((phase, "accepted"))
+        else:
+            SIGNALS.add((phase, "rejected"))
+            REJECTS.add(self.rejects[ack.reason])
 
     def fill(self, phase: str, venue: str) -> None:
-        counter = self.fills.get((phase, venue))
-        if counter is None:
-            counter = self.fills[(phase, venue)] = FILLS.labels(phase=phase, venue=venue)
-        counter.inc()
+        FILLS.add((phase, venue))
 
     def order_closed(self, venue: str, state: int) -> None:
-        counter = self.orders.get((venue, state))
-        if counter is None:
-            label = enums.OrderState.Name(state)[len("ORDER_STATE_"):].lower()
-            counter = self.orders[(venue, state)] = ORDERS.labels(venue=venue, state=label)
-        counter.inc()
+        label = self.order_states.get(state)
+        if label is None:
+            label = self.order_states[state] = enums.OrderState.Name(state)[len("ORDER_STATE_"):].lower()
+        ORDERS.add((venue, label))

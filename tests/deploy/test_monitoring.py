@@ -54,7 +54,7 @@ def exported_metric_names() -> set[str]:
     from titan.core import metrics
 
     names: set[str] = set()
-    declared = [m for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)]
+    declared = [m for m in vars(metrics).values() if isinstance(m, MetricWrapperBase | metrics.Tally)]
     assert declared, "titan.core.metrics declares no metrics"
     for metric in declared:
         for family in metric.describe():
