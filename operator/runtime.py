@@ -134,12 +134,12 @@ class BrainRuntime:
             self._consumer = None
 
     def restore(self, state: dict[str, Any] | None) -> None:
-        """Adopt persisted core state (breakers, day start, high-water mark) once, at start; the
-        closed trades replayed from JetStream (performance) are kept."""
+        """Adopt persisted core state (breakers, day start, high-water mark) once, at start; what
+        the replay from JetStream built (closed trades, carried fees and funding, counted ids) is kept."""
         if state:
-            performance = self.core.performance
-            self.core = BrainCore.from_dict(state)
-            self.core.performance = performance
+            restored = BrainCore.from_dict(state)
+            restored.keep_feed_state(self.core)
+            self.core = restored
 
     # --- inputs -------------------------------------------------------------------------------
     async def _on_event(self, message: events_pb2.Event) -> None:

@@ -16,6 +16,7 @@ from titan.core.clock import NS_PER_S
 from titan.core.money import D, s
 from titan.operator.brain.allocation import allocate, band_level, tier_cap
 from titan.operator.brain.breakers import BreakerChange, Breakers
+from titan.operator.brain.counted import CountedIds
 from titan.operator.brain.performance import PerformanceTracker, Trade
 from titan.operator.brain.policy import BrainPolicy, PhaseSpec, TradingOverride
 from titan.v1 import common_pb2, events_pb2, trading_pb2
@@ -231,6 +232,15 @@ class BrainCore:
     performance: PerformanceTracker = field(default_factory=PerformanceTracker)
     _closed: list[Trade] = field(default_factory=list)  # closing fills since the last decision (breaker)
     _carried: dict[tuple[str, str, str, int], Decimal] = field(default_factory=dict)  # see carry()
+    counted: CountedIds = field(default_factory=CountedIds)  # fill and funding ids already counted
+
+    def keep_feed_state(self, earlier: BrainCore) -> None:
+        """Take over what the event feed built in ``earlier`` and :meth:`to_dict` does not keep: the
+        closed trades, what open positions carried, the ids already counted. A driver that restores
+        the persisted state after replaying the stream (kopf) loses none of the replay."""
+        self.performance = earlier.performance
+        self._carried = earlier._carried
+        self.counted = earlier.counted
 
     # --- inputs ----------------------------------------------------------------------------
     def _roll(self, ts_ns: int) -> None:

@@ -40,6 +40,8 @@ def carry_funding(core: BrainCore, event: events_pb2.Event) -> bool:
     other event."""
     if event.WhichOneof("body") != "funding" or not event.funding.phase_id:
         return False
+    if not core.counted.first(event.event_id):
+        return True  # a copy: carried already
     payment = event.funding
     core.carry(payment.phase_id, payment.venue, payment.symbol, _PERP, D(payment.amount or "0"))
     return True
@@ -83,9 +85,12 @@ def observe_event(core: BrainCore, event: events_pb2.Event, policy: BrainPolicy)
 
 def fill_trade(core: BrainCore, event: events_pb2.Event) -> Trade | None:
     """The trade a fill event closes, with what its position carried (:meth:`BrainCore.carry`), or
-    None: an opening fill's fee is carried to the fill that will close the position."""
+    None: an opening fill's fee is carried to the fill that will close the position. A fill whose id
+    was counted before (a redelivered or re-published copy) is None and changes nothing."""
     if event.WhichOneof("body") != "fill" or not event.fill.phase_id:
         return None
+    if not core.counted.first(event.event_id):
+        return None  # a copy: counted already
     fill = event.fill
     position = (fill.phase_id, fill.venue, fill.symbol, int(fill.instrument))
     trade = closing_trade(event)

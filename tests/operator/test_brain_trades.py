@@ -127,3 +127,28 @@ def test_a_trade_includes_the_fees_of_the_fills_that_opened_it() -> None:
     observe_event(core, funding("5", T0 + 8 * 60 * MINUTE), policy)
     hedged_close(core, policy, "close-1", "100", "-85", T0 + 9 * 60 * MINUTE)
     assert trades(core, T0 + 9 * 60 * MINUTE) == [D(100) - D(85) + D(5) - D(4) - D(2)]   # opening and closing fees
+
+
+def test_a_fill_or_funding_seen_again_counts_once() -> None:
+    """A message redelivered after a lost ack, or an event published again inside another batch,
+    reaches the feed twice with the same id: the second copy changes nothing."""
+    core, policy = started()
+    opening = fill("open-1", 1, PERP, SELL, "0", "2", T0)
+    payment = funding("5", T0 + 8 * 60 * MINUTE)
+    closing = fill("close-1", 1, PERP, BUY, "10", "1", T0 + 9 * 60 * MINUTE)
+    for event in (opening, opening, payment, payment, closing, closing):
+        observe_event(core, event, policy)
+    assert trades(core, T0 + 9 * 60 * MINUTE) == [D(10) - D(1) + D(5) - D(2)]
+    core.decide(T0 + 9 * 60 * MINUTE, policy, PHASES)
+    assert core.breakers.to_dict() == started()[0].breakers.to_dict()  # one winning trade trips nothing
+
+
+def test_counted_ids_forget_the_oldest_beyond_their_capacity() -> None:
+    from titan.operator.brain.counted import CountedIds
+
+    counted = CountedIds(capacity=3)
+    assert [counted.first(i) for i in ("a", "b", "c", "a", "d")] == [True, True, True, False, True]
+    assert len(counted) == 3
+    assert counted.first("a")        # forgotten: the oldest went when "d" came
+    assert not counted.first("d")
+    assert counted.first("") and counted.first("")  # no id: cannot be told from a copy, always counts

@@ -147,3 +147,49 @@ async def test_a_first_start_replays_nothing(nc: Client) -> None:
             await js.delete_stream(stream.name)
         for bucket in fresh.buckets:
             await js.delete_key_value(bucket.name)
+
+
+async def test_an_event_in_two_batches_counts_once_and_a_restart_keeps_what_positions_carried(
+        nc: Client) -> None:
+    """Execution's outbox, replayed after JetStream's duplicate window, can publish an event again
+    inside a batch with another id: the Brain counts it once. An opening fill and a funding payment
+    replayed at a restart in kopf's order (start, then restore) still belong to the trade that closes
+    after it."""
+    fresh = Catalog(namespace=f"perf{time.time_ns() % 10**9}")
+    js = nc.jetstream()
+    now = time.time_ns()
+    first = BrainRuntime(nc, fresh, WallClock())
+    try:
+        await first.start()
+        opening = closing_fill(300, "0", now - 120 * NS_PER_S)  # fee 0.1
+        payment = trading_pb2.FundingPayment(venue="paper", symbol="BTCUSDT", phase_id=PHASE, amount="-0.3",
+                                             funding_time_ns=now - 60 * NS_PER_S)
+        funding = events_pb2.Event(
+            event_id=new_event_id("funding", "paper", "BTCUSDT", PHASE, payment.funding_time_ns), source="execution",
+            ts_ns=payment.funding_time_ns, funding=payment)
+        again = batch_event([opening, funding], "execution")
+        for message in (batch_event([opening], "execution"), again):  # two batches, two ids, one opening fill
+            await publish_event(js, fresh, message)
+        spec = fresh.brain_consumer
+
+        async def all_acked() -> bool:
+            info = await js.consumer_info(spec.stream, spec.durable)
+            return info.num_ack_pending == 0 and info.num_pending == 0 and info.delivered.stream_seq >= 2
+
+        await wait_for(all_acked)
+        assert first.events_seen == 3 and trades(first) == []
+        state = first.core.to_dict()
+        await first.close()
+
+        second = BrainRuntime(nc, fresh, WallClock())
+        await second.start()   # replays both batches: the opening fee once, the funding once
+        second.restore(state)
+        await publish_event(js, fresh, batch_event([closing_fill(301, "2", now), opening], "execution"))
+        await wait_for(lambda: trades(second) == [Decimal("2") - Decimal("0.1") - Decimal("0.3") - Decimal("0.1")])
+        await second.close()
+    finally:
+        await first.close()
+        for stream in fresh.streams:
+            await js.delete_stream(stream.name)
+        for bucket in fresh.buckets:
+            await js.delete_key_value(bucket.name)
