@@ -23,20 +23,24 @@ from titan.core.metrics import LEDGER_EVENTS, LEDGER_LAG
 from titan.v1 import events_pb2
 
 log = logging.getLogger("titan.ledger")
+# Events per transaction: a fetch of 256 messages of 192 events (64-signal frames) is ~49,000 events,
+# which would hold locks and memory for one long transaction.
+MAX_EVENTS_PER_TRANSACTION = 8192
 
 
 class LedgerWriter:
     """Consumes ``catalog.ledger_consumer`` and records each event in the :class:`Ledger`.
 
     Every fetch (up to ``batch`` messages; a ``titan.v1.EventBatch`` brings its inner events) is
-    committed in one transaction and then acked. Two batches are in hand at once: the next one is
-    decoded and prepared (``Ledger.prepare``) while the database commits the previous one, and waits
-    for that commit before its own write, so batches are written one at a time, in the order they
-    were fetched (retries included). A redelivered event changes nothing (the ledger is idempotent);
-    a malformed one is terminated and counted (``titan_bus_rejects_total``,
-    ``titan_ledger_events_total{result="rejected"}``). When a batch fails in the database, its
-    events are retried one by one at once, so one bad event cannot hold its neighbours back; an
-    event that still fails is naked (with its whole message) and JetStream redelivers it later.
+    committed in transactions of at most ``max_events`` events (cut at message boundaries) and then
+    acked. Two fetches are in hand at once: the next one is decoded and prepared (``Ledger.prepare``)
+    while the database commits the previous one, and waits for that commit before its own write, so
+    fetches are written one at a time, in the order they were fetched (retries included). A
+    redelivered event changes nothing (the ledger is idempotent); a malformed one is terminated and
+    counted (``titan_bus_rejects_total``, ``titan_ledger_events_total{result="rejected"}``). When a
+    transaction fails in the database, its events are retried one by one at once, so one bad event
+    cannot hold its neighbours back; an event that still fails is naked (with its whole message) and
+    JetStream redelivers it later.
 
     Every ``heartbeat_s`` (0 = never) it puts a ``LedgerHeartbeat`` in the control bucket: the last
     time a batch committed or, when none committed within the interval, the database accepted a
@@ -51,10 +55,14 @@ class LedgerWriter:
         *,
         clock: Clock | None = None,
         batch: int = 256,
+        max_events: int = MAX_EVENTS_PER_TRANSACTION,
         nak_delay_s: float = 0.5,
         heartbeat_s: float = 1.0,
     ) -> None:
+        if max_events < 1:
+            raise ValueError("max_events must be at least 1")
         self.ledger = ledger
+        self.max_events = max_events
         self.heartbeat_s = heartbeat_s
         self.writing_at_ns = 0  # last commit or successful write probe
         self.failing_since_ns = 0  # 0, or when commits (or probes) started failing
@@ -71,6 +79,7 @@ class LedgerWriter:
         self.applied = 0
         self.duplicates = 0
         self.batches = 0
+        self.transactions = 0  # written batches: a fetch is one or more
         self.retried_singly = 0  # events retried on their own after their batch failed
 
     async def start(self) -> None:
@@ -155,23 +164,31 @@ class LedgerWriter:
         return results
 
     async def _handle_batch(self, messages: list[events_pb2.Event]) -> list[Exception | None]:
-        """Write the events of a fetch (a batch message counts as its inner events) in one
-        transaction; one outcome per message: an error if any of its events failed (the message is
-        redelivered; what was written is then a duplicate), else a reject if any was refused."""
+        """Write the events of a fetch (a batch message counts as its inner events) in transactions of
+        at most ``max_events`` events (a bigger message alone), one after the other; one outcome per
+        message: an error if any of its events failed (the message is redelivered; what was written
+        is then a duplicate), else a reject if any was refused."""
         self.batches += 1
         events: list[events_pb2.Event] = []
         owners: list[int] = []  # per event: the index of its message
+        chunks: list[list[events_pb2.Event]] = [[]]  # the events of each transaction
         for m, message in enumerate(messages):
             inner = unpack(message)
+            if chunks[-1] and len(chunks[-1]) + len(inner) > self.max_events:
+                chunks.append([])
+            chunks[-1].extend(inner)
             events.extend(inner)
             owners.extend([m] * len(inner))
-        prepared = self.ledger.prepare(events)  # no await before it: it overlaps the previous write
+        prepared = [self.ledger.prepare(chunk) for chunk in chunks]  # no await before: overlaps the previous write
         previous, written = self._previous_written, asyncio.Event()
         self._previous_written = written
         try:
             if previous is not None:
                 await previous.wait()
-            results = await self._record(prepared)
+            results: list[bool | Exception] = []
+            for batch in prepared:
+                results.extend(await self._record(batch))
+                self.transactions += 1
         finally:
             written.set()
         outcomes: list[Exception | None] = [None] * len(messages)

@@ -165,3 +165,32 @@ async def test_a_batch_is_recorded_as_its_events_and_a_bad_one_refuses_only_itse
     assert [f.fill_id for f in await ledger.fills(phase)] == [f"{phase}-{i}" for i in range(3)]
     assert not await ledger.has_event(bad.event_id)
     assert _metric("titan_bus_rejects_total", consumer=durable, reason="bad_decimal") == rejects + 1
+
+
+async def test_a_large_fetch_is_split_into_transactions_at_message_boundaries(
+    bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger
+) -> None:
+    """Messages of 4 events under a cap of 10 events per transaction: two messages per transaction,
+    a message bigger than the cap alone in its own, every event once and in order."""
+    phase = f"cap{uuid.uuid4().hex[:6]}"
+    events = [fill_event(f"{phase}-{i:02d}", phase_id=phase, ts_ns=T0 + i) for i in range(36)]
+    messages = [batch_event(events[i:i + 4], "execution") for i in range(0, 24, 4)]
+    messages.append(batch_event(events[24:36], "execution"))  # 12 events: above the cap, alone
+    for message in messages:  # waiting in the stream before the writer starts: one fetch
+        await publish_event(bus_js, catalog, message)
+    ledger_writes: list[int] = []
+
+    class CountingLedger(Ledger):
+        async def write(self, batch: PreparedBatch) -> list[bool | LedgerReject]:
+            ledger_writes.append(len(batch.events))
+            return await super().write(batch)
+
+    async with LedgerWriter(bus_js, catalog, CountingLedger(ledger.pool), max_events=10) as writer:
+        await wait_for(lambda: writer.applied == 36)
+        assert writer.transactions == len(ledger_writes) >= 4 and writer.duplicates == 0
+    # one fetch (the usual case) writes [8, 8, 8, 12]; a fetch cut short by timing only splits more
+    assert sum(ledger_writes) == 36 and 12 in ledger_writes
+    assert all(n <= 10 or n == 12 for n in ledger_writes), ledger_writes
+    assert [f.fill_id for f in await ledger.fills(phase, limit=100)] == [e.fill.fill_id for e in events]
+    with pytest.raises(ValueError, match="max_events"):
+        LedgerWriter(bus_js, catalog, ledger, max_events=0)
