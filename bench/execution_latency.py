@@ -498,7 +498,7 @@ async def recovery_s(args: argparse.Namespace, fills: int) -> dict[str, float]:
         js = nc.jetstream()
         service = Service(args, ["bench-0"], keys, dsn)
         await ensure_jetstream(js, service.catalog)
-        writer = LedgerWriter(js, service.catalog, ledger)  # as in production: the durable exists, caught up
+        writer = LedgerWriter(nc, service.catalog, ledger)  # as in production: the durable exists, caught up
         await writer.start()
         try:
             cold = await service.start()

@@ -98,7 +98,7 @@ async def run_one(args: argparse.Namespace, batch: int, per_message: int) -> dic
             group = events[start:start + per_message]
             await publish_event(js, catalog, group[0] if len(group) == 1 else batch_event(group, "execution"))
         t0, cpu0 = time.perf_counter(), time.process_time()
-        async with LedgerWriter(js, catalog, ledger, batch=batch) as writer:
+        async with LedgerWriter(nc, catalog, ledger, batch=batch) as writer:
             while writer.applied + writer.duplicates < len(events):
                 if time.perf_counter() - t0 > args.timeout:
                     raise TimeoutError(f"batch {batch}: {writer.applied} of {len(events)} after {args.timeout}s")

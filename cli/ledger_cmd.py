@@ -35,7 +35,7 @@ def writer(json_logs: bool = typer.Option(False, "--json-logs", help="structured
         await ensure_jetstream(js, settings.catalog)
         ledger = await Ledger.open(settings.pg_dsn)
         try:
-            async with LedgerWriter(js, settings.catalog, ledger), BusHealth(js, settings.catalog,
+            async with LedgerWriter(nc, settings.catalog, ledger), BusHealth(js, settings.catalog,
                                                                              monitor_url=monitor_url):
                 state["ok"] = True
                 await stop.wait()

@@ -76,7 +76,7 @@ class BrainRuntime:
                              self.policy.performance.window_s)
             except Exception as exc:  # the tilt then restarts neutral, as without history
                 log.warning("performance history not replayed: %s: %s", type(exc).__name__, exc)
-            self._consumer = DurableConsumer(self.js, self.catalog.brain_consumer, self._on_event, decode_event)
+            self._consumer = DurableConsumer(self.nc, self.catalog.brain_consumer, self._on_event, decode_event)
             await self._consumer.start()
 
     async def _replay_trades(self, window_s: int) -> int:

@@ -24,12 +24,13 @@ from typing import Generic, TypeVar
 
 import nats.errors
 import nats.js.errors
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
 from titan.core.bus.events import InvalidEvent
-from titan.core.bus.pull import ConsumerGone, PullFeed, jetstream_client
+from titan.core.bus.pull import ConsumerGone, PullFeed
 from titan.core.catalog import ConsumerSpec
 from titan.core.metrics import BUS_REJECTS
 
@@ -69,7 +70,7 @@ class DurableConsumer(Generic[T]):
 
     def __init__(
         self,
-        js: JetStreamContext,
+        nc: Client,
         spec: ConsumerSpec,
         handler: Callable[[T], Awaitable[None]] | None,
         decode: Callable[[bytes], T],
@@ -85,7 +86,8 @@ class DurableConsumer(Generic[T]):
             raise ValueError("invalid consumer settings")
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler and batch_handler")
-        self.js = js
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
         self.spec = spec
         self._handler = handler
         self._batch_handler = batch_handler
@@ -121,7 +123,7 @@ class DurableConsumer(Generic[T]):
         if self.running:
             return
         await self.ensure()
-        self._feed = PullFeed(jetstream_client(self.js), self.spec.stream, self.spec.durable, batch=self._batch,
+        self._feed = PullFeed(self.nc, self.spec.stream, self.spec.durable, batch=self._batch,
                               expires_s=self._fetch_timeout)
         await self._feed.start()
         self._stopping = False

@@ -21,7 +21,6 @@ import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js import JetStreamContext
 
 STATUS_HEADER = "Status"
 DESCRIPTION_HEADER = "Description"
@@ -36,12 +35,6 @@ class PullRefused(Exception):
 
 class ConsumerGone(PullRefused):
     """The server answered a pull request with a status saying the consumer is not there."""
-
-
-def jetstream_client(js: JetStreamContext) -> Client:
-    """The NATS client under a JetStream context (nats-py keeps it as ``_nc``; it has no accessor)."""
-    client: Client = js._nc
-    return client
 
 
 class PullFeed:

@@ -10,7 +10,7 @@ import os
 import socket
 from collections import Counter
 
-from nats.js import JetStreamContext
+from nats.aio.client import Client
 
 from titan.core.bus.consumer import DurableConsumer, Reject
 from titan.core.bus.events import InvalidEvent, decode_event, event_kind, unpack
@@ -49,7 +49,7 @@ class LedgerWriter:
 
     def __init__(
         self,
-        js: JetStreamContext,
+        nc: Client,
         catalog: Catalog,
         ledger: Ledger,
         *,
@@ -67,12 +67,12 @@ class LedgerWriter:
         self.writing_at_ns = 0  # last commit or successful write probe
         self.failing_since_ns = 0  # 0, or when commits (or probes) started failing
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
-        self._store = StateStore(js, catalog)
+        self._store = StateStore(nc.jetstream(), catalog)
         self._heartbeat: asyncio.Task[None] | None = None
         self.catalog = catalog
         self._clock: Clock = clock or WallClock()
         self.consumer: DurableConsumer[events_pb2.Event] = DurableConsumer(
-            js, catalog.ledger_consumer, None, self._decode, batch_handler=self._handle_batch, batch=batch,
+            nc, catalog.ledger_consumer, None, self._decode, batch_handler=self._handle_batch, batch=batch,
             pipeline=2, nak_delay_s=nak_delay_s,
         )
         self._previous_written: asyncio.Event | None = None  # set once the previous batch was written

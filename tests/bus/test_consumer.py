@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from prometheus_client import REGISTRY
 
@@ -49,7 +50,9 @@ async def _drained(js: JetStreamContext, spec: ConsumerSpec) -> bool:
     return (info.num_pending or 0, info.num_ack_pending or 0) == (0, 0)
 
 
-async def test_handler_failure_naks_and_message_is_redelivered(bus_js: JetStreamContext, catalog: Catalog) -> None:
+async def test_handler_failure_naks_and_message_is_redelivered(
+    bus_nc: Client, bus_js: JetStreamContext, catalog: Catalog,
+) -> None:
     source = f"s{uuid.uuid4().hex[:8]}"
     spec = _spec(catalog, source)
     seen: list[str] = []
@@ -61,7 +64,7 @@ async def test_handler_failure_naks_and_message_is_redelivered(bus_js: JetStream
             failed.add(ev.event_id)
             raise ConnectionError("database went away")
 
-    consumer = DurableConsumer(bus_js, spec, handler, decode_event, nak_delay_s=0.05)
+    consumer = DurableConsumer(bus_nc, spec, handler, decode_event, nak_delay_s=0.05)
     async with consumer:
         await publish_event(bus_js, catalog, fill_event("1", source=source, event_id="boom"))
         await publish_event(bus_js, catalog, fill_event("2", source=source, event_id="fine"))
@@ -73,7 +76,7 @@ async def test_handler_failure_naks_and_message_is_redelivered(bus_js: JetStream
 
 
 async def test_malformed_message_is_terminated_counted_and_loop_continues(
-    bus_js: JetStreamContext, catalog: Catalog
+    bus_nc: Client, bus_js: JetStreamContext, catalog: Catalog
 ) -> None:
     source = f"s{uuid.uuid4().hex[:8]}"
     spec = _spec(catalog, source)
@@ -88,7 +91,7 @@ async def test_malformed_message_is_terminated_counted_and_loop_continues(
     before_body = _rejects(spec.durable, "no_body")
     before_handler = _rejects(spec.durable, "unusable")
     subject = catalog.event_subject(source, "fill")
-    consumer = DurableConsumer(bus_js, spec, handler, decode_event)
+    consumer = DurableConsumer(bus_nc, spec, handler, decode_event)
     async with consumer:
         await bus_js.publish(subject, b"\x0f\xff\xffgarbage")
         await bus_js.publish(subject, events_pb2.Event(event_id="x", source=source).SerializeToString())
@@ -105,11 +108,11 @@ async def test_malformed_message_is_terminated_counted_and_loop_continues(
 
 
 async def test_stop_and_restart_resumes_from_the_durable_position(
-    bus_js: JetStreamContext, catalog: Catalog
+    bus_nc: Client, bus_js: JetStreamContext, catalog: Catalog
 ) -> None:
     recorder = Recorder(catalog)
     source, spec, got, handler = recorder.source, recorder.spec, recorder.got, recorder.handler
-    consumer = DurableConsumer(bus_js, spec, handler, decode_event)
+    consumer = DurableConsumer(bus_nc, spec, handler, decode_event)
     await consumer.start()
     await publish_event(bus_js, catalog, fill_event("a", source=source))
     await wait_for(lambda: got == ["a"])
@@ -117,7 +120,7 @@ async def test_stop_and_restart_resumes_from_the_durable_position(
     await consumer.stop()  # stopping twice is harmless
     await publish_event(bus_js, catalog, fill_event("b", source=source))
     await publish_event(bus_js, catalog, fill_event("c", source=source))
-    again = DurableConsumer(bus_js, spec, handler, decode_event)
+    again = DurableConsumer(bus_nc, spec, handler, decode_event)
     async with again:
         await wait_for(lambda: got == ["a", "b", "c"])
 
@@ -130,7 +133,7 @@ async def test_consumer_ends_quietly_when_its_connection_is_closed(nats_url: str
     async def handler(ev: events_pb2.Event) -> None:
         return None
 
-    consumer = DurableConsumer(js, _spec(catalog, f"s{uuid.uuid4().hex[:8]}"), handler, decode_event,
+    consumer = DurableConsumer(nc, _spec(catalog, f"s{uuid.uuid4().hex[:8]}"), handler, decode_event,
                                fetch_timeout_s=0.2)
     await consumer.start()
     task = consumer._task
@@ -141,11 +144,11 @@ async def test_consumer_ends_quietly_when_its_connection_is_closed(nats_url: str
 
 
 async def test_a_deleted_durable_is_created_again_and_the_consumer_goes_on(
-    bus_js: JetStreamContext, catalog: Catalog
+    bus_nc: Client, bus_js: JetStreamContext, catalog: Catalog
 ) -> None:
     recorder = Recorder(catalog)
     source, spec, got, handler = recorder.source, recorder.spec, recorder.got, recorder.handler
-    async with DurableConsumer(bus_js, spec, handler, decode_event, fetch_timeout_s=0.3) as consumer:
+    async with DurableConsumer(bus_nc, spec, handler, decode_event, fetch_timeout_s=0.3) as consumer:
         await publish_event(bus_js, catalog, fill_event(f"{source}-a", source=source))
         await wait_for(lambda: got == [f"{source}-a"])
         await bus_js.delete_consumer(spec.stream, spec.durable)
@@ -155,7 +158,9 @@ async def test_a_deleted_durable_is_created_again_and_the_consumer_goes_on(
     assert got[-1] == f"{source}-b" and set(got) == {f"{source}-a", f"{source}-b"}
 
 
-async def test_messages_held_ahead_at_stop_are_handed_back_at_once(bus_js: JetStreamContext, catalog: Catalog) -> None:
+async def test_messages_held_ahead_at_stop_are_handed_back_at_once(
+    bus_nc: Client, bus_js: JetStreamContext, catalog: Catalog,
+) -> None:
     """The feed keeps a batch ahead of the handler; stopping naks what it held, so a restarted consumer
     gets it now, not after the ack wait (30 s here)."""
     source = f"s{uuid.uuid4().hex[:8]}"
@@ -168,17 +173,19 @@ async def test_messages_held_ahead_at_stop_are_handed_back_at_once(bus_js: JetSt
         got.append(ev.fill.fill_id)
         await asyncio.sleep(0.05)
 
-    first = DurableConsumer(bus_js, spec, handler, decode_event, batch=4)
+    first = DurableConsumer(bus_nc, spec, handler, decode_event, batch=4)
     await first.start()
     await wait_for(lambda: len(got) >= 1)
     await first.stop()
     assert len(got) < 12  # stopped with messages in hand
-    async with DurableConsumer(bus_js, spec, handler, decode_event, batch=4):
+    async with DurableConsumer(bus_nc, spec, handler, decode_event, batch=4):
         await wait_for(lambda: {f"{source}-{i}" for i in range(12)} <= set(got), timeout=10.0)  # < the ack wait
     await wait_for(lambda: _drained(bus_js, spec))
 
 
-async def test_a_pipelined_batch_handler_gets_every_batch_in_order(bus_js: JetStreamContext, catalog: Catalog) -> None:
+async def test_a_pipelined_batch_handler_gets_every_batch_in_order(
+    bus_nc: Client, bus_js: JetStreamContext, catalog: Catalog,
+) -> None:
     source = f"s{uuid.uuid4().hex[:8]}"
     spec = _spec(catalog, source)
     for i in range(50):
@@ -196,7 +203,7 @@ async def test_a_pipelined_batch_handler_gets_every_batch_in_order(bus_js: JetSt
         in_hand -= 1
         return [None] * len(batch)
 
-    consumer = DurableConsumer(bus_js, spec, None, decode_event, batch_handler=handle, batch=8, pipeline=2)
+    consumer = DurableConsumer(bus_nc, spec, None, decode_event, batch_handler=handle, batch=8, pipeline=2)
     async with consumer:
         await wait_for(lambda: consumer.acked == 50)
     assert handed == [f"{source}-{i}" for i in range(50)] and most_in_hand <= 2

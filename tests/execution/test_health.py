@@ -36,8 +36,8 @@ class Wall:
 
 
 @pytest.fixture(scope="module")
-async def writer(bus_js, catalog, ledger: Ledger):
-    w = LedgerWriter(bus_js, catalog, ledger, heartbeat_s=0.2)
+async def writer(bus_nc, bus_js, catalog, ledger: Ledger):
+    w = LedgerWriter(bus_nc, catalog, ledger, heartbeat_s=0.2)
     await w.start()
     yield w
     await w.stop()

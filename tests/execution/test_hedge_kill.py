@@ -61,7 +61,7 @@ async def test_sigkill_between_the_legs_leaves_no_orphan_exposure(nats_url, pg_d
         TITAN_PHASE_KEY_SENTINEL=KEY.decode(), TITAN_REPLAY_WINDOW_MS="60000", TITAN_LOG_LEVEL="INFO",
     )
     service = Service(env, port, tmp_path / "execution.log")
-    writer = LedgerWriter(bus_js, catalog, ledger)
+    writer = LedgerWriter(bus_nc, catalog, ledger)
     await writer.start()
     subject = catalog.md_subject("bybit", "BTCUSDT", "top")
 

@@ -51,10 +51,10 @@ async def serving_health(port: int) -> dict[str, object] | None:
 
 
 async def test_a_second_execution_on_the_same_ledger_is_refused_until_the_first_is_gone(
-    pg_dsn: str, nats_url: str, catalog: Catalog, ledger: Ledger, bus_js, tmp_path: Path
+    pg_dsn: str, nats_url: str, catalog: Catalog, ledger: Ledger, bus_nc, bus_js, tmp_path: Path
 ) -> None:
     procs = Procs(tmp_path)
-    writer = LedgerWriter(bus_js, catalog, ledger)
+    writer = LedgerWriter(bus_nc, catalog, ledger)
     await writer.start()
     try:
         first_health = free_port()

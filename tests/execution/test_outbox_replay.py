@@ -56,7 +56,7 @@ async def test_submit_journals_and_jetstream_acks_empty_the_outbox(bus_js, catal
 
 
 async def test_a_killed_process_events_reach_the_ledger_exactly_once(
-    bus_js, catalog: Catalog, ledger: Ledger, tmp_path: Path
+    bus_nc, bus_js, catalog: Catalog, ledger: Ledger, tmp_path: Path
 ) -> None:
     directory = tmp_path / "outbox"
     updates = outcomes("kill", 4)
@@ -74,7 +74,7 @@ async def test_a_killed_process_events_reach_the_ledger_exactly_once(
     kept = tmp_path / "copy"
     shutil.copytree(directory, kept)  # the same journal, as if the cursor record were lost
 
-    writer = LedgerWriter(bus_js, catalog, ledger)
+    writer = LedgerWriter(bus_nc, catalog, ledger)
     await writer.start()
     try:
         second = Outbox.open(directory)

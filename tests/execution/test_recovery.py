@@ -112,7 +112,7 @@ async def test_kill_mid_stream_and_recover_from_the_ledger(nats_url, pg_dsn, cat
         TITAN_REPLAY_WINDOW_MS="60000", TITAN_LOG_LEVEL="INFO", TITAN_DATA_DIR=str(tmp_path / "data"),
     )
     service = Service(env, port, tmp_path / "execution.log")
-    writer = LedgerWriter(bus_js, catalog, ledger)
+    writer = LedgerWriter(bus_nc, catalog, ledger)
     await writer.start()
 
     # market data keeps flowing on core NATS the whole time

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from prometheus_client import REGISTRY
 
@@ -57,11 +58,11 @@ class PoisonLedger(Ledger):
 
 
 async def test_published_events_land_in_the_ledger(
-    bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger
+    bus_nc: Client, bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger
 ) -> None:
     clock = ManualClock(T0 + 3 * NS_PER_S)
     before_applied = _metric("titan_ledger_events_total", kind="fill", result="applied")
-    async with LedgerWriter(bus_js, catalog, ledger, clock=clock) as writer:
+    async with LedgerWriter(bus_nc, catalog, ledger, clock=clock) as writer:
         for i in range(5):
             await publish_event(bus_js, catalog, fill_event(f"e2e-{i}", phase_id="e2e", ts_ns=T0 + i))
         await wait_for(lambda: writer.applied == 5)
@@ -71,13 +72,13 @@ async def test_published_events_land_in_the_ledger(
 
 
 async def test_redelivered_event_is_written_once(
-    bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger
+    bus_nc: Client, bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger
 ) -> None:
     phase = f"p{uuid.uuid4().hex[:6]}"
     ev = fill_event("redeliver-1", phase_id=phase)
     flaky = LostAckLedger(ledger, ev.event_id)
     before_dup = _metric("titan_ledger_events_total", kind="fill", result="duplicate")
-    async with LedgerWriter(bus_js, catalog, flaky, nak_delay_s=0.05) as writer:
+    async with LedgerWriter(bus_nc, catalog, flaky, nak_delay_s=0.05) as writer:
         ack = await publish_event(bus_js, catalog, ev)
         # the same event id published again inside the duplicate window: JetStream drops it
         assert (await publish_event(bus_js, catalog, ev)).duplicate
@@ -96,7 +97,7 @@ async def test_redelivered_event_is_written_once(
 
 
 async def test_malformed_events_are_terminated_and_the_writer_keeps_going(
-    bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger
+    bus_nc: Client, bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger
 ) -> None:
     durable = catalog.ledger_consumer.durable
     subject = catalog.event_subject("execution", "fill")
@@ -106,7 +107,7 @@ async def test_malformed_events_are_terminated_and_the_writer_keeps_going(
         "rejected": _metric("titan_ledger_events_total", kind="fill", result="rejected"),
     }
     events_before = await ledger.event_count()
-    async with LedgerWriter(bus_js, catalog, ledger) as writer:
+    async with LedgerWriter(bus_nc, catalog, ledger) as writer:
         await bus_js.publish(subject, b"\x12\x34 not an event")
         await publish_event(bus_js, catalog, fill_event("bad-price", price="1e", phase_id="mal"))
         await publish_event(bus_js, catalog, fill_event("after-bad", phase_id="mal"))
@@ -120,25 +121,27 @@ async def test_malformed_events_are_terminated_and_the_writer_keeps_going(
     assert _metric("titan_ledger_events_total", kind="fill", result="rejected") == before["rejected"] + 1
 
 
-async def test_a_fetch_is_committed_as_one_batch(bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger) -> None:
+async def test_a_fetch_is_committed_as_one_batch(
+    bus_nc: Client, bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger,
+) -> None:
     phase = f"b{uuid.uuid4().hex[:6]}"
     for i in range(300):  # waiting in the stream before the writer starts: a few large fetches
         await publish_event(bus_js, catalog, fill_event(f"{phase}-{i}", phase_id=phase, ts_ns=T0 + i))
-    async with LedgerWriter(bus_js, catalog, ledger, batch=128) as writer:
+    async with LedgerWriter(bus_nc, catalog, ledger, batch=128) as writer:
         await wait_for(lambda: writer.applied == 300)
         assert 3 <= writer.batches < 300 and writer.retried_singly == 0 and writer.duplicates == 0
     assert [f.fill_id for f in await ledger.fills(phase, limit=1000)] == [f"{phase}-{i}" for i in range(300)]
 
 
 async def test_one_event_the_database_refuses_does_not_hold_back_its_batch(
-    bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger
+    bus_nc: Client, bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger
 ) -> None:
     phase = f"x{uuid.uuid4().hex[:6]}"
     events = [fill_event(f"{phase}-{i}", phase_id=phase, ts_ns=T0 + i) for i in range(10)]
     poison = PoisonLedger(ledger, events[4].event_id)
     for ev in events:
         await publish_event(bus_js, catalog, ev)
-    async with LedgerWriter(bus_js, catalog, poison, nak_delay_s=0.05) as writer:
+    async with LedgerWriter(bus_nc, catalog, poison, nak_delay_s=0.05) as writer:
         await wait_for(lambda: writer.applied == 9)
         await wait_for(lambda: writer.consumer.naked >= 2)  # the refused one comes back, and is refused again
         landed = {f.fill_id for f in await ledger.fills(phase)}
@@ -149,14 +152,14 @@ async def test_one_event_the_database_refuses_does_not_hold_back_its_batch(
 
 
 async def test_a_batch_is_recorded_as_its_events_and_a_bad_one_refuses_only_itself(
-    bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger
+    bus_nc: Client, bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger
 ) -> None:
     phase = f"bt{uuid.uuid4().hex[:6]}"
     durable = catalog.ledger_consumer.durable
     rejects = _metric("titan_bus_rejects_total", consumer=durable, reason="bad_decimal")
     good = [fill_event(f"{phase}-{i}", phase_id=phase, ts_ns=T0 + i) for i in range(3)]
     bad = fill_event(f"{phase}-bad", price="1e", phase_id=phase)
-    async with LedgerWriter(bus_js, catalog, ledger) as writer:
+    async with LedgerWriter(bus_nc, catalog, ledger) as writer:
         await publish_event(bus_js, catalog, batch_event(good[:2], "execution"))
         await publish_event(bus_js, catalog, batch_event([bad, good[2]], "execution"))
         await wait_for(lambda: writer.applied == 3 and writer.consumer.terminated == 1)
@@ -168,7 +171,7 @@ async def test_a_batch_is_recorded_as_its_events_and_a_bad_one_refuses_only_itse
 
 
 async def test_a_large_fetch_is_split_into_transactions_at_message_boundaries(
-    bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger
+    bus_nc: Client, bus_js: JetStreamContext, catalog: Catalog, ledger: Ledger
 ) -> None:
     """Messages of 4 events under a cap of 10 events per transaction: two messages per transaction,
     a message bigger than the cap alone in its own, every event once and in order."""
@@ -185,7 +188,7 @@ async def test_a_large_fetch_is_split_into_transactions_at_message_boundaries(
             ledger_writes.append(len(batch.events))
             return await super().write(batch)
 
-    async with LedgerWriter(bus_js, catalog, CountingLedger(ledger.pool), max_events=10) as writer:
+    async with LedgerWriter(bus_nc, catalog, CountingLedger(ledger.pool), max_events=10) as writer:
         await wait_for(lambda: writer.applied == 36)
         assert writer.transactions == len(ledger_writes) >= 4 and writer.duplicates == 0
     # one fetch (the usual case) writes [8, 8, 8, 12]; a fetch cut short by timing only splits more
@@ -193,4 +196,4 @@ async def test_a_large_fetch_is_split_into_transactions_at_message_boundaries(
     assert all(n <= 10 or n == 12 for n in ledger_writes), ledger_writes
     assert [f.fill_id for f in await ledger.fills(phase, limit=100)] == [e.fill.fill_id for e in events]
     with pytest.raises(ValueError, match="max_events"):
-        LedgerWriter(bus_js, catalog, ledger, max_events=0)
+        LedgerWriter(bus_nc, catalog, ledger, max_events=0)
