@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 
 from tests.util import wait_for
 from titan.core.bus import connect, new_event_id, publish_event
@@ -39,11 +40,37 @@ def trades(rt: BrainRuntime) -> list[Decimal]:
     return [t.pnl for t in rt.core.performance.window(PHASE, time.time_ns(), POLICY.window_s)]
 
 
+def funding_paid(amount: str, ts_ns: int) -> events_pb2.Event:
+    payment = trading_pb2.FundingPayment(venue="paper", symbol="BTCUSDT", phase_id=PHASE, amount=amount,
+                                         funding_time_ns=ts_ns)
+    return events_pb2.Event(event_id=new_event_id("funding", "paper", "BTCUSDT", PHASE, ts_ns), source="execution",
+                            ts_ns=ts_ns, funding=payment)
+
+
+async def consumed(js: JetStreamContext, catalog: Catalog, delivered: int = 0) -> bool:
+    """The Brain's durable has acked everything stored (and was delivered at least ``delivered``)."""
+    spec = catalog.brain_consumer
+    info = await js.consumer_info(spec.stream, spec.durable)
+    return info.num_ack_pending == 0 and info.num_pending == 0 and info.delivered.stream_seq >= delivered
+
+
 @pytest.fixture
 async def nc(nats_url: str) -> AsyncIterator[Client]:
     conn = await connect(nats_url, "titan-tests-brain-perf")
     yield conn
     await conn.close()
+
+
+@pytest.fixture
+async def fresh(nc: Client) -> AsyncIterator[Catalog]:
+    """A namespace of its own: the Brain's durable starts with this test."""
+    catalog = Catalog(namespace=f"perf{time.time_ns() % 10**9}")
+    yield catalog
+    js = nc.jetstream()
+    for stream in catalog.streams:
+        await js.delete_stream(stream.name)
+    for bucket in catalog.buckets:
+        await js.delete_key_value(bucket.name)
 
 
 async def test_the_tilt_survives_restarts(nc: Client, catalog: Catalog) -> None:
@@ -63,13 +90,7 @@ async def test_the_tilt_survives_restarts(nc: Client, catalog: Catalog) -> None:
     tilt = first.core.performance.modifier(PHASE, time.time_ns(), POLICY)
     assert tilt > 1  # a profitable run tilts the weight up
     state = first.core.to_dict()
-    spec = catalog.brain_consumer
-
-    async def all_acked() -> bool:
-        info = await js.consumer_info(spec.stream, spec.durable)
-        return info.num_ack_pending == 0 and info.num_pending == 0
-
-    await wait_for(all_acked)  # (an ack still in flight would only be redelivered later)
+    await wait_for(lambda: consumed(js, catalog))  # (an ack still in flight would only be redelivered later)
     await first.close()
 
     # The kopf driver starts the runtime, then restores the TitanBrain's status.core.
@@ -91,34 +112,23 @@ async def test_the_tilt_survives_restarts(nc: Client, catalog: Catalog) -> None:
 
 
 @pytest.mark.parametrize("batched", [False, True], ids=["single-events", "batches"])
-async def test_the_replay_includes_the_funding_a_position_carried(nc: Client, batched: bool) -> None:
+async def test_the_replay_includes_the_funding_a_position_carried(nc: Client, fresh: Catalog, batched: bool) -> None:
     """Opened (fee 0.1), paid 0.3 of funding, closed (+2, fee 0.1): one trade of 1.5, before and
     after a restart; the same when the events travel in batches (as execution publishes them)."""
-    fresh = Catalog(namespace=f"perf{time.time_ns() % 10**9}")
     js = nc.jetstream()
     now = time.time_ns()
     first = BrainRuntime(nc, fresh, WallClock())
     try:
         await first.start()
         opening = closing_fill(200, "0", now - 120 * NS_PER_S)  # no PnL: it opens
-        payment = trading_pb2.FundingPayment(venue="paper", symbol="BTCUSDT", phase_id=PHASE, amount="-0.3",
-                                             funding_time_ns=now - 60 * NS_PER_S)
-        funding = events_pb2.Event(
-            event_id=new_event_id("funding", "paper", "BTCUSDT", PHASE, payment.funding_time_ns), source="execution",
-            ts_ns=payment.funding_time_ns, funding=payment)
+        funding = funding_paid("-0.3", now - 60 * NS_PER_S)
         closing = closing_fill(201, "2", now)
         messages = ([batch_event([opening, funding], "execution"), batch_event([closing], "execution")] if batched
                     else [opening, funding, closing])
         for message in messages:
             await publish_event(js, fresh, message)
         await wait_for(lambda: trades(first) == [Decimal("1.5")])
-        spec = fresh.brain_consumer
-
-        async def all_acked() -> bool:
-            info = await js.consumer_info(spec.stream, spec.durable)
-            return info.num_ack_pending == 0 and info.num_pending == 0
-
-        await wait_for(all_acked)
+        await wait_for(lambda: consumed(js, fresh))
         state = first.core.to_dict()
         await first.close()
         second = BrainRuntime(nc, fresh, WallClock())
@@ -128,55 +138,33 @@ async def test_the_replay_includes_the_funding_a_position_carried(nc: Client, ba
         await second.close()
     finally:
         await first.close()
-        for stream in fresh.streams:
-            await js.delete_stream(stream.name)
-        for bucket in fresh.buckets:
-            await js.delete_key_value(bucket.name)
 
 
-async def test_a_first_start_replays_nothing(nc: Client) -> None:
-    fresh = Catalog(namespace=f"perf{time.time_ns() % 10**9}")
+async def test_a_first_start_replays_nothing(nc: Client, fresh: Catalog) -> None:
     rt = BrainRuntime(nc, fresh, WallClock())
     try:
         await rt.start()  # no durable consumer yet: it will deliver every event itself
         assert trades(rt) == []
     finally:
         await rt.close()
-        js = nc.jetstream()
-        for stream in fresh.streams:
-            await js.delete_stream(stream.name)
-        for bucket in fresh.buckets:
-            await js.delete_key_value(bucket.name)
 
 
 async def test_an_event_in_two_batches_counts_once_and_a_restart_keeps_what_positions_carried(
-        nc: Client) -> None:
+        nc: Client, fresh: Catalog) -> None:
     """Execution's outbox, replayed after JetStream's duplicate window, can publish an event again
     inside a batch with another id: the Brain counts it once. An opening fill and a funding payment
     replayed at a restart in kopf's order (start, then restore) still belong to the trade that closes
     after it."""
-    fresh = Catalog(namespace=f"perf{time.time_ns() % 10**9}")
     js = nc.jetstream()
     now = time.time_ns()
     first = BrainRuntime(nc, fresh, WallClock())
     try:
         await first.start()
         opening = closing_fill(300, "0", now - 120 * NS_PER_S)  # fee 0.1
-        payment = trading_pb2.FundingPayment(venue="paper", symbol="BTCUSDT", phase_id=PHASE, amount="-0.3",
-                                             funding_time_ns=now - 60 * NS_PER_S)
-        funding = events_pb2.Event(
-            event_id=new_event_id("funding", "paper", "BTCUSDT", PHASE, payment.funding_time_ns), source="execution",
-            ts_ns=payment.funding_time_ns, funding=payment)
-        again = batch_event([opening, funding], "execution")
+        again = batch_event([opening, funding_paid("-0.3", now - 60 * NS_PER_S)], "execution")
         for message in (batch_event([opening], "execution"), again):  # two batches, two ids, one opening fill
             await publish_event(js, fresh, message)
-        spec = fresh.brain_consumer
-
-        async def all_acked() -> bool:
-            info = await js.consumer_info(spec.stream, spec.durable)
-            return info.num_ack_pending == 0 and info.num_pending == 0 and info.delivered.stream_seq >= 2
-
-        await wait_for(all_acked)
+        await wait_for(lambda: consumed(js, fresh, delivered=2))
         assert first.events_seen == 3 and trades(first) == []
         state = first.core.to_dict()
         await first.close()
@@ -189,7 +177,3 @@ async def test_an_event_in_two_batches_counts_once_and_a_restart_keeps_what_posi
         await second.close()
     finally:
         await first.close()
-        for stream in fresh.streams:
-            await js.delete_stream(stream.name)
-        for bucket in fresh.buckets:
-            await js.delete_key_value(bucket.name)
