@@ -30,7 +30,7 @@ Figures (medians over ``--repeats`` runs; every run's figures are under ``runs``
 
 ``--quick`` runs every part small and once (the shape of the output stays the same); a test runs it.
 Usage: python bench/execution_latency.py [--quick] [--repeats 3] [--phases 1] [--signals 20000]
-       [--server-cpus 1] [--client-cpus 0] [--nats URL] [--pg DSN] [--outbox-fsync]
+       [--server-cpus 1] [--client-cpus 0] [--nats URL] [--pg DSN] [--outbox-fsync] [--level-size 0.004]
 
 The service's outbox (``TITAN_DATA_DIR``) is in the run's temporary directory; ``--outbox-fsync``
 measures it with ``TITAN_OUTBOX_FSYNC=true`` (each journaled batch fdatasync-ed before its acks).
@@ -88,10 +88,10 @@ def percentile(sorted_ns: list[int], q: float) -> float:
     return round(sorted_ns[int(rank) - 1] / 1000.0, 1)
 
 
-def book(now: int) -> list[market_pb2.MarketEvent]:
+def book(now: int, level_size: str = LEVEL_SIZE) -> list[market_pb2.MarketEvent]:
     step = 0.5
-    bids = [market_pb2.BookLevel(price=f"{50000 - i * step}", size=LEVEL_SIZE) for i in range(BOOK_LEVELS)]
-    asks = [market_pb2.BookLevel(price=f"{50000.5 + i * step}", size=LEVEL_SIZE) for i in range(BOOK_LEVELS)]
+    bids = [market_pb2.BookLevel(price=f"{50000 - i * step}", size=level_size) for i in range(BOOK_LEVELS)]
+    asks = [market_pb2.BookLevel(price=f"{50000.5 + i * step}", size=level_size) for i in range(BOOK_LEVELS)]
     return [
         market_pb2.MarketEvent(venue="bybit", symbol="BTCUSDT", instrument=PERP, exchange_ts_ns=now,
                                depth=market_pb2.BookDepth(bids=bids, asks=asks, snapshot=True)),
@@ -381,10 +381,10 @@ class StoredDecisions:
             await self._sub.unsubscribe()
 
 
-async def feed(nc: Any, catalog: Catalog) -> None:
+async def feed(nc: Any, catalog: Catalog, level_size: str) -> None:
     subject = catalog.md_subject("bybit", "BTCUSDT", "depth")
     while True:
-        for event in book(time.time_ns()):
+        for event in book(time.time_ns(), level_size):
             await nc.publish(subject, event.SerializeToString())
         await asyncio.sleep(0.02)
 
@@ -401,7 +401,7 @@ async def service_run(args: argparse.Namespace) -> dict[str, Any]:
     feeder: asyncio.Task[None] | None = None
     try:
         await service.start()
-        feeder = asyncio.create_task(feed(nc, service.catalog))
+        feeder = asyncio.create_task(feed(nc, service.catalog, args.level_size))
         async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
             stub = execution_pb2_grpc.ExecutionStub(channel)
             await stub.SetTradingState(control(execution_pb2.SetTradingStateRequest(state=trading_pb2.TradingState(
@@ -626,7 +626,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         setup={"phases": args.phases, "frame": args.frame, "window_frames": args.window,
                "signals_per_phase": args.signals, "latency_signals": args.latency_signals, "warmup": args.warmup,
                "server_cpus": args.server_cpus, "client_cpus": args.client_cpus, "outbox_fsync": args.outbox_fsync,
-               "book": f"{BOOK_LEVELS} levels x {LEVEL_SIZE} BTC per side, market orders of 500 USDT"},
+               "book": f"{BOOK_LEVELS} levels x {args.level_size} BTC per side, market orders of 500 USDT"},
         runs=runs,
     )
     return result
@@ -645,6 +645,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--frame", type=int, default=64, help="signals per SignalBatch")
     parser.add_argument("--window", type=int, default=4, help="frames in flight per phase")
     parser.add_argument("--engine-signals", type=int, default=20_000)
+    parser.add_argument("--level-size", default=LEVEL_SIZE,
+                        help="BTC per book level in the service runs (the engine figure keeps the default)")
     parser.add_argument("--recovery-fills", type=int, default=100_000)
     parser.add_argument("--server-cpus", default=str(affinity[-1]) if two else "")
     parser.add_argument("--client-cpus", default=str(affinity[0]) if two else "")
