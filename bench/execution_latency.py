@@ -157,7 +157,7 @@ def engine_us_per_signal(n: int) -> float:
     engine = Engine(WallClock(), keys, EngineConfig(gate=GateConfig(replay_window_ns=600 * 10**9)))
     engine.set_trading_state(trading_pb2.TradingState(mode=common_pb2.TradingMode.TRADING_MODE_ACTIVE, version=1))
     engine.update_budget(budget("bench-0"))
-    warmup = 504
+    warmup = 63 * REFILL_EVERY  # ~500 signals, whole spans
     signals = make_signals("bench-0", keys["bench-0"], n + warmup, f"engine{uuid.uuid4().hex[:6]}")
     freeze_gc()
     spent = 0

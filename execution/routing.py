@@ -12,7 +12,7 @@ wire) once the updates are in JetStream, the backtest driver calls it on the eng
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from titan.execution.engine import Update
 from titan.v1 import execution_pb2, trading_pb2
@@ -21,15 +21,21 @@ _FIELD = {trading_pb2.Order: "order", trading_pb2.Fill: "fill", trading_pb2.Posi
           trading_pb2.HedgeOutcome: "hedge"}  # the updates a phase receives, by their ExecutionUpdate field
 
 
-def phase_updates(updates: Iterable[Update]) -> dict[str, list[execution_pb2.ExecutionUpdate]]:
-    """The stream messages per phase id, each phase's in the order of ``updates``."""
-    by_phase: dict[str, list[execution_pb2.ExecutionUpdate]] = {}
+def _routed(updates: Iterable[Update]) -> Iterator[tuple[str, str, Update]]:
+    """Each update a phase receives, with its phase id and its ExecutionUpdate field."""
     for update in updates:
         field = _FIELD.get(type(update))
         if field is not None and update.phase_id:  # type: ignore[union-attr]
-            msg = execution_pb2.ExecutionUpdate()
-            getattr(msg, field).CopyFrom(update)
-            by_phase.setdefault(update.phase_id, []).append(msg)  # type: ignore[union-attr]
+            yield update.phase_id, field, update  # type: ignore[union-attr]
+
+
+def phase_updates(updates: Iterable[Update]) -> dict[str, list[execution_pb2.ExecutionUpdate]]:
+    """The stream messages per phase id, each phase's in the order of ``updates``."""
+    by_phase: dict[str, list[execution_pb2.ExecutionUpdate]] = {}
+    for phase, field, update in _routed(updates):
+        msg = execution_pb2.ExecutionUpdate()
+        getattr(msg, field).CopyFrom(update)
+        by_phase.setdefault(phase, []).append(msg)
     return by_phase
 
 
@@ -38,11 +44,8 @@ def phase_messages(updates: Iterable[Update], per_message: int = 512) -> dict[st
     ``per_message`` of a phase's updates in one ``UpdateBatch``, in order, each copied once (a
     lone update goes as itself)."""
     by_phase: dict[str, list[execution_pb2.ExecutionUpdate]] = {}
-    for update in updates:
-        field = _FIELD.get(type(update))
-        if field is None or not update.phase_id:  # type: ignore[union-attr]
-            continue
-        messages = by_phase.setdefault(update.phase_id, [])  # type: ignore[union-attr]
+    for phase, field, update in _routed(updates):
+        messages = by_phase.setdefault(phase, [])
         if not messages or len(messages[-1].updates.updates) >= per_message:
             messages.append(execution_pb2.ExecutionUpdate())
         getattr(messages[-1].updates.updates.add(), field).CopyFrom(update)

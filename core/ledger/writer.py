@@ -67,7 +67,6 @@ class LedgerWriter:
         self.writing_at_ns = 0  # last commit or successful write probe
         self.failing_since_ns = 0  # 0, or when commits (or probes) started failing
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
-        self._store = StateStore(nc.jetstream(), catalog)
         self._heartbeat: asyncio.Task[None] | None = None
         self.catalog = catalog
         self._clock: Clock = clock or WallClock()
@@ -75,11 +74,12 @@ class LedgerWriter:
             nc, catalog.ledger_consumer, None, self._decode, batch_handler=self._handle_batch, batch=batch,
             pipeline=2, nak_delay_s=nak_delay_s,
         )
+        self._store = StateStore(self.consumer.js, catalog)  # the consumer's JetStream context
         self._previous_written: asyncio.Event | None = None  # set once the previous batch was written
         self.applied = 0
         self.duplicates = 0
         self.batches = 0
-        self.transactions = 0  # written batches: a fetch is one or more
+        self.transactions = 0  # transactions written: a fetch takes one or more
         self.retried_singly = 0  # events retried on their own after their batch failed
 
     async def start(self) -> None:
