@@ -232,8 +232,9 @@ class Ledger:
             [e.ts_ns for _, e, _, _ in prepared],
             [e.SerializeToString(deterministic=True) for _, e, _, _ in prepared],
         ]
-        if self._layout is not None and {st.table for st in batch.bulk} <= self._layout.tables:
-            batch.statement = bulk_statement(self._layout, batch.envelopes, batch.bulk)
+        layout = self._layout  # read once: a writer may forget it meanwhile (prepare can run in a thread)
+        if layout is not None and {st.table for st in batch.bulk} <= layout.tables:
+            batch.statement = bulk_statement(layout, batch.envelopes, batch.bulk)
         return batch
 
     async def write(self, batch: PreparedBatch) -> list[bool | LedgerReject]:

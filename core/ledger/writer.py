@@ -163,6 +163,23 @@ class LedgerWriter:
                 results.append(exc)
         return results
 
+    async def _write_chunks(self, first: PreparedBatch, rest: list[list[events_pb2.Event]]) -> list[bool | Exception]:
+        """Write prepared transactions one after the other, in order; each next one is prepared in a
+        worker thread while the database executes the one before (the event loop only waits on the
+        socket meanwhile, so the two overlap: Python on one core, PostgreSQL on another)."""
+        results: list[bool | Exception] = []
+        batch = first
+        for chunk in rest:
+            writing = asyncio.ensure_future(self._record(batch))
+            try:
+                batch = await asyncio.to_thread(self.ledger.prepare, chunk)
+            finally:
+                results.extend(await writing)  # awaited even when preparing failed: no write is left behind
+                self.transactions += 1
+        results.extend(await self._record(batch))
+        self.transactions += 1
+        return results
+
     async def _handle_batch(self, messages: list[events_pb2.Event]) -> list[Exception | None]:
         """Write the events of a fetch (a batch message counts as its inner events) in transactions of
         at most ``max_events`` events (a bigger message alone), one after the other; one outcome per
@@ -179,16 +196,13 @@ class LedgerWriter:
             chunks[-1].extend(inner)
             events.extend(inner)
             owners.extend([m] * len(inner))
-        prepared = [self.ledger.prepare(chunk) for chunk in chunks]  # no await before: overlaps the previous write
+        first = self.ledger.prepare(chunks[0])  # no await before: overlaps the previous fetch's write
         previous, written = self._previous_written, asyncio.Event()
         self._previous_written = written
         try:
             if previous is not None:
                 await previous.wait()
-            results: list[bool | Exception] = []
-            for batch in prepared:
-                results.extend(await self._record(batch))
-                self.transactions += 1
+            results = await self._write_chunks(first, chunks[1:])
         finally:
             written.set()
         outcomes: list[Exception | None] = [None] * len(messages)
