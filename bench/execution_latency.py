@@ -14,6 +14,10 @@ Figures (medians over ``--repeats`` runs; every run's figures are under ``runs``
 * ``accepted_per_s``: accepted signals / seconds from the first frame written until JetStream holds
   the decision event (the last event of a signal's outcome) of every signal sent. Signals go in
   ``SignalBatch`` frames of ``--frame`` with ``--window`` frames in flight per phase.
+* ``latency_filled_share`` / ``throughput_filled_share``: orders that reached FILLED during the
+  ping-pong / throughput run per signal sent in it (each signal is one market order). With the default
+  thin book most orders of the throughput run rest (the book shows 8 orders' worth a side per 20 ms
+  update), so ``accepted_per_s`` is mostly accepting and resting; ``--level-size 1`` fills them all.
 * ``lost``: signals without an ack or without a decision in JetStream; ``duplicated``: acks received
   twice plus decision events beyond one per signal.
 * ``engine_us_per_signal``: ``Engine.decide`` + ``Engine.execute`` in this process (CPU time per signal,
@@ -49,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -65,6 +70,7 @@ JSON_KEYS = (
     "rtt_p50_us", "rtt_p99_us", "rtt_p999_us", "echo_rtt_p50_us", "echo_rtt_p99_us", "accepted_per_s", "lost",
     "duplicated", "engine_us_per_signal", "service_cpu_us_per_signal", "recovery_s_100k_fills",
     "ledger_events_per_s", "ledger_events_per_s_single", "load_average", "nats_server_version",
+    "latency_filled_share", "throughput_filled_share",
 )
 CONTROL_KEY = b"bench-control-key-0123456789abcd"
 PERP = common_pb2.InstrumentKind.INSTRUMENT_KIND_PERP
@@ -389,6 +395,17 @@ async def feed(nc: Any, catalog: Catalog, level_size: str) -> None:
         await asyncio.sleep(0.02)
 
 
+def filled_orders(metrics_port: str) -> float:
+    """Orders the service has seen reach FILLED (``titan_execution_orders_total{state="filled"}``)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               if family.name == "titan_execution_orders" for sample in family.samples
+               if sample.name.endswith("_total") and sample.labels.get("state") == "filled")
+
+
 async def service_run(args: argparse.Namespace) -> dict[str, Any]:
     """One run against a fresh service: ping-pong latency, then throughput until JetStream has all."""
     import nats
@@ -414,7 +431,10 @@ async def service_run(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(0.05)
             lat_signals = make_signals(phases[0], keys[phases[0]], args.warmup + args.latency_signals, "lat")
             ack_size = 0
+            metrics_port = service.env["TITAN_METRICS_PORT"]
+            filled_before = filled_orders(metrics_port)
             rtt, lat_rejected = await ping_pong(stub, lat_signals, args.warmup)
+            lat_filled = filled_orders(metrics_port) - filled_before
             tp = {p: make_signals(p, keys[p], args.signals, "tp") for p in phases}
             await asyncio.sleep(0.2)
             stored = StoredDecisions(js, service.catalog, "tp-")
@@ -428,6 +448,7 @@ async def service_run(args: argparse.Namespace) -> dict[str, Any]:
             elapsed = time.perf_counter() - t0
             await stored.stop()
             used_ticks = cpu_ticks(service.proc.pid) - before_ticks  # type: ignore[union-attr]
+            tp_filled = filled_orders(metrics_port) - filled_before - lat_filled
             accepted = sum(r["accepted"] for r in results)
             acks = sum(r["acks"] for r in results)
             ack_size = len(execution_pb2.ExecutionUpdate(ack=trading_pb2.SignalAck(
@@ -443,6 +464,8 @@ async def service_run(args: argparse.Namespace) -> dict[str, Any]:
                 "lost": max(0, sent - acks) + (sent - len(stored.seen)),
                 "duplicated": sum(r["duplicate_acks"] for r in results) + (stored.total - len(stored.seen)),
                 "service_cpu_us_per_signal": round(used_ticks / os.sysconf("SC_CLK_TCK") * 1e6 / max(1, accepted), 1),
+                "latency_filled_share": round(lat_filled / len(lat_signals), 3),
+                "throughput_filled_share": round(tp_filled / max(1, accepted), 3),
                 "request_size": len(execution_pb2.StreamRequest(signal=lat_signals[0]).SerializeToString()),
                 "ack_size": ack_size,
             }
@@ -607,7 +630,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     result: dict[str, Any] = {key: median(key) for key in (
         "rtt_p50_us", "rtt_p99_us", "rtt_p999_us", "echo_rtt_p50_us", "echo_rtt_p99_us", "accepted_per_s",
-        "engine_us_per_signal", "service_cpu_us_per_signal")}
+        "engine_us_per_signal", "service_cpu_us_per_signal", "latency_filled_share", "throughput_filled_share")}
     result.update(
         lost=sum(r["lost"] for r in runs),
         duplicated=sum(r["duplicated"] for r in runs),

@@ -232,7 +232,15 @@ class JetStreamPublisher:
             self._unjournaled += len(messages)
         self._report_journal()
         self._idle.clear()
-        self._wake.set()
+        self._wake_after_current()
+
+    def _wake_after_current(self) -> None:
+        """Wake the publishing task behind what the current callback schedules: the ack a stream
+        queues right after submitting (journaled, so it may leave) is written before publishing runs."""
+        try:
+            asyncio.get_running_loop().call_soon(self._wake.set)
+        except RuntimeError:  # no loop running (a synchronous caller): wake it now
+            self._wake.set()
 
     def _journal(self, payloads: list[bytes]) -> int:
         """The outbox sequence of the first payload, 0 when there is no outbox or the write failed

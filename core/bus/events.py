@@ -135,6 +135,12 @@ def batches(items: Sequence[T], source: str, envelope: Callable[[events_pb2.Even
         single = events_pb2.Event(source=source)
         envelope(single, items[0])
         return [(single, 1)]
+    whole = events_pb2.Event(source=source)
+    add = whole.batch.events.add
+    for item in items:
+        envelope(add(source=source), item)
+    if whole.ByteSize() <= max_bytes:  # the usual case: everything fits one message, sized once
+        return [_finished(whole)]
     out: list[tuple[events_pb2.Event, int]] = []
     batch = events_pb2.Event(source=source)
     size = 0
