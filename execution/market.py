@@ -42,6 +42,7 @@ class InstrumentMarket:
         "last_size",
         "mark",
         "next_funding_time_ns",
+        "spent",
         "trade_ns",
         "updated_ns",
     )
@@ -66,6 +67,10 @@ class InstrumentMarket:
         # Displayed liquidity already taken by paper fills since the last book update, per price.
         # A paper order cannot consume the same displayed size twice.
         self.consumed: dict[Decimal, Decimal] = {}
+        # Per side (index True: the asks a buy takes), how many of the book's best levels paper fills
+        # have taken whole since the last book update: later walks start after them, so taking costs
+        # what it reads, not everything taken before it in the same update.
+        self.spent = [0, 0]
 
     # --- reading ---------------------------------------------------------------------------
     def best_bid(self) -> Decimal | None:
@@ -101,8 +106,11 @@ class InstrumentMarket:
         read is fine, the book itself must not change during the walk);
         None when no book is known at all."""
         if self.book is not None and self.book.synced:
-            raw: Iterable[tuple[Decimal, Decimal]] = self.book.walk(asks=buy)
-        elif buy and self.ask is not None:
+            if not self.consumed:
+                return self.book.walk(asks=buy)
+            return self._unconsumed(self.book.walk(asks=buy, skip=self.spent[buy]), buy)
+        raw: Iterable[tuple[Decimal, Decimal]]
+        if buy and self.ask is not None:
             raw = ((self.ask, self.ask_size),)
         elif not buy and self.bid is not None:
             raw = ((self.bid, self.bid_size),)
@@ -110,14 +118,28 @@ class InstrumentMarket:
             return None
         if not self.consumed:
             return iter(raw)
-        return self._unconsumed(raw)
+        return self._unconsumed(raw, None)
 
-    def _unconsumed(self, raw: Iterable[tuple[Decimal, Decimal]]) -> Iterator[tuple[Decimal, Decimal]]:
+    def _unconsumed(
+        self, raw: Iterable[tuple[Decimal, Decimal]], side: bool | None
+    ) -> Iterator[tuple[Decimal, Decimal]]:
+        """``raw`` minus what was consumed; ``side``: a book side whose leading levels found taken
+        whole are counted in ``spent`` (None: not a book walk)."""
         consumed = self.consumed
+        index = -1 if side is None else int(side)
+        leading = index >= 0
         for price, size in raw:
             left = size - consumed.get(price, _ZERO)
             if left > 0:
+                leading = False
                 yield price, left
+            elif leading:
+                self.spent[index] += 1
+
+    def _fresh_liquidity(self) -> None:
+        """A book update: what paper fills took is displayed again (paper venue assumption 2)."""
+        self.consumed.clear()
+        self.spent = [0, 0]
 
     def consume(self, price: Decimal, qty: Decimal) -> None:
         self.consumed[price] = self.consumed.get(price, _ZERO) + qty
@@ -148,12 +170,12 @@ class InstrumentMarket:
             self.bid_size = D(top.bid_size) if top.bid_size else _ZERO
             self.ask = D(top.ask_price) if top.ask_price else None
             self.ask_size = D(top.ask_size) if top.ask_size else _ZERO
-            self.consumed.clear()
+            self._fresh_liquidity()
         elif kind == "depth":
             if self.book is None:
                 self.book = OrderBook(self.key[1])
             self.book.apply(event.depth)
-            self.consumed.clear()
+            self._fresh_liquidity()
         elif kind == "mark":
             if event.mark.mark_price:
                 self.mark = D(event.mark.mark_price)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from itertools import islice
 
 from titan.core.money import D
 from titan.v1.market_pb2 import BookDepth, BookLevel
@@ -121,12 +122,16 @@ class OrderBook:
         prices = self._asks.prices if n is None else self._asks.prices[: max(n, 0)]
         return [(p, self._asks.sizes[p]) for p in prices]
 
-    def walk(self, asks: bool) -> Iterator[tuple[Decimal, Decimal]]:
+    def walk(self, asks: bool, skip: int = 0) -> Iterator[tuple[Decimal, Decimal]]:
         """The levels of one side best first, lazily (a taker stops at its limit: no list of the
-        whole side is built). The book must not change while the walk is read."""
+        whole side is built), after the best ``skip`` ones. The book must not change while the walk
+        is read."""
         side = self._asks if asks else self._bids
         sizes = side.sizes
-        for p in (side.prices if asks else reversed(side.prices)):
+        prices: Iterable[Decimal] = side.prices if asks else reversed(side.prices)
+        if skip:
+            prices = islice(prices, skip, None)
+        for p in prices:
             yield p, sizes[p]
 
     def mid(self) -> Decimal | None:
