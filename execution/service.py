@@ -297,15 +297,13 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
     def _execute_frame(
         self, decisions: list[tuple[Decision, bool]]
     ) -> tuple[str, list[Update], list[ManagedOrder]]:
-        """Execute a frame's decisions. Returns the phase of the last authentic signal ("" when none
+        """Execute a frame's decisions as one input (``Engine.execute_frame``: each order and position
+        once, as the frame left it). Returns the phase of the last authentic signal ("" when none
         was) and the frame's updates and venue submissions, to be emitted together."""
-        engine = self.engine
-        updates: list[Update] = []
+        updates = self.engine.execute_frame([decision for decision, _ in decisions])
         submissions: list[ManagedOrder] = []
         phase = ""
         for decision, authentic in decisions:
-            engine.execute(decision)
-            updates.extend(decision.updates)
             submissions.extend(decision.submissions)
             if authentic:
                 phase = decision.ack.phase_id

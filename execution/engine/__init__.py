@@ -54,6 +54,9 @@ class Engine(EngineState):
     def execute(self, decision: Decision) -> list[Update]:
         return signals.execute(self, decision)
 
+    def execute_frame(self, decisions: list[Decision]) -> list[Update]:
+        return signals.execute_frame(self, decisions)
+
     # --- market data and time -------------------------------------------------------------
     def on_market(self, event: market_pb2.MarketEvent) -> list[Update]:
         updates = matching.on_market(self, event)

@@ -85,6 +85,23 @@ def decide(state: EngineState, signal: trading_pb2.Signal, received_ns: int | No
 def execute(state: EngineState, decision: Decision) -> list[Update]:
     """Match a decided signal's paper orders; returns (and stores in ``decision.updates``) every
     update in publishing order, the decision event last."""
+    match(state, decision)
+    decision.updates = state.outputs.flush()
+    return decision.updates
+
+
+def execute_frame(state: EngineState, decisions: list[Decision]) -> list[Update]:
+    """Match the decisions of a frame of signals in order, then hand over what they changed as one
+    input: every order and position once, with its snapshot after the whole frame, then the fills in
+    the order they happened, then the decisions (a driver publishes the frame's updates as one
+    message: all of them or none). ``decision.updates`` stays empty."""
+    for decision in decisions:
+        match(state, decision)
+    return state.outputs.flush()
+
+
+def match(state: EngineState, decision: Decision) -> None:
+    """A decided signal's paper orders meet the market; its decision event queues behind them."""
     if decision.orders:
         state.outputs.give_back(decision.orders)
         decision.orders = []
@@ -97,8 +114,6 @@ def execute(state: EngineState, decision: Decision) -> list[Update]:
         hedge.after_execute(state, decision.ack, state.clock.now_ns())
     if decision.signal is not None:  # the decision event, built off the ack path
         state.outputs.tail.append(events_pb2.SignalDecision(signal=decision.signal, ack=decision.ack))
-    decision.updates = state.outputs.flush()
-    return decision.updates
 
 
 def place(

@@ -166,7 +166,7 @@ async def test_a_frames_updates_reach_the_phase_as_one_update_batch(served):
     cids: set[str] = set()
     updates: list[execution_pb2.ExecutionUpdate] = []
     messages = 0
-    while len([u for u in updates if u.WhichOneof("body") == "position"]) < FRAME:
+    while not any(u.WhichOneof("body") == "position" for u in updates):
         msg = await asyncio.wait_for(call.read(), 10)
         body = msg.WhichOneof("body")
         if body == "acks":
@@ -176,7 +176,10 @@ async def test_a_frames_updates_reach_the_phase_as_one_update_batch(served):
         updates += list(msg.updates.updates) if body == "updates" else [msg]
     await call.done_writing()
     assert len(cids) == FRAME
-    # the frame's order, fill and position updates, in the engine's order, in one message
-    assert [u.WhichOneof("body") for u in updates] == ["order", "fill", "position"] * FRAME
+    # the frame is one input: its orders, its fills, then its one position as the frame left it, in one message
+    assert [u.WhichOneof("body") for u in updates] == ["order"] * FRAME + ["fill"] * FRAME + ["position"]
     assert {u.order.client_order_id for u in updates if u.WhichOneof("body") == "order"} == cids
+    fills = [u.fill for u in updates if u.WhichOneof("body") == "fill"]
+    position = updates[-1].position
+    assert position.ts_ns == fills[-1].ts_ns and position.version >= FRAME  # after the frame's last fill
     assert messages == 1
