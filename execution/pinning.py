@@ -59,3 +59,13 @@ def freeze_gc(gen0_threshold: int = 50_000) -> None:
     gc.freeze()
     _, g1, g2 = gc.get_threshold()
     gc.set_threshold(gen0_threshold, g1, g2)
+
+
+def freeze_young() -> None:
+    """Move everything allocated since the last freeze to the permanent generation (O(1): the
+    generations' lists are spliced). The engine's state is long-lived by design (terminal orders are
+    kept 300 s, decided signal ids 60 s) and nearly free of reference cycles, so collections that
+    scanned it found nothing yet grew with it: at a sustained ~7,000 signals/s young collections took
+    up to 19 ms and middle ones up to 161 ms. Frozen objects are still freed when their last reference
+    goes; only a reference cycle frozen before it became garbage is never collected."""
+    gc.freeze()

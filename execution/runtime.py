@@ -85,6 +85,7 @@ class RuntimeOptions:
     snapshot_interval_s: float = 300.0  # ledger position snapshots (after start, then this often)
     metrics: bool = True
     freeze_gc: bool = True
+    gc_freeze_interval_s: float = 1.0  # then freeze what the last interval allocated (0: only at start)
     keys: dict[str, bytes] | None = None
     engine: EngineConfig | None = None
     live_venue: Any = None  # a prepared LiveVenue (tests point one at recorded payloads)
@@ -186,6 +187,9 @@ class ExecutionRuntime:
         await mark_serving(health)
         if self.options.freeze_gc:
             pinning.freeze_gc()
+            if self.options.gc_freeze_interval_s > 0:
+                self._tasks.append(asyncio.create_task(
+                    periodic(self.options.gc_freeze_interval_s, pinning.freeze_young), name="gc-freeze"))
         log.info("execution serving on %s:%d (mode %s, venue %s)", st.execution_host, self.port, st.mode, config.venue)
         return self.port
 
