@@ -18,7 +18,8 @@ Figures (medians over ``--repeats`` runs; every run's figures are under ``runs``
   answering a message of the same size as the ack, server in its own process with the same pinning.
 * ``accepted_per_s``: accepted signals / seconds from the first frame written until JetStream holds
   the decision event (the last event of a signal's outcome) of every signal sent. Signals go in
-  ``SignalBatch`` frames of ``--frame`` with ``--window`` frames in flight per phase.
+  ``SealedBatch`` frames of ``--frame`` with ``--window`` frames in flight per phase, as the phase
+  runtime sends them (each signal as the bytes its signature covers, sealed before the clock starts).
 * ``latency_filled_share`` / ``throughput_filled_share``: orders that reached FILLED during the
   ping-pong / throughput run per signal sent in it (each signal is one market order): near 1 when the
   book keeps up. With ``--book-levels 20`` (8 orders' worth a side per 20 ms update) most orders of
@@ -69,7 +70,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from titan.core.bus import decode_event, unpack
 from titan.core.catalog import Catalog
-from titan.core.signing import sign_control, sign_signal
+from titan.core.signing import seal_signal, sign_control, sign_signal
 from titan.v1 import common_pb2, execution_pb2, execution_pb2_grpc, market_pb2, trading_pb2
 
 JSON_KEYS = (
@@ -300,21 +301,26 @@ class Service:
             stop(self.proc)
 
 
+def sealed_frame(signals: list[trading_pb2.Signal]) -> execution_pb2.StreamRequest:
+    """A frame as the phase runtime sends it (``phases/runtime/stream.py``)."""
+    return execution_pb2.StreamRequest(sealed=execution_pb2.SealedBatch(signals=[seal_signal(s) for s in signals]))
+
+
 async def ping_pong(stub: Any, signals: list[trading_pb2.Signal], warmup: int) -> tuple[list[int], int]:
     call = stub.StreamSignals()
     samples: list[int] = []
     rejected = 0
-    for i, sig in enumerate(signals):
-        req = execution_pb2.StreamRequest(signal=sig)
+    requests = [sealed_frame([sig]) for sig in signals]
+    for i, req in enumerate(requests):
         t0 = time.perf_counter_ns()
         await call.write(req)
         while True:
             msg = await call.read()
-            if msg.WhichOneof("body") == "ack":
+            if msg.WhichOneof("body") == "acks":
                 break
         if i >= warmup:
             samples.append(time.perf_counter_ns() - t0)
-        rejected += not msg.ack.accepted
+        rejected += not msg.acks.acks[0].accepted
     await call.done_writing()
     return sorted(samples), rejected
 
@@ -322,7 +328,7 @@ async def ping_pong(stub: Any, signals: list[trading_pb2.Signal], warmup: int) -
 async def stream_frames(stub: Any, signals: list[trading_pb2.Signal], frame: int, window: int) -> dict[str, int]:
     call = stub.StreamSignals()
     slots = asyncio.Semaphore(window)
-    frames = [signals[i:i + frame] for i in range(0, len(signals), frame)]
+    frames = [sealed_frame(signals[i:i + frame]) for i in range(0, len(signals), frame)]
     seen: set[str] = set()
     counts = {"acks": 0, "accepted": 0, "duplicate_acks": 0}
     done = asyncio.Event()
@@ -346,9 +352,9 @@ async def stream_frames(stub: Any, signals: list[trading_pb2.Signal], frame: int
         done.set()
 
     task = asyncio.create_task(reader())
-    for chunk in frames:
+    for request in frames:
         await slots.acquire()
-        await call.write(execution_pb2.StreamRequest(signals=execution_pb2.SignalBatch(signals=chunk)))
+        await call.write(request)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), 300)
     await call.done_writing()
@@ -463,9 +469,9 @@ async def service_run(args: argparse.Namespace) -> dict[str, Any]:
             tp_filled = filled_orders(metrics_port) - filled_before - lat_filled
             accepted = sum(r["accepted"] for r in results)
             acks = sum(r["acks"] for r in results)
-            ack_size = len(execution_pb2.ExecutionUpdate(ack=trading_pb2.SignalAck(
+            ack_size = len(execution_pb2.ExecutionUpdate(acks=execution_pb2.AckBatch(acks=[trading_pb2.SignalAck(
                 phase_id=phases[0], signal_id="lat-00000", accepted=True, client_order_ids=["T" + "0" * 28 + "-0"],
-                received_at_ns=time.time_ns(), acked_at_ns=time.time_ns())).SerializeToString())
+                received_at_ns=time.time_ns(), acked_at_ns=time.time_ns())])).SerializeToString())
             return {
                 "rtt_sorted_ns": rtt,
                 "latency_rejected": lat_rejected,
@@ -478,7 +484,7 @@ async def service_run(args: argparse.Namespace) -> dict[str, Any]:
                 "service_cpu_us_per_signal": round(used_ticks / os.sysconf("SC_CLK_TCK") * 1e6 / max(1, accepted), 1),
                 "latency_filled_share": round(lat_filled / len(lat_signals), 3),
                 "throughput_filled_share": round(tp_filled / max(1, accepted), 3),
-                "request_size": len(execution_pb2.StreamRequest(signal=lat_signals[0]).SerializeToString()),
+                "request_size": len(sealed_frame(lat_signals[:1]).SerializeToString()),
                 "ack_size": ack_size,
             }
     finally:
@@ -627,7 +633,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             rtt = run.pop("rtt_sorted_ns")
             run.update(rtt_p50_us=percentile(rtt, 0.5), rtt_p99_us=percentile(rtt, 0.99),
                        rtt_p999_us=percentile(rtt, 0.999), rtt_samples=len(rtt))
-            request = execution_pb2.StreamRequest(signal=make_signals("bench-0", b"k" * 32, 1, "lat")[0])
+            request = sealed_frame(make_signals("bench-0", b"k" * 32, 1, "lat"))
             echo = asyncio.run(echo_rtt(args, request.SerializeToString(), run["ack_size"]))
             run.update(echo_rtt_p50_us=percentile(echo, 0.5), echo_rtt_p99_us=percentile(echo, 0.99),
                        echo_rtt_p999_us=percentile(echo, 0.999))
@@ -678,7 +684,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--signals", type=int, default=20_000, help="per phase, throughput run")
     parser.add_argument("--latency-signals", type=int, default=5_000)
     parser.add_argument("--warmup", type=int, default=1_000)
-    parser.add_argument("--frame", type=int, default=64, help="signals per SignalBatch")
+    parser.add_argument("--frame", type=int, default=64, help="signals per SealedBatch")
     parser.add_argument("--window", type=int, default=4, help="frames in flight per phase")
     parser.add_argument("--engine-signals", type=int, default=20_000)
     parser.add_argument("--level-size", default=LEVEL_SIZE,

@@ -9,7 +9,7 @@ import hmac
 from functools import lru_cache
 from pathlib import Path
 
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from titan.v1 import execution_pb2, trading_pb2
 
@@ -67,6 +67,30 @@ def verify_signal(signal: trading_pb2.Signal, key: bytes) -> bool:
     if len(signal.signature) != hashlib.sha256().digest_size:
         return False
     return hmac.compare_digest(signal.signature, _mac(key, canonical_bytes(signal)))
+
+
+def seal_signal(signal: trading_pb2.Signal) -> execution_pb2.SealedSignal:
+    """A signed signal as the bytes its signature covers, for the wire (``StreamRequest.sealed``)."""
+    return execution_pb2.SealedSignal(phase_id=signal.phase_id, signal_id=signal.signal_id,
+                                      signal=canonical_bytes(signal), signature=signal.signature)
+
+
+def open_sealed(sealed: execution_pb2.SealedSignal, key: bytes | None) -> trading_pb2.Signal | None:
+    """The signal ``sealed`` carries (its signature set) when ``key`` signed exactly its bytes and they
+    parse into a signal of the phase and id its envelope names, with no signature inside; else None.
+    Nothing is parsed before the signature checks."""
+    if key is None or len(sealed.signature) != hashlib.sha256().digest_size:
+        return None
+    if not hmac.compare_digest(sealed.signature, _mac(key, sealed.signal)):
+        return None
+    try:
+        signal = trading_pb2.Signal.FromString(sealed.signal)
+    except DecodeError:
+        return None
+    if signal.phase_id != sealed.phase_id or signal.signal_id != sealed.signal_id or signal.signature:
+        return None
+    signal.signature = sealed.signature
+    return signal
 
 
 def _control_bytes(request: Message) -> bytes:

@@ -242,9 +242,10 @@ class RiskGate:
         self.dependencies = Dependencies(config.dependency_grace_ns)
 
     # --- the gate --------------------------------------------------------------------------
-    def evaluate(self, sig: trading_pb2.Signal, now_ns: int) -> Verdict:
-        """The rules in order; the first that fails decides (see the module's list)."""
-        refused = self._authentic(sig, now_ns)
+    def evaluate(self, sig: trading_pb2.Signal, now_ns: int, *, verified: bool = False) -> Verdict:
+        """The rules in order; the first that fails decides (see the module's list). ``verified``: the
+        signature was already checked over the bytes the signal arrived as (a sealed signal)."""
+        refused = self._authentic(sig, now_ns, verified)
         if refused is not None:
             return refused
         reducing = sig.intent != INTENT_OPEN
@@ -275,14 +276,14 @@ class RiskGate:
                                "daily loss limit reached: the phase may only reduce")
         return Verdict(OK, "", plans, reducing)
 
-    def _authentic(self, sig: trading_pb2.Signal, now_ns: int) -> Verdict | None:
+    def _authentic(self, sig: trading_pb2.Signal, now_ns: int, verified: bool = False) -> Verdict | None:
         """Rules 1-5: signature, replay window, schema, ttl, trading state."""
         phase = sig.phase_id
         # 1. signature
         key = self.keys.get(phase)
         if key is None:
             return Verdict(RejectReason.REJECT_REASON_UNKNOWN_PHASE, "no signing key for this phase")
-        if not verify_signal(sig, key):
+        if not verified and not verify_signal(sig, key):
             return Verdict(RejectReason.REJECT_REASON_BAD_SIGNATURE, "signature missing or does not match")
         # 2. replay window
         if abs(now_ns - sig.created_at_ns) > self.config.replay_window_ns:

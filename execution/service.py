@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import grpc
@@ -39,7 +39,7 @@ from titan.core.metrics import (
     STREAMS_OPEN,
     TRADING_STATE,
 )
-from titan.core.signing import verify_control
+from titan.core.signing import open_sealed, verify_control
 from titan.execution.engine import UNAUTHENTICATED, Decision, Engine, Update
 from titan.execution.orders import ManagedOrder
 from titan.execution.routing import ack_update, phase_messages
@@ -244,10 +244,12 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
                         label = req.hello.phase_id
                         STREAMS_OPEN.labels(phase=label).inc()
                     continue
-                if body == "signal":
-                    decisions = self._decide_frame((req.signal,), received)
+                if body == "sealed":
+                    decisions = self._decide_frame(self._opened(req.sealed.signals), received)
+                elif body == "signal":
+                    decisions = self._decide_frame(((req.signal, False),), received)
                 elif body == "signals":
-                    decisions = self._decide_frame(req.signals.signals, received)
+                    decisions = self._decide_frame(((signal, False) for signal in req.signals.signals), received)
                 else:
                     continue
                 phase, updates, submissions = self._execute_frame(decisions)
@@ -258,7 +260,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
                         STREAMS_OPEN.labels(phase=label).inc()
                 if updates or submissions:
                     self.emit(updates, submissions)  # journaled in the outbox before the acks leave
-                self._ack_frame(stream, decisions, t0, batched=body == "signals")
+                self._ack_frame(stream, decisions, t0, batched=body != "signal")
             await stream.close()
         finally:
             if stream.phase:
@@ -268,15 +270,30 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
             if stream.writer is not None and not stream.writer.done():
                 stream.writer.cancel()
 
-    def _decide_frame(self, signals: Any, received: int) -> list[tuple[Decision, bool]]:
-        """Decide every signal of one frame in order, each with whether it was authentic. The
-        decisions keep their orders until :meth:`_execute_frame`, so a second stream's frame in
-        between publishes none of them."""
+    def _opened(self, sealed: Iterable[execution_pb2.SealedSignal]) -> Iterator[tuple[trading_pb2.Signal, bool]]:
+        """Each sealed signal with whether its signature held over the bytes it came as, checked
+        before they are parsed (``titan.core.signing.open_sealed``). One that fails goes on as an
+        unsigned signal of the phase and id its envelope names, so the gate answers it
+        ``UNKNOWN_PHASE`` or ``BAD_SIGNATURE`` under ids the phase knows; its bytes are never parsed."""
+        keys = self.engine.gate.keys
+        for item in sealed:
+            signal = open_sealed(item, keys.get(item.phase_id))
+            if signal is None:
+                yield trading_pb2.Signal(phase_id=item.phase_id, signal_id=item.signal_id), False
+            else:
+                yield signal, True
+
+    def _decide_frame(
+        self, signals: Iterable[tuple[trading_pb2.Signal, bool]], received: int
+    ) -> list[tuple[Decision, bool]]:
+        """Decide every signal of one frame in order (each with whether its signature was already
+        checked), each with whether it was authentic. The decisions keep their orders until
+        :meth:`_execute_frame`, so a second stream's frame in between publishes none of them."""
         engine = self.engine
         keys = engine.gate.keys
         decisions: list[tuple[Decision, bool]] = []
-        for signal in signals:
-            decision = engine.decide(signal, received)
+        for signal, verified in signals:
+            decision = engine.decide(signal, received, verified=verified)
             decisions.append((decision, decision.ack.reason not in UNAUTHENTICATED and decision.ack.phase_id in keys))
         return decisions
 

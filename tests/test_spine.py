@@ -207,6 +207,34 @@ def test_signal_signature_detects_tampering() -> None:
     assert not signing.verify_signal(unsigned, key)
 
 
+def test_a_sealed_signal_opens_only_with_its_key_its_bytes_and_its_envelope() -> None:
+    key = b"k" * 32
+    sig = signing.sign_signal(_signal(), key)
+    sealed = signing.seal_signal(sig)
+    assert sealed.signal == signing.canonical_bytes(sig) and sealed.signature == sig.signature
+    opened = signing.open_sealed(sealed, key)
+    assert opened == sig and signing.verify_signal(opened, key)  # the same signal, its signature set
+
+    def changed(**fields: object) -> execution_pb2.SealedSignal:
+        copy = execution_pb2.SealedSignal()
+        copy.CopyFrom(sealed)
+        for name, value in fields.items():
+            setattr(copy, name, value)
+        return copy
+
+    assert signing.open_sealed(sealed, b"x" * 32) is None and signing.open_sealed(sealed, None) is None
+    assert signing.open_sealed(changed(signal=sealed.signal.replace(b"100", b"900")), key) is None
+    assert signing.open_sealed(changed(signature=b""), key) is None
+    assert signing.open_sealed(changed(signal_id="s-other"), key) is None  # the envelope names another
+    assert signing.open_sealed(changed(phase_id="hunter"), key) is None
+    inner_signature = trading_pb2.Signal()
+    inner_signature.CopyFrom(sig)  # bytes that carry a signature of their own, signed as they are
+    inner = inner_signature.SerializeToString(deterministic=True)
+    assert signing.open_sealed(changed(signal=inner, signature=signing.mac_key(key).digest(inner)), key) is None
+    garbage = b"\xff\xff\xff"  # signed, yet no Signal: refused, not raised
+    assert signing.open_sealed(changed(signal=garbage, signature=signing.mac_key(key).digest(garbage)), key) is None
+
+
 @given(key=st.binary(min_size=1, max_size=200), data=st.binary(max_size=300))
 def test_prepared_mac_key_is_hmac_sha256(key: bytes, data: bytes) -> None:
     """The prepared key (pads hashed once) gives the standard library's HMAC, keys longer than the

@@ -48,8 +48,9 @@ class Engine(EngineState):
         signals.execute(self, decision)
         return decision
 
-    def decide(self, signal: trading_pb2.Signal, received_ns: int | None = None) -> Decision:
-        return signals.decide(self, signal, received_ns)
+    def decide(self, signal: trading_pb2.Signal, received_ns: int | None = None, *,
+               verified: bool = False) -> Decision:
+        return signals.decide(self, signal, received_ns, verified=verified)
 
     def execute(self, decision: Decision) -> list[Update]:
         return signals.execute(self, decision)

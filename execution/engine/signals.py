@@ -29,14 +29,16 @@ UNAUTHENTICATED = frozenset({
 _REPLAYED = RejectReason.REJECT_REASON_REPLAYED
 
 
-def decide(state: EngineState, signal: trading_pb2.Signal, received_ns: int | None = None) -> Decision:
+def decide(state: EngineState, signal: trading_pb2.Signal, received_ns: int | None = None, *,
+           verified: bool = False) -> Decision:
     """Run the gate and answer. When accepted, the orders exist (registered: they count for the
     gate's open-order, notional and rate rules from now on, and their ids are final) but the paper
-    venue has not matched them yet: call :func:`execute` right after sending the ack."""
+    venue has not matched them yet: call :func:`execute` right after sending the ack. ``verified``:
+    the signature was checked over the bytes the signal arrived as (``core.signing.open_sealed``)."""
     now = state.clock.now_ns()
     received = now if received_ns is None else received_ns
     try:
-        verdict = state.gate.evaluate(signal, now)
+        verdict = state.gate.evaluate(signal, now, verified=verified)
     except Exception as exc:  # fail closed: an unexpected error is a rejection, never a crash
         verdict = Verdict(RejectReason.REJECT_REASON_INTERNAL, f"{type(exc).__name__}")
     if verdict.accepted and (hedge.is_unit(signal) or state.hedges):

@@ -4,10 +4,10 @@ Signals are queued (bounded) and written on the open stream; every update coming
 fills, positions) goes to ``on_update``. When the stream breaks, the client reconnects with
 exponential backoff (``min_backoff_s`` doubling up to ``max_backoff_s``, reset after a connection that
 stayed up). Queued signals whose TTL has passed are dropped instead of sent late. Whatever is
-queued when the stream is ready to write goes out as one frame (a ``SignalBatch`` of up to
-``max_batch`` signals; a lone signal as a plain ``Signal``); a batch's acks come back in one
-``AckBatch`` and reach ``on_update`` one by one, as single acks do; so do the order, fill and position
-updates of an ``UpdateBatch``.
+queued when the stream is ready to write goes out as one frame, a ``SealedBatch`` of up to
+``max_batch`` signals, each as the bytes its signature covers (``titan.core.signing.seal_signal``:
+execution checks the signature before it parses them); a frame's acks come back in one ``AckBatch``
+and reach ``on_update`` one by one; so do the order, fill and position updates of an ``UpdateBatch``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import grpc
 
 from titan.core.clock import NS_PER_MS, Clock, WallClock
 from titan.core.metrics import PHASE_STREAM_DROPPED, PHASE_STREAM_RECONNECTS, PHASE_STREAM_UP
+from titan.core.signing import seal_signal
 from titan.v1 import execution_pb2, execution_pb2_grpc, trading_pb2
 
 log = logging.getLogger("titan.phases.stream")
@@ -133,10 +134,8 @@ class SignalStream:
             if not frame:
                 continue
             self.sent += len(frame)
-            if len(frame) == 1:
-                yield execution_pb2.StreamRequest(signal=frame[0])
-            else:
-                yield execution_pb2.StreamRequest(signals=execution_pb2.SignalBatch(signals=frame))
+            yield execution_pb2.StreamRequest(
+                sealed=execution_pb2.SealedBatch(signals=[seal_signal(signal) for signal in frame]))
 
     def _take_frame(self) -> list[trading_pb2.Signal]:
         """The queued signals still within their TTL, oldest first, up to ``max_batch``."""

@@ -16,6 +16,7 @@ from tests.execution.helpers import CONTROL_KEY, KEYS, MODE, OTHER_KEY, budget, 
 from tests.util import wait_for
 from titan.core.bus.events import decode_event, event_kind, unpack
 from titan.core.config import Settings
+from titan.core.signing import seal_signal
 from titan.execution.runtime import ExecutionRuntime, RuntimeOptions
 from titan.v1 import execution_pb2, execution_pb2_grpc, trading_pb2
 
@@ -183,3 +184,30 @@ async def test_a_frames_updates_reach_the_phase_as_one_update_batch(served):
     position = updates[-1].position
     assert position.ts_ns == fills[-1].ts_ns and position.version >= FRAME  # after the frame's last fill
     assert messages == 1
+
+
+async def test_a_sealed_frame_is_checked_over_its_bytes_before_they_are_parsed(served):
+    """What the phase runtime sends: each signal as the bytes its signature covers. One that fails the
+    check is answered under its envelope's ids and never parsed; its neighbours are decided as usual."""
+    _, stub = served
+    sealed = [seal_signal(s) for s in _signals("hunter", KEYS["hunter"], 5, "sealed")]
+    _, tampered, foreign, renamed, garbage = sealed  # the first stays as signed
+    tampered.signal = tampered.signal.replace(b"500", b"900")  # the leg's size_quote, after signing
+    foreign.phase_id = "nobody"  # no key for the phase the envelope names
+    renamed.signal_id = "sealed-99"  # the envelope names another signal than the bytes carry
+    garbage.signal = b"\xff\xff\xff"  # not a Signal at all: never parsed (the signature fails first)
+    call = stub.StreamSignals()
+    await call.write(execution_pb2.StreamRequest(sealed=execution_pb2.SealedBatch(signals=sealed)))
+    while True:
+        msg = await asyncio.wait_for(call.read(), 10)
+        if msg.WhichOneof("body") == "acks":
+            break
+    await call.done_writing()
+    acks = list(msg.acks.acks)
+    R = trading_pb2.RejectReason
+    assert [(a.phase_id, a.signal_id) for a in acks] == [
+        ("hunter", "sealed-0"), ("hunter", "sealed-1"), ("nobody", "sealed-2"), ("hunter", "sealed-99"),
+        ("hunter", "sealed-4")]
+    assert acks[0].accepted and len(acks[0].client_order_ids) == 1, acks[0].detail
+    assert [a.reason for a in acks[1:]] == [R.REJECT_REASON_BAD_SIGNATURE, R.REJECT_REASON_UNKNOWN_PHASE,
+                                            R.REJECT_REASON_BAD_SIGNATURE, R.REJECT_REASON_BAD_SIGNATURE]

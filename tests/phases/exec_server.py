@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from titan.core.signing import verify_signal
+from titan.core.signing import open_sealed, verify_signal
 from titan.v1 import execution_pb2, execution_pb2_grpc, trading_pb2
 
 
@@ -31,21 +31,16 @@ class TinyExecution(execution_pb2_grpc.ExecutionServicer):
 
         async def read() -> None:
             async for req in request_iterator:
-                if req.WhichOneof("body") == "hello":
+                body = req.WhichOneof("body")
+                if body == "hello":
                     self.hellos.append(req.hello)
-                    continue
-                sig = req.signal
-                key = self.keys.get(sig.phase_id)
-                ok = key is not None and verify_signal(sig, key)
-                if not ok:
-                    self.bad_signatures += 1
-                self.signals.append(sig)
-                accepted = ok and not self.reject_reason
-                reason = 0
-                if not accepted:
-                    reason = trading_pb2.REJECT_REASON_BAD_SIGNATURE if not ok else self.reject_reason
-                await out.put(execution_pb2.ExecutionUpdate(ack=trading_pb2.SignalAck(
-                    phase_id=sig.phase_id, signal_id=sig.signal_id, accepted=accepted, reason=reason)))
+                elif body == "sealed":  # what the phase runtime sends: one AckBatch per frame
+                    acks = [self._ack(*self._open(item)) for item in req.sealed.signals]
+                    await out.put(execution_pb2.ExecutionUpdate(acks=execution_pb2.AckBatch(acks=acks)))
+                else:
+                    key = self.keys.get(req.signal.phase_id)
+                    await out.put(execution_pb2.ExecutionUpdate(
+                        ack=self._ack(req.signal, key is not None and verify_signal(req.signal, key))))
             await out.put(None)
 
         async def pump() -> None:
@@ -63,6 +58,23 @@ class TinyExecution(execution_pb2_grpc.ExecutionServicer):
         finally:
             reader.cancel()
             pusher.cancel()
+
+    def _open(self, item: execution_pb2.SealedSignal) -> tuple[trading_pb2.Signal, bool]:
+        signal = open_sealed(item, self.keys.get(item.phase_id))
+        if signal is None:
+            return trading_pb2.Signal(phase_id=item.phase_id, signal_id=item.signal_id), False
+        return signal, True
+
+    def _ack(self, sig: trading_pb2.Signal, ok: bool) -> trading_pb2.SignalAck:
+        """Record the signal; accepted when its signature held and no reject reason is set."""
+        if not ok:
+            self.bad_signatures += 1
+        self.signals.append(sig)
+        accepted = ok and not self.reject_reason
+        reason = 0
+        if not accepted:
+            reason = trading_pb2.REJECT_REASON_BAD_SIGNATURE if not ok else self.reject_reason
+        return trading_pb2.SignalAck(phase_id=sig.phase_id, signal_id=sig.signal_id, accepted=accepted, reason=reason)
 
 
 class ExecServer:

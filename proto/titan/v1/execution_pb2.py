@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from titan.v1 import trading_pb2 as titan_dot_v1_dot_trading__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18titan/v1/execution.proto\x12\x08titan.v1\x1a\x16titan/v1/trading.proto\"U\n\x0b\x43ontrolAuth\x12\x0e\n\x06issuer\x18\x01 \x01(\t\x12\x14\n\x0cissued_at_ns\x18\x02 \x01(\x03\x12\r\n\x05nonce\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"+\n\x05Hello\x12\x10\n\x08phase_id\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\"0\n\x0bSignalBatch\x12!\n\x07signals\x18\x01 \x03(\x0b\x32\x10.titan.v1.Signal\"-\n\x08\x41\x63kBatch\x12!\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x13.titan.v1.SignalAck\"9\n\x0bUpdateBatch\x12*\n\x07updates\x18\x01 \x03(\x0b\x32\x19.titan.v1.ExecutionUpdate\"\x87\x01\n\rStreamRequest\x12 \n\x05hello\x18\x01 \x01(\x0b\x32\x0f.titan.v1.HelloH\x00\x12\"\n\x06signal\x18\x02 \x01(\x0b\x32\x10.titan.v1.SignalH\x00\x12(\n\x07signals\x18\x03 \x01(\x0b\x32\x15.titan.v1.SignalBatchH\x00\x42\x06\n\x04\x62ody\"\x9e\x02\n\x0f\x45xecutionUpdate\x12\"\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x13.titan.v1.SignalAckH\x00\x12 \n\x05order\x18\x02 \x01(\x0b\x32\x0f.titan.v1.OrderH\x00\x12\x1e\n\x04\x66ill\x18\x03 \x01(\x0b\x32\x0e.titan.v1.FillH\x00\x12&\n\x08position\x18\x04 \x01(\x0b\x32\x12.titan.v1.PositionH\x00\x12\"\n\x04\x61\x63ks\x18\x05 \x01(\x0b\x32\x12.titan.v1.AckBatchH\x00\x12\'\n\x05hedge\x18\x06 \x01(\x0b\x32\x16.titan.v1.HedgeOutcomeH\x00\x12(\n\x07updates\x18\x07 \x01(\x0b\x32\x15.titan.v1.UpdateBatchH\x00\x42\x06\n\x04\x62ody\"H\n\x0fGetStateRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\x12#\n\x04\x61uth\x18\x02 \x01(\x0b\x32\x15.titan.v1.ControlAuth\"\x84\x02\n\x0e\x45xecutionState\x12-\n\rtrading_state\x18\x01 \x01(\x0b\x32\x16.titan.v1.TradingState\x12!\n\x07\x62udgets\x18\x02 \x03(\x0b\x32\x10.titan.v1.Budget\x12%\n\tpositions\x18\x03 \x03(\x0b\x32\x12.titan.v1.Position\x12$\n\x0bopen_orders\x18\x04 \x03(\x0b\x32\x0f.titan.v1.Order\x12(\n\x06\x65quity\x18\x05 \x03(\x0b\x32\x18.titan.v1.EquitySnapshot\x12\x0c\n\x04\x63pus\x18\x06 \x03(\x05\x12\r\n\x05venue\x18\x07 \x01(\t\x12\x0c\n\x04mode\x18\x08 \x01(\t\"d\n\x16SetTradingStateRequest\x12#\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x15.titan.v1.ControlAuth\x12%\n\x05state\x18\x02 \x01(\x0b\x32\x16.titan.v1.TradingState\"g\n\x0e\x46lattenRequest\x12#\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x15.titan.v1.ControlAuth\x12\x10\n\x08phase_id\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"+\n\x0f\x46lattenResponse\x12\x18\n\x10\x63lient_order_ids\x18\x01 \x03(\t\"^\n\x14UpdateBudgetsRequest\x12#\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x15.titan.v1.ControlAuth\x12!\n\x07\x62udgets\x18\x02 \x03(\x0b\x32\x10.titan.v1.Budget\"?\n\x15UpdateBudgetsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\r\x12\x15\n\rignored_stale\x18\x02 \x01(\r2\xf4\x02\n\tExecution\x12G\n\rStreamSignals\x12\x17.titan.v1.StreamRequest\x1a\x19.titan.v1.ExecutionUpdate(\x01\x30\x01\x12?\n\x08GetState\x12\x19.titan.v1.GetStateRequest\x1a\x18.titan.v1.ExecutionState\x12K\n\x0fSetTradingState\x12 .titan.v1.SetTradingStateRequest\x1a\x16.titan.v1.TradingState\x12>\n\x07\x46latten\x12\x18.titan.v1.FlattenRequest\x1a\x19.titan.v1.FlattenResponse\x12P\n\rUpdateBudgets\x12\x1e.titan.v1.UpdateBudgetsRequest\x1a\x1f.titan.v1.UpdateBudgetsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18titan/v1/execution.proto\x12\x08titan.v1\x1a\x16titan/v1/trading.proto\"U\n\x0b\x43ontrolAuth\x12\x0e\n\x06issuer\x18\x01 \x01(\t\x12\x14\n\x0cissued_at_ns\x18\x02 \x01(\x03\x12\r\n\x05nonce\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"+\n\x05Hello\x12\x10\n\x08phase_id\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\"0\n\x0bSignalBatch\x12!\n\x07signals\x18\x01 \x03(\x0b\x32\x10.titan.v1.Signal\"-\n\x08\x41\x63kBatch\x12!\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x13.titan.v1.SignalAck\"V\n\x0cSealedSignal\x12\x10\n\x08phase_id\x18\x01 \x01(\t\x12\x11\n\tsignal_id\x18\x02 \x01(\t\x12\x0e\n\x06signal\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"6\n\x0bSealedBatch\x12\'\n\x07signals\x18\x01 \x03(\x0b\x32\x16.titan.v1.SealedSignal\"9\n\x0bUpdateBatch\x12*\n\x07updates\x18\x01 \x03(\x0b\x32\x19.titan.v1.ExecutionUpdate\"\xb0\x01\n\rStreamRequest\x12 \n\x05hello\x18\x01 \x01(\x0b\x32\x0f.titan.v1.HelloH\x00\x12\"\n\x06signal\x18\x02 \x01(\x0b\x32\x10.titan.v1.SignalH\x00\x12(\n\x07signals\x18\x03 \x01(\x0b\x32\x15.titan.v1.SignalBatchH\x00\x12\'\n\x06sealed\x18\x04 \x01(\x0b\x32\x15.titan.v1.SealedBatchH\x00\x42\x06\n\x04\x62ody\"\x9e\x02\n\x0f\x45xecutionUpdate\x12\"\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x13.titan.v1.SignalAckH\x00\x12 \n\x05order\x18\x02 \x01(\x0b\x32\x0f.titan.v1.OrderH\x00\x12\x1e\n\x04\x66ill\x18\x03 \x01(\x0b\x32\x0e.titan.v1.FillH\x00\x12&\n\x08position\x18\x04 \x01(\x0b\x32\x12.titan.v1.PositionH\x00\x12\"\n\x04\x61\x63ks\x18\x05 \x01(\x0b\x32\x12.titan.v1.AckBatchH\x00\x12\'\n\x05hedge\x18\x06 \x01(\x0b\x32\x16.titan.v1.HedgeOutcomeH\x00\x12(\n\x07updates\x18\x07 \x01(\x0b\x32\x15.titan.v1.UpdateBatchH\x00\x42\x06\n\x04\x62ody\"H\n\x0fGetStateRequest\x12\x10\n\x08phase_id\x18\x01 \x01(\t\x12#\n\x04\x61uth\x18\x02 \x01(\x0b\x32\x15.titan.v1.ControlAuth\"\x84\x02\n\x0e\x45xecutionState\x12-\n\rtrading_state\x18\x01 \x01(\x0b\x32\x16.titan.v1.TradingState\x12!\n\x07\x62udgets\x18\x02 \x03(\x0b\x32\x10.titan.v1.Budget\x12%\n\tpositions\x18\x03 \x03(\x0b\x32\x12.titan.v1.Position\x12$\n\x0bopen_orders\x18\x04 \x03(\x0b\x32\x0f.titan.v1.Order\x12(\n\x06\x65quity\x18\x05 \x03(\x0b\x32\x18.titan.v1.EquitySnapshot\x12\x0c\n\x04\x63pus\x18\x06 \x03(\x05\x12\r\n\x05venue\x18\x07 \x01(\t\x12\x0c\n\x04mode\x18\x08 \x01(\t\"d\n\x16SetTradingStateRequest\x12#\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x15.titan.v1.ControlAuth\x12%\n\x05state\x18\x02 \x01(\x0b\x32\x16.titan.v1.TradingState\"g\n\x0e\x46lattenRequest\x12#\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x15.titan.v1.ControlAuth\x12\x10\n\x08phase_id\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"+\n\x0f\x46lattenResponse\x12\x18\n\x10\x63lient_order_ids\x18\x01 \x03(\t\"^\n\x14UpdateBudgetsRequest\x12#\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x15.titan.v1.ControlAuth\x12!\n\x07\x62udgets\x18\x02 \x03(\x0b\x32\x10.titan.v1.Budget\"?\n\x15UpdateBudgetsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\r\x12\x15\n\rignored_stale\x18\x02 \x01(\r2\xf4\x02\n\tExecution\x12G\n\rStreamSignals\x12\x17.titan.v1.StreamRequest\x1a\x19.titan.v1.ExecutionUpdate(\x01\x30\x01\x12?\n\x08GetState\x12\x19.titan.v1.GetStateRequest\x1a\x18.titan.v1.ExecutionState\x12K\n\x0fSetTradingState\x12 .titan.v1.SetTradingStateRequest\x1a\x16.titan.v1.TradingState\x12>\n\x07\x46latten\x12\x18.titan.v1.FlattenRequest\x1a\x19.titan.v1.FlattenResponse\x12P\n\rUpdateBudgets\x12\x1e.titan.v1.UpdateBudgetsRequest\x1a\x1f.titan.v1.UpdateBudgetsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,26 +40,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNALBATCH']._serialized_end=242
   _globals['_ACKBATCH']._serialized_start=244
   _globals['_ACKBATCH']._serialized_end=289
-  _globals['_UPDATEBATCH']._serialized_start=291
-  _globals['_UPDATEBATCH']._serialized_end=348
-  _globals['_STREAMREQUEST']._serialized_start=351
-  _globals['_STREAMREQUEST']._serialized_end=486
-  _globals['_EXECUTIONUPDATE']._serialized_start=489
-  _globals['_EXECUTIONUPDATE']._serialized_end=775
-  _globals['_GETSTATEREQUEST']._serialized_start=777
-  _globals['_GETSTATEREQUEST']._serialized_end=849
-  _globals['_EXECUTIONSTATE']._serialized_start=852
-  _globals['_EXECUTIONSTATE']._serialized_end=1112
-  _globals['_SETTRADINGSTATEREQUEST']._serialized_start=1114
-  _globals['_SETTRADINGSTATEREQUEST']._serialized_end=1214
-  _globals['_FLATTENREQUEST']._serialized_start=1216
-  _globals['_FLATTENREQUEST']._serialized_end=1319
-  _globals['_FLATTENRESPONSE']._serialized_start=1321
-  _globals['_FLATTENRESPONSE']._serialized_end=1364
-  _globals['_UPDATEBUDGETSREQUEST']._serialized_start=1366
-  _globals['_UPDATEBUDGETSREQUEST']._serialized_end=1460
-  _globals['_UPDATEBUDGETSRESPONSE']._serialized_start=1462
-  _globals['_UPDATEBUDGETSRESPONSE']._serialized_end=1525
-  _globals['_EXECUTION']._serialized_start=1528
-  _globals['_EXECUTION']._serialized_end=1900
+  _globals['_SEALEDSIGNAL']._serialized_start=291
+  _globals['_SEALEDSIGNAL']._serialized_end=377
+  _globals['_SEALEDBATCH']._serialized_start=379
+  _globals['_SEALEDBATCH']._serialized_end=433
+  _globals['_UPDATEBATCH']._serialized_start=435
+  _globals['_UPDATEBATCH']._serialized_end=492
+  _globals['_STREAMREQUEST']._serialized_start=495
+  _globals['_STREAMREQUEST']._serialized_end=671
+  _globals['_EXECUTIONUPDATE']._serialized_start=674
+  _globals['_EXECUTIONUPDATE']._serialized_end=960
+  _globals['_GETSTATEREQUEST']._serialized_start=962
+  _globals['_GETSTATEREQUEST']._serialized_end=1034
+  _globals['_EXECUTIONSTATE']._serialized_start=1037
+  _globals['_EXECUTIONSTATE']._serialized_end=1297
+  _globals['_SETTRADINGSTATEREQUEST']._serialized_start=1299
+  _globals['_SETTRADINGSTATEREQUEST']._serialized_end=1399
+  _globals['_FLATTENREQUEST']._serialized_start=1401
+  _globals['_FLATTENREQUEST']._serialized_end=1504
+  _globals['_FLATTENRESPONSE']._serialized_start=1506
+  _globals['_FLATTENRESPONSE']._serialized_end=1549
+  _globals['_UPDATEBUDGETSREQUEST']._serialized_start=1551
+  _globals['_UPDATEBUDGETSREQUEST']._serialized_end=1645
+  _globals['_UPDATEBUDGETSRESPONSE']._serialized_start=1647
+  _globals['_UPDATEBUDGETSRESPONSE']._serialized_end=1710
+  _globals['_EXECUTION']._serialized_start=1713
+  _globals['_EXECUTION']._serialized_end=2085
 # @@protoc_insertion_point(module_scope)

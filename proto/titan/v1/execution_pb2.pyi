@@ -39,6 +39,24 @@ class AckBatch(_message.Message):
     acks: _containers.RepeatedCompositeFieldContainer[_trading_pb2.SignalAck]
     def __init__(self, acks: _Optional[_Iterable[_Union[_trading_pb2.SignalAck, _Mapping]]] = ...) -> None: ...
 
+class SealedSignal(_message.Message):
+    __slots__ = ("phase_id", "signal_id", "signal", "signature")
+    PHASE_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    phase_id: str
+    signal_id: str
+    signal: bytes
+    signature: bytes
+    def __init__(self, phase_id: _Optional[str] = ..., signal_id: _Optional[str] = ..., signal: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class SealedBatch(_message.Message):
+    __slots__ = ("signals",)
+    SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    signals: _containers.RepeatedCompositeFieldContainer[SealedSignal]
+    def __init__(self, signals: _Optional[_Iterable[_Union[SealedSignal, _Mapping]]] = ...) -> None: ...
+
 class UpdateBatch(_message.Message):
     __slots__ = ("updates",)
     UPDATES_FIELD_NUMBER: _ClassVar[int]
@@ -46,14 +64,16 @@ class UpdateBatch(_message.Message):
     def __init__(self, updates: _Optional[_Iterable[_Union[ExecutionUpdate, _Mapping]]] = ...) -> None: ...
 
 class StreamRequest(_message.Message):
-    __slots__ = ("hello", "signal", "signals")
+    __slots__ = ("hello", "signal", "signals", "sealed")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     SIGNAL_FIELD_NUMBER: _ClassVar[int]
     SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    SEALED_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     signal: _trading_pb2.Signal
     signals: SignalBatch
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., signal: _Optional[_Union[_trading_pb2.Signal, _Mapping]] = ..., signals: _Optional[_Union[SignalBatch, _Mapping]] = ...) -> None: ...
+    sealed: SealedBatch
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., signal: _Optional[_Union[_trading_pb2.Signal, _Mapping]] = ..., signals: _Optional[_Union[SignalBatch, _Mapping]] = ..., sealed: _Optional[_Union[SealedBatch, _Mapping]] = ...) -> None: ...
 
 class ExecutionUpdate(_message.Message):
     __slots__ = ("ack", "order", "fill", "position", "acks", "hedge", "updates")
