@@ -86,9 +86,8 @@ def decide(state: EngineState, signal: trading_pb2.Signal, received_ns: int | No
 
 def execute(state: EngineState, decision: Decision) -> list[Update]:
     """Match a decided signal's paper orders; returns (and stores in ``decision.updates``) every
-    update in publishing order, the decision event last."""
-    match(state, decision)
-    decision.updates = state.outputs.flush()
+    update in publishing order, the decision event last: a frame of one signal."""
+    decision.updates = execute_frame(state, [decision])
     return decision.updates
 
 
