@@ -57,6 +57,11 @@ def _mac(key: bytes, data: bytes) -> bytes:
     return mac_key(key).digest(data)
 
 
+def signature_matches(key: bytes, data: bytes, signature: bytes) -> bool:
+    """Whether ``signature`` is the HMAC-SHA256 of ``data`` under ``key`` (compared in constant time)."""
+    return len(signature) == hashlib.sha256().digest_size and hmac.compare_digest(signature, _mac(key, data))
+
+
 def sign_signal(signal: trading_pb2.Signal, key: bytes) -> trading_pb2.Signal:
     """Set ``signal.signature`` in place and return the signal."""
     signal.signature = _mac(key, canonical_bytes(signal))
@@ -64,9 +69,7 @@ def sign_signal(signal: trading_pb2.Signal, key: bytes) -> trading_pb2.Signal:
 
 
 def verify_signal(signal: trading_pb2.Signal, key: bytes) -> bool:
-    if len(signal.signature) != hashlib.sha256().digest_size:
-        return False
-    return hmac.compare_digest(signal.signature, _mac(key, canonical_bytes(signal)))
+    return signature_matches(key, canonical_bytes(signal), signal.signature)
 
 
 def seal_signal(signal: trading_pb2.Signal) -> execution_pb2.SealedSignal:
@@ -79,9 +82,7 @@ def open_sealed(sealed: execution_pb2.SealedSignal, key: bytes | None) -> tradin
     """The signal ``sealed`` carries (its signature set) when ``key`` signed exactly its bytes and they
     parse into a signal of the phase and id its envelope names, with no signature inside; else None.
     Nothing is parsed before the signature checks."""
-    if key is None or len(sealed.signature) != hashlib.sha256().digest_size:
-        return None
-    if not hmac.compare_digest(sealed.signature, _mac(key, sealed.signal)):
+    if key is None or not signature_matches(key, sealed.signal, sealed.signature):
         return None
     try:
         signal = trading_pb2.Signal.FromString(sealed.signal)
@@ -108,10 +109,7 @@ def sign_control(request: Message, key: bytes) -> Message:
 
 
 def verify_control(request: Message, key: bytes) -> bool:
-    sig: bytes = request.auth.signature  # type: ignore[attr-defined]
-    if len(sig) != hashlib.sha256().digest_size:
-        return False
-    return hmac.compare_digest(sig, _mac(key, _control_bytes(request)))
+    return signature_matches(key, _control_bytes(request), request.auth.signature)  # type: ignore[attr-defined]
 
 
 def load_keys(directory: Path) -> dict[str, bytes]:

@@ -31,8 +31,6 @@ execution's events not reaching NATS, the ledger's lease held elsewhere), every 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import re
 from collections import deque
@@ -40,7 +38,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from titan.core.money import CONTEXT, D, MoneyError
-from titan.core.signing import mac_key
+from titan.core.signing import signature_matches
 from titan.execution import enums
 from titan.execution.dependencies import Dependencies
 from titan.execution.market import InstrumentMarket, MarketData
@@ -462,17 +460,12 @@ def verify_signal(sig: trading_pb2.Signal, key: bytes) -> bool:
     serialization with ``signature`` cleared), without copying the message: the signature is taken
     off, the bytes serialized, and the signature put back."""
     signature = sig.signature
-    if len(signature) != _DIGEST_SIZE:
-        return False
     sig.ClearField("signature")
     try:
         data = sig.SerializeToString(deterministic=True)
     finally:
         sig.signature = signature
-    return hmac.compare_digest(signature, mac_key(key).digest(data))
-
-
-_DIGEST_SIZE = hashlib.sha256().digest_size
+    return signature_matches(key, data, signature)
 
 
 def _price_ok(p: Decimal) -> bool:
