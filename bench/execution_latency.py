@@ -34,9 +34,11 @@ Figures (medians over ``--repeats`` runs; every run's figures are under ``runs``
   fills (default 100,000; fewer with ``--quick``) in the ledger: 99% of them in the snapshot the
   service took after an earlier start, 1% recorded after it. ``recovery_cold_s_100k_fills``: that
   earlier start, with 99% of the fills and no snapshot yet (every fill replayed).
-* ``ledger_events_per_s``: ``bench/ledger_writer.py`` (batch 256) on the same PostgreSQL and NATS, with
-  192 events per message (what execution publishes for a 64-signal frame);
-  ``ledger_events_per_s_single``: the same with one event per message.
+* ``ledger_events_per_s``: ``bench/ledger_writer.py`` (batch 256) on the same PostgreSQL and NATS, on
+  the events the paper engine publishes (per signal an order, three or four fills and a decision; a
+  position per frame), one message per input as execution publishes them (a 64-signal frame: 336
+  events);
+  ``ledger_events_per_s_single``: the same events, one per message.
 
 ``--quick`` runs every part small and once (the shape of the output stays the same); a test runs it.
 Usage: python bench/execution_latency.py [--quick] [--repeats 3] [--phases 1] [--signals 20000]
@@ -66,12 +68,13 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from _engine_load import LEVEL_SIZE, PERP, PHASE, PHASE_KEY, REFILL_EVERY, book, budget, make_signals, paper_engine
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from titan.core.bus import decode_event, unpack
 from titan.core.catalog import Catalog
-from titan.core.signing import seal_signal, sign_control, sign_signal
-from titan.v1 import common_pb2, execution_pb2, execution_pb2_grpc, market_pb2, trading_pb2
+from titan.core.signing import seal_signal, sign_control
+from titan.v1 import common_pb2, execution_pb2, execution_pb2_grpc, trading_pb2
 
 JSON_KEYS = (
     "rtt_p50_us", "rtt_p99_us", "rtt_p999_us", "echo_rtt_p50_us", "echo_rtt_p99_us", "accepted_per_s", "lost",
@@ -80,10 +83,7 @@ JSON_KEYS = (
     "latency_filled_share", "throughput_filled_share",
 )
 CONTROL_KEY = b"bench-control-key-0123456789abcd"
-PERP = common_pb2.InstrumentKind.INSTRUMENT_KIND_PERP
 BOOK_LEVELS = 500        # per side, in the service runs
-ENGINE_BOOK_LEVELS = 20  # per side, for the engine figure (refilled every REFILL_EVERY signals)
-LEVEL_SIZE = "0.004"   # BTC per level: a 500 USDT order (0.01 BTC) takes three levels
 HERE = Path(__file__).resolve().parent
 ECHO_METHOD = "/bench.Echo/Chat"
 
@@ -102,38 +102,6 @@ def percentile(sorted_ns: list[int], q: float) -> float:
     return round(sorted_ns[int(rank) - 1] / 1000.0, 1)
 
 
-def book(now: int, level_size: str = LEVEL_SIZE, levels: int = ENGINE_BOOK_LEVELS,
-         snapshot: bool = True) -> list[market_pb2.MarketEvent]:
-    """A depth update and a mark: ``levels`` a side of ``level_size`` BTC, 0.5 USDT apart around
-    50,000; not a ``snapshot``: a delta of the touch only (the same sizes)."""
-    step = 0.5
-    shown = levels if snapshot else 1
-    bids = [market_pb2.BookLevel(price=f"{50000 - i * step}", size=level_size) for i in range(shown)]
-    asks = [market_pb2.BookLevel(price=f"{50000.5 + i * step}", size=level_size) for i in range(shown)]
-    return [
-        market_pb2.MarketEvent(venue="bybit", symbol="BTCUSDT", instrument=PERP, exchange_ts_ns=now,
-                               depth=market_pb2.BookDepth(bids=bids, asks=asks, snapshot=snapshot)),
-        market_pb2.MarketEvent(venue="bybit", symbol="BTCUSDT", instrument=PERP, exchange_ts_ns=now,
-                               mark=market_pb2.MarkPrice(mark_price="50000.25")),
-    ]
-
-
-def make_signals(phase: str, key: bytes, n: int, prefix: str) -> list[trading_pb2.Signal]:
-    created = time.time_ns()
-    out = []
-    for i in range(n):
-        side = common_pb2.Side.SIDE_BUY if i % 2 == 0 else common_pb2.Side.SIDE_SELL
-        sig = trading_pb2.Signal(
-            phase_id=phase, signal_id=f"{prefix}-{i}", intent=trading_pb2.Intent.INTENT_OPEN,
-            legs=[trading_pb2.Leg(venue="bybit", symbol="BTCUSDT", instrument=PERP, side=side, size_quote="500",
-                                  order_type=trading_pb2.OrderType.ORDER_TYPE_MARKET)],
-            confidence=0.6, leverage="2", created_at_ns=created, setup="bench",
-        )
-        sign_signal(sig, key)
-        out.append(sig)
-    return out
-
-
 def control(req: Any) -> Any:
     req.auth.issuer = "bench"
     req.auth.issued_at_ns = time.time_ns()
@@ -142,41 +110,22 @@ def control(req: Any) -> Any:
     return req
 
 
-def budget(phase: str) -> trading_pb2.Budget:
-    now = time.time_ns()
-    return trading_pb2.Budget(
-        phase_id=phase, state=common_pb2.PhaseState.PHASE_STATE_ACTIVE, weight="0.5", max_notional="1000000000000",
-        max_order_notional="100000", max_leverage="10", max_orders_per_minute=4_000_000_000,
-        max_open_orders_per_symbol=100000, max_daily_loss="1000000000", symbols=["BTCUSDT"], issued_at_ns=now,
-        expires_at_ns=now + 3600 * 10**9, version=now,
-    )
-
-
 def cpu_ticks(pid: int) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 # --- the engine alone -----------------------------------------------------------------------------
-REFILL_EVERY = 8  # signals between book refills: 4 a side take 0.04 of the 0.08 BTC shown, so none rests
-
-
 def engine_us_per_signal(n: int) -> float:
     """CPU time of ``decide`` + ``execute`` per signal, with the GC set as the service sets it. The
     book is refilled every ``REFILL_EVERY`` signals, outside the timed spans: every order takes three
     levels (two partial fills and one that completes it) and none rests, so no book update walks a
     resting backlog inside the figure."""
-    from titan.core.clock import WallClock
-    from titan.execution.engine import Engine, EngineConfig
-    from titan.execution.gate import GateConfig
     from titan.execution.pinning import freeze_gc
 
-    keys = {"bench-0": b"bench-0-key-0123456789abcdefghijklmnop"}
-    engine = Engine(WallClock(), keys, EngineConfig(gate=GateConfig(replay_window_ns=600 * 10**9)))
-    engine.set_trading_state(trading_pb2.TradingState(mode=common_pb2.TradingMode.TRADING_MODE_ACTIVE, version=1))
-    engine.update_budget(budget("bench-0"))
+    engine = paper_engine()
     warmup = 63 * REFILL_EVERY  # ~500 signals, whole spans
-    signals = make_signals("bench-0", keys["bench-0"], n + warmup, f"engine{uuid.uuid4().hex[:6]}")
+    signals = make_signals(PHASE, PHASE_KEY, n + warmup, f"engine{uuid.uuid4().hex[:6]}")
     freeze_gc()
     spent = 0
     for first in range(0, len(signals), REFILL_EVERY):
@@ -566,16 +515,16 @@ async def recovery_s(args: argparse.Namespace, fills: int) -> dict[str, float]:
 
 
 def ledger_events_per_s(args: argparse.Namespace) -> dict[str, float]:
-    """The ledger writer's best drain rate, events per message as execution publishes them at
-    throughput (a 64-signal frame: 192 events) and one event per message."""
-    cmd = [sys.executable, str(HERE / "ledger_writer.py"), "--batch", "256", "--per-message", "1,192",
+    """The ledger writer's best drain rate on the events execution publishes, one message per input as
+    execution publishes them (a 64-signal frame: 336 events), and one event per message."""
+    cmd = [sys.executable, str(HERE / "ledger_writer.py"), "--batch", "256", "--per-message", "frame,1",
            "--pg", args.pg, "--nats", args.nats]
     if args.quick:
         cmd.append("--quick")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=900).stdout
     runs = json.loads(out)["runs"]
-    return {str(per): float(max(run["events_per_s"] for run in runs if run["events_per_message"] == per))
-            for per in (1, 192)}
+    return {per: float(max(run["events_per_s"] for run in runs if run["events_per_message"] == per))
+            for per in ("frame", "1")}
 
 
 # --- infrastructure -------------------------------------------------------------------------------------
@@ -655,7 +604,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         recovery_s_100k_fills=recovery["warm"],
         recovery_cold_s_100k_fills=recovery["cold"],
         recovery_fills=args.recovery_fills,
-        ledger_events_per_s=ledger["192"],
+        ledger_events_per_s=ledger["frame"],
         ledger_events_per_s_single=ledger["1"],
         load_average=[round(x, 2) for x in os.getloadavg()],
         nats_server_version=version,
