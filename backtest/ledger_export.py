@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from titan.core.ledger import Ledger
-from titan.core.ledger.rows import LedgerReject
+from titan.core.ledger.statements import LedgerReject
 from titan.v1 import events_pb2
 
 BATCH = 1_000

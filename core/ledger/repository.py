@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import asyncpg
 
-from titan.core.bus.events import InvalidEvent, validate_event
 from titan.core.ledger import proposals as proposal_sql
 from titan.core.ledger import rows
-from titan.core.ledger.columns import pack, packable_type, unpack_sql
+from titan.core.ledger.batches import PreparedBatch, RowLayouts, bulk_statement, prepare_batch
 from titan.core.ledger.migrations import migrate
 from titan.core.ledger.proposals import ParamsVersion, ProposalRow
-from titan.core.ledger.rows import LedgerReject
 from titan.core.ledger.snapshots import EMPTY, Cursor, FillTotals, Snapshot
+from titan.core.ledger.statements import LedgerReject
 from titan.v1 import events_pb2, trading_pb2
 
 log = logging.getLogger("titan.ledger")
@@ -33,110 +31,6 @@ OPEN_ORDER_STATES = (
     "ORDER_STATE_ACCEPTED",
     "ORDER_STATE_PARTIALLY_FILLED",
 )
-
-
-class RowLayouts:
-    """Each ledger table's columns and their SQL types, to send a batch's rows of a table as one
-    parameter per column (see :meth:`columns`)."""
-
-    def __init__(self, types: dict[str, dict[str, str]]) -> None:
-        self.types = types
-        self.tables = set(types)
-
-    @classmethod
-    async def load(cls, conn: Any) -> RowLayouts:
-        records = await conn.fetch(
-            "SELECT c.relname, a.attname::text AS column, format_type(a.atttypid, NULL) AS type"
-            " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
-            " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'"
-            " AND a.attnum > 0 AND NOT a.attisdropped"
-        )
-        types: dict[str, dict[str, str]] = {}
-        for r in records:
-            types.setdefault(r["relname"], {})[r["column"]] = r["type"]
-        return cls(types)
-
-    def columns(self, statement: rows.Statement, upserts: list[rows.Upsert], first: int) -> tuple[str, list[Any]]:
-        """The statement's bulk form reading its rows from parameters ``first``... (one per column),
-        and those parameters: each column packed in one string (titan.core.ledger.columns), or else
-        an array (numbers and arrays as text, parsed by the server: cheaper than binary numeric)."""
-        types = self.types[statement.table]
-        sources: list[str] = []
-        values: list[str] = []
-        params: list[Any] = []
-        by_column = list(zip(*(u.args for u in upserts), strict=True))
-        for n, (column, values_of) in enumerate(zip(statement.columns, by_column, strict=True)):
-            kind = types[column]
-            packed = pack(values_of, kind) if packable_type(kind) else None
-            if packed is not None:
-                sources.append(unpack_sql(first + n, kind))
-                values.append(column)
-                params.append(packed)
-            elif kind == "numeric" or kind.endswith("[]"):  # as text, cast per row by the server
-                sources.append(f"${first + n}::text[]")
-                values.append(f"{column}::{kind}")
-                params.append([None if v is None else (_array_literal(v) if kind.endswith("[]") else str(v))
-                               for v in values_of])
-            else:
-                sources.append(f"${first + n}::{kind}[]")
-                values.append(column)
-                params.append(list(values_of))
-        source = f"unnest({', '.join(sources)}) WITH ORDINALITY AS r({', '.join(statement.columns)}, ordinality)"
-        sql: str = statement.bulk_sql(source, ", ".join(values))
-        return sql, params
-
-
-def _array_literal(values: Sequence[str]) -> str:
-    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-    return "{" + ",".join(quoted) + "}"
-
-
-_EVENT_TYPES = ("text", "text", "text", "bigint")
-
-
-def events_cte(envelopes: list[list[Any]]) -> tuple[str, list[Any]]:
-    """The envelopes' insert (parameters 1-5: id, kind, source, time packed where they can be, the
-    payloads as a bytea array) returning the ids new to the ledger, and its parameters."""
-    sources: list[str] = []
-    params: list[Any] = []
-    for n, (kind, values) in enumerate(zip(_EVENT_TYPES, envelopes, strict=False), start=1):
-        packed = pack(values, kind)
-        sources.append(f"${n}::{kind}[]" if packed is None else unpack_sql(n, kind))
-        params.append(values if packed is None else packed)
-    sources.append("$5::bytea[]")
-    params.append(envelopes[4])
-    return ("ev AS (INSERT INTO events (event_id, kind, source, ts_ns, payload)"
-            f" SELECT * FROM unnest({', '.join(sources)}) ON CONFLICT (event_id) DO NOTHING RETURNING event_id)",
-            params)
-
-
-def bulk_statement(
-    layout: RowLayouts, envelopes: list[list[Any]], bulk: dict[rows.Statement, list[rows.Upsert]]
-) -> tuple[str, list[Any]]:
-    """One statement recording a batch: the envelopes (columns: id, kind, source, time, payload),
-    then every body table's rows, applied only for the events new to the ledger; it returns the new
-    event ids. Returns the SQL and its parameters."""
-    ev, params = events_cte(envelopes)
-    ctes: list[str] = [ev]
-    for n, st in enumerate(sorted(bulk, key=lambda st: (st.table, st.columns))):
-        cte, more = layout.columns(st, bulk[st], 1 + len(params))
-        ctes.append(f"b{n} AS ({cte})")
-        params.extend(more)
-    return "WITH " + ", ".join(ctes) + " SELECT event_id FROM ev", params
-
-
-@dataclass
-class PreparedBatch:
-    """A batch ready for :meth:`Ledger.write`: the events, the outcome of those kept out before the
-    database (LedgerReject; False for a second copy), and (position, event id) of those to write."""
-
-    events: Sequence[events_pb2.Event]
-    results: list[bool | LedgerReject]
-    new: list[tuple[int, str]]
-    envelopes: list[list[Any]] = field(default_factory=list)
-    bulk: dict[rows.Statement, list[rows.Upsert]] = field(default_factory=dict)
-    one_by_one: list[rows.Upsert] = field(default_factory=list)
-    statement: tuple[str, list[Any]] | None = None
 
 
 class Ledger:
@@ -194,48 +88,14 @@ class Ledger:
         The batch is one statement (see :func:`bulk_statement`): envelopes in, the new ids out, and each
         table's rows reduced in SQL to what applying them one by one would leave (every body
         statement is DO NOTHING or guarded by version/time, so tables are independent of each
-        other). Statements that merge fields (rows.Collapse.NONE) follow row by row."""
+        other). Statements that merge fields (Collapse.NONE) follow row by row."""
         return await self.write(self.prepare(events))
 
     def prepare(self, events: Sequence[events_pb2.Event]) -> PreparedBatch:
-        """The CPU half of :meth:`record_many` (no I/O): validation, rows, and the statement with its
-        parameters once the table layouts are known. A caller can prepare the next batch while the
-        database writes the previous one."""
-        results: list[bool | LedgerReject] = [False] * len(events)
-        prepared: list[tuple[int, events_pb2.Event, str, list[rows.Upsert]]] = []
-        batch_ids: set[str] = set()
-        for i, event in enumerate(events):
-            try:
-                kind, statements = str(validate_event(event)), rows.body_rows(event)
-            except InvalidEvent as exc:
-                results[i] = LedgerReject(exc.reason, str(exc))
-                continue
-            except LedgerReject as exc:
-                results[i] = exc
-                continue
-            if event.event_id not in batch_ids:  # a second copy in the batch: False, like a repeat
-                batch_ids.add(event.event_id)
-                prepared.append((i, event, kind, statements))
-        batch = PreparedBatch(events, results, [(i, e.event_id) for i, e, _, _ in prepared])
-        if not prepared:
-            return batch
-        for _, _, _, statements in prepared:
-            for st in statements:
-                if st.statement.collapse is rows.Collapse.NONE:
-                    batch.one_by_one.append(st)
-                else:
-                    batch.bulk.setdefault(st.statement, []).append(st)
-        batch.envelopes = [
-            [e.event_id for _, e, _, _ in prepared],
-            [k for _, _, k, _ in prepared],
-            [e.source for _, e, _, _ in prepared],
-            [e.ts_ns for _, e, _, _ in prepared],
-            [e.SerializeToString(deterministic=True) for _, e, _, _ in prepared],
-        ]
-        layout = self._layout  # read once: a writer may forget it meanwhile (prepare can run in a thread)
-        if layout is not None and {st.table for st in batch.bulk} <= layout.tables:
-            batch.statement = bulk_statement(layout, batch.envelopes, batch.bulk)
-        return batch
+        """The CPU half of :meth:`record_many` (no I/O; see :func:`prepare_batch`). A caller can
+        prepare the next batch while the database writes the previous one (in a thread: the table
+        layouts are read once)."""
+        return prepare_batch(events, self._layout)
 
     async def write(self, batch: PreparedBatch) -> list[bool | LedgerReject]:
         """The I/O half of :meth:`record_many`: one transaction for a :meth:`prepare` d batch."""

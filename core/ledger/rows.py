@@ -6,147 +6,24 @@ be a number); enums are stored by name. A body that cannot be stored raises :cla
 
 from __future__ import annotations
 
-import enum
-import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
-from titan.core.money import D, MoneyError, s
+from titan.core.ledger.statements import (
+    Check,
+    Field,
+    LedgerReject,
+    Table,
+    Upsert,
+    enum_name,
+    enum_value,
+    num,
+    opt_num,
+    required,
+    statement_for,
+    text,
+)
 from titan.v1 import common_pb2, events_pb2, trading_pb2
-
-
-class LedgerReject(ValueError):
-    """An event the ledger can never store (malformed body). ``reason`` is a short metric label."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-
-
-class _Enum(Protocol):
-    def Name(self, number: int) -> str: ...
-    def Value(self, name: str) -> int: ...
-
-
-@functools.lru_cache(maxsize=1024)
-def enum_name(enum: _Enum, number: int) -> str:
-    """The enum value's name; an unknown number (from a newer producer) is kept as its digits."""
-    try:
-        return enum.Name(number)
-    except ValueError:
-        return str(number)
-
-
-def enum_value(enum: _Enum, name: str) -> Any:
-    """The enum number for a stored name (typed Any: protobuf's stubs want each enum's own ValueType)."""
-    try:
-        return enum.Value(name)
-    except ValueError:
-        return int(name) if name.lstrip("-").isdigit() else 0
-
-
-def opt_num(value: str, field: str) -> Decimal | None:
-    if value == "":
-        return None
-    try:
-        parsed: Decimal = D(value)
-    except MoneyError:
-        raise LedgerReject("bad_decimal", f"{field}={value[:40]!r}") from None
-    return parsed
-
-
-def num(value: str, field: str, *, empty_is_zero: bool = False) -> Decimal:
-    if value == "" and empty_is_zero:
-        return Decimal(0)
-    d = opt_num(value, field)
-    if d is None:
-        raise LedgerReject("missing", f"{field} is required")
-    return d
-
-
-def text(value: Decimal | None) -> str:
-    return "" if value is None else s(value)
-
-
-def required(value: str, field: str) -> str:
-    if not value:
-        raise LedgerReject("missing", f"{field} is required")
-    return value
-
-
-class Collapse(enum.Enum):
-    """How rows of one statement with the same conflict key in one batch reduce to one row, giving
-    the result of applying them one after another."""
-
-    FIRST = "first"      # DO NOTHING: the first row wins
-    NEWEST = "newest"    # DO UPDATE guarded by ``(cur.guard) < (EXCLUDED.guard)``: the greatest guard
-    #                      wins, the first among equals
-    NONE = "none"        # anything else: applied row by row
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One INSERT ... ON CONFLICT into ``table``: its single-row form (``sql``) and its bulk form
-    (``bulk_sql``)."""
-
-    table: str
-    columns: tuple[str, ...]
-    conflict: tuple[str, ...]
-    on_conflict: str
-    collapse: Collapse
-    guard: tuple[str, ...] = ()
-
-    @property
-    def sql(self) -> str:
-        values = ", ".join(f"${i}" for i in range(1, len(self.columns) + 1))
-        return f"INSERT INTO {self.table} AS cur ({', '.join(self.columns)}) VALUES ({values}) {self.on_conflict}"
-
-    def bulk_sql(self, source: str, values: str) -> str:
-        """A CTE applying rows read from ``source`` (a FROM item named ``r`` with the statement's
-        columns and an ``ordinality``; ``values`` selects them), for the events new to the ledger
-        (``ev``), reduced to one row per key as applying them in order would leave it."""
-        key = ", ".join(self.conflict)
-        order = ", ".join([*self.conflict, *(f"{g} DESC" for g in self.guard), "ordinality"])
-        return (f"INSERT INTO {self.table} AS cur ({', '.join(self.columns)}) SELECT DISTINCT ON ({key}) {values}"
-                f" FROM {source} WHERE r.event_id IN (SELECT event_id FROM ev) ORDER BY {order} {self.on_conflict}")
-
-
-@dataclass(frozen=True)
-class Upsert:
-    """One INSERT ... ON CONFLICT statement with its arguments."""
-
-    statement: Statement
-    args: tuple[Any, ...]
-
-    @property
-    def sql(self) -> str:
-        return self.statement.sql
-
-
-@functools.lru_cache(maxsize=256)
-def _statement(
-    table: str,
-    columns: tuple[str, ...],
-    conflict: tuple[str, ...],
-    update: tuple[str, ...],
-    where: str,
-    update_sql: tuple[tuple[str, str], ...],
-    guard: tuple[str, ...],
-) -> Statement:
-    sets = [f"{c} = EXCLUDED.{c}" for c in update] + [f"{c} = {e}" for c, e in update_sql]
-    on_conflict = f"ON CONFLICT ({', '.join(conflict)}) "
-    if sets:
-        on_conflict += "DO UPDATE SET " + ", ".join(sets) + (f" WHERE {where}" if where else "")
-        collapse = Collapse.NEWEST if guard and not update_sql else Collapse.NONE
-    else:
-        on_conflict += "DO NOTHING"
-        collapse = Collapse.FIRST
-    return Statement(table, columns, conflict, on_conflict, collapse, guard if collapse is Collapse.NEWEST else ())
-
-
-_STATEMENTS: dict[tuple[str, tuple[str, ...], str], Statement] = {}  # by table, columns and guard clause
 
 
 def _insert(
@@ -158,48 +35,33 @@ def _insert(
     update_sql: Mapping[str, str] | None = None,
     guard: Sequence[str] = (),
 ) -> Upsert:
-    """``update``: the columns a conflict updates (None: every column outside the key).
-    ``guard``: the columns ``where`` compares as ``(cur.g...) < (EXCLUDED.g...)`` (newest wins)."""
-    columns = tuple(row)
-    key = (table, columns, where)
-    statement = _STATEMENTS.get(key)
-    if statement is None:
-        updated = tuple(c for c in columns if c not in conflict) if update is None else tuple(update)
-        statement = _STATEMENTS[key] = _statement(table, columns, tuple(conflict), updated, where,
-                                                  tuple((update_sql or {}).items()), tuple(guard))
-    return Upsert(statement, tuple(row.values()))
+    """The row's upsert (see :func:`statement_for`)."""
+    return Upsert(statement_for(table, tuple(row), conflict, update, where, update_sql, guard), tuple(row.values()))
 
 
 # --- body -> statements -------------------------------------------------------------------------
-def order_rows(o: trading_pb2.Order, event_id: str) -> list[Upsert]:
-    row = {
-        "client_order_id": required(o.client_order_id, "order.client_order_id"),
-        "venue_order_id": o.venue_order_id,
-        "phase_id": o.phase_id,
-        "signal_id": o.signal_id,
-        "leg": o.leg,
-        "venue": o.venue,
-        "symbol": o.symbol,
-        "instrument": enum_name(common_pb2.InstrumentKind, o.instrument),
-        "side": enum_name(common_pb2.Side, o.side),
-        "order_type": enum_name(trading_pb2.OrderType, o.order_type),
-        "price": opt_num(o.price, "order.price"),
-        "quantity": opt_num(o.quantity, "order.quantity"),
-        "notional_quote": opt_num(o.notional_quote, "order.notional_quote"),
-        "reduce_only": o.reduce_only,
-        "state": enum_name(trading_pb2.OrderState, o.state),
-        "filled_quantity": opt_num(o.filled_quantity, "order.filled_quantity"),
-        "average_price": opt_num(o.average_price, "order.average_price"),
-        "fees": opt_num(o.fees, "order.fees"),
-        "reason": o.reason,
-        "created_at_ns": o.created_at_ns,
-        "updated_at_ns": o.updated_at_ns,
-        "version": o.version,
-        "event_id": event_id,
-    }
+ORDERS = Table(
+    "order", "orders",
+    (
+        Field("client_order_id", Check.REQUIRED), Field("venue_order_id"), Field("phase_id"), Field("signal_id"),
+        Field("leg"), Field("venue"), Field("symbol"), Field("instrument", enum=common_pb2.InstrumentKind),
+        Field("side", enum=common_pb2.Side), Field("order_type", enum=trading_pb2.OrderType),
+        Field("price", Check.NUMBER_OR_NULL), Field("quantity", Check.NUMBER_OR_NULL),
+        Field("notional_quote", Check.NUMBER_OR_NULL), Field("reduce_only"),
+        Field("state", enum=trading_pb2.OrderState), Field("filled_quantity", Check.NUMBER_OR_NULL),
+        Field("average_price", Check.NUMBER_OR_NULL), Field("fees", Check.NUMBER_OR_NULL), Field("reason"),
+        Field("created_at_ns"), Field("updated_at_ns"), Field("version"),
+    ),
+    ("client_order_id",),
+    update=None,  # every column outside the key
     # Latest version wins: an older (or equal) order version never overwrites a newer one.
-    where = "(cur.version, cur.updated_at_ns) < (EXCLUDED.version, EXCLUDED.updated_at_ns)"
-    return [_insert("orders", row, ("client_order_id",), None, where, guard=("version", "updated_at_ns"))]
+    where="(cur.version, cur.updated_at_ns) < (EXCLUDED.version, EXCLUDED.updated_at_ns)",
+    guard=("version", "updated_at_ns"),
+)
+
+
+def order_rows(o: trading_pb2.Order, event_id: str) -> list[Upsert]:
+    return [ORDERS.row(o, event_id)]
 
 
 def order_from_row(r: Mapping[str, Any]) -> trading_pb2.Order:
@@ -229,25 +91,22 @@ def order_from_row(r: Mapping[str, Any]) -> trading_pb2.Order:
     )
 
 
+# A fill happens once: (venue, fill_id) is its identity; a repeat is a no-op.
+FILLS = Table(
+    "fill", "fills",
+    (
+        Field("venue", Check.REQUIRED), Field("fill_id", Check.REQUIRED), Field("client_order_id"),
+        Field("phase_id"), Field("symbol"), Field("instrument", enum=common_pb2.InstrumentKind),
+        Field("side", enum=common_pb2.Side), Field("price", Check.NUMBER), Field("quantity", Check.NUMBER),
+        Field("fee", Check.NUMBER_OR_ZERO), Field("maker"), Field("realized_pnl", Check.NUMBER_OR_ZERO),
+        Field("ts_ns"),
+    ),
+    ("venue", "fill_id"),
+)
+
+
 def fill_rows(f: trading_pb2.Fill, event_id: str) -> list[Upsert]:
-    row = {
-        "venue": required(f.venue, "fill.venue"),
-        "fill_id": required(f.fill_id, "fill.fill_id"),
-        "client_order_id": f.client_order_id,
-        "phase_id": f.phase_id,
-        "symbol": f.symbol,
-        "instrument": enum_name(common_pb2.InstrumentKind, f.instrument),
-        "side": enum_name(common_pb2.Side, f.side),
-        "price": num(f.price, "fill.price"),
-        "quantity": num(f.quantity, "fill.quantity"),
-        "fee": num(f.fee, "fill.fee", empty_is_zero=True),
-        "maker": f.maker,
-        "realized_pnl": num(f.realized_pnl, "fill.realized_pnl", empty_is_zero=True),
-        "ts_ns": f.ts_ns,
-        "event_id": event_id,
-    }
-    # A fill happens once: (venue, fill_id) is its identity; a repeat is a no-op.
-    return [_insert("fills", row, ["venue", "fill_id"])]
+    return [FILLS.row(f, event_id)]
 
 
 def fill_from_row(r: Mapping[str, Any]) -> trading_pb2.Fill:
@@ -298,19 +157,23 @@ _POSITION_NUMS = (
 _POSITION_KEY = ("phase_id", "venue", "symbol", "instrument")
 
 
+POSITIONS = Table(
+    "position", "positions",
+    (
+        Field("phase_id", Check.REQUIRED), Field("venue", Check.REQUIRED), Field("symbol", Check.REQUIRED),
+        Field("instrument", enum=common_pb2.InstrumentKind), Field("quantity", Check.NUMBER_OR_ZERO),
+        *(Field(name, Check.NUMBER_OR_NULL) for name in _POSITION_NUMS),
+        Field("ts_ns"), Field("version"),
+    ),
+    _POSITION_KEY,
+    update=None,
+    where="(cur.version, cur.ts_ns) < (EXCLUDED.version, EXCLUDED.ts_ns)",
+    guard=("version", "ts_ns"),
+)
+
+
 def position_rows(p: trading_pb2.Position, event_id: str) -> list[Upsert]:
-    row: dict[str, Any] = {
-        "phase_id": required(p.phase_id, "position.phase_id"),
-        "venue": required(p.venue, "position.venue"),
-        "symbol": required(p.symbol, "position.symbol"),
-        "instrument": enum_name(common_pb2.InstrumentKind, p.instrument),
-        "quantity": num(p.quantity, "position.quantity", empty_is_zero=True),
-    }
-    for name in _POSITION_NUMS:
-        row[name] = opt_num(getattr(p, name), f"position.{name}")
-    row.update(ts_ns=p.ts_ns, version=p.version, event_id=event_id)
-    where = "(cur.version, cur.ts_ns) < (EXCLUDED.version, EXCLUDED.ts_ns)"
-    return [_insert("positions", row, _POSITION_KEY, None, where, guard=("version", "ts_ns"))]
+    return [POSITIONS.row(p, event_id)]
 
 
 def position_from_row(r: Mapping[str, Any]) -> trading_pb2.Position:
@@ -409,6 +272,20 @@ def equity_from_row(r: Mapping[str, Any]) -> trading_pb2.EquitySnapshot:
     return e
 
 
+_SIGNALS = statement_for(
+    "signals",
+    ("phase_id", "signal_id", "intent", "setup", "confidence", "leg_count", "created_at_ns", "payload", "event_id"),
+    ("phase_id", "signal_id"),
+)
+# The first decision about a signal is final (a replayed signal's rejection does not replace it).
+_DECISIONS = statement_for(
+    "decisions",
+    ("phase_id", "signal_id", "accepted", "reason", "detail", "client_order_ids", "received_at_ns", "acked_at_ns",
+     "event_id"),
+    ("phase_id", "signal_id"),
+)
+
+
 def decision_rows(d: events_pb2.SignalDecision, event_id: str) -> list[Upsert]:
     if not d.HasField("ack"):
         raise LedgerReject("missing", "decision.ack is required")
@@ -422,41 +299,14 @@ def decision_rows(d: events_pb2.SignalDecision, event_id: str) -> list[Upsert]:
         sig = d.signal
         if (sig.phase_id, sig.signal_id) != (phase_id, signal_id):
             raise LedgerReject("mismatch", "decision.signal and decision.ack name different signals")
-        out.append(
-            _insert(
-                "signals",
-                {
-                    "phase_id": phase_id,
-                    "signal_id": signal_id,
-                    "intent": enum_name(trading_pb2.Intent, sig.intent),
-                    "setup": sig.setup,
-                    "confidence": float(sig.confidence),
-                    "leg_count": len(sig.legs),
-                    "created_at_ns": sig.created_at_ns,
-                    "payload": sig.SerializeToString(deterministic=True),
-                    "event_id": event_id,
-                },
-                ["phase_id", "signal_id"],
-            )
-        )
-    # The first decision about a signal is final (a replayed signal's rejection does not replace it).
-    out.append(
-        _insert(
-            "decisions",
-            {
-                "phase_id": phase_id,
-                "signal_id": signal_id,
-                "accepted": ack.accepted,
-                "reason": enum_name(trading_pb2.RejectReason, ack.reason),
-                "detail": ack.detail,
-                "client_order_ids": list(ack.client_order_ids),
-                "received_at_ns": ack.received_at_ns,
-                "acked_at_ns": ack.acked_at_ns,
-                "event_id": event_id,
-            },
-            ["phase_id", "signal_id"],
-        )
-    )
+        out.append(Upsert(_SIGNALS, (
+            phase_id, signal_id, enum_name(trading_pb2.Intent, sig.intent), sig.setup, float(sig.confidence),
+            len(sig.legs), sig.created_at_ns, sig.SerializeToString(deterministic=True), event_id,
+        )))
+    out.append(Upsert(_DECISIONS, (
+        phase_id, signal_id, ack.accepted, enum_name(trading_pb2.RejectReason, ack.reason), ack.detail,
+        list(ack.client_order_ids), ack.received_at_ns, ack.acked_at_ns, event_id,
+    )))
     return out
 
 
@@ -627,3 +477,7 @@ def body_rows(event: events_pb2.Event) -> list[Upsert]:
     if field == "batch":  # the writer records a batch's events (titan.core.bus.unpack), never the batch
         raise LedgerReject("batch", f"event {eid!r} is a batch: record its events one by one")
     raise LedgerReject("no_body", f"event {eid!r} has no body")
+
+
+# The kinds whose bodies a batch turns into columns at once (Table.columns), by event kind.
+COLUMNAR: dict[str, Table] = {"order": ORDERS, "fill": FILLS, "position": POSITIONS}

@@ -17,8 +17,9 @@ from titan.core.bus.events import InvalidEvent, decode_event, event_kind, unpack
 from titan.core.bus.state import StateStore
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock, WallClock
-from titan.core.ledger.repository import Ledger, PreparedBatch
-from titan.core.ledger.rows import LedgerReject
+from titan.core.ledger.batches import PreparedBatch
+from titan.core.ledger.repository import Ledger
+from titan.core.ledger.statements import LedgerReject
 from titan.core.metrics import LEDGER_EVENTS, LEDGER_LAG
 from titan.v1 import events_pb2
 

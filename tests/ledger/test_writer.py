@@ -14,8 +14,8 @@ from titan.core.bus.events import batch_event
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, ManualClock
 from titan.core.ledger import Ledger, LedgerWriter
-from titan.core.ledger.repository import PreparedBatch
-from titan.core.ledger.rows import LedgerReject
+from titan.core.ledger.batches import PreparedBatch
+from titan.core.ledger.statements import LedgerReject
 
 from ..util import wait_for
 from .builders import T0, fill_event
