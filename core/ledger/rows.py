@@ -2,6 +2,8 @@
 
 Wire decimals become Decimal (an empty string becomes NULL, or zero where a value is required to
 be a number); enums are stored by name. A body that cannot be stored raises :class:`LedgerReject`.
+Orders, fills and positions are specs (:class:`~titan.core.ledger.statements.Table`): the same spec
+gives one body's row here and a whole batch's columns (``COLUMNAR``, plain numbers kept as text).
 """
 
 from __future__ import annotations
