@@ -92,10 +92,15 @@ class Gateway:
         """Publish everything ``source`` streams until it ends (or the task is cancelled). The source
         counts its own events under its name; the gateway counts what it published as ``gateway``.
         ``on_event`` sees each event after it was published."""
+        task = asyncio.current_task()
         try:
             async for ev in source.stream():
                 if await self.publish(ev) and on_event is not None:
                     on_event(ev)
+                if task is not None and task.cancelling():
+                    # nats-py swallows a cancellation that lands while a publish waits for its forced
+                    # flush (a full pending buffer: publishing flat out); the request stays counted
+                    raise asyncio.CancelledError
         finally:
             await self._flush_at_end()
             await source.aclose()

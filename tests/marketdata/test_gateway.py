@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import nats
@@ -119,3 +120,37 @@ def test_malformed_reason_codes() -> None:
     with pytest.raises(MalformedEvent) as empty_payload:
         decode(no_payload.SerializeToString())
     assert empty_payload.value.reason == "empty_payload"
+
+
+class _Endless:
+    """A source that streams trades flat out and never awaits: a publish is its only pause."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.stopped = False
+
+    async def stream(self):  # type: ignore[no-untyped-def]
+        while not self.stopped:
+            self.sent += 1
+            yield trade_event("binance", "BTCUSDT", SPOT, price="1", size="1", taker_side=BUY, ts_ns=self.sent)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_gateway_publishing_flat_out_stops_when_cancelled(nats_url: str, catalog: Catalog) -> None:
+    """A cancellation that lands while nats-py waits for a forced flush is swallowed there (a pending
+    buffer of one byte forces one on every publish); the gateway still stops (SIGTERM cancels it)."""
+    nc = await nats.connect(nats_url, pending_size=1)
+    source = _Endless()
+    run = asyncio.create_task(Gateway(nc, catalog).run(source))
+    try:
+        await wait_for(lambda: source.sent > 200, timeout=30)
+        run.cancel()
+        done, _ = await asyncio.wait({run}, timeout=10)
+        assert run in done, f"the gateway went on publishing after its cancellation ({source.sent} sent)"
+        assert run.cancelled()
+    finally:
+        source.stopped = True  # ends a runaway gateway (the failure above) before its connection closes
+        await asyncio.wait({run}, timeout=10)
+        await nc.close()
