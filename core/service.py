@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import faulthandler
+import gc
+import inspect
 import json
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
@@ -106,13 +109,33 @@ def stacks_on_request() -> None:
 
 
 def stop_on_signals() -> asyncio.Event:
-    """An event that SIGTERM or SIGINT sets (handlers on the running loop, where it supports them)."""
+    """An event that SIGTERM or SIGINT sets (handlers on the running loop, where it supports them).
+    On that loop, ``kill -USR1`` also writes where every asyncio task waits (:func:`tasks_on_request`)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    tasks_on_request(loop)
     return stop
+
+
+def tasks_on_request(loop: asyncio.AbstractEventLoop) -> None:
+    """``kill -USR1 <pid>`` writes every thread's stack and, once the loop runs again, every asyncio
+    task's await chain to stderr: a hung stop waits in a coroutine, which a thread's stack does not
+    show. The threads' dump comes first and does not need the loop, so a blocked loop still shows."""
+    try:
+        loop.add_signal_handler(signal.SIGUSR1, write_task_stacks)
+    except (NotImplementedError, RuntimeError):  # no signal handlers on this loop, or not the main thread
+        return
+    faulthandler.register(signal.SIGUSR1, all_threads=True, chain=True)
+
+
+def write_task_stacks() -> None:
+    tasks = sorted(asyncio.all_tasks(), key=lambda task: task.get_name())
+    lines = [f"--- {len(tasks)} asyncio tasks, where each waits ---"]
+    lines += [f"task {task.get_name()}: {waiting_in(task)}" for task in tasks]
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 async def keep_running(name: str, body: Callable[[], Awaitable[None]], *, pause_s: float = 1.0) -> None:
@@ -132,12 +155,51 @@ async def until_stopped(stop: asyncio.Event) -> None:
     await stop.wait()
 
 
-async def cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
-    """Cancel background tasks and wait for each to finish (their errors are not re-raised), then
-    empty the list."""
+async def cancel_all(tasks: list[asyncio.Task[Any]], timeout_s: float = 5.0) -> None:
+    """Cancel background tasks and wait up to ``timeout_s`` for them to finish (their errors are not
+    re-raised), then empty the list. A task still running then (one whose cancellation a library
+    swallowed) is named in the log and left behind, so a stop always ends."""
     for task in tasks:
         task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    if tasks:
+        _, running = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in running:
+            log.warning("stopping: task %s did not end within %g s of its cancellation; left behind, waiting in %s",
+                        task.get_name(), timeout_s, waiting_in(task))
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: its error was logged where it happened, or does not matter now
     tasks.clear()
+
+
+def waiting_in(task: asyncio.Task[Any]) -> str:
+    """Where a task waits: its await chain, outermost first (``function (file:line) > ...``), followed
+    through coroutines, generators and the async generators that ``async for`` waits on."""
+    links: list[str] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None and len(links) < 40:
+        if type(awaited).__name__ == "async_generator_asend":  # an ``async for``: on to its generator
+            awaited = next((ref for ref in gc.get_referents(awaited) if inspect.isasyncgen(ref)), None)
+            continue
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None) \
+            or getattr(awaited, "ag_frame", None)
+        if frame is None:
+            links.append(type(awaited).__name__)
+            break
+        links.append(f"{frame.f_code.co_name} ({frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno})")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None) \
+            or getattr(awaited, "ag_await", None)
+    return " > ".join(links) or "(nothing)"
+
+
+async def shutdown_step(step: str, awaitable: Awaitable[Any], timeout_s: float) -> None:
+    """Run one step of a stop, giving it ``timeout_s``: a step that fails or overruns is logged and
+    left behind (cancelled, not awaited), and the stop goes on to the next step. A stop made of
+    such steps ends in bounded time even when a client library hangs or swallows a cancellation."""
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        task.cancel()
+        log.warning("stopping: %s did not finish within %g s; going on without it", step, timeout_s)
+    elif not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("stopping: %s failed (%s: %s)", step, type(exc).__name__, exc)

@@ -36,9 +36,11 @@ from typing import Any, NamedTuple
 
 from google.protobuf.message import DecodeError
 
+from titan.core.bus.connection import raise_if_cancelled
 from titan.core.bus.events import batches, event_message, new_event_id, unpack
 from titan.core.catalog import Catalog
 from titan.core.metrics import OUTBOX_ERRORS, OUTBOX_UNACKNOWLEDGED
+from titan.core.service import cancel_all
 from titan.execution.engine import Update
 from titan.execution.outbox import Outbox, Record
 from titan.v1 import events_pb2, trading_pb2
@@ -117,7 +119,7 @@ class MemorySink:
     async def start(self) -> None:
         return None
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
         return None
 
     @property
@@ -315,8 +317,8 @@ class JetStreamPublisher:
         self._wake.set()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Bounded: nats-py can swallow a cancellation that lands in a forced flush.
+            await cancel_all([self._task])
             self._task = None
         if self.outbox is not None:
             self.outbox.close()
@@ -363,6 +365,7 @@ class JetStreamPublisher:
     async def _run(self) -> None:
         backoff = 0.05
         while not self._stopping:
+            raise_if_cancelled()  # after the last chunk's bookkeeping: its acks are not lost
             if not self._pending:
                 self._idle.set()
                 self._wake.clear()

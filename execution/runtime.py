@@ -20,7 +20,6 @@ Start-up order (nothing is accepted before recovery is complete):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -32,7 +31,7 @@ from typing import Any
 from titan.core.clock import WallClock
 from titan.core.config import Mode, Settings
 from titan.core.money import D
-from titan.core.service import cancel_all, keep_running
+from titan.core.service import cancel_all, keep_running, shutdown_step
 from titan.core.signing import load_keys
 from titan.execution import pinning
 from titan.execution.dependencies import Dependency
@@ -56,6 +55,10 @@ from titan.v1 import trading_pb2
 
 log = logging.getLogger("titan.execution")
 NS_PER_MS = 1_000_000
+# How long each step of a stop may take (the publisher gets its flush on top), so that SIGTERM ends
+# the process well within a pod's 30 s termination grace even when a step hangs.
+STOP_STEP_S = 3.0
+PUBLISHER_STOP_S = 10.0
 
 
 def load_phase_keys(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, bytes]:
@@ -369,24 +372,24 @@ class ExecutionRuntime:
 
     # ------------------------------------------------------------------------------------------
     async def stop(self, grace: float = 1.0) -> None:
+        """Stop in order: background tasks, the gRPC server (streams get ``grace``), the publisher
+        (what is queued goes to JetStream or stays journaled), the live venue, the ledger, the lease,
+        NATS. Each step has a time limit (:func:`shutdown_step`), so SIGTERM always ends the process."""
         await cancel_all(self._tasks)
         if self.server is not None:
-            await self.server.stop(grace)
+            await shutdown_step("the gRPC server", self.server.stop(grace), grace + STOP_STEP_S)
         if self.sink is not None:
-            await self.sink.stop()
+            await shutdown_step("the publisher", self.sink.stop(PUBLISHER_STOP_S), PUBLISHER_STOP_S + STOP_STEP_S)
         if self.live is not None:
-            await self.live.close()
+            await shutdown_step("the live venue", self.live.close(), STOP_STEP_S)
         if self.ledger is not None:
-            with contextlib.suppress(Exception):
-                await self.ledger.close()
+            await shutdown_step("the ledger's pool", self.ledger.close(), STOP_STEP_S)
         if self.lease is not None:
-            await self.lease.release()
+            await shutdown_step("the ledger's lease", self.lease.release(), STOP_STEP_S)
         if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+            await shutdown_step("the market-data subscription", self._sub.unsubscribe(), STOP_STEP_S)
         if self.nc is not None:
-            with contextlib.suppress(Exception):
-                await self.nc.drain()
+            await shutdown_step("draining NATS", self.nc.drain(), STOP_STEP_S)
 
 
 def trading_state(mode: int, version: int, reason: str = "", set_by: str = "") -> trading_pb2.TradingState:

@@ -29,6 +29,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
+from titan.core.bus.connection import raise_if_cancelled
 from titan.core.bus.events import InvalidEvent
 from titan.core.bus.pull import ConsumerGone, PullFeed
 from titan.core.catalog import ConsumerSpec
@@ -165,6 +166,7 @@ class DurableConsumer(Generic[T]):
         feed = self._feed
         backoff = 0.1
         while not self._stopping:
+            raise_if_cancelled()
             self._fetching = asyncio.ensure_future(feed.fetch(self._fetch_timeout))
             try:
                 msgs = await self._fetching

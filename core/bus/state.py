@@ -24,6 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
+from titan.core.bus.connection import raise_if_cancelled
 from titan.core.catalog import LEDGER_HEARTBEAT_KEY, TRADING_STATE_KEY, BucketSpec, Catalog
 from titan.core.metrics import BUS_REJECTS
 from titan.v1 import events_pb2, trading_pb2
@@ -103,6 +104,7 @@ class StateStore:
             reconnects = self._reconnects()
             watcher = await kv.watch(keys)
             try:
+                raise_if_cancelled()  # a stop during the subscribe: the watch must end, not run on
                 async for entry in self._entries(watcher, reconnects):
                     if entry.operation in _DELETE_OPS or entry.value is None:
                         if deletes and entry.operation in _DELETE_OPS:
@@ -135,6 +137,7 @@ class StateStore:
                     yield entry
             return
         while self._reconnects() == reconnects:
+            raise_if_cancelled()
             try:
                 entry = await watcher.updates(timeout=WATCH_CHECK_S)  # type: ignore[no-untyped-call]
             except NatsTimeoutError:

@@ -17,6 +17,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from titan.core.bus.connection import raise_if_cancelled
 from titan.core.catalog import Catalog
 from titan.core.metrics import BUS_REJECTS, MD_EVENTS, MD_GAPS, MD_LAG, MD_LAST_EVENT
 from titan.v1.market_pb2 import MarketEvent
@@ -92,15 +93,11 @@ class Gateway:
         """Publish everything ``source`` streams until it ends (or the task is cancelled). The source
         counts its own events under its name; the gateway counts what it published as ``gateway``.
         ``on_event`` sees each event after it was published."""
-        task = asyncio.current_task()
         try:
             async for ev in source.stream():
                 if await self.publish(ev) and on_event is not None:
                     on_event(ev)
-                if task is not None and task.cancelling():
-                    # nats-py swallows a cancellation that lands while a publish waits for its forced
-                    # flush (a full pending buffer: publishing flat out); the request stays counted
-                    raise asyncio.CancelledError
+                raise_if_cancelled()  # publishing flat out, a publish waits for forced flushes
         finally:
             await self._flush_at_end()
             await source.aclose()

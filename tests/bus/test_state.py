@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Generic, TypeVar
 
+import nats
 import pytest
 from nats.js import JetStreamContext
 from prometheus_client import REGISTRY
@@ -161,3 +162,29 @@ async def test_watch_skips_and_counts_undecodable_values(store: StateStore, bus_
     await kv.put("mangled", b"{bad")
     with pytest.raises(ValueError):  # a direct read of a corrupt value fails loudly, never guesses
         await store.get_params("mangled")
+
+
+async def test_a_watch_cancelled_while_it_subscribes_ends(nats_url: str, catalog: Catalog,
+                                                          bus_js: JetStreamContext) -> None:
+    """A stop that lands while the watch subscribes ends it. nats-py swallows a cancellation that
+    arrives while a publish waits for a forced flush (here: every publish, with a one-byte pending
+    buffer); a watch that ran on after it kept its service from stopping on SIGTERM. (``bus_js``
+    made the buckets.)"""
+    nc = await nats.connect(nats_url, pending_size=1)
+    try:
+        store = StateStore(nc.jetstream(), catalog, client=nc)
+        await store.put_trading_state(trading_pb2.TradingState(mode=common_pb2.TRADING_MODE_ACTIVE, version=1))
+
+        async def watch() -> None:
+            async for _ in store.watch_trading_state():
+                pass
+
+        for turns in range(40):  # cancel at each point of the subscribe in turn
+            task = asyncio.create_task(watch())
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=5)
+            assert done, f"a watch cancelled after {turns} loop turns is still running 5 s later"
+    finally:
+        await nc.close()
