@@ -19,6 +19,7 @@ from typing import Any
 
 from prometheus_client import start_http_server
 
+from titan.core.cancellation import raise_if_cancelled
 from titan.core.config import Settings
 from titan.core.logging import setup_logging
 
@@ -140,8 +141,9 @@ def write_task_stacks() -> None:
 
 async def keep_running(name: str, body: Callable[[], Awaitable[None]], *, pause_s: float = 1.0) -> None:
     """Run ``body`` forever (a watcher, a consumer loop): when it ends or fails, log it and start it
-    again after ``pause_s``. Cancellation stops it."""
+    again after ``pause_s``. Cancellation stops it, also one that ``body`` swallowed."""
     while True:
+        raise_if_cancelled()
         try:
             await body()
         except asyncio.CancelledError:

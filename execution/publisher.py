@@ -36,8 +36,8 @@ from typing import Any, NamedTuple
 
 from google.protobuf.message import DecodeError
 
-from titan.core.bus.connection import raise_if_cancelled
 from titan.core.bus.events import batches, event_message, new_event_id, unpack
+from titan.core.cancellation import raise_if_cancelled
 from titan.core.catalog import Catalog
 from titan.core.metrics import OUTBOX_ERRORS, OUTBOX_UNACKNOWLEDGED
 from titan.core.service import cancel_all

@@ -37,6 +37,25 @@ async def test_keep_running_restarts_a_body_that_fails_or_ends_and_stops_on_canc
     assert task.cancelled()
 
 
+async def test_keep_running_stops_when_its_body_swallowed_the_cancellation() -> None:
+    """A body that catches the cancellation and returns (as a nats-py call does inside the client)
+    would otherwise be started again, forever."""
+    entered = asyncio.Event()
+
+    async def swallowing_body() -> None:
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            return
+
+    task = asyncio.create_task(keep_running("swallowing loop", swallowing_body, pause_s=0.01))
+    await entered.wait()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    assert done and task.cancelled()
+
+
 async def test_stop_on_signals_sets_the_event_on_sigterm() -> None:
     stop = stop_on_signals()
     loop = asyncio.get_running_loop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from nats.aio.client import Client
@@ -68,14 +67,3 @@ async def connect(url: str, name: str, *, initial_retries: int = 10) -> Client:
 
 __all__ = ["connect"]
 
-
-def raise_if_cancelled() -> None:
-    """Raise the current task's pending cancellation, if any.
-
-    nats-py swallows a ``CancelledError`` that lands while a call waits inside the client (a publish
-    or a subscribe waiting for its flush, for one); the call then returns normally and the task goes
-    on as if never cancelled, so a stop waits forever. The cancellation request stays counted on the
-    task (``Task.cancelling()``): every loop around nats-py calls this once per turn."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError

@@ -29,9 +29,9 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
-from titan.core.bus.connection import raise_if_cancelled
 from titan.core.bus.events import InvalidEvent
 from titan.core.bus.pull import ConsumerGone, PullFeed
+from titan.core.cancellation import raise_if_cancelled
 from titan.core.catalog import ConsumerSpec
 from titan.core.metrics import BUS_REJECTS
 

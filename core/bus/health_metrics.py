@@ -32,6 +32,7 @@ from nats.js.errors import NotFoundError
 from prometheus_client import Counter, Gauge
 
 from titan.core import metrics
+from titan.core.cancellation import raise_if_cancelled
 from titan.core.catalog import Catalog, ConsumerSpec
 
 log = logging.getLogger("titan.bus.health")
@@ -121,6 +122,7 @@ class BusHealth:
 
     async def _run(self) -> None:
         while True:
+            raise_if_cancelled()
             await self.refresh()
             await asyncio.sleep(self.interval_s)
 

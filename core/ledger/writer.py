@@ -15,6 +15,7 @@ from nats.aio.client import Client
 from titan.core.bus.consumer import DurableConsumer, Reject
 from titan.core.bus.events import InvalidEvent, decode_event, event_kind, unpack
 from titan.core.bus.state import StateStore
+from titan.core.cancellation import raise_if_cancelled
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock, WallClock
 from titan.core.ledger.batches import PreparedBatch
@@ -106,6 +107,7 @@ class LedgerWriter:
     # --- heartbeat ------------------------------------------------------------------------------
     async def _beat_forever(self) -> None:
         while True:
+            raise_if_cancelled()  # publishing the heartbeat may swallow a stop
             await self.beat()
             await asyncio.sleep(self.heartbeat_s)
 
