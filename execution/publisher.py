@@ -37,10 +37,9 @@ from typing import Any, NamedTuple
 from google.protobuf.message import DecodeError
 
 from titan.core.bus.events import batches, event_message, new_event_id, unpack
-from titan.core.cancellation import raise_if_cancelled
 from titan.core.catalog import Catalog
 from titan.core.metrics import OUTBOX_ERRORS, OUTBOX_UNACKNOWLEDGED
-from titan.core.service import cancel_all
+from titan.core.tasks import cancel_all, raise_if_cancelled
 from titan.execution.engine import Update
 from titan.execution.outbox import Outbox, Record
 from titan.v1 import events_pb2, trading_pb2
@@ -315,9 +314,7 @@ class JetStreamPublisher:
         await self.flush(timeout)
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            # Bounded: nats-py can swallow a cancellation that lands in a forced flush.
+        if self._task is not None:  # bounded: nats-py can swallow a cancellation (core/tasks.py)
             await cancel_all([self._task])
             self._task = None
         if self.outbox is not None:

@@ -31,8 +31,8 @@ from typing import Any
 from titan.core.clock import WallClock
 from titan.core.config import Mode, Settings
 from titan.core.money import D
-from titan.core.service import cancel_all, keep_running, shutdown_step
 from titan.core.signing import load_keys
+from titan.core.tasks import cancel_all, keep_running, shutdown_step
 from titan.execution import pinning
 from titan.execution.dependencies import Dependency
 from titan.execution.engine import Engine, EngineConfig

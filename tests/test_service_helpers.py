@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from titan.core.service import cancel_all, keep_running, shutdown_step, stop_on_signals
+from titan.core.service import stop_on_signals
+from titan.core.tasks import cancel_all, keep_running, shutdown_step
 
 from .util import wait_for
 

@@ -31,9 +31,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
 from titan.core.bus.events import InvalidEvent
 from titan.core.bus.pull import ConsumerGone, PullFeed
-from titan.core.cancellation import raise_if_cancelled
 from titan.core.catalog import ConsumerSpec
 from titan.core.metrics import BUS_REJECTS
+from titan.core.tasks import raise_if_cancelled
 
 log = logging.getLogger("titan.bus")
 

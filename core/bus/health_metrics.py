@@ -32,8 +32,8 @@ from nats.js.errors import NotFoundError
 from prometheus_client import Counter, Gauge
 
 from titan.core import metrics
-from titan.core.cancellation import raise_if_cancelled
 from titan.core.catalog import Catalog, ConsumerSpec
+from titan.core.tasks import raise_if_cancelled
 
 log = logging.getLogger("titan.bus.health")
 

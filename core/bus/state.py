@@ -24,9 +24,9 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
-from titan.core.cancellation import raise_if_cancelled
 from titan.core.catalog import LEDGER_HEARTBEAT_KEY, TRADING_STATE_KEY, BucketSpec, Catalog
 from titan.core.metrics import BUS_REJECTS
+from titan.core.tasks import raise_if_cancelled
 from titan.v1 import events_pb2, trading_pb2
 
 log = logging.getLogger("titan.bus")

@@ -15,13 +15,13 @@ from nats.aio.client import Client
 from titan.core.bus.consumer import DurableConsumer, Reject
 from titan.core.bus.events import InvalidEvent, decode_event, event_kind, unpack
 from titan.core.bus.state import StateStore
-from titan.core.cancellation import raise_if_cancelled
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock, WallClock
 from titan.core.ledger.batches import PreparedBatch
 from titan.core.ledger.repository import Ledger
 from titan.core.ledger.statements import LedgerReject
 from titan.core.metrics import LEDGER_EVENTS, LEDGER_LAG
+from titan.core.tasks import raise_if_cancelled
 from titan.v1 import events_pb2
 
 log = logging.getLogger("titan.ledger")

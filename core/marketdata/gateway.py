@@ -17,9 +17,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from titan.core.cancellation import raise_if_cancelled
 from titan.core.catalog import Catalog
 from titan.core.metrics import BUS_REJECTS, MD_EVENTS, MD_GAPS, MD_LAG, MD_LAST_EVENT
+from titan.core.tasks import raise_if_cancelled
 from titan.v1.market_pb2 import MarketEvent
 
 from .events import MalformedEvent, decode, encode, subject_of, validate

@@ -39,7 +39,7 @@ from titan.core.catalog import DEFAULT, Catalog
 from titan.core.clock import Clock, WallClock
 from titan.core.marketdata.events import MalformedEvent, decode, kind_of
 from titan.core.metrics import BUS_REJECTS, PHASE_ACK_LATENCY, PHASE_MD_EVENTS
-from titan.core.service import cancel_all, keep_running
+from titan.core.tasks import cancel_all, keep_running
 from titan.phases.runtime.core import PhaseCore, RuntimeStats, Strategy, TradeTracker
 from titan.phases.runtime.http import HttpEndpoint
 from titan.phases.runtime.stream import SignalStream, StreamConfig
