@@ -4,7 +4,6 @@ and publishes a heartbeat saying when the ledger was last known to be writing.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -21,7 +20,7 @@ from titan.core.ledger.batches import PreparedBatch
 from titan.core.ledger.repository import Ledger
 from titan.core.ledger.statements import LedgerReject
 from titan.core.metrics import LEDGER_EVENTS, LEDGER_LAG
-from titan.core.tasks import raise_if_cancelled
+from titan.core.tasks import cancel_all, raise_if_cancelled
 from titan.v1 import events_pb2
 
 log = logging.getLogger("titan.ledger")
@@ -91,9 +90,7 @@ class LedgerWriter:
 
     async def stop(self) -> None:
         if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+            await cancel_all([self._heartbeat])
             self._heartbeat = None
         await self.consumer.stop()
 

@@ -39,13 +39,14 @@ from titan.core.catalog import DEFAULT, Catalog
 from titan.core.clock import Clock, WallClock
 from titan.core.marketdata.events import MalformedEvent, decode, kind_of
 from titan.core.metrics import BUS_REJECTS, PHASE_ACK_LATENCY, PHASE_MD_EVENTS
-from titan.core.tasks import cancel_all, keep_running
+from titan.core.tasks import cancel_all, keep_running, shutdown_step
 from titan.phases.runtime.core import PhaseCore, RuntimeStats, Strategy, TradeTracker
 from titan.phases.runtime.http import HttpEndpoint
 from titan.phases.runtime.stream import SignalStream, StreamConfig
 from titan.v1 import events_pb2, execution_pb2, market_pb2, trading_pb2
 
 log = logging.getLogger("titan.phases.runtime")
+STOP_STEP_S = 3.0  # the longest one step of a stop may take (core/tasks.py: shutdown_step)
 
 __all__ = ["PhaseRuntime", "RuntimeConfig", "RuntimeStats"]
 
@@ -133,17 +134,16 @@ class PhaseRuntime:
         log.info("phase %s running", self.phase_id)
 
     async def stop(self) -> None:
+        """Stop in order, each step with a time limit (``core/tasks.py``): the stream to execution,
+        the background tasks, the HTTP endpoint, NATS."""
         self._running = False
         if self.stream is not None:
-            await self.stream.stop()
+            await shutdown_step("the stream to execution", self.stream.stop(), STOP_STEP_S)
         await cancel_all(self._tasks)
         if self.http is not None:
-            await self.http.stop()
+            await shutdown_step("the HTTP endpoint", self.http.stop(), STOP_STEP_S)
         if self.nc is not None and not self.nc.is_closed:
-            try:
-                await self.nc.drain()
-            except Exception as err:
-                log.debug("nats drain: %s", err)
+            await shutdown_step("draining NATS", self.nc.drain(), STOP_STEP_S)
         self._stopped.set()
 
     async def run_until_stopped(self) -> None:
