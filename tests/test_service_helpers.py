@@ -1,5 +1,6 @@
-"""The process helpers in titan.core.service: restarting a loop that ends or fails, the
-SIGTERM/SIGINT stop event, stops that end in bounded time, and where tasks wait on SIGUSR1."""
+"""The process helpers in titan.core.service and titan.core.tasks: restarting a loop that ends or
+fails, the SIGTERM/SIGINT stop event, stops that end in bounded time even when a cancellation is
+swallowed, and where tasks wait on SIGUSR1."""
 
 from __future__ import annotations
 

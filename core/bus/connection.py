@@ -66,4 +66,3 @@ async def connect(url: str, name: str, *, initial_retries: int = 10) -> Client:
 
 
 __all__ = ["connect"]
-
