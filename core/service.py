@@ -123,11 +123,16 @@ def tasks_on_request(loop: asyncio.AbstractEventLoop) -> None:
     """``kill -USR1 <pid>`` writes every thread's stack and, once the loop runs again, every asyncio
     task's await chain to stderr: a hung stop waits in a coroutine, which a thread's stack does not
     show. The threads' dump comes first and does not need the loop, so a blocked loop still shows."""
+    # registered again on top of the loop's handler; it returns whether it was registered (typeshed: None)
+    threads_dump = faulthandler.unregister(signal.SIGUSR1)  # type: ignore[func-returns-value]
     try:
         loop.add_signal_handler(signal.SIGUSR1, write_task_stacks)
-    except (NotImplementedError, RuntimeError):  # no signal handlers on this loop, or not the main thread
+    except (NotImplementedError, RuntimeError, ValueError):  # no signal handlers here (not the main thread)
+        if threads_dump:
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
         return
-    faulthandler.register(signal.SIGUSR1, all_threads=True, chain=True)
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # stderr without a file descriptor
+        faulthandler.register(signal.SIGUSR1, all_threads=True, chain=True)
 
 
 def write_task_stacks() -> None:

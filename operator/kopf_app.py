@@ -42,6 +42,7 @@ from titan.core import metrics
 from titan.core.bus import connect
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock, WallClock
+from titan.core.service import tasks_on_request
 from titan.operator import deployments
 from titan.operator.brain import PhaseSpec, PolicyError, parse_brain_spec, parse_phase_spec
 from titan.operator.kube import (
@@ -186,6 +187,7 @@ def build_registry(config: OperatorConfig | None = None,
         # namespace list/watch, which the chart's namespaced Role does not grant (kopf would retry it
         # for about a minute before it starts).
         settings.scanning.disabled = True
+        tasks_on_request(asyncio.get_running_loop())  # kill -USR1: threads' stacks, then kopf's tasks too
         nc = await connect(cfg.nats_url, "titan-brain")
         runtime = BrainRuntime(nc, Catalog(cfg.catalog_namespace), cfg.clock)
         await runtime.start()

@@ -131,7 +131,7 @@ async def test_cancel_all_ends_in_bounded_time_and_names_a_task_that_would_not_s
 
 SERVICE = textwrap.dedent("""
     import asyncio
-    from titan.core.service import stop_on_signals
+    from titan.core.service import stacks_on_request, stop_on_signals
 
     async def the_venue_answers():
         await asyncio.sleep(3600)
@@ -140,12 +140,13 @@ SERVICE = textwrap.dedent("""
         await the_venue_answers()
 
     async def main():
-        stop = stop_on_signals()
+        stop = stop_on_signals()  # after stacks_on_request, as in every service (core.service.run_service)
         task = asyncio.create_task(waiting_for_the_venue(), name="venue-call")
         print("ready", flush=True)
         await stop.wait()
         task.cancel()
 
+    stacks_on_request()
     asyncio.run(main())
 """)
 
