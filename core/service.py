@@ -127,7 +127,7 @@ def tasks_on_request(loop: asyncio.AbstractEventLoop) -> None:
     threads_dump = faulthandler.unregister(signal.SIGUSR1)  # type: ignore[func-returns-value]
     try:
         loop.add_signal_handler(signal.SIGUSR1, write_task_stacks)
-    except (NotImplementedError, RuntimeError, ValueError):  # no signal handlers here (not the main thread)
+    except (NotImplementedError, RuntimeError, ValueError):  # a loop without signal support, or not the main thread
         if threads_dump:
             faulthandler.register(signal.SIGUSR1, all_threads=True)
         return

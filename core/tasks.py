@@ -19,6 +19,10 @@ from typing import Any
 
 log = logging.getLogger("titan.service")
 
+# How long one step of a stop may take unless it says otherwise: a service's steps together end well
+# within a pod's 30 s termination grace even when one of them hangs.
+STOP_STEP_S = 3.0
+
 
 def raise_if_cancelled() -> None:
     """Raise the current task's pending cancellation, if any."""
@@ -58,7 +62,7 @@ async def cancel_all(tasks: list[asyncio.Task[Any]], timeout_s: float = 5.0) -> 
     tasks.clear()
 
 
-async def shutdown_step(step: str, awaitable: Awaitable[Any], timeout_s: float) -> None:
+async def shutdown_step(step: str, awaitable: Awaitable[Any], timeout_s: float = STOP_STEP_S) -> None:
     """Run one step of a stop, giving it ``timeout_s``: a step that fails or overruns is logged and
     left behind (cancelled, not awaited), and the stop goes on to the next step. A stop made of
     such steps ends in bounded time even when a client library hangs or swallows a cancellation."""

@@ -32,7 +32,7 @@ from titan.core.clock import WallClock
 from titan.core.config import Mode, Settings
 from titan.core.money import D
 from titan.core.signing import load_keys
-from titan.core.tasks import cancel_all, keep_running, shutdown_step
+from titan.core.tasks import STOP_STEP_S, cancel_all, keep_running, shutdown_step
 from titan.execution import pinning
 from titan.execution.dependencies import Dependency
 from titan.execution.engine import Engine, EngineConfig
@@ -55,10 +55,7 @@ from titan.v1 import trading_pb2
 
 log = logging.getLogger("titan.execution")
 NS_PER_MS = 1_000_000
-# How long each step of a stop may take (the publisher gets its flush on top), so that SIGTERM ends
-# the process well within a pod's 30 s termination grace even when a step hangs.
-STOP_STEP_S = 3.0
-PUBLISHER_STOP_S = 10.0
+PUBLISHER_STOP_S = 10.0  # the publisher's flush at a stop, on top of its step's STOP_STEP_S
 
 
 def load_phase_keys(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, bytes]:
@@ -381,15 +378,15 @@ class ExecutionRuntime:
         if self.sink is not None:
             await shutdown_step("the publisher", self.sink.stop(PUBLISHER_STOP_S), PUBLISHER_STOP_S + STOP_STEP_S)
         if self.live is not None:
-            await shutdown_step("the live venue", self.live.close(), STOP_STEP_S)
+            await shutdown_step("the live venue", self.live.close())
         if self.ledger is not None:
-            await shutdown_step("the ledger's pool", self.ledger.close(), STOP_STEP_S)
+            await shutdown_step("the ledger's pool", self.ledger.close())
         if self.lease is not None:
-            await shutdown_step("the ledger's lease", self.lease.release(), STOP_STEP_S)
+            await shutdown_step("the ledger's lease", self.lease.release())
         if self._sub is not None:
-            await shutdown_step("the market-data subscription", self._sub.unsubscribe(), STOP_STEP_S)
+            await shutdown_step("the market-data subscription", self._sub.unsubscribe())
         if self.nc is not None:
-            await shutdown_step("draining NATS", self.nc.drain(), STOP_STEP_S)
+            await shutdown_step("draining NATS", self.nc.drain())
 
 
 def trading_state(mode: int, version: int, reason: str = "", set_by: str = "") -> trading_pb2.TradingState:

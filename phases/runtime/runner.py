@@ -46,7 +46,6 @@ from titan.phases.runtime.stream import SignalStream, StreamConfig
 from titan.v1 import events_pb2, execution_pb2, market_pb2, trading_pb2
 
 log = logging.getLogger("titan.phases.runtime")
-STOP_STEP_S = 3.0  # the longest one step of a stop may take (core/tasks.py: shutdown_step)
 
 __all__ = ["PhaseRuntime", "RuntimeConfig", "RuntimeStats"]
 
@@ -138,12 +137,12 @@ class PhaseRuntime:
         the background tasks, the HTTP endpoint, NATS."""
         self._running = False
         if self.stream is not None:
-            await shutdown_step("the stream to execution", self.stream.stop(), STOP_STEP_S)
+            await shutdown_step("the stream to execution", self.stream.stop())
         await cancel_all(self._tasks)
         if self.http is not None:
-            await shutdown_step("the HTTP endpoint", self.http.stop(), STOP_STEP_S)
+            await shutdown_step("the HTTP endpoint", self.http.stop())
         if self.nc is not None and not self.nc.is_closed:
-            await shutdown_step("draining NATS", self.nc.drain(), STOP_STEP_S)
+            await shutdown_step("draining NATS", self.nc.drain())
         self._stopped.set()
 
     async def run_until_stopped(self) -> None:
