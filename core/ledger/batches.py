@@ -67,8 +67,17 @@ class RowLayouts:
                 values.append(column)
                 params.append(list(values_of))
         source = f"unnest({', '.join(sources)}) WITH ORDINALITY AS r({', '.join(statement.columns)}, ordinality)"
-        sql: str = statement.bulk_sql(source, ", ".join(values))
+        sql: str = statement.bulk_sql(source, ", ".join(values), all_new=ALL_NEW,
+                                      unique_keys=_unique_keys(statement, by_column))
         return sql, params
+
+
+def _unique_keys(statement: Statement, by_column: Sequence[Sequence[Any]]) -> bool:
+    """No two rows share the statement's conflict key (each fill, signal and decision of a batch
+    usually has its own key; an order or a position may come in several versions)."""
+    key = [by_column[statement.columns.index(column)] for column in statement.conflict]
+    rows_in = len(key[0])
+    return len(set(key[0] if len(key) == 1 else zip(*key, strict=True))) == rows_in
 
 
 def _array_literal(values: Sequence[str]) -> str:
@@ -77,6 +86,9 @@ def _array_literal(values: Sequence[str]) -> str:
 
 
 _EVENT_TYPES = ("text", "text", "text", "bigint")
+# Every envelope of the batch is new to the ledger: the insert (``ev``) returned as many ids as
+# payloads went in ($5; a prepared batch's ids are distinct, see prepare_batch).
+ALL_NEW = "(SELECT count(*) FROM ev) = cardinality($5::bytea[])"
 
 
 def events_cte(envelopes: list[list[Any]]) -> tuple[str, list[Any]]:

@@ -103,14 +103,23 @@ class Statement:
         values = ", ".join(f"${i}" for i in range(1, len(self.columns) + 1))
         return f"INSERT INTO {self.table} AS cur ({', '.join(self.columns)}) VALUES ({values}) {self.on_conflict}"
 
-    def bulk_sql(self, source: str, values: str) -> str:
+    def bulk_sql(self, source: str, values: str, *, all_new: str, unique_keys: bool = False) -> str:
         """A CTE applying rows read from ``source`` (a FROM item named ``r`` with the statement's
         columns and an ``ordinality``; ``values`` selects them), for the events new to the ledger
-        (``ev``), reduced to one row per key as applying them in order would leave it."""
+        (``ev``), reduced to one row per key as applying them in order would leave it.
+
+        ``all_new``: an SQL condition true when every event of the batch is new; then the rows are
+        taken without looking each event id up in ``ev`` (the usual case: no hash of the batch's ids
+        per table). ``unique_keys``: no two rows share a conflict key, so there is nothing to reduce
+        and the rows go in as they are, in order (no sort)."""
+        new_only = f"({all_new} OR r.event_id IN (SELECT event_id FROM ev))"
+        into = f"INSERT INTO {self.table} AS cur ({', '.join(self.columns)})"
+        if unique_keys:
+            return f"{into} SELECT {values} FROM {source} WHERE {new_only} {self.on_conflict}"
         key = ", ".join(self.conflict)
         order = ", ".join([*self.conflict, *(f"{g} DESC" for g in self.guard), "ordinality"])
-        return (f"INSERT INTO {self.table} AS cur ({', '.join(self.columns)}) SELECT DISTINCT ON ({key}) {values}"
-                f" FROM {source} WHERE r.event_id IN (SELECT event_id FROM ev) ORDER BY {order} {self.on_conflict}")
+        return (f"{into} SELECT DISTINCT ON ({key}) {values}"
+                f" FROM {source} WHERE {new_only} ORDER BY {order} {self.on_conflict}")
 
 
 class Upsert(NamedTuple):

@@ -302,3 +302,18 @@ async def test_a_batch_reduces_each_key_as_one_by_one_would(ledger: Ledger) -> N
     assert (held.version, held.quantity) == (3, "3")
     [decision] = await ledger.decisions(phase)
     assert list(decision.ack.client_order_ids) == cids
+
+
+async def test_a_batch_applies_the_bodies_of_its_new_events_only(ledger: Ledger) -> None:
+    """Each table's rows are applied for the events new to the ledger: when every event of a batch
+    is new, without looking each one up; when one is not, its body is left out even though its row
+    would fit (here a different fill under an id already recorded, keys all distinct)."""
+    phase = "newonlyp"
+    assert await ledger.record(fill_event("F1", phase_id=phase, event_id="newonly-x"))
+    again = fill_event("F2", phase_id=phase, event_id="newonly-x")  # a recorded id, another body
+    fresh = [fill_event(f"F{n}", phase_id=phase) for n in range(3, 6)]
+    assert await ledger.record_many([again, *fresh]) == [False, True, True, True]
+    assert sorted(f.fill_id for f in await ledger.fills(phase)) == ["F1", "F3", "F4", "F5"]
+    all_new = [fill_event(f"F{n}", phase_id=phase) for n in range(6, 9)]
+    assert await ledger.record_many(all_new) == [True, True, True]
+    assert len(await ledger.fills(phase)) == 7
