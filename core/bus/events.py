@@ -74,9 +74,11 @@ def new_event_id(*parts: str | int) -> str:
     return f"{joined[: MAX_EVENT_ID_LEN - 34]}:#{digest}"
 
 
-def validate_event(event: events_pb2.Event, checked_source: str = "") -> EventKind:
+def validate_event(event: events_pb2.Event, checked_source: str = "", *, inner: bool = True) -> EventKind:
     """Check the envelope (id, source, body); return the body kind. ``checked_source``: a source
-    already found valid (a batch's, for its events) is not checked again."""
+    already found valid (a batch's, for its events) is not checked again. ``inner=False``: a batch's
+    own envelope only, for a batch whose events were checked as they were built (see
+    :func:`event_message`)."""
     event_id = event.event_id
     if not event_id:
         raise InvalidEvent("no_event_id", "event has no event_id")
@@ -92,9 +94,9 @@ def validate_event(event: events_pb2.Event, checked_source: str = "") -> EventKi
     if kind is EventKind.BATCH:
         if not event.batch.events:
             raise InvalidEvent("empty_batch", f"batch {event_id!r} holds no event")
-        for inner in event.batch.events:
-            if validate_event(inner, source) is EventKind.BATCH:
-                raise InvalidEvent("nested_batch", f"batch {event_id!r} holds batch {inner.event_id!r}")
+        for held in event.batch.events if inner else ():
+            if validate_event(held, source) is EventKind.BATCH:
+                raise InvalidEvent("nested_batch", f"batch {event_id!r} holds batch {held.event_id!r}")
     return kind
 
 
@@ -113,15 +115,19 @@ def batch_event(events: Sequence[events_pb2.Event], source: str) -> events_pb2.E
     return seal(batch)
 
 
-def seal(batch: events_pb2.Event) -> events_pb2.Event:
+def seal(batch: events_pb2.Event, ids: Sequence[str] = (), latest_ns: int = 0) -> events_pb2.Event:
     """Give a batch its id and time once its events are in: the id is a hash of the inner ids, so
     re-publishing the same batch is dropped by JetStream's duplicate window while a different batch
     that repeats one event is not (the ledger drops that event by its own id); the time is the
-    latest of its events'."""
+    latest of its events'. ``ids`` and ``latest_ns``: the inner events' ids and latest time, when
+    the caller collected them as it added the events (else they are read back)."""
     inner = batch.batch.events
-    digest = hashlib.sha256("\n".join(e.event_id for e in inner).encode()).hexdigest()[:40]
+    if not ids:
+        ids = [e.event_id for e in inner]
+        latest_ns = max(e.ts_ns for e in inner)
+    digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:40]
     batch.event_id = new_event_id("batch", batch.source, digest)
-    batch.ts_ns = max(e.ts_ns for e in inner)
+    batch.ts_ns = latest_ns
     return batch
 
 
@@ -137,10 +143,15 @@ def batches(items: Sequence[T], source: str, envelope: Callable[[events_pb2.Even
         return [(single, 1)]
     whole = events_pb2.Event(source=source)
     add = whole.batch.events.add
+    ids: list[str] = []
+    latest_ns = 0
     for item in items:
-        envelope(add(source=source), item)
+        event = add(source=source)
+        envelope(event, item)
+        ids.append(event.event_id)
+        latest_ns = max(latest_ns, event.ts_ns)
     if whole.ByteSize() <= max_bytes:  # the usual case: everything fits one message, sized once
-        return [_finished(whole)]
+        return [(seal(whole, ids, latest_ns), len(items))]
     out: list[tuple[events_pb2.Event, int]] = []
     batch = events_pb2.Event(source=source)
     size = 0
@@ -180,11 +191,16 @@ def decode_event(data: bytes) -> events_pb2.Event:
     return event
 
 
-def event_message(catalog: Catalog, event: events_pb2.Event) -> tuple[str, bytes, dict[str, str]]:
+def event_message(catalog: Catalog, event: events_pb2.Event, *,
+                  inner_checked: bool = False) -> tuple[str, bytes, dict[str, str]]:
     """Validate ``event`` and return its JetStream message: subject
     (``catalog.event_subject(event.source, kind)``), payload, and headers carrying the event_id as
-    the message id (dedup). Every publisher of events goes through this."""
-    kind = validate_event(event)
+    the message id (dedup). Every publisher of events goes through this.
+
+    ``inner_checked``: a batch from :func:`batches` whose envelope function gives every event an id
+    from :func:`new_event_id` (which refuses what ``validate_event`` refuses) and a body; only the
+    batch's own envelope is checked then (its source is its events')."""
+    kind = validate_event(event, inner=not inner_checked)
     subject = catalog.event_subject(event.source, kind)
     return subject, event.SerializeToString(deterministic=True), {MSG_ID_HEADER: event.event_id}
 

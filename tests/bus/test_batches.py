@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from titan.core.bus import InvalidEvent, batches, decode_event, unpack, validate_event
+from titan.core.bus import InvalidEvent, batches, decode_event, event_message, unpack, validate_event
 from titan.core.bus.events import batch_event
-from titan.core.catalog import EventKind
+from titan.core.catalog import Catalog, EventKind
 from titan.v1 import events_pb2, trading_pb2
 
 
@@ -43,6 +43,18 @@ def test_events_go_as_few_messages_as_the_size_cap_allows() -> None:
     assert [c for _, c in batches([huge, events[0]], "execution", events_pb2.Event.CopyFrom, max_bytes=500)] == [1, 1]
     assert [c for _, c in batches([events[0], huge, *events[1:3]], "execution", events_pb2.Event.CopyFrom,
                                   max_bytes=500)] == [1, 1, 2]  # a huge one goes alone, wherever it comes
+
+
+def test_a_batch_whose_events_were_checked_as_built_still_has_its_envelope_checked() -> None:
+    """The publisher's batches skip re-checking their events (their ids come from new_event_id),
+    not the batch's own envelope: the message is the same, and a bad source is still refused."""
+    catalog = Catalog()
+    (batch, count), = batches([order_event(i) for i in range(3)], "execution", events_pb2.Event.CopyFrom)
+    assert count == 3 and event_message(catalog, batch, inner_checked=True) == event_message(catalog, batch)
+    batch.source = "no spaces allowed"
+    with pytest.raises(InvalidEvent) as refused:
+        event_message(catalog, batch, inner_checked=True)
+    assert refused.value.reason == "bad_source"
 
 
 @pytest.mark.parametrize(("inner", "reason"), [
