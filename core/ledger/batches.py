@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from titan.core.bus.events import InvalidEvent, validate_event
+from titan.core.bus.events import InvalidEvent, event_kind, validate_event
 from titan.core.ledger import rows
 from titan.core.ledger.columns import pack, packable_type, unpack_sql
 from titan.core.ledger.statements import Collapse, LedgerReject, Statement, Upsert
@@ -137,14 +137,17 @@ class PreparedBatch:
     statement: tuple[str, list[Any]] | None = None
 
 
-def prepare_batch(events: Sequence[events_pb2.Event], layout: RowLayouts | None) -> PreparedBatch:
+def prepare_batch(events: Sequence[events_pb2.Event], layout: RowLayouts | None, *,
+                  checked: bool = False) -> PreparedBatch:
     """Validation, rows, and the statement with its parameters when ``layout`` (the tables'
-    columns) is known and covers the batch's tables."""
+    columns) is known and covers the batch's tables. ``checked``: the envelopes were validated
+    already (``decode_event`` does, for what the writer consumes), only their kinds are read."""
     results: list[bool | LedgerReject] = [False] * len(events)
     valid: list[tuple[int, events_pb2.Event, str]] = []
+    check = event_kind if checked else validate_event
     for i, event in enumerate(events):
         try:
-            valid.append((i, event, str(validate_event(event))))
+            valid.append((i, event, str(check(event))))
         except InvalidEvent as exc:
             results[i] = LedgerReject(exc.reason, str(exc))
     columnar = _columnar(valid)

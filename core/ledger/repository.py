@@ -91,11 +91,12 @@ class Ledger:
         other). Statements that merge fields (Collapse.NONE) follow row by row."""
         return await self.write(self.prepare(events))
 
-    def prepare(self, events: Sequence[events_pb2.Event]) -> PreparedBatch:
+    def prepare(self, events: Sequence[events_pb2.Event], *, checked: bool = False) -> PreparedBatch:
         """The CPU half of :meth:`record_many` (no I/O; see :func:`prepare_batch`). A caller can
         prepare the next batch while the database writes the previous one (in a thread: the table
-        layouts are read once)."""
-        return prepare_batch(events, self._layout)
+        layouts are read once). ``checked``: the events' envelopes were validated already (as
+        ``decode_event`` validates what it parses)."""
+        return prepare_batch(events, self._layout, checked=checked)
 
     async def write(self, batch: PreparedBatch) -> list[bool | LedgerReject]:
         """The I/O half of :meth:`record_many`: one transaction for a :meth:`prepare` d batch."""

@@ -172,7 +172,7 @@ class LedgerWriter:
         for chunk in rest:
             writing = asyncio.ensure_future(self._record(batch))
             try:
-                batch = await asyncio.to_thread(self.ledger.prepare, chunk)
+                batch = await asyncio.to_thread(self.ledger.prepare, chunk, checked=True)
             finally:
                 results.extend(await writing)  # awaited even when preparing failed: no write is left behind
                 self.transactions += 1
@@ -196,7 +196,8 @@ class LedgerWriter:
             chunks[-1].extend(inner)
             events.extend(inner)
             owners.extend([m] * len(inner))
-        first = self.ledger.prepare(chunks[0])  # no await before: overlaps the previous fetch's write
+        # decode_event validated every envelope; no await before: overlaps the previous fetch's write
+        first = self.ledger.prepare(chunks[0], checked=True)
         previous, written = self._previous_written, asyncio.Event()
         self._previous_written = written
         try:
