@@ -43,6 +43,7 @@ class InvalidEvent(ValueError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
+        self.detail = detail
 
 
 def event_kind(event: events_pb2.Event) -> EventKind:

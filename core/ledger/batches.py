@@ -149,7 +149,7 @@ def prepare_batch(events: Sequence[events_pb2.Event], layout: RowLayouts | None,
         try:
             valid.append((i, event, str(check(event))))
         except InvalidEvent as exc:
-            results[i] = LedgerReject(exc.reason, str(exc))
+            results[i] = LedgerReject(exc.reason, exc.detail)
     columnar = _columnar(valid)
     taken = dict.fromkeys(columnar, 0)          # per columnar kind: its events seen so far
     repeats: dict[str, list[int]] = {}          # per columnar kind: which of them repeat an id

@@ -60,7 +60,7 @@ def one_by_one(events: list[events_pb2.Event]) -> tuple[list[Any], list[tuple[in
             validate_event(event)
             upserts = rows.body_rows(event)
         except InvalidEvent as exc:  # the ledger's reject carries the bus's reason and message
-            outcomes.append((exc.reason, str(LedgerReject(exc.reason, str(exc)))))
+            outcomes.append((exc.reason, str(LedgerReject(exc.reason, exc.detail))))
             continue
         except LedgerReject as exc:
             outcomes.append((exc.reason, str(exc)))
@@ -99,6 +99,18 @@ def test_a_batch_is_prepared_as_its_events_one_by_one(events: list[events_pb2.Ev
         for name, theirs, ours in zip(statement.columns, columns, batch.bulk[statement], strict=True):
             assert len(ours) == len(theirs), name
             assert all(same_value(a, b) for a, b in zip(theirs, ours, strict=True)), (name, theirs, ours)
+
+
+def test_envelopes_checked_already_are_prepared_alike_and_a_body_is_still_required() -> None:
+    """The writer's events come through decode_event, which validated their envelopes: prepared
+    with ``checked`` they give the same batch; an event without a body is refused all the same."""
+    events = [fill_event("ck-1"), order_event("ck-o", 1, trading_pb2.ORDER_STATE_NEW), fill_event("ck-1"),
+              events_pb2.Event(event_id="ck-empty", source="execution", ts_ns=T0)]
+    checked, full = prepare_batch(events, None, checked=True), prepare_batch(events, None)
+    assert checked.results[:3] == full.results[:3] == [False, False, False]  # the database decides those
+    assert checked.new == full.new and checked.envelopes == full.envelopes and checked.bulk == full.bulk
+    refused = ["no_body: event 'ck-empty' has no body"] * 2
+    assert [str(r) for r in (checked.results[3], full.results[3])] == refused
 
 
 def test_one_malformed_fill_sends_its_table_row_by_row_and_names_the_field() -> None:
