@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from titan.execution.engine import Update
-from titan.execution.publisher import to_event
+from titan.execution.envelopes import to_event
 from titan.v1 import events_pb2, trading_pb2
 
 FINGERPRINTED = frozenset({"order", "fill", "position", "funding", "equity"})

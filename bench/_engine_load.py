@@ -80,7 +80,7 @@ def published_frames(signals: int, frame: int) -> list[list[events_pb2.Event]]:
     input as the service journals and publishes them: a book update (and what it changes), then a
     frame's orders, fills, position and decisions. Every order fills (the book shown before each
     frame holds more than the frame takes)."""
-    from titan.execution.publisher import to_event
+    from titan.execution.envelopes import to_event
 
     engine = paper_engine()
     levels = frame * 3 // 2 + 3  # a side takes frame / 2 orders of three levels, two of them partly

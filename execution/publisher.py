@@ -5,7 +5,8 @@ and publish them to JetStream asynchronously, in batches, off the ack path, with
   event, of a tick) goes as one JetStream message, a ``titan.v1.EventBatch`` (split only past
   ``BATCH_MAX_BYTES``): JetStream stores, and with ``sync_interval: always`` fsyncs, one record per
   input instead of one per event. Consumers read messages through ``titan.core.bus.unpack``.
-* Event ids are deterministic (``order:<cid>:<version>``, ``fill:<venue>:<fill id>``, ...), so a
+* Event ids are deterministic (``order:<cid>:<version>``, ``fill:<venue>:<fill id>``, ...; see
+  ``titan.execution.envelopes``), so a
   re-publish after a retry or a restart is dropped by JetStream's duplicate window (a batch's id
   hashes its events' ids) and by the ledger (each event's own id).
 * A failed publish is retried (with backoff) until it succeeds; nothing is dropped. Events wait in
@@ -26,9 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,66 +35,16 @@ from typing import Any, NamedTuple
 
 from google.protobuf.message import DecodeError
 
-from titan.core.bus.events import batches, event_message, new_event_id, unpack
+from titan.core.bus.events import batches, event_message, unpack
 from titan.core.catalog import Catalog
 from titan.core.metrics import OUTBOX_ERRORS, OUTBOX_UNACKNOWLEDGED
 from titan.core.tasks import cancel_all, raise_if_cancelled
 from titan.execution.engine import Update
+from titan.execution.envelopes import envelope, to_event
 from titan.execution.outbox import Outbox, Record
-from titan.v1 import events_pb2, trading_pb2
+from titan.v1 import events_pb2
 
 log = logging.getLogger("titan.execution.events")
-
-_SAFE = re.compile(r"^[\x21-\x7e]{1,128}$")
-
-
-def _safe(part: str) -> str:
-    return part if _SAFE.match(part) else "h" + hashlib.sha256(part.encode()).hexdigest()[:32]
-
-
-def to_event(body: Any, source: str = "execution") -> events_pb2.Event:
-    """The envelope for one engine update, with its natural-key event id."""
-    return envelope(events_pb2.Event(source=source), body)
-
-
-def envelope(ev: events_pb2.Event, body: Any) -> events_pb2.Event:
-    """Fill ``ev`` (an empty envelope, its source set) with one engine update and its natural-key
-    event id; returns it."""
-    if isinstance(body, trading_pb2.Order):
-        ev.event_id = new_event_id("order", body.client_order_id, body.version)
-        ev.ts_ns = body.updated_at_ns
-        ev.order.CopyFrom(body)
-    elif isinstance(body, trading_pb2.Fill):
-        ev.event_id = new_event_id("fill", body.venue, _safe(body.fill_id))
-        ev.ts_ns = body.ts_ns
-        ev.fill.CopyFrom(body)
-    elif isinstance(body, trading_pb2.Position):
-        ev.event_id = new_event_id("position", body.phase_id, body.venue, body.symbol, body.instrument, body.version)
-        ev.ts_ns = body.ts_ns
-        ev.position.CopyFrom(body)
-    elif isinstance(body, trading_pb2.FundingPayment):
-        ev.event_id = new_event_id("funding", body.venue, body.symbol, body.phase_id, body.funding_time_ns)
-        ev.ts_ns = body.funding_time_ns
-        ev.funding.CopyFrom(body)
-    elif isinstance(body, trading_pb2.EquitySnapshot):
-        ev.event_id = new_event_id("equity", body.scope, body.ts_ns)
-        ev.ts_ns = body.ts_ns
-        ev.equity.CopyFrom(body)
-    elif isinstance(body, events_pb2.SignalDecision):
-        ev.event_id = new_event_id("decision", _safe(body.ack.phase_id), _safe(body.ack.signal_id))
-        ev.ts_ns = body.ack.acked_at_ns
-        ev.decision.CopyFrom(body)
-    elif isinstance(body, trading_pb2.HedgeOutcome):
-        ev.event_id = new_event_id("hedge", _safe(body.phase_id), _safe(body.signal_id))
-        ev.ts_ns = body.ts_ns
-        ev.hedge.CopyFrom(body)
-    elif isinstance(body, trading_pb2.TradingState):
-        ev.event_id = new_event_id("trading_state", body.version, body.ts_ns or 0)
-        ev.ts_ns = body.ts_ns
-        ev.trading_state.CopyFrom(body)
-    else:  # pragma: no cover - the engine only emits the types above
-        raise TypeError(f"not an event body: {type(body).__name__}")
-    return ev
 
 
 class MemorySink:

@@ -10,7 +10,7 @@ from tests.execution.helpers import OT, SELL, SPOT, leg, top
 from tests.execution.test_hedge import MS, desk, exposure, unit
 from titan.core.bus.events import validate_event
 from titan.core.catalog import EventKind
-from titan.execution.publisher import to_event
+from titan.execution.envelopes import to_event
 from titan.execution.routing import phase_updates
 from titan.v1 import events_pb2, trading_pb2
 

@@ -17,8 +17,9 @@ from titan.core.bus import unpack
 from titan.core.catalog import Catalog
 from titan.core.ledger import Ledger, LedgerWriter
 from titan.execution.engine import Update
+from titan.execution.envelopes import to_event
 from titan.execution.outbox import Outbox, scan
-from titan.execution.publisher import JetStreamPublisher, to_event
+from titan.execution.publisher import JetStreamPublisher
 from titan.v1 import events_pb2, trading_pb2
 
 

@@ -10,7 +10,8 @@ from tests.execution.helpers import leg, make_engine, signal
 from tests.util import wait_for
 from titan.core.bus import decode_event, ensure_jetstream, unpack
 from titan.core.catalog import Catalog
-from titan.execution.publisher import JetStreamPublisher, to_event
+from titan.execution.envelopes import to_event
+from titan.execution.publisher import JetStreamPublisher
 from titan.v1 import trading_pb2
 
 
