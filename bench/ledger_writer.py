@@ -15,7 +15,11 @@ message (1: one event per message). ``--quick``: 300 signals, batch 256 only (a 
 ``JSON_KEYS``). ``bench/execution_latency.py`` runs it with ``--batch 256 --per-message frame,1`` and
 reports ``ledger_events_per_s`` (frames) and ``ledger_events_per_s_single`` (one event per message).
 ``client_cpu_us_per_event``: this process's CPU time per event (writer run: receiving, decoding,
-preparing, acking; ``record_many``: preparing and sending).
+preparing, acking; ``record_many``: preparing and sending). ``record_many.server_cpu_us_per_event``:
+the CPU time PostgreSQL's backends of that database used per event (read from ``/proc``; null when
+the server is not on this machine or its processes cannot be read). Its batches are 256 events, so
+each statement's parsing, planning and commit weigh more than in the writer's larger transactions;
+the clock ticks are 10 ms, so take it from a run of several seconds (``--signals 8000`` or more).
 
 Until the event mix above, the bench wrote an order, a fill and a position per trade (no decisions,
 one fill per order, a position per trade); docs/ledger.md ("Throughput") has the figures of both.
@@ -107,6 +111,26 @@ async def run_one(args: argparse.Namespace, frames: list[list[events_pb2.Event]]
         await admin.close()
 
 
+async def backends(ledger: Ledger) -> list[int]:
+    """The process ids of PostgreSQL's backends connected to this ledger's database."""
+    return [r["pid"] for r in await ledger.pool.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]
+
+
+def cpu_s(pids: list[int]) -> float | None:
+    """CPU seconds those processes have used, when PostgreSQL runs on this machine and its processes
+    can be read (else None)."""
+    total = 0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    except OSError:
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 async def record_many_only(args: argparse.Namespace, frames: list[list[events_pb2.Event]],
                            batch: int = 256) -> dict[str, object]:
     db = f"titan_bench_{uuid.uuid4().hex[:10]}"
@@ -116,13 +140,18 @@ async def record_many_only(args: argparse.Namespace, frames: list[list[events_pb
     ledger = await Ledger.open(with_db(args.pg, db))
     try:
         events = [event for frame in frames for event in frame]
+        await ledger.record_many(events[:1])  # connected, and the tables' layout read
+        pids = await backends(ledger)
+        server0 = cpu_s(pids)
         t0, cpu0 = time.perf_counter(), time.process_time()
-        for start in range(0, len(events), batch):
+        for start in range(1, len(events), batch):
             await ledger.record_many(events[start:start + batch])
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        server1 = cpu_s(pids)
         assert await ledger.event_count() == len(events)
+        server = None if server0 is None or server1 is None else round((server1 - server0) / len(events) * 1e6, 1)
         return {"batch": batch, "events": len(events), "events_per_s": round(len(events) / elapsed),
-                "client_cpu_us_per_event": round(cpu / len(events) * 1e6, 1)}
+                "client_cpu_us_per_event": round(cpu / len(events) * 1e6, 1), "server_cpu_us_per_event": server}
     finally:
         await ledger.close()
         admin = await asyncpg.connect(args.pg)
