@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from typing import Any
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 from titan.core.bus.events import MAX_EVENT_ID_LEN, new_event_id
 from titan.v1 import events_pb2, trading_pb2
@@ -70,73 +71,51 @@ def decision_id(decision: events_pb2.SignalDecision) -> str:
         "decision", safe_part(phase), safe_part(signal))
 
 
-def _fill(ev: events_pb2.Event, body: trading_pb2.Fill) -> None:
-    ev.event_id = fill_id(body)
-    ev.ts_ns = body.ts_ns
-    ev.fill.CopyFrom(body)
+def funding_id(payment: trading_pb2.FundingPayment) -> str:
+    return new_event_id("funding", payment.venue, payment.symbol, payment.phase_id, payment.funding_time_ns)
 
 
-def _order(ev: events_pb2.Event, body: trading_pb2.Order) -> None:
-    ev.event_id = order_id(body)
-    ev.ts_ns = body.updated_at_ns
-    ev.order.CopyFrom(body)
+def equity_id(snapshot: trading_pb2.EquitySnapshot) -> str:
+    return new_event_id("equity", snapshot.scope, snapshot.ts_ns)
 
 
-def _position(ev: events_pb2.Event, body: trading_pb2.Position) -> None:
-    ev.event_id = position_id(body)
-    ev.ts_ns = body.ts_ns
-    ev.position.CopyFrom(body)
+def hedge_id(outcome: trading_pb2.HedgeOutcome) -> str:
+    return new_event_id("hedge", safe_part(outcome.phase_id), safe_part(outcome.signal_id))
 
 
-def _decision(ev: events_pb2.Event, body: events_pb2.SignalDecision) -> None:
-    ev.event_id = decision_id(body)
-    ev.ts_ns = body.ack.acked_at_ns
-    ev.decision.CopyFrom(body)
+def trading_state_id(state: trading_pb2.TradingState) -> str:
+    return new_event_id("trading_state", state.version, state.ts_ns or 0)
 
 
-def _funding(ev: events_pb2.Event, body: trading_pb2.FundingPayment) -> None:
-    ev.event_id = new_event_id("funding", body.venue, body.symbol, body.phase_id, body.funding_time_ns)
-    ev.ts_ns = body.funding_time_ns
-    ev.funding.CopyFrom(body)
+class _Kind(NamedTuple):
+    """How one type of engine update goes in an envelope."""
+
+    field: str                          # the Event's body field
+    event_id: Callable[[Any], str]      # its natural-key id
+    ts_ns: Callable[[Any], int]         # the event's time
 
 
-def _equity(ev: events_pb2.Event, body: trading_pb2.EquitySnapshot) -> None:
-    ev.event_id = new_event_id("equity", body.scope, body.ts_ns)
-    ev.ts_ns = body.ts_ns
-    ev.equity.CopyFrom(body)
-
-
-def _hedge(ev: events_pb2.Event, body: trading_pb2.HedgeOutcome) -> None:
-    ev.event_id = new_event_id("hedge", safe_part(body.phase_id), safe_part(body.signal_id))
-    ev.ts_ns = body.ts_ns
-    ev.hedge.CopyFrom(body)
-
-
-def _trading_state(ev: events_pb2.Event, body: trading_pb2.TradingState) -> None:
-    ev.event_id = new_event_id("trading_state", body.version, body.ts_ns or 0)
-    ev.ts_ns = body.ts_ns
-    ev.trading_state.CopyFrom(body)
-
-
-_BY_TYPE: dict[type, Callable[[events_pb2.Event, Any], None]] = {
-    trading_pb2.Fill: _fill,
-    trading_pb2.Order: _order,
-    trading_pb2.Position: _position,
-    events_pb2.SignalDecision: _decision,
-    trading_pb2.FundingPayment: _funding,
-    trading_pb2.EquitySnapshot: _equity,
-    trading_pb2.HedgeOutcome: _hedge,
-    trading_pb2.TradingState: _trading_state,
+_KINDS: dict[type, _Kind] = {
+    trading_pb2.Fill: _Kind("fill", fill_id, attrgetter("ts_ns")),
+    trading_pb2.Order: _Kind("order", order_id, attrgetter("updated_at_ns")),
+    trading_pb2.Position: _Kind("position", position_id, attrgetter("ts_ns")),
+    events_pb2.SignalDecision: _Kind("decision", decision_id, attrgetter("ack.acked_at_ns")),
+    trading_pb2.FundingPayment: _Kind("funding", funding_id, attrgetter("funding_time_ns")),
+    trading_pb2.EquitySnapshot: _Kind("equity", equity_id, attrgetter("ts_ns")),
+    trading_pb2.HedgeOutcome: _Kind("hedge", hedge_id, attrgetter("ts_ns")),
+    trading_pb2.TradingState: _Kind("trading_state", trading_state_id, attrgetter("ts_ns")),
 }
 
 
 def envelope(ev: events_pb2.Event, body: Any) -> events_pb2.Event:
     """Fill ``ev`` (an empty envelope, its source set) with one engine update and its natural-key
     event id; returns it."""
-    fill_in = _BY_TYPE.get(type(body))
-    if fill_in is None:  # pragma: no cover - the engine only emits the types above
+    kind = _KINDS.get(type(body))
+    if kind is None:  # pragma: no cover - the engine only emits the types above
         raise TypeError(f"not an event body: {type(body).__name__}")
-    fill_in(ev, body)
+    ev.event_id = kind.event_id(body)
+    ev.ts_ns = kind.ts_ns(body)
+    getattr(ev, kind.field).CopyFrom(body)
     return ev
 
 
