@@ -26,6 +26,10 @@ Figures (medians over ``--repeats`` runs; every run's figures are under ``runs``
   the throughput run rest instead, and ``accepted_per_s`` then mostly measures accepting and resting.
 * ``lost``: signals without an ack or without a decision in JetStream; ``duplicated``: acks received
   twice plus decision events beyond one per signal.
+* ``engine_sealed_us_per_signal``: the same, each signal arriving as the service gets it from a phase,
+  as its signed bytes: the timed span also opens it (``open_sealed``: the signature over the bytes, then
+  the parse) and decides it as verified, as the servicer does. ``engine_us_per_signal`` (below) has
+  ``decide`` check the signature over the parsed signal instead.
 * ``engine_us_per_signal``: ``Engine.decide`` + ``Engine.execute`` in this process (CPU time per signal,
   three fills each; book refills outside the timed spans).
 * ``service_cpu_us_per_signal``: the service process's user+system CPU during the throughput run,
@@ -73,12 +77,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from titan.core.bus import decode_event, unpack
 from titan.core.catalog import Catalog
-from titan.core.signing import seal_signal, sign_control
+from titan.core.signing import open_sealed, seal_signal, sign_control
 from titan.v1 import common_pb2, execution_pb2, execution_pb2_grpc, trading_pb2
 
 JSON_KEYS = (
     "rtt_p50_us", "rtt_p99_us", "rtt_p999_us", "echo_rtt_p50_us", "echo_rtt_p99_us", "accepted_per_s", "lost",
-    "duplicated", "engine_us_per_signal", "service_cpu_us_per_signal", "recovery_s_100k_fills",
+    "duplicated", "engine_us_per_signal", "engine_sealed_us_per_signal", "service_cpu_us_per_signal",
+    "recovery_s_100k_fills",
     "ledger_events_per_s", "ledger_events_per_s_single", "load_average", "nats_server_version",
     "latency_filled_share", "throughput_filled_share",
 )
@@ -116,25 +121,28 @@ def cpu_ticks(pid: int) -> int:
 
 
 # --- the engine alone -----------------------------------------------------------------------------
-def engine_us_per_signal(n: int) -> float:
+def engine_us_per_signal(n: int, *, sealed: bool = False) -> float:
     """CPU time of ``decide`` + ``execute`` per signal, with the GC set as the service sets it. The
     book is refilled every ``REFILL_EVERY`` signals, outside the timed spans: every order takes three
     levels (two partial fills and one that completes it) and none rests, so no book update walks a
-    resting backlog inside the figure."""
+    resting backlog inside the figure. ``sealed``: each signal comes as its signed bytes and is opened
+    first, as the servicer opens a phase's signals."""
     from titan.execution.pinning import freeze_gc
 
     engine = paper_engine()
     warmup = 63 * REFILL_EVERY  # ~500 signals, whole spans
     signals = make_signals(PHASE, PHASE_KEY, n + warmup, f"engine{uuid.uuid4().hex[:6]}")
+    items: list[Any] = [seal_signal(sig) for sig in signals] if sealed else signals
+    key = engine.gate.keys.get(PHASE)
     freeze_gc()
     spent = 0
-    for first in range(0, len(signals), REFILL_EVERY):
+    for first in range(0, len(items), REFILL_EVERY):
         for event in book(time.time_ns()):
             engine.on_market(event)
-        span = signals[first:first + REFILL_EVERY]
+        span = items[first:first + REFILL_EVERY]
         started = time.process_time_ns()
-        for sig in span:
-            decision = engine.decide(sig)
+        for item in span:
+            decision = engine.decide(open_sealed(item, key), verified=True) if sealed else engine.decide(item)
             engine.execute(decision)
             if not decision.ack.accepted:
                 raise RuntimeError(f"engine bench: signal rejected: {decision.ack.detail}")
@@ -587,6 +595,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             run.update(echo_rtt_p50_us=percentile(echo, 0.5), echo_rtt_p99_us=percentile(echo, 0.99),
                        echo_rtt_p999_us=percentile(echo, 0.999))
             run["engine_us_per_signal"] = engine_us_per_signal(args.engine_signals)
+            run["engine_sealed_us_per_signal"] = engine_us_per_signal(args.engine_signals, sealed=True)
             runs.append(run)
         recovery = asyncio.run(recovery_s(args, args.recovery_fills))  # {"warm": s, "cold": s}
         ledger = ledger_events_per_s(args)
@@ -597,7 +606,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     result: dict[str, Any] = {key: median(key) for key in (
         "rtt_p50_us", "rtt_p99_us", "rtt_p999_us", "echo_rtt_p50_us", "echo_rtt_p99_us", "accepted_per_s",
-        "engine_us_per_signal", "service_cpu_us_per_signal", "latency_filled_share", "throughput_filled_share")}
+        "engine_us_per_signal", "engine_sealed_us_per_signal", "service_cpu_us_per_signal", "latency_filled_share",
+        "throughput_filled_share")}
     result.update(
         lost=sum(r["lost"] for r in runs),
         duplicated=sum(r["duplicated"] for r in runs),
@@ -612,6 +622,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         repeats=args.repeats,
         spread={key: spread([r[key] for r in runs]) for key in (
             "rtt_p50_us", "rtt_p99_us", "rtt_p999_us", "echo_rtt_p99_us", "accepted_per_s", "engine_us_per_signal",
+            "engine_sealed_us_per_signal",
             "service_cpu_us_per_signal")},
         setup={"phases": args.phases, "frame": args.frame, "window_frames": args.window,
                "signals_per_phase": args.signals, "latency_signals": args.latency_signals, "warmup": args.warmup,
