@@ -1,11 +1,12 @@
 """What the bench scripts feed the engine: a book, signed signals and a budget, and an engine set up
-as execution sets it. Not a bench script itself (the leading underscore keeps it out of
-tests/test_bench_scripts.py)."""
+as execution sets it; and the CPU time another process used. Not a bench script itself (the leading
+underscore keeps it out of tests/test_bench_scripts.py)."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from titan.core.signing import sign_signal
@@ -17,6 +18,13 @@ LEVEL_SIZE = "0.004"   # BTC per level: a 500 USDT order (0.01 BTC) takes three 
 REFILL_EVERY = 8  # signals between book refills: 4 a side take 0.04 of the 0.08 BTC shown, so none rests
 PHASE = "bench-0"
 PHASE_KEY = b"bench-0-key-0123456789abcdefghijklmnop"
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU time process ``pid`` has used, in clock ticks (``/proc``; OSError when it
+    cannot be read)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 def book(now: int, level_size: str = LEVEL_SIZE, levels: int = ENGINE_BOOK_LEVELS,

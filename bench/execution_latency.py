@@ -72,7 +72,18 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from _engine_load import LEVEL_SIZE, PERP, PHASE, PHASE_KEY, REFILL_EVERY, book, budget, make_signals, paper_engine
+from _engine_load import (
+    LEVEL_SIZE,
+    PERP,
+    PHASE,
+    PHASE_KEY,
+    REFILL_EVERY,
+    book,
+    budget,
+    cpu_ticks,
+    make_signals,
+    paper_engine,
+)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from titan.core.bus import decode_event, unpack
@@ -113,11 +124,6 @@ def control(req: Any) -> Any:
     req.auth.nonce = uuid.uuid4().hex
     sign_control(req, CONTROL_KEY)
     return req
-
-
-def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 # --- the engine alone -----------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import nats
-from _engine_load import PHASE, published_frames
+from _engine_load import PHASE, cpu_ticks, published_frames
 
 from titan.core.bus import ensure_jetstream, publish_event
 from titan.core.bus.events import batch_event
@@ -120,15 +120,10 @@ async def backends(ledger: Ledger) -> list[int]:
 def cpu_s(pids: list[int]) -> float | None:
     """CPU seconds those processes have used, when PostgreSQL runs on this machine and its processes
     can be read (else None)."""
-    total = 0
     try:
-        for pid in pids:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+        return sum(cpu_ticks(pid) for pid in pids) / os.sysconf("SC_CLK_TCK")
     except OSError:
         return None
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def record_many_only(args: argparse.Namespace, frames: list[list[events_pb2.Event]],

@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 from titan.core.bus.events import MAX_EVENT_ID_LEN, new_event_id
 from titan.v1 import events_pb2, trading_pb2
 
-_SAFE = re.compile(r"^[\x21-\x7e]{1,128}$")
+SAFE_PART_MAX = 128  # characters a free-form key keeps as itself in an id; a longer one is hashed
+_SAFE = re.compile(rf"^[\x21-\x7e]{{1,{SAFE_PART_MAX}}}$")
 # An id new_event_id returns as it is: printable ASCII (no whitespace, no control character), short
 # enough not to be hashed.
 _PLAIN_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_EVENT_ID_LEN}}}")
@@ -38,7 +39,7 @@ def _plain(event_id: str, *parts: str) -> bool:
 
 def _safe_and_plain(event_id: str, *parts: str) -> bool:
     """As :func:`_plain`, for parts that go through :func:`safe_part`: each is its own safe form."""
-    return all(0 < len(part) <= 128 for part in parts) and _PLAIN_ID.fullmatch(event_id) is not None
+    return all(0 < len(part) <= SAFE_PART_MAX for part in parts) and _PLAIN_ID.fullmatch(event_id) is not None
 
 
 def order_id(order: trading_pb2.Order) -> str:

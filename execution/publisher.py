@@ -168,8 +168,8 @@ class JetStreamPublisher:
         for message, count in batches(updates, self.source, envelope):
             carried, at = tuple(updates[at:at + count]), at + count
             try:
-                # envelope() gives each event a body and an id from new_event_id: the batch's own
-                # envelope is what is left to check
+                # envelope() gives each event a body and the id new_event_id gives for its keys: the
+                # batch's own envelope is what is left to check
                 subject, payload, headers = event_message(self.catalog, message, inner_checked=True)
             except ValueError as exc:  # pragma: no cover - the engine only builds valid events
                 OUTBOX_ERRORS.labels(reason="invalid_event").inc()

@@ -198,9 +198,9 @@ def event_message(catalog: Catalog, event: events_pb2.Event, *,
     (``catalog.event_subject(event.source, kind)``), payload, and headers carrying the event_id as
     the message id (dedup). Every publisher of events goes through this.
 
-    ``inner_checked``: a batch from :func:`batches` whose envelope function gives every event an id
-    from :func:`new_event_id` (which refuses what ``validate_event`` refuses) and a body; only the
-    batch's own envelope is checked then (its source is its events')."""
+    ``inner_checked``: a batch from :func:`batches` whose envelope function gives every event a body
+    and the id :func:`new_event_id` gives for its keys (it refuses what ``validate_event`` refuses);
+    only the batch's own envelope is checked then (its source is its events')."""
     kind = validate_event(event, inner=not inner_checked)
     subject = catalog.event_subject(event.source, kind)
     return subject, event.SerializeToString(deterministic=True), {MSG_ID_HEADER: event.event_id}
