@@ -5,7 +5,7 @@
 #   promtool                     - from Debian's `prometheus` package (extracted, so no daemon is installed)
 # As root on Debian (a CI machine, a fresh droplet) it also installs the system packages the tests
 # use: prometheus (+ prometheus-postgres-exporter) for the live scrape test, etcd-server for the
-# real kube-apiserver, tmux for the terminal test of `titan up`. Without root they are skipped with a
+# real kube-apiserver, tmux for the terminal test of `titan up`, valgrind for bench/engine_instructions.py. Without root they are skipped with a
 # note, and the tests that need them skip with the reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,10 +22,10 @@ KUBECTL_SHA256=65691ff77eb6fa44c908b77a1082c9f092c3b9733b5cefabec0d1104890e21a8
 if [ -x "$ROOT/.venv/bin/python" ]; then PY=$ROOT/.venv/bin/python; else PY=python3; fi
 
 # --- system packages (root + apt only) --------------------------------------------------------
-SYSTEM_PACKAGES="prometheus prometheus-postgres-exporter etcd-server tmux"
+SYSTEM_PACKAGES="prometheus prometheus-postgres-exporter etcd-server tmux valgrind"
 missing=""
 for cmd_pkg in prometheus:prometheus prometheus-postgres-exporter:prometheus-postgres-exporter \
-               etcd:etcd-server tmux:tmux; do
+               etcd:etcd-server tmux:tmux valgrind:valgrind; do
   command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || missing="$missing ${cmd_pkg#*:}"
 done
 if [ -z "$missing" ]; then

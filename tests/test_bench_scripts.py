@@ -5,7 +5,9 @@ silently rot. The contract of a bench script:
   and exits 0;
 * it prints exactly one JSON object on stdout (progress goes to stderr);
 * it declares the top-level keys of that object in a module-level tuple ``JSON_KEYS``, and the object
-  has every one of them.
+  has every one of them;
+* a script that needs a program besides Python names it in a module-level tuple ``REQUIRES_TOOLS``;
+  where one is missing the test skips and says which.
 
 Real NATS and PostgreSQL are handed over as ``TITAN_NATS_URL`` / ``TITAN_PG_DSN``. No thresholds:
 the figures are for people, not for tests.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,14 +35,20 @@ EXECUTION_KEYS = {
 }
 
 
-def declared_keys(script: Path) -> tuple[str, ...]:
-    """``JSON_KEYS`` read from the script's source (the script is not imported)."""
+def declared(script: Path, name: str) -> tuple[str, ...] | None:
+    """A module-level tuple of strings read from the script's source (the script is not imported)."""
     for node in ast.parse(script.read_text()).body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "JSON_KEYS" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
             value = ast.literal_eval(node.value)
             assert isinstance(value, tuple) and value and all(isinstance(k, str) for k in value), script.name
             return value
-    raise AssertionError(f"{script.name} declares no JSON_KEYS tuple")
+    return None
+
+
+def declared_keys(script: Path) -> tuple[str, ...]:
+    keys = declared(script, "JSON_KEYS")
+    assert keys is not None, f"{script.name} declares no JSON_KEYS tuple"
+    return keys
 
 
 def test_there_are_bench_scripts() -> None:
@@ -50,6 +59,9 @@ def test_there_are_bench_scripts() -> None:
 def test_bench_script_quick_mode_prints_its_keys(script: Path, nats_url: str, pg_server_dsn: str) -> None:
     keys = declared_keys(script)
     assert "--quick" in script.read_text(), f"{script.name} has no --quick mode"
+    missing_tools = [tool for tool in declared(script, "REQUIRES_TOOLS") or () if shutil.which(tool) is None]
+    if missing_tools:
+        pytest.skip(f"{script.name} needs {', '.join(missing_tools)}, which is not installed")
     env = {**os.environ, "TITAN_NATS_URL": nats_url, "TITAN_PG_DSN": pg_server_dsn}
     proc = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=900,
                           env=env, cwd=BENCH.parent, check=False)
