@@ -32,6 +32,27 @@ def D(value: str | int | Decimal) -> Decimal:
     return d
 
 
+class ParsedDecimals:
+    """:func:`D` for wire strings that repeat (a phase's sizes, leverage and limits): each string is
+    parsed once and its Decimal (immutable) handed out again; at most ``limit`` are kept, then all
+    are forgotten at once. A string :func:`D` refuses is refused every time, never kept."""
+
+    __slots__ = ("_known", "limit")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._known: dict[str, Decimal] = {}
+
+    def __call__(self, text: str) -> Decimal:
+        known = self._known.get(text)
+        if known is None:
+            known = D(text)
+            if len(self._known) >= self.limit:
+                self._known.clear()
+            self._known[text] = known
+        return known
+
+
 def D_or(value: str, default: Decimal) -> Decimal:
     """Like :func:`D` but an empty string means ``default``."""
     return default if value == "" else D(value)

@@ -37,7 +37,7 @@ from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
 
-from titan.core.money import CONTEXT, D, MoneyError
+from titan.core.money import CONTEXT, D, MoneyError, ParsedDecimals
 from titan.core.signing import signature_matches
 from titan.execution import enums
 from titan.execution.dependencies import Dependencies
@@ -238,6 +238,7 @@ class RiskGate:
         self.seen: dict[tuple[str, str], object] = {}
         self._valid_pairs: set[tuple[str, str]] = set()
         self.dependencies = Dependencies(config.dependency_grace_ns)
+        self.decimal = ParsedDecimals()  # the signals' decimal strings, each parsed once
 
     # --- the gate --------------------------------------------------------------------------
     def evaluate(self, sig: trading_pb2.Signal, now_ns: int, *, verified: bool = False) -> Verdict:
@@ -340,7 +341,7 @@ class RiskGate:
         ``held``: the positions a reducing signal's legs reduce (empty for an entry)."""
         cfg = self.config
         reducing = sig.intent != INTENT_OPEN
-        leverage = D(sig.leverage) if sig.leverage else _ONE
+        leverage = self.decimal(sig.leverage) if sig.leverage else _ONE
         plans: list[LegPlan] = []
         for i, leg in enumerate(sig.legs):
             im = self.market.get((leg.venue, leg.symbol, int(leg.instrument)))
@@ -351,12 +352,12 @@ class RiskGate:
                 return Verdict(RejectReason.REJECT_REASON_MARKET_DATA_STALE, f"no price for {leg.symbol}")
             buy = leg.side == BUY
             otype = int(leg.order_type) or OrderType.ORDER_TYPE_MARKET
-            limit = D(leg.limit_price) if otype in LIMIT_TYPES else None
+            limit = self.decimal(leg.limit_price) if otype in LIMIT_TYPES else None
             px = limit if limit is not None else (self.venue.expected_taker_price(im, buy) or ref)
             if reducing and sig.intent == INTENT_CLOSE and not leg.size_quote:
                 qty = held[i]
             else:
-                qty = self.venue.round_quantity(leg.symbol, CONTEXT.divide(D(leg.size_quote), px))
+                qty = self.venue.round_quantity(leg.symbol, CONTEXT.divide(self.decimal(leg.size_quote), px))
                 if reducing:
                     qty = min(qty, held[i])
             if qty <= 0:
@@ -416,13 +417,13 @@ class RiskGate:
             return "ttl_ms out of bounds"
         try:
             if sig.leverage:
-                lev = D(sig.leverage)
+                lev = self.decimal(sig.leverage)
                 if lev < 1 or lev > 1000:
                     return "leverage must be within 1..1000"
-            if sig.stop_price and not _price_ok(D(sig.stop_price)):
+            if sig.stop_price and not _price_ok(self.decimal(sig.stop_price)):
                 return "stop_price out of bounds"
             for t in sig.target_prices:
-                if not _price_ok(D(t)):
+                if not _price_ok(self.decimal(t)):
                     return "target price out of bounds"
             seen_legs: set[tuple[str, str, int]] = set()
             for i, leg in enumerate(sig.legs):
@@ -443,10 +444,11 @@ class RiskGate:
                 if leg.order_type not in (0, 1, 2, 3, 4):
                     return f"leg {i}: unknown order type"
                 if leg.size_quote or sig.intent != INTENT_CLOSE:
-                    size = D(leg.size_quote)
+                    size = self.decimal(leg.size_quote)
                     if size <= 0 or size > cfg.max_leg_notional:
                         return f"leg {i}: size_quote must be > 0 and <= {cfg.max_leg_notional}"
-                if leg.order_type in LIMIT_TYPES and (not leg.limit_price or not _price_ok(D(leg.limit_price))):
+                limit = leg.limit_price
+                if leg.order_type in LIMIT_TYPES and (not limit or not _price_ok(self.decimal(limit))):
                     return f"leg {i}: limit order needs a limit_price within bounds"
                 if sig.intent == INTENT_OPEN and leg.instrument == SPOT and leg.side == SELL:
                     return f"leg {i}: spot cannot be sold short"

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
+from typing import NamedTuple
 
 from titan.core.money import CONTEXT, quantize_down
 from titan.execution.market import InstrumentMarket
@@ -65,8 +66,9 @@ class PaperConfig:
     starting_capital: Decimal = Decimal(10_000)
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
+class Fill(NamedTuple):
+    """One paper fill (a tuple: many are made per signal)."""
+
     price: Decimal
     quantity: Decimal
     maker: bool
@@ -77,14 +79,20 @@ class PaperVenue:
 
     def __init__(self, config: PaperConfig | None = None) -> None:
         self.config = config or PaperConfig()
+        # Per symbol: its lot step, and whether that is a power of ten (rounding is then one quantize).
+        self._lots: dict[str, tuple[Decimal, bool]] = {}
 
     # --- sizes and fees --------------------------------------------------------------------
     def lot_step(self, symbol: str) -> Decimal:
         return self.config.lot_steps.get(symbol, self.config.lot_step)
 
     def round_quantity(self, symbol: str, qty: Decimal) -> Decimal:
-        step = self.lot_step(symbol)
-        if step > 0 and step.as_tuple().digits == (1,):  # a power of ten: one quantize, no division
+        lot = self._lots.get(symbol)
+        if lot is None:
+            step = self.lot_step(symbol)
+            lot = self._lots[symbol] = (step, step > 0 and step.as_tuple().digits == (1,))
+        step, power_of_ten = lot
+        if power_of_ten:  # one quantize, no division
             if qty.adjusted() - step.adjusted() >= CONTEXT.prec:
                 return quantize_down(qty, step)
             return qty.quantize(step, rounding=ROUND_DOWN, context=CONTEXT)

@@ -182,6 +182,18 @@ def test_quantize_down() -> None:
     assert money.quantize_down(Decimal("-1.23456"), Decimal("0.01")) == Decimal("-1.23")
 
 
+def test_parsed_decimals_parse_each_string_once_and_refuse_what_d_refuses() -> None:
+    parsed = money.ParsedDecimals(limit=2)
+    first = parsed("500")
+    assert first == Decimal(500) and parsed("500") is first  # handed out again, not parsed again
+    assert parsed("500.0") == first and parsed("500.0") is not first  # another string, its own Decimal
+    for _ in range(2):  # refused every time, never kept
+        with pytest.raises(money.MoneyError):
+            parsed("NaN")
+    parsed("1")  # a third string: the two kept so far are forgotten first
+    assert parsed("500") is not first and parsed("500") == first
+
+
 # --- signing -----------------------------------------------------------------------------------
 
 def _signal() -> trading_pb2.Signal:

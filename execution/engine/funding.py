@@ -46,7 +46,8 @@ def check_liquidations(state: EngineState, market: InstrumentMarket, now: int) -
         )
         register(state, order)
         order.transition(SUBMITTED, now, "liquidation at mark price")
-        apply_paper_fill(state, order, Fill(mark, order.quantity, False), now, f"{order.client_order_id}-1")
+        apply_paper_fill(state, order, Fill(mark, order.quantity, False), now, f"{order.client_order_id}-1",
+                         mark)
 
 
 def settle(state: EngineState, market: InstrumentMarket, funding_time_ns: int, rate: Decimal, now: int) -> None:

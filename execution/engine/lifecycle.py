@@ -57,8 +57,11 @@ def closed(state: EngineState, order: ManagedOrder, now: int) -> None:
     state.metrics.order_closed(order.venue, order.state)
 
 
-def apply_paper_fill(state: EngineState, order: ManagedOrder, fill: Fill, now: int, fill_id: str) -> None:
-    """A paper venue fill: a reduce-only order is clipped to what is left of its position."""
+def apply_paper_fill(state: EngineState, order: ManagedOrder, fill: Fill, now: int, fill_id: str,
+                     reference: Decimal | None) -> None:
+    """A paper venue fill: a reduce-only order is clipped to what is left of its position.
+    ``reference``: the instrument's reference price (:func:`reference_price`), read once by the
+    caller for every fill of one matching (nothing a fill does moves it)."""
     qty = fill.quantity
     if order.reduce_only:
         key = (order.phase_id, order.venue, order.symbol, order.instrument)
@@ -70,7 +73,13 @@ def apply_paper_fill(state: EngineState, order: ManagedOrder, fill: Fill, now: i
             finish(state, order, CANCELED, now, "reduce-only: no position left to reduce")
             return
     fee = state.paper.fee(order.venue, qty * fill.price, fill.maker)
-    book_fill(state, order, qty, fill.price, fee, fill.maker, now, fill_id)
+    book_fill(state, order, qty, fill.price, fee, fill.maker, now, fill_id, reference)
+
+
+def reference_price(state: EngineState, order: ManagedOrder) -> Decimal | None:
+    """The price the order's instrument is valued at now (None: no market data for it)."""
+    instrument = state.market.get((order.venue, order.symbol, order.instrument))
+    return instrument.reference_price() if instrument is not None else None
 
 
 def next_fill_id(order: ManagedOrder) -> str:
@@ -79,17 +88,16 @@ def next_fill_id(order: ManagedOrder) -> str:
 
 def book_fill(
     state: EngineState, order: ManagedOrder, qty: Decimal, price: Decimal, fee: Decimal, maker: bool, now: int,
-    fill_id: str,
+    fill_id: str, reference: Decimal | None,
 ) -> None:
-    """Book a fill into the order and its position and queue the Fill event."""
+    """Book a fill into the order and its position and queue the Fill event; the position is marked
+    at ``reference`` (:func:`reference_price`), else at the fill's price."""
     key = (order.phase_id, order.venue, order.symbol, order.instrument)
     order.apply_fill(qty, price, fee, now)
     position = state.portfolio.position(key)
     if not order.reduce_only and order.instrument == PERP:
         position.leverage = order.leverage
     realized = position.apply_fill(order.is_buy, qty, price, fee, now)
-    instrument = state.market.get((order.venue, order.symbol, order.instrument))
-    reference = instrument.reference_price() if instrument is not None else None
     position.mark = reference if reference is not None else price
     left = state.adding_left.get(order.client_order_id)
     if left is not None:

@@ -44,8 +44,9 @@ def place(state: EngineState, order: ManagedOrder, market: InstrumentMarket, sli
         limit = order.price_cap
     else:
         limit = order.price
+    reference = market.reference_price()
     for fill in state.paper.take(market, buy, order.quantity, limit):
-        apply_paper_fill(state, order, fill, now, next_fill_id(order))
+        apply_paper_fill(state, order, fill, now, next_fill_id(order), reference)
         if not order.is_open:
             return
     if order_type == OrderType.ORDER_TYPE_IOC:
@@ -112,6 +113,7 @@ def match_working(
 ) -> None:
     """Resting orders of one instrument against a market event of a kind that can fill them."""
     paper = state.paper
+    reference = market.reference_price()
     dry = _DryLimits()
     book_only = kind in ("top", "depth")
     for order in work:
@@ -126,7 +128,7 @@ def match_working(
                 if not fills:
                     dry.note(buy, order.price_cap, market)
                 for fill in fills:
-                    apply_paper_fill(state, order, fill, now, next_fill_id(order))
+                    apply_paper_fill(state, order, fill, now, next_fill_id(order), reference)
                     if not order.is_open:
                         break
             continue
@@ -143,7 +145,7 @@ def match_working(
             resting_fill = paper.rest_on_candle(buy, order.remaining, order.price, D(event.candle.low),
                                                 D(event.candle.high))
         if resting_fill is not None:
-            apply_paper_fill(state, order, resting_fill, now, next_fill_id(order))
+            apply_paper_fill(state, order, resting_fill, now, next_fill_id(order), reference)
 
 
 class _DryLimits:

@@ -47,6 +47,7 @@ def decide(state: EngineState, signal: trading_pb2.Signal, received_ns: int | No
     ack = trading_pb2.SignalAck(phase_id=phase, signal_id=signal.signal_id, received_at_ns=received)
     submissions: list[ManagedOrder] = []
     pending: list[tuple[ManagedOrder, InstrumentMarket]] = []
+    cids: list[str] = []
     if verdict.reason == _REPLAYED:
         prior = state.gate.seen.get((phase, signal.signal_id))
         if isinstance(prior, SeenSignal):
@@ -76,7 +77,7 @@ def decide(state: EngineState, signal: trading_pb2.Signal, received_ns: int | No
         ack.detail = verdict.detail
     authentic = ack.reason not in UNAUTHENTICATED and ack.reason != _REPLAYED
     if authentic:
-        remember(state, phase, signal.signal_id, now, ack.accepted, tuple(ack.client_order_ids))
+        remember(state, phase, signal.signal_id, now, ack.accepted, tuple(cids) if ack.accepted else ())
     ack.acked_at_ns = state.clock.now_ns()
     state.metrics.signal(phase if phase in state.gate.keys else "unknown", ack)
     slippage = Decimal(signal.max_slippage_bps) if signal.max_slippage_bps else None

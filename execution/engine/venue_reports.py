@@ -4,7 +4,7 @@ ignored."""
 
 from __future__ import annotations
 
-from titan.execution.engine.lifecycle import book_fill, finish
+from titan.execution.engine.lifecycle import book_fill, finish, reference_price
 from titan.execution.engine.outputs import Update
 from titan.execution.engine.state import EngineState, VenueReport
 from titan.execution.orders import (
@@ -35,7 +35,7 @@ def on_venue_report(state: EngineState, report: VenueReport) -> list[Update]:
             quantity = min(report.quantity, order.remaining)
             if quantity > 0:
                 book_fill(state, order, quantity, report.price, report.fee, report.maker, report.ts_ns or now,
-                          report.fill_id)
+                          report.fill_id, reference_price(state, order))
         elif report.kind == "accepted":
             if order.state == SUBMITTED:
                 order.transition(ACCEPTED, now)
