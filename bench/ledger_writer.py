@@ -90,12 +90,13 @@ async def run_one(args: argparse.Namespace, frames: list[list[events_pb2.Event]]
                     raise TimeoutError(f"batch {batch}: {writer.applied} of {len(events)} after {args.timeout}s")
                 await asyncio.sleep(0.01)
             elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-            batches = writer.batches
+            fetches, transactions = writer.batches, writer.transactions
         recorded = await ledger.event_count()
         fills = await ledger.fill_count(PHASE)
         assert recorded == len(events) and fills == sum(e.HasField("fill") for e in events), (recorded, fills)
         return {"batch": batch, "events_per_message": per_message, "events": len(events), "seconds": round(elapsed, 3),
-                "events_per_s": round(len(events) / elapsed), "transactions": batches,
+                "events_per_s": round(len(events) / elapsed), "fetches": fetches,
+                "transactions": transactions,
                 "client_cpu_us_per_event": round(cpu / len(events) * 1e6, 1), "recorded_once": recorded == len(events)}
     finally:
         await ledger.close()
