@@ -36,6 +36,7 @@ import re
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from titan.core.money import CONTEXT, D, MoneyError, ParsedDecimals
 from titan.core.signing import signature_matches
@@ -64,6 +65,7 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SIGNAL_ID = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
+_MAX_SIGNAL_LEVERAGE = Decimal(1000)
 _BPS = Decimal(10_000)
 _MIN_PRICE = Decimal("1e-12")
 _MAX_PRICE = Decimal("1e12")
@@ -124,6 +126,24 @@ class BudgetView:
         for v in (self.weight, self.max_notional, self.max_order_notional, self.max_leverage):
             if v < 0:
                 raise ValueError("budget values must be >= 0")
+
+
+class Leg(NamedTuple):
+    """A signal leg's fields, read from the protobuf once per signal: every read of a protobuf field
+    builds a new Python object, and the rules read most of them more than once."""
+
+    venue: str
+    symbol: str
+    instrument: int
+    side: int
+    order_type: int
+    size_quote: str
+    limit_price: str
+
+
+def legs_of(sig: trading_pb2.Signal) -> list[Leg]:
+    return [Leg(leg.venue, leg.symbol, leg.instrument, leg.side, leg.order_type, leg.size_quote, leg.limit_price)
+            for leg in sig.legs]
 
 
 @dataclass(slots=True)
@@ -244,19 +264,19 @@ class RiskGate:
     def evaluate(self, sig: trading_pb2.Signal, now_ns: int, *, verified: bool = False) -> Verdict:
         """The rules in order; the first that fails decides (see the module's list). ``verified``: the
         signature was already checked over the bytes the signal arrived as (a sealed signal)."""
-        refused = self._authentic(sig, now_ns, verified)
-        if refused is not None:
-            return refused
+        legs = self._authentic(sig, now_ns, verified)
+        if isinstance(legs, Verdict):
+            return legs
         reducing = sig.intent != INTENT_OPEN
-        held = self._held(sig) if reducing else self._may_add(now_ns)
+        held = self._held(sig, legs) if reducing else self._may_add(now_ns)
         if isinstance(held, Verdict):
             return held
         budget = self.budgets.get(sig.phase_id)
         if not reducing:
-            refused = self._budget_allows(sig, budget, now_ns)
+            refused = self._budget_allows(legs, budget, now_ns)
             if refused is not None:
                 return refused
-        plans = self._plan_legs(sig, now_ns, held)
+        plans = self._plan_legs(sig, legs, now_ns, held)
         if isinstance(plans, Verdict):
             return plans
         if not reducing:
@@ -275,8 +295,9 @@ class RiskGate:
                                "daily loss limit reached: the phase may only reduce")
         return Verdict(OK, "", plans, reducing)
 
-    def _authentic(self, sig: trading_pb2.Signal, now_ns: int, verified: bool = False) -> Verdict | None:
-        """Rules 1-5: signature, replay window, schema, ttl, trading state."""
+    def _authentic(self, sig: trading_pb2.Signal, now_ns: int, verified: bool = False) -> Verdict | list[Leg]:
+        """Rules 1-5: signature, replay window, schema, ttl, trading state; the signal's legs when
+        it passes them."""
         phase = sig.phase_id
         # 1. signature
         key = self.keys.get(phase)
@@ -290,7 +311,8 @@ class RiskGate:
         if (phase, sig.signal_id) in self.seen:
             return Verdict(RejectReason.REJECT_REASON_REPLAYED, "signal id already decided")
         # 3. schema / bounds
-        bad = self._schema(sig)
+        legs = legs_of(sig)
+        bad = self._schema(sig, legs)
         if bad:
             return Verdict(RejectReason.REJECT_REASON_MALFORMED, bad)
         # 4. ttl
@@ -299,13 +321,13 @@ class RiskGate:
         # 5. trading state
         if self.trading_mode not in (Mode.TRADING_MODE_ACTIVE, Mode.TRADING_MODE_REDUCING):
             return Verdict(RejectReason.REJECT_REASON_HALTED, "trading is halted")
-        return None
+        return legs
 
-    def _held(self, sig: trading_pb2.Signal) -> list[Decimal] | Verdict:
+    def _held(self, sig: trading_pb2.Signal, legs: list[Leg]) -> list[Decimal] | Verdict:
         """Rule 6, reducing: every leg has an opposite position to reduce; their sizes."""
         positions: list[Decimal] = []
-        for leg in sig.legs:
-            q = self.portfolio.quantity((sig.phase_id, leg.venue, leg.symbol, int(leg.instrument)))
+        for leg in legs:
+            q = self.portfolio.quantity((sig.phase_id, leg.venue, leg.symbol, leg.instrument))
             if q == 0 or (q > 0) == (leg.side == BUY):
                 return Verdict(RejectReason.REJECT_REASON_NOTHING_TO_REDUCE,
                                f"no opposite position in {leg.symbol} to reduce")
@@ -322,7 +344,7 @@ class RiskGate:
             return Verdict(outage.reason, outage.detail)
         return []
 
-    def _budget_allows(self, sig: trading_pb2.Signal, budget: BudgetView | None, now_ns: int) -> Verdict | None:
+    def _budget_allows(self, legs: list[Leg], budget: BudgetView | None, now_ns: int) -> Verdict | None:
         """Rules 7-8 for entries: a live budget in an active state, and every leg's symbol in it."""
         if budget is None:
             return Verdict(RejectReason.REJECT_REASON_NO_BUDGET, "no budget for this phase: it may only reduce")
@@ -330,28 +352,30 @@ class RiskGate:
             return Verdict(RejectReason.REJECT_REASON_BUDGET_EXPIRED, "budget expired: the phase may only reduce")
         if budget.state != PhaseState.PHASE_STATE_ACTIVE or budget.weight <= 0:
             return Verdict(RejectReason.REJECT_REASON_PHASE_BLOCKED, "phase state or zero weight blocks entries")
-        for leg in sig.legs:
+        for leg in legs:
             if leg.symbol not in budget.symbols:
                 return Verdict(RejectReason.REJECT_REASON_SYMBOL_NOT_ALLOWED,
                                f"{leg.symbol} is not in the phase's budget")
         return None
 
-    def _plan_legs(self, sig: trading_pb2.Signal, now_ns: int, held: list[Decimal]) -> list[LegPlan] | Verdict:
+    def _plan_legs(self, sig: trading_pb2.Signal, legs: list[Leg], now_ns: int,
+                   held: list[Decimal]) -> list[LegPlan] | Verdict:
         """Rules 9-10: fresh market data, each leg sized at the price it would get, limits in the band.
         ``held``: the positions a reducing signal's legs reduce (empty for an entry)."""
         cfg = self.config
         reducing = sig.intent != INTENT_OPEN
         leverage = self.decimal(sig.leverage) if sig.leverage else _ONE
         plans: list[LegPlan] = []
-        for i, leg in enumerate(sig.legs):
-            im = self.market.get((leg.venue, leg.symbol, int(leg.instrument)))
+        for i, leg in enumerate(legs):
+            instrument = leg.instrument
+            im = self.market.get((leg.venue, leg.symbol, instrument))
             if im is None or now_ns - im.updated_ns > cfg.market_data_max_age_ns:
                 return Verdict(RejectReason.REJECT_REASON_MARKET_DATA_STALE, f"no fresh market data for {leg.symbol}")
             ref = im.reference_price()
             if ref is None or ref <= 0:
                 return Verdict(RejectReason.REJECT_REASON_MARKET_DATA_STALE, f"no price for {leg.symbol}")
             buy = leg.side == BUY
-            otype = int(leg.order_type) or OrderType.ORDER_TYPE_MARKET
+            otype = leg.order_type or OrderType.ORDER_TYPE_MARKET
             limit = self.decimal(leg.limit_price) if otype in LIMIT_TYPES else None
             px = limit if limit is not None else (self.venue.expected_taker_price(im, buy) or ref)
             if reducing and sig.intent == INTENT_CLOSE and not leg.size_quote:
@@ -366,8 +390,8 @@ class RiskGate:
             if limit is not None and abs(limit - ref) * _BPS > cfg.price_band_bps * ref:
                 return Verdict(RejectReason.REJECT_REASON_PRICE_BAND, f"limit {limit} too far from mark {ref}")
             plans.append(
-                LegPlan(i, leg.venue, leg.symbol, int(leg.instrument), buy, otype, limit, qty, qty * px, reducing, im,
-                        leverage if leg.instrument == PERP else _ONE)
+                LegPlan(i, leg.venue, leg.symbol, instrument, buy, otype, limit, qty, qty * px, reducing, im,
+                        leverage if instrument == PERP else _ONE)
             )
         return plans
 
@@ -401,14 +425,15 @@ class RiskGate:
         return None
 
     # --- schema ----------------------------------------------------------------------------
-    def _schema(self, sig: trading_pb2.Signal) -> str:
+    def _schema(self, sig: trading_pb2.Signal, legs: list[Leg]) -> str:
         """Empty string when the signal is well-formed, else what is wrong."""
         cfg = self.config
         if not _SIGNAL_ID.match(sig.signal_id):
             return "signal_id must be 1-128 printable characters without spaces"
-        if sig.intent not in (INTENT_OPEN, INTENT_CLOSE, INTENT_REDUCE):
+        intent = sig.intent
+        if intent not in (INTENT_OPEN, INTENT_CLOSE, INTENT_REDUCE):
             return "unknown intent"
-        n = len(sig.legs)
+        n = len(legs)
         if n < 1 or n > cfg.max_legs:
             return f"a signal needs 1 to {cfg.max_legs} legs"
         if not (0.0 <= sig.confidence <= 1.0) or math.isnan(sig.confidence):
@@ -418,7 +443,7 @@ class RiskGate:
         try:
             if sig.leverage:
                 lev = self.decimal(sig.leverage)
-                if lev < 1 or lev > 1000:
+                if lev < _ONE or lev > _MAX_SIGNAL_LEVERAGE:
                     return "leverage must be within 1..1000"
             if sig.stop_price and not _price_ok(self.decimal(sig.stop_price)):
                 return "stop_price out of bounds"
@@ -426,31 +451,30 @@ class RiskGate:
                 if not _price_ok(self.decimal(t)):
                     return "target price out of bounds"
             seen_legs: set[tuple[str, str, int]] = set()
-            for i, leg in enumerate(sig.legs):
-                pair = (leg.venue, leg.symbol)
+            for i, (venue, symbol, instrument, side, order_type, size_quote, limit) in enumerate(legs):
+                pair = (venue, symbol)
                 if pair not in self._valid_pairs:
-                    if not _TOKEN.match(leg.venue) or not _TOKEN.match(leg.symbol):
+                    if not _TOKEN.match(venue) or not _TOKEN.match(symbol):
                         return f"leg {i}: venue and symbol must be plain tokens"
                     if len(self._valid_pairs) < 10_000:
                         self._valid_pairs.add(pair)
-                if leg.instrument not in (SPOT, PERP):
+                if instrument not in (SPOT, PERP):
                     return f"leg {i}: unknown instrument kind"
-                if leg.side not in (BUY, SELL):
+                if side not in (BUY, SELL):
                     return f"leg {i}: side must be BUY or SELL"
-                ident = (leg.venue, leg.symbol, int(leg.instrument))
+                ident = (venue, symbol, instrument)
                 if ident in seen_legs:
                     return f"leg {i}: instrument appears twice"
                 seen_legs.add(ident)
-                if leg.order_type not in (0, 1, 2, 3, 4):
+                if order_type not in (0, 1, 2, 3, 4):
                     return f"leg {i}: unknown order type"
-                if leg.size_quote or sig.intent != INTENT_CLOSE:
-                    size = self.decimal(leg.size_quote)
-                    if size <= 0 or size > cfg.max_leg_notional:
+                if size_quote or intent != INTENT_CLOSE:
+                    size = self.decimal(size_quote)
+                    if size <= _ZERO or size > cfg.max_leg_notional:
                         return f"leg {i}: size_quote must be > 0 and <= {cfg.max_leg_notional}"
-                limit = leg.limit_price
-                if leg.order_type in LIMIT_TYPES and (not limit or not _price_ok(self.decimal(limit))):
+                if order_type in LIMIT_TYPES and (not limit or not _price_ok(self.decimal(limit))):
                     return f"leg {i}: limit order needs a limit_price within bounds"
-                if sig.intent == INTENT_OPEN and leg.instrument == SPOT and leg.side == SELL:
+                if intent == INTENT_OPEN and instrument == SPOT and side == SELL:
                     return f"leg {i}: spot cannot be sold short"
         except MoneyError as exc:
             return f"not a decimal: {exc}"
