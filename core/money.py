@@ -33,23 +33,26 @@ def D(value: str | int | Decimal) -> Decimal:
 
 
 class ParsedDecimals:
-    """:func:`D` for wire strings that repeat (a phase's sizes, leverage and limits): each string is
-    parsed once and its Decimal (immutable) handed out again; at most ``limit`` are kept, then all
-    are forgotten at once. A string :func:`D` refuses is refused every time, never kept."""
+    """:func:`D` for wire strings that repeat (a phase's sizes, leverage and limits): each string of
+    at most ``longest`` characters is parsed once and its Decimal (immutable) handed out again; at
+    most ``limit`` are kept, then all are forgotten at once, so what is kept stays small whatever
+    the strings. A string :func:`D` refuses is refused every time, never kept."""
 
-    __slots__ = ("_known", "limit")
+    __slots__ = ("_known", "limit", "longest")
 
-    def __init__(self, limit: int = 4096) -> None:
+    def __init__(self, limit: int = 4096, longest: int = 64) -> None:
         self.limit = limit
+        self.longest = longest
         self._known: dict[str, Decimal] = {}
 
     def __call__(self, text: str) -> Decimal:
         known = self._known.get(text)
         if known is None:
             known = D(text)
-            if len(self._known) >= self.limit:
-                self._known.clear()
-            self._known[text] = known
+            if len(text) <= self.longest:
+                if len(self._known) >= self.limit:
+                    self._known.clear()
+                self._known[text] = known
         return known
 
 

@@ -192,6 +192,8 @@ def test_parsed_decimals_parse_each_string_once_and_refuse_what_d_refuses() -> N
             parsed("NaN")
     parsed("1")  # a third string: the two kept so far are forgotten first
     assert parsed("500") is not first and parsed("500") == first
+    long = "1" + "0" * 100  # longer than what is kept: parsed every time
+    assert parsed(long) == Decimal(10) ** 100 and parsed(long) is not parsed(long)
 
 
 # --- signing -----------------------------------------------------------------------------------
