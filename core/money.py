@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation, localcontext
 
 ZERO = Decimal(0)
@@ -32,28 +33,23 @@ def D(value: str | int | Decimal) -> Decimal:
     return d
 
 
-class ParsedDecimals:
-    """:func:`D` for wire strings that repeat (a phase's sizes, leverage and limits): each string of
-    at most ``longest`` characters is parsed once and its Decimal (immutable) handed out again; at
-    most ``limit`` are kept, then all are forgotten at once, so what is kept stays small whatever
-    the strings. A string :func:`D` refuses is refused every time, never kept."""
+# What :func:`wire_decimal` keeps: strings of at most this many characters, this many of them.
+WIRE_DECIMAL_LONGEST = 64
+WIRE_DECIMALS_KEPT = 4096
 
-    __slots__ = ("_known", "limit", "longest")
 
-    def __init__(self, limit: int = 4096, longest: int = 64) -> None:
-        self.limit = limit
-        self.longest = longest
-        self._known: dict[str, Decimal] = {}
+@functools.lru_cache(maxsize=WIRE_DECIMALS_KEPT)
+def _wire_decimal_kept(text: str) -> Decimal:
+    return D(text)
 
-    def __call__(self, text: str) -> Decimal:
-        known = self._known.get(text)
-        if known is None:
-            known = D(text)
-            if len(text) <= self.longest:
-                if len(self._known) >= self.limit:
-                    self._known.clear()
-                self._known[text] = known
-        return known
+
+def wire_decimal(text: str) -> Decimal:
+    """:func:`D` for wire strings that repeat (a phase's sizes, leverage and limits): a string of at
+    most :data:`WIRE_DECIMAL_LONGEST` characters is parsed once and its Decimal (immutable) handed out
+    again, the least recently used forgotten beyond :data:`WIRE_DECIMALS_KEPT`; a longer one is parsed
+    every time, so what is kept stays small whatever the strings. A refused string (``lru_cache`` keeps
+    no exceptions) is refused every time."""
+    return _wire_decimal_kept(text) if len(text) <= WIRE_DECIMAL_LONGEST else D(text)
 
 
 def D_or(value: str, default: Decimal) -> Decimal:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
-from titan.core.money import CONTEXT, D, MoneyError, ParsedDecimals
+from titan.core.money import CONTEXT, D, MoneyError, wire_decimal
 from titan.core.signing import signature_matches
 from titan.execution import enums
 from titan.execution.dependencies import Dependencies
@@ -258,7 +258,6 @@ class RiskGate:
         self.seen: dict[tuple[str, str], object] = {}
         self._valid_pairs: set[tuple[str, str]] = set()
         self.dependencies = Dependencies(config.dependency_grace_ns)
-        self.decimal = ParsedDecimals()  # the signals' decimal strings, each parsed once
 
     # --- the gate --------------------------------------------------------------------------
     def evaluate(self, sig: trading_pb2.Signal, now_ns: int, *, verified: bool = False) -> Verdict:
@@ -364,7 +363,7 @@ class RiskGate:
         ``held``: the positions a reducing signal's legs reduce (empty for an entry)."""
         cfg = self.config
         reducing = sig.intent != INTENT_OPEN
-        leverage = self.decimal(sig.leverage) if sig.leverage else _ONE
+        leverage = wire_decimal(sig.leverage) if sig.leverage else _ONE
         plans: list[LegPlan] = []
         for i, leg in enumerate(legs):
             instrument = leg.instrument
@@ -376,12 +375,12 @@ class RiskGate:
                 return Verdict(RejectReason.REJECT_REASON_MARKET_DATA_STALE, f"no price for {leg.symbol}")
             buy = leg.side == BUY
             otype = leg.order_type or OrderType.ORDER_TYPE_MARKET
-            limit = self.decimal(leg.limit_price) if otype in LIMIT_TYPES else None
+            limit = wire_decimal(leg.limit_price) if otype in LIMIT_TYPES else None
             px = limit if limit is not None else (self.venue.expected_taker_price(im, buy) or ref)
             if reducing and sig.intent == INTENT_CLOSE and not leg.size_quote:
                 qty = held[i]
             else:
-                qty = self.venue.round_quantity(leg.symbol, CONTEXT.divide(self.decimal(leg.size_quote), px))
+                qty = self.venue.round_quantity(leg.symbol, CONTEXT.divide(wire_decimal(leg.size_quote), px))
                 if reducing:
                     qty = min(qty, held[i])
             if qty <= 0:
@@ -442,13 +441,13 @@ class RiskGate:
             return "ttl_ms out of bounds"
         try:
             if sig.leverage:
-                lev = self.decimal(sig.leverage)
+                lev = wire_decimal(sig.leverage)
                 if lev < _ONE or lev > _MAX_SIGNAL_LEVERAGE:
                     return "leverage must be within 1..1000"
-            if sig.stop_price and not _price_ok(self.decimal(sig.stop_price)):
+            if sig.stop_price and not _price_ok(wire_decimal(sig.stop_price)):
                 return "stop_price out of bounds"
             for t in sig.target_prices:
-                if not _price_ok(self.decimal(t)):
+                if not _price_ok(wire_decimal(t)):
                     return "target price out of bounds"
             seen_legs: set[tuple[str, str, int]] = set()
             for i, (venue, symbol, instrument, side, order_type, size_quote, limit) in enumerate(legs):
@@ -469,10 +468,10 @@ class RiskGate:
                 if order_type not in (0, 1, 2, 3, 4):
                     return f"leg {i}: unknown order type"
                 if size_quote or intent != INTENT_CLOSE:
-                    size = self.decimal(size_quote)
+                    size = wire_decimal(size_quote)
                     if size <= _ZERO or size > cfg.max_leg_notional:
                         return f"leg {i}: size_quote must be > 0 and <= {cfg.max_leg_notional}"
-                if order_type in LIMIT_TYPES and (not limit or not _price_ok(self.decimal(limit))):
+                if order_type in LIMIT_TYPES and (not limit or not _price_ok(wire_decimal(limit))):
                     return f"leg {i}: limit order needs a limit_price within bounds"
                 if intent == INTENT_OPEN and instrument == SPOT and side == SELL:
                     return f"leg {i}: spot cannot be sold short"

@@ -182,18 +182,20 @@ def test_quantize_down() -> None:
     assert money.quantize_down(Decimal("-1.23456"), Decimal("0.01")) == Decimal("-1.23")
 
 
-def test_parsed_decimals_parse_each_string_once_and_refuse_what_d_refuses() -> None:
-    parsed = money.ParsedDecimals(limit=2)
-    first = parsed("500")
-    assert first == Decimal(500) and parsed("500") is first  # handed out again, not parsed again
-    assert parsed("500.0") == first and parsed("500.0") is not first  # another string, its own Decimal
+def test_wire_decimal_parses_each_short_string_once_and_refuses_what_d_refuses() -> None:
+    kept = money._wire_decimal_kept
+    kept.cache_clear()
+    first = money.wire_decimal("500")
+    assert first == Decimal(500) and money.wire_decimal("500") is first  # handed out again, not parsed again
+    assert money.wire_decimal("500.0") == first and money.wire_decimal("500.0") is not first  # its own string
+    assert kept.cache_info().currsize == 2 and kept.cache_info().maxsize == money.WIRE_DECIMALS_KEPT
     for _ in range(2):  # refused every time, never kept
         with pytest.raises(money.MoneyError):
-            parsed("NaN")
-    parsed("1")  # a third string: the two kept so far are forgotten first
-    assert parsed("500") is not first and parsed("500") == first
-    long = "1" + "0" * 100  # longer than what is kept: parsed every time
-    assert parsed(long) == Decimal(10) ** 100 and parsed(long) is not parsed(long)
+            money.wire_decimal("NaN")
+    assert kept.cache_info().currsize == 2
+    long = "1" + "0" * money.WIRE_DECIMAL_LONGEST  # longer than what is kept: parsed every time
+    assert money.wire_decimal(long) == Decimal(10) ** money.WIRE_DECIMAL_LONGEST
+    assert money.wire_decimal(long) is not money.wire_decimal(long) and kept.cache_info().currsize == 2
 
 
 # --- signing -----------------------------------------------------------------------------------

@@ -25,7 +25,11 @@ async def kill_and_wait_back(organism: Organism, label: str, pid: int, port: int
     recovery = time.monotonic() - killed
     assert organism.said(f"{label} is down"), organism.tail()
     # the ledger grows again: events flow execution -> JetStream -> ledger writer -> PostgreSQL
-    await wait_for(lambda: _grew(organism, before), timeout=90, interval=0.5)
+    try:
+        await wait_for(lambda: _grew(organism, before), timeout=90, interval=0.5)
+    except AssertionError as stuck:  # say why: the organism's log shows who is still refusing or retrying
+        raise AssertionError(f"the ledger did not grow past {before} events after {label} came back: {stuck}\n"
+                             f"{organism.tail(12000)}") from None
     assert organism.proc.returncode is None, organism.tail()
     return recovery
 
