@@ -31,27 +31,19 @@ def safe_part(part: str) -> str:
     return part if _SAFE.match(part) else "h" + hashlib.sha256(part.encode()).hexdigest()[:32]
 
 
-def _plain(event_id: str, *parts: str) -> bool:
-    """``event_id``, joined from ``parts`` (and numbers), is what new_event_id gives for them: no part
-    is empty and the whole is plain."""
-    return all(parts) and _PLAIN_ID.fullmatch(event_id) is not None
-
-
-def _safe_and_plain(event_id: str, *parts: str) -> bool:
-    """As :func:`_plain`, for parts that go through :func:`safe_part`: each is its own safe form."""
-    return all(0 < len(part) <= SAFE_PART_MAX for part in parts) and _PLAIN_ID.fullmatch(event_id) is not None
-
+# Each id below is checked inline: its parts are non-empty (and a free-form part is its own safe form,
+# 1-128 characters) and the whole id is plain; anything else goes through new_event_id.
 
 def order_id(order: trading_pb2.Order) -> str:
     cid = order.client_order_id
     event_id = f"order:{cid}:{order.version}"
-    return event_id if _plain(event_id, cid) else new_event_id("order", cid, order.version)
+    return event_id if cid and _PLAIN_ID.fullmatch(event_id) else new_event_id("order", cid, order.version)
 
 
 def fill_id(fill: trading_pb2.Fill) -> str:
     venue, venue_fill_id = fill.venue, fill.fill_id
     event_id = f"fill:{venue}:{venue_fill_id}"
-    if _plain(event_id, venue) and _safe_and_plain(event_id, venue_fill_id):
+    if venue and 0 < len(venue_fill_id) <= SAFE_PART_MAX and _PLAIN_ID.fullmatch(event_id):
         return event_id
     return new_event_id("fill", venue, safe_part(venue_fill_id))
 
@@ -59,7 +51,7 @@ def fill_id(fill: trading_pb2.Fill) -> str:
 def position_id(position: trading_pb2.Position) -> str:
     phase, venue, symbol = position.phase_id, position.venue, position.symbol
     event_id = f"position:{phase}:{venue}:{symbol}:{position.instrument}:{position.version}"
-    if _plain(event_id, phase, venue, symbol):
+    if phase and venue and symbol and _PLAIN_ID.fullmatch(event_id):
         return event_id
     return new_event_id("position", phase, venue, symbol, position.instrument, position.version)
 
@@ -68,8 +60,9 @@ def decision_id(decision: events_pb2.SignalDecision) -> str:
     ack = decision.ack
     phase, signal = ack.phase_id, ack.signal_id
     event_id = f"decision:{phase}:{signal}"
-    return event_id if _safe_and_plain(event_id, phase, signal) else new_event_id(
-        "decision", safe_part(phase), safe_part(signal))
+    if 0 < len(phase) <= SAFE_PART_MAX and 0 < len(signal) <= SAFE_PART_MAX and _PLAIN_ID.fullmatch(event_id):
+        return event_id
+    return new_event_id("decision", safe_part(phase), safe_part(signal))
 
 
 def funding_id(payment: trading_pb2.FundingPayment) -> str:

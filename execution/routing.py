@@ -12,7 +12,7 @@ wire) once the updates are in JetStream, the backtest driver calls it on the eng
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from titan.execution.engine import Update
 from titan.v1 import execution_pb2, trading_pb2
@@ -44,15 +44,29 @@ def phase_messages(updates: Iterable[Update], per_message: int = 512) -> dict[st
     ``per_message`` of a phase's updates in one ``UpdateBatch``, in order, each copied once (a
     lone update goes as itself)."""
     by_phase: dict[str, list[execution_pb2.ExecutionUpdate]] = {}
+    filling: dict[str, _Filling] = {}  # per phase, its last message (reading a batch's size back is dear)
     for phase, field, update in _routed(updates):
-        messages = by_phase.setdefault(phase, [])
-        if not messages or len(messages[-1].updates.updates) >= per_message:
-            messages.append(execution_pb2.ExecutionUpdate())
-        getattr(messages[-1].updates.updates.add(), field).CopyFrom(update)
-    for messages in by_phase.values():
-        if len(messages[-1].updates.updates) == 1:
+        last = filling.get(phase)
+        if last is None or last.held >= per_message:
+            message = execution_pb2.ExecutionUpdate()
+            by_phase.setdefault(phase, []).append(message)
+            last = filling[phase] = _Filling(message.updates.updates.add)
+        getattr(last.add(), field).CopyFrom(update)
+        last.held += 1
+    for phase, messages in by_phase.items():
+        if filling[phase].held == 1:
             messages[-1] = messages[-1].updates.updates[0]
     return by_phase
+
+
+class _Filling:
+    """A phase's ``UpdateBatch`` being filled: its ``add`` and how many updates it holds."""
+
+    __slots__ = ("add", "held")
+
+    def __init__(self, add: Callable[[], execution_pb2.ExecutionUpdate]) -> None:
+        self.add = add
+        self.held = 0
 
 
 def ack_update(ack: trading_pb2.SignalAck) -> execution_pb2.ExecutionUpdate:
