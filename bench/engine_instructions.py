@@ -31,25 +31,23 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from _baseline import ORIGIN, check_origin, checked_out, environment
 from _engine_load import REFILL_EVERY
 
 JSON_KEYS = ("instructions_per_signal", "by_library", "signals", "warmup_signals", "python", "valgrind",
              "baseline", "change_pct")
 REQUIRES_TOOLS = ("valgrind",)  # tests/test_bench_scripts.py skips the script where one is missing
 
-ROOT = Path(__file__).resolve().parents[1]
 TOGGLE = "functools_reduce"  # the C function behind functools.reduce (CPython 3.11-3.13)
 LIBRARIES = (  # (name in the JSON, what the shared object's file name contains), first match wins
     ("python", "libpython"), ("python", "python3"), ("protobuf", "_message"), ("protobuf", "upb"),
@@ -64,7 +62,7 @@ def workload(signals: int, warmup_spans: int) -> None:
 
     import titan.execution
 
-    print(f"titan.execution from {Path(titan.execution.__file__).parent}", file=sys.stderr)
+    print(f"{ORIGIN} {Path(titan.execution.__file__).parent}", file=sys.stderr)
     engine = paper_engine()
     warmup = warmup_spans * REFILL_EVERY
     items = make_signals(PHASE, PHASE_KEY, warmup + signals, "instructions")
@@ -141,11 +139,9 @@ def library(obj: str) -> str:
 
 
 # --- running it -----------------------------------------------------------------------------------
-def count(signals: int, warmup_spans: int, pythonpath: str | None) -> dict[str, Any]:
+def count(signals: int, warmup_spans: int, importable: Path | None) -> dict[str, Any]:
     """Run the workload under callgrind; instructions per counted signal and their split."""
-    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict and set layouts in every run
-    if pythonpath:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH")) if p)
+    env = environment(importable, PYTHONHASHSEED="0")  # the same dict and set layouts in every run
     with tempfile.TemporaryDirectory(prefix="titan-callgrind-") as tmp:
         out = Path(tmp) / "callgrind.out"
         cmd = ["valgrind", "--tool=callgrind", f"--toggle-collect={TOGGLE}", f"--callgrind-out-file={out}",
@@ -154,9 +150,7 @@ def count(signals: int, warmup_spans: int, pythonpath: str | None) -> dict[str, 
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             raise SystemExit(f"engine_instructions: the workload failed under valgrind:\n{proc.stderr[-3000:]}")
-        origin = re.search(r"titan\.execution from (\S+)", proc.stderr)
-        if pythonpath and (origin is None or not origin.group(1).startswith(pythonpath)):
-            raise SystemExit(f"engine_instructions: the baseline's titan was not the one imported ({origin})")
+        check_origin(proc.stderr, importable, "engine_instructions")
         by_object = self_cost_by_object(out)
     total = sum(by_object.values())
     if total < signals * 1000:  # far below anything the engine could do: the toggle did not work
@@ -171,34 +165,9 @@ def count(signals: int, warmup_spans: int, pythonpath: str | None) -> dict[str, 
     }
 
 
-def overlay(repo: Path, rev: str, tmp: Path) -> tuple[Path, Path]:
-    """A worktree of ``rev`` and a directory that makes it importable as ``titan`` (the packages
-    mapped as pyproject.toml's ``package-dir`` maps them)."""
-    worktree = tmp / "worktree"
-    subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", "--quiet", str(worktree), rev],
-                   check=True)
-    package_dirs = tomllib.loads((worktree / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
-    importable = tmp / "importable"
-    (importable / "titan").mkdir(parents=True)
-    (importable / "titan" / "__init__.py").write_text("")
-    for package, folder in package_dirs.items():
-        if package.startswith("titan.") and package.count(".") == 1:
-            (importable / "titan" / package.split(".", 1)[1]).symlink_to(worktree / folder)
-    return worktree, importable
-
-
 def baseline(rev: str, signals: int, warmup_spans: int) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="titan-baseline-"))
-    worktree = None
-    try:
-        worktree, importable = overlay(ROOT, rev, tmp)
-        commit = subprocess.run(["git", "-C", str(worktree), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        return {"rev": rev, "commit": commit, **count(signals, warmup_spans, str(importable))}
-    finally:
-        if worktree is not None:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
+    with checked_out(rev) as (commit, importable):
+        return {"rev": rev, "commit": commit, **count(signals, warmup_spans, importable)}
 
 
 def main() -> None:

@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from _baseline import ORIGIN, check_origin, checked_out, environment, pairwise
 from _engine_load import (
     LEVEL_SIZE,
     PERP,
@@ -603,8 +604,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             run["engine_us_per_signal"] = engine_us_per_signal(args.engine_signals)
             run["engine_sealed_us_per_signal"] = engine_us_per_signal(args.engine_signals, sealed=True)
             runs.append(run)
-        recovery = asyncio.run(recovery_s(args, args.recovery_fills))  # {"warm": s, "cold": s}
-        ledger = ledger_events_per_s(args)
+        if args.parts == "all":
+            recovery = asyncio.run(recovery_s(args, args.recovery_fills))  # {"warm": s, "cold": s}
+            ledger = ledger_events_per_s(args)
+        else:  # the service's runs only
+            recovery, ledger = {"warm": None, "cold": None}, {"frame": None, "1": None}
         version = nats_version(args.nats)
 
     def median(key: str) -> float:
@@ -664,6 +668,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pg", default=os.environ.get("TITAN_PG_DSN", ""))
     parser.add_argument("--outbox-fsync", action="store_true",
                         help="the service fdatasyncs its outbox before each ack (TITAN_OUTBOX_FSYNC)")
+    parser.add_argument("--parts", choices=("all", "service"), default="all",
+                        help="service: the service's runs only (no recovery or ledger figures)")
+    parser.add_argument("--baseline", default="",
+                        help="a git revision to run side by side with this checkout, in alternating pairs")
+    parser.add_argument("--pairs", type=int, default=3, help="with --baseline: run pairs (each --repeats 1)")
     parser.add_argument("--echo-server", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--reply-size", type=int, default=64, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -673,9 +682,70 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+# --- side by side with another revision -------------------------------------------------------
+COMPARED = (
+    "accepted_per_s", "service_cpu_us_per_signal", "rtt_p50_us", "rtt_p99_us", "rtt_p999_us", "engine_us_per_signal",
+    "engine_sealed_us_per_signal", "echo_rtt_p50_us", "echo_rtt_p99_us", "recovery_s_100k_fills",
+    "ledger_events_per_s", "ledger_events_per_s_single",
+)
+
+
+def without(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """``argv`` without ``options`` and their values (``--opt value`` or ``--opt=value``)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in options:
+            skip = True
+        elif not arg.startswith(tuple(f"{option}=" for option in options)):
+            out.append(arg)
+    return out
+
+
+def one_run(argv: list[str], importable: Path | None) -> dict[str, Any]:
+    """One run of this script (``--repeats 1``) in its own process, on ``importable``'s code if given."""
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *argv], capture_output=True, text=True,
+                          env=environment(importable), check=False)
+    which = "the baseline" if importable else "this checkout"
+    if proc.returncode != 0:
+        raise SystemExit(f"execution_latency: a run of {which} failed:\n{proc.stderr[-3000:]}")
+    check_origin(proc.stderr, importable, "execution_latency")
+    return dict(json.loads(proc.stdout))
+
+
+def compare(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    """``--pairs`` pairs of runs, this checkout and ``--baseline``, alternating which goes first (on a
+    shared machine the second of two runs is often the faster or slower one, whatever its code)."""
+    child = [*without(argv, ("--baseline", "--pairs", "--repeats")), "--repeats", "1"]
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    with checked_out(args.baseline) as (commit, importable):
+        for n in range(args.pairs):
+            runs: dict[bool, dict[str, Any]] = {}
+            for baseline in (False, True) if n % 2 == 0 else (True, False):
+                print(f"pair {n + 1} of {args.pairs}: {'the baseline' if baseline else 'this checkout'}",
+                      file=sys.stderr)
+                runs[baseline] = one_run(child, importable if baseline else None)
+            pairs.append((runs[False], runs[True]))
+    return {
+        "baseline": {"rev": args.baseline, "commit": commit},
+        "pairs": args.pairs,
+        "order": "this checkout first in pairs 1, 3, ...; the baseline first in pairs 2, 4, ...",
+        "compared": pairwise(pairs, COMPARED),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "runs": [{"this": this, "baseline": before} for this, before in pairs],
+    }
+
+
 if __name__ == "__main__":
     arguments = parse_args()
     if arguments.echo_server:
         asyncio.run(echo_server(arguments.echo_server, arguments.reply_size))
+    elif arguments.baseline:
+        print(json.dumps(compare(arguments, sys.argv[1:]), indent=2))
     else:
+        import titan.execution
+
+        print(f"{ORIGIN} {Path(titan.execution.__file__).parent}", file=sys.stderr)
         print(json.dumps(main(arguments), indent=2))
