@@ -82,8 +82,8 @@ def pairwise(pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], keys:
         if not both:
             continue
         out[key] = {
-            "this": statistics.median(new for new, _ in both),
-            "baseline": statistics.median(old for _, old in both),
+            "this": round(statistics.median(new for new, _ in both), 3),
+            "baseline": round(statistics.median(old for _, old in both), 3),
             "median_change": round(statistics.median(new - old for new, old in both), 3),
             "lower_in": f"{sum(new < old for new, old in both)} of {len(both)}",
         }
