@@ -62,13 +62,10 @@ def check_origin(stderr: str, importable: Path | None, script: str) -> None:
     inside it)."""
     if importable is None:
         return
-    for line in stderr.splitlines():
-        if line.startswith(ORIGIN):
-            if line[len(ORIGIN):].strip().startswith(str(importable)):
-                return
-            break
-    raise SystemExit(f"{script}: the baseline's titan was not the one imported (its run said: "
-                     f"{next((ln for ln in stderr.splitlines() if ln.startswith(ORIGIN)), 'nothing')})")
+    said = next((line for line in stderr.splitlines() if line.startswith(ORIGIN)), None)
+    if said is not None and said[len(ORIGIN):].strip().startswith(str(importable)):
+        return
+    raise SystemExit(f"{script}: the baseline's titan was not the one imported (its run said: {said or 'nothing'})")
 
 
 def pairwise(pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], keys: Sequence[str]) -> dict[str, Any]:

@@ -690,18 +690,10 @@ COMPARED = (
 )
 
 
-def without(argv: list[str], options: tuple[str, ...]) -> list[str]:
-    """``argv`` without ``options`` and their values (``--opt value`` or ``--opt=value``)."""
-    out: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in options:
-            skip = True
-        elif not arg.startswith(tuple(f"{option}=" for option in options)):
-            out.append(arg)
-    return out
+def child_argv(argv: list[str]) -> list[str]:
+    """The arguments of one run of a comparison: this run's, with ``--repeats 1`` and no baseline put
+    last, where argparse takes them over anything earlier (an abbreviation like ``--base`` included)."""
+    return [*argv, "--repeats", "1", "--baseline="]
 
 
 def one_run(argv: list[str], importable: Path | None) -> dict[str, Any]:
@@ -718,7 +710,7 @@ def one_run(argv: list[str], importable: Path | None) -> dict[str, Any]:
 def compare(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     """``--pairs`` pairs of runs, this checkout and ``--baseline``, alternating which goes first (on a
     shared machine the second of two runs is often the faster or slower one, whatever its code)."""
-    child = [*without(argv, ("--baseline", "--pairs", "--repeats")), "--repeats", "1"]
+    child = child_argv(argv)
     pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
     with checked_out(args.baseline) as (commit, importable):
         for n in range(args.pairs):

@@ -44,3 +44,12 @@ def test_pairs_are_compared_key_by_key() -> None:
     assert compared["a"] == {"this": 10, "baseline": 12, "median_change": -2, "lower_in": "2 of 3"}
     assert compared["b"] == {"this": 2.0, "baseline": 1.5, "median_change": 0.5, "lower_in": "0 of 3"}
     assert "c" not in compared and "missing" not in compared  # not measured in this checkout's runs
+
+
+def test_each_run_of_a_comparison_is_one_plain_run_whatever_was_abbreviated(monkeypatch: pytest.MonkeyPatch) -> None:
+    import execution_latency
+
+    for argv in (["--baseline", "HEAD", "--pairs", "2"], ["--base", "HEAD", "--repea", "3"], ["--baseline=HEAD"]):
+        monkeypatch.setattr(sys, "argv", ["execution_latency.py", *execution_latency.child_argv(argv)])
+        run = execution_latency.parse_args()
+        assert (run.baseline, run.repeats) == ("", 1)  # the child measures; it does not compare again
