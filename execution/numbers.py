@@ -14,6 +14,6 @@ def fmt(value: Decimal) -> str:
     text = str(value)
     if "E" in text:
         return canonical(value)
-    if "." in text:
+    if text[-1] == "0" and "." in text:  # str never ends a Decimal with its point: "5." is "5"
         text = text.rstrip("0").rstrip(".")
     return text

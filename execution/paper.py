@@ -99,8 +99,11 @@ class PaperVenue:
         return quantize_down(qty, step)
 
     def fee(self, venue: str, notional: Decimal, maker: bool) -> Decimal:
-        sched = self.config.fees.get(venue, self.config.default_fees)
+        sched = self.fee_schedule(venue)
         return notional * (sched.maker if maker else sched.taker)
+
+    def fee_schedule(self, venue: str) -> FeeSchedule:
+        return self.config.fees.get(venue, self.config.default_fees)
 
     # --- taker -----------------------------------------------------------------------------
     def price_cap(self, market: InstrumentMarket, buy: bool, max_slippage_bps: Decimal | None) -> Decimal | None:

@@ -10,6 +10,7 @@ from titan.execution.engine.state import PERP, ZERO, EngineState
 from titan.execution.numbers import fmt
 from titan.execution.orders import CANCELED, ManagedOrder
 from titan.execution.paper import Fill
+from titan.execution.portfolio import Position
 from titan.v1 import trading_pb2
 
 
@@ -92,13 +93,50 @@ def book_fill(
 ) -> None:
     """Book a fill into the order and its position and queue the Fill event; the position is marked
     at ``reference`` (:func:`reference_price`), else at the fill's price."""
-    key = (order.phase_id, order.venue, order.symbol, order.instrument)
-    order.apply_fill(qty, price, fee, now)
-    position = state.portfolio.position(key)
+    position = _position_of(state, order)
+    _book(state, order, position, qty, price, fee, maker, now, fill_id)
+    _after_fills(state, order, position, price if reference is None else reference, 1, now)
+
+
+def take_fills(state: EngineState, order: ManagedOrder, fills: list[Fill], now: int,
+               reference: Decimal | None) -> None:
+    """Book the fills of one walk of the book by a taker (:meth:`PaperVenue.take`) in order, until
+    the order closes: what :func:`apply_paper_fill` does for each, with what the fills share done
+    once (finding the position and the fee schedule, marking the position, counting the fills, and
+    putting the order and its position among the outputs)."""
+    if order.reduce_only or not fills:  # clipped to the position fill by fill
+        for fill in fills:
+            apply_paper_fill(state, order, fill, now, next_fill_id(order), reference)
+            if not order.is_open:
+                return
+        return
+    position = _position_of(state, order)
+    fees = state.paper.fee_schedule(order.venue)
+    booked = 0
+    for price, qty, maker in fills:
+        booked += 1
+        _book(state, order, position, qty, price, qty * price * (fees.maker if maker else fees.taker), maker, now,
+              f"{order.client_order_id}-{order.fill_seq + 1}")
+        if not order.is_open:
+            break
+    _after_fills(state, order, position, price if reference is None else reference, booked, now)
+
+
+def _position_of(state: EngineState, order: ManagedOrder) -> Position:
+    """The position an order's fills go to; a perp entry sets its leverage."""
+    position = state.portfolio.position((order.phase_id, order.venue, order.symbol, order.instrument))
     if not order.reduce_only and order.instrument == PERP:
         position.leverage = order.leverage
+    return position
+
+
+def _book(
+    state: EngineState, order: ManagedOrder, position: Position, qty: Decimal, price: Decimal, fee: Decimal,
+    maker: bool, now: int, fill_id: str,
+) -> None:
+    """One fill into the order, its position and the gate's open notional, and its Fill event."""
+    order.apply_fill(qty, price, fee, now)
     realized = position.apply_fill(order.is_buy, qty, price, fee, now)
-    position.mark = reference if reference is not None else price
     left = state.adding_left.get(order.client_order_id)
     if left is not None:
         used = order.notional * qty / order.quantity
@@ -123,7 +161,14 @@ def book_fill(
     )
     if state.external:  # venue fill ids are remembered to book each once; paper ids are unique by construction
         state.fill_ids.add((order.venue, fill_id))
-    state.metrics.fill(order.phase_id, order.venue)
+
+
+def _after_fills(state: EngineState, order: ManagedOrder, position: Position, mark: Decimal, fills: int,
+                 now: int) -> None:
+    """After an order's fills: its position marked at ``mark``, both among the outputs, the fills
+    counted, and the bookkeeping of a closed order."""
+    position.mark = mark
+    state.metrics.fill(order.phase_id, order.venue, fills)
     state.outputs.touch(order)
     state.outputs.touch_position(position)
     if not order.is_open:

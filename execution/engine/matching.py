@@ -10,7 +10,7 @@ from decimal import Decimal
 from titan.core.money import D, D_or
 from titan.execution import enums
 from titan.execution.engine import funding
-from titan.execution.engine.lifecycle import apply_paper_fill, finish, next_fill_id, rest
+from titan.execution.engine.lifecycle import apply_paper_fill, finish, next_fill_id, rest, take_fills
 from titan.execution.engine.outputs import Update
 from titan.execution.engine.state import ZERO, EngineState
 from titan.execution.market import InstrumentMarket
@@ -44,11 +44,9 @@ def place(state: EngineState, order: ManagedOrder, market: InstrumentMarket, sli
         limit = order.price_cap
     else:
         limit = order.price
-    reference = market.reference_price()
-    for fill in state.paper.take(market, buy, order.quantity, limit):
-        apply_paper_fill(state, order, fill, now, next_fill_id(order), reference)
-        if not order.is_open:
-            return
+    take_fills(state, order, state.paper.take(market, buy, order.quantity, limit), now, market.reference_price())
+    if not order.is_open:
+        return
     if order_type == OrderType.ORDER_TYPE_IOC:
         finish(state, order, CANCELED, now, "IOC remainder canceled")
         return
@@ -127,10 +125,7 @@ def match_working(
                 fills = paper.take(market, buy, order.remaining, order.price_cap)
                 if not fills:
                     dry.note(buy, order.price_cap, market)
-                for fill in fills:
-                    apply_paper_fill(state, order, fill, now, next_fill_id(order), reference)
-                    if not order.is_open:
-                        break
+                take_fills(state, order, fills, now, reference)
             continue
         assert order.price is not None
         resting_fill: Fill | None = None

@@ -113,8 +113,8 @@ class EngineMetrics:
             SIGNALS.add((phase, "rejected"))
             REJECTS.add(self.rejects[ack.reason])
 
-    def fill(self, phase: str, venue: str) -> None:
-        FILLS.add((phase, venue))
+    def fill(self, phase: str, venue: str, fills: int = 1) -> None:
+        FILLS.add((phase, venue), fills)
 
     def order_closed(self, venue: str, state: int) -> None:
         label = self.order_states.get(state)
