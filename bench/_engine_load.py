@@ -27,6 +27,22 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
+def context_switches(pid: int) -> int:
+    """Context switches of every thread of process ``pid`` so far, voluntary (it waited) and not (it
+    was preempted), from ``/proc`` (a thread that ended between two readings is not counted; OSError
+    when the process cannot be read)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        for line in status.splitlines():
+            if "ctxt_switches:" in line:  # voluntary_ and nonvoluntary_
+                total += int(line.split(":", 1)[1])
+    return total
+
+
 def book(now: int, level_size: str = LEVEL_SIZE, levels: int = ENGINE_BOOK_LEVELS,
          snapshot: bool = True) -> list[market_pb2.MarketEvent]:
     """A depth update and a mark: ``levels`` a side of ``level_size`` BTC, 0.5 USDT apart around

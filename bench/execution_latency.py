@@ -15,7 +15,14 @@ Figures (medians over ``--repeats`` runs; every run's figures are under ``runs``
 * ``rtt_p50_us`` / ``rtt_p99_us`` / ``rtt_p999_us``: one phase, one signal in flight (ping-pong),
   exact percentiles of the raw client-side round trips (write -> ack read), warm-up excluded.
 * ``echo_rtt_p50_us`` / ``echo_rtt_p99_us``: a bare grpc.aio bidi echo (raw bytes, no protobuf)
-  answering a message of the same size as the ack, server in its own process with the same pinning.
+  answering a message of the same size as the ack, server in its own process with the same pinning;
+  ``echo_server_cpu_us_per_message``: that server's user+system CPU per message echoed.
+* ``pingpong_service_cpu_us_per_signal``: the service process's user+system CPU during the ping-pong
+  run per signal sent in it (warm-up included, as in the count), all its threads;
+  ``pingpong_switches_per_signal``: the context switches of all its threads in that run (voluntary:
+  a thread waited; not: it was preempted) per signal. A lone signal pays every per-message cost: its
+  gRPC read and writes, a JetStream publish and its ack, and the hand-offs between the event loop and
+  grpc's own threads, which share the service's pinned CPU.
 * ``accepted_per_s``: accepted signals / seconds from the first frame written until JetStream holds
   the decision event (the last event of a signal's outcome) of every signal sent. Signals go in
   ``SealedBatch`` frames of ``--frame`` with ``--window`` frames in flight per phase, as the phase
@@ -81,6 +88,7 @@ from _engine_load import (
     REFILL_EVERY,
     book,
     budget,
+    context_switches,
     cpu_ticks,
     make_signals,
     paper_engine,
@@ -97,7 +105,8 @@ JSON_KEYS = (
     "duplicated", "engine_us_per_signal", "engine_sealed_us_per_signal", "service_cpu_us_per_signal",
     "recovery_s_100k_fills",
     "ledger_events_per_s", "ledger_events_per_s_single", "load_average", "nats_server_version",
-    "latency_filled_share", "throughput_filled_share",
+    "latency_filled_share", "throughput_filled_share", "pingpong_service_cpu_us_per_signal",
+    "pingpong_switches_per_signal", "echo_server_cpu_us_per_message",
 )
 CONTROL_KEY = b"bench-control-key-0123456789abcd"
 BOOK_LEVELS = 500        # per side, in the service runs
@@ -178,7 +187,8 @@ async def echo_server(port: int, reply_size: int) -> None:
     await server.wait_for_termination()
 
 
-async def echo_rtt(args: argparse.Namespace, request: bytes, reply_size: int) -> list[int]:
+async def echo_rtt(args: argparse.Namespace, request: bytes, reply_size: int) -> tuple[list[int], float]:
+    """The sorted round trips, and the echo server's CPU time per message in microseconds."""
     port = free_port()
     proc = spawn([sys.executable, str(Path(__file__)), "--echo-server", str(port), "--reply-size", str(reply_size)],
                  args.server_cpus, os.environ.copy())
@@ -187,14 +197,18 @@ async def echo_rtt(args: argparse.Namespace, request: bytes, reply_size: int) ->
             await asyncio.wait_for(channel.channel_ready(), 30)
             call = channel.stream_stream(ECHO_METHOD)()
             samples = []
+            ticks = 0
             for i in range(args.warmup + args.latency_signals):
+                if i == args.warmup:
+                    ticks = cpu_ticks(proc.pid)
                 t0 = time.perf_counter_ns()
                 await call.write(request)
                 await call.read()
                 if i >= args.warmup:
                     samples.append(time.perf_counter_ns() - t0)
+            cpu_us = (cpu_ticks(proc.pid) - ticks) / os.sysconf("SC_CLK_TCK") * 1e6 / max(1, args.latency_signals)
             await call.done_writing()
-            return sorted(samples)
+            return sorted(samples), round(cpu_us, 1)
     finally:
         stop(proc)
 
@@ -415,7 +429,11 @@ async def service_run(args: argparse.Namespace) -> dict[str, Any]:
             ack_size = 0
             metrics_port = service.env["TITAN_METRICS_PORT"]
             filled_before = filled_orders(metrics_port)
+            pid = service.proc.pid  # type: ignore[union-attr]
+            ticks, switches = cpu_ticks(pid), context_switches(pid)
             rtt, lat_rejected = await ping_pong(stub, lat_signals, args.warmup)
+            ticks, switches = cpu_ticks(pid) - ticks, context_switches(pid) - switches
+            pingpong_cpu_us = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / len(lat_signals)
             lat_filled = filled_orders(metrics_port) - filled_before
             tp = {p: make_signals(p, keys[p], args.signals, "tp") for p in phases}
             await asyncio.sleep(0.2)
@@ -446,6 +464,8 @@ async def service_run(args: argparse.Namespace) -> dict[str, Any]:
                 "lost": max(0, sent - acks) + (sent - len(stored.seen)),
                 "duplicated": sum(r["duplicate_acks"] for r in results) + (stored.total - len(stored.seen)),
                 "service_cpu_us_per_signal": round(used_ticks / os.sysconf("SC_CLK_TCK") * 1e6 / max(1, accepted), 1),
+                "pingpong_service_cpu_us_per_signal": round(pingpong_cpu_us, 1),
+                "pingpong_switches_per_signal": round(switches / len(lat_signals), 2),
                 "latency_filled_share": round(lat_filled / len(lat_signals), 3),
                 "throughput_filled_share": round(tp_filled / max(1, accepted), 3),
                 "request_size": len(sealed_frame(lat_signals[:1]).SerializeToString()),
@@ -598,9 +618,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             run.update(rtt_p50_us=percentile(rtt, 0.5), rtt_p99_us=percentile(rtt, 0.99),
                        rtt_p999_us=percentile(rtt, 0.999), rtt_samples=len(rtt))
             request = sealed_frame(make_signals("bench-0", b"k" * 32, 1, "lat"))
-            echo = asyncio.run(echo_rtt(args, request.SerializeToString(), run["ack_size"]))
+            echo, echo_cpu_us = asyncio.run(echo_rtt(args, request.SerializeToString(), run["ack_size"]))
             run.update(echo_rtt_p50_us=percentile(echo, 0.5), echo_rtt_p99_us=percentile(echo, 0.99),
-                       echo_rtt_p999_us=percentile(echo, 0.999))
+                       echo_rtt_p999_us=percentile(echo, 0.999), echo_server_cpu_us_per_message=echo_cpu_us)
             run["engine_us_per_signal"] = engine_us_per_signal(args.engine_signals)
             run["engine_sealed_us_per_signal"] = engine_us_per_signal(args.engine_signals, sealed=True)
             runs.append(run)
@@ -617,7 +637,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {key: median(key) for key in (
         "rtt_p50_us", "rtt_p99_us", "rtt_p999_us", "echo_rtt_p50_us", "echo_rtt_p99_us", "accepted_per_s",
         "engine_us_per_signal", "engine_sealed_us_per_signal", "service_cpu_us_per_signal", "latency_filled_share",
-        "throughput_filled_share")}
+        "throughput_filled_share", "pingpong_service_cpu_us_per_signal", "pingpong_switches_per_signal",
+        "echo_server_cpu_us_per_message")}
     result.update(
         lost=sum(r["lost"] for r in runs),
         duplicated=sum(r["duplicated"] for r in runs),
@@ -686,7 +707,8 @@ def parse_args() -> argparse.Namespace:
 COMPARED = (
     "accepted_per_s", "service_cpu_us_per_signal", "rtt_p50_us", "rtt_p99_us", "rtt_p999_us", "engine_us_per_signal",
     "engine_sealed_us_per_signal", "echo_rtt_p50_us", "echo_rtt_p99_us", "recovery_s_100k_fills",
-    "ledger_events_per_s", "ledger_events_per_s_single",
+    "ledger_events_per_s", "ledger_events_per_s_single", "pingpong_service_cpu_us_per_signal",
+    "pingpong_switches_per_signal", "echo_server_cpu_us_per_message",
 )
 
 
