@@ -275,7 +275,7 @@ class RiskGate:
             refused = self._budget_allows(legs, budget, now_ns)
             if refused is not None:
                 return refused
-        plans = self._plan_legs(sig, legs, now_ns, held)
+        plans = self._plan_legs(sig, legs, now_ns, held, reducing)
         if isinstance(plans, Verdict):
             return plans
         if not reducing:
@@ -358,11 +358,10 @@ class RiskGate:
         return None
 
     def _plan_legs(self, sig: trading_pb2.Signal, legs: list[Leg], now_ns: int,
-                   held: list[Decimal]) -> list[LegPlan] | Verdict:
+                   held: list[Decimal], reducing: bool) -> list[LegPlan] | Verdict:
         """Rules 9-10: fresh market data, each leg sized at the price it would get, limits in the band.
         ``held``: the positions a reducing signal's legs reduce (empty for an entry)."""
         cfg = self.config
-        reducing = sig.intent != INTENT_OPEN
         leverage = wire_decimal(sig.leverage) if sig.leverage else _ONE
         plans: list[LegPlan] = []
         for i, leg in enumerate(legs):

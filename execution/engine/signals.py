@@ -41,7 +41,8 @@ def decide(state: EngineState, signal: trading_pb2.Signal, received_ns: int | No
         verdict = state.gate.evaluate(signal, now, verified=verified)
     except Exception as exc:  # fail closed: an unexpected error is a rejection, never a crash
         verdict = Verdict(RejectReason.REJECT_REASON_INTERNAL, f"{type(exc).__name__}")
-    if verdict.accepted and (hedge.is_unit(signal) or state.hedges):
+    unit = hedge.is_unit(signal)
+    if verdict.accepted and (unit or state.hedges):
         verdict = hedge.check(state, signal, verdict)
     phase = signal.phase_id
     ack = trading_pb2.SignalAck(phase_id=phase, signal_id=signal.signal_id, received_at_ns=received)
@@ -65,7 +66,7 @@ def decide(state: EngineState, signal: trading_pb2.Signal, received_ns: int | No
         else:
             try:
                 submissions, pending = place(state, signal, verdict.legs, cids, now)
-                if hedge.is_unit(signal):
+                if unit:
                     hedge.open_unit(state, signal, verdict.legs, cids, now)
                 ack.accepted = True
                 ack.client_order_ids.extend(cids)
