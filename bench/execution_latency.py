@@ -564,8 +564,8 @@ def ledger_events_per_s(args: argparse.Namespace) -> dict[str, float]:
 
 # --- infrastructure -------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def infrastructure(args: argparse.Namespace) -> Any:
-    """The bundled nats-server and the embedded PostgreSQL unless URLs were given."""
+def infrastructure(args: argparse.Namespace, *, postgres: bool = True) -> Any:
+    """The bundled nats-server and (``postgres``) the embedded PostgreSQL, unless URLs were given."""
     from titan.core.infra import NatsServer, PostgresServer
 
     with tempfile.TemporaryDirectory(prefix="titan-bench-") as tmp:
@@ -577,7 +577,7 @@ def infrastructure(args: argparse.Namespace) -> Any:
                 nats_server = NatsServer(Path(tmp) / "nats")
                 args.nats = nats_server.start()
                 started.append(nats_server)
-            if not args.pg:
+            if postgres and not args.pg:
                 pg = PostgresServer(Path(tmp) / "pg")
                 pg.start()
                 args.pg = pg.dsn("postgres")
