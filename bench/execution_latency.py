@@ -75,6 +75,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -402,15 +403,16 @@ def filled_orders(metrics_port: str) -> float:
                if sample.name.endswith("_total") and sample.labels.get("state") == "filled")
 
 
-async def service_run(args: argparse.Namespace) -> dict[str, Any]:
-    """One run against a fresh service: ping-pong latency, then throughput until JetStream has all."""
+@contextlib.asynccontextmanager
+async def trading_service(args: argparse.Namespace, phases: list[str],
+                          keys: dict[str, bytes]) -> AsyncIterator[tuple[Service, Any, Any]]:
+    """A fresh service, trading, with market data flowing and every phase budgeted, once a probe
+    signal is accepted: the service, a stub on a channel to it, and a NATS connection. Stopped, and
+    its namespace dropped, afterwards."""
     import nats
 
-    phases = [f"bench-{i}" for i in range(args.phases)]
-    keys = {p: f"{p}-key-0123456789abcdefghijklmnop".encode() for p in phases}
     service = Service(args, phases, keys)
     nc = await nats.connect(args.nats)
-    js = nc.jetstream()
     feeder: asyncio.Task[None] | None = None
     try:
         await service.start()
@@ -425,60 +427,67 @@ async def service_run(args: argparse.Namespace) -> dict[str, Any]:
                 if not rejected:
                     break
                 await asyncio.sleep(0.05)
-            lat_signals = make_signals(phases[0], keys[phases[0]], args.warmup + args.latency_signals, "lat")
-            ack_size = 0
-            metrics_port = service.env["TITAN_METRICS_PORT"]
-            filled_before = filled_orders(metrics_port)
-            pid = service.proc.pid  # type: ignore[union-attr]
-            ticks, switches = cpu_ticks(pid), context_switches(pid)
-            rtt, lat_rejected = await ping_pong(stub, lat_signals, args.warmup)
-            ticks, switches = cpu_ticks(pid) - ticks, context_switches(pid) - switches
-            pingpong_cpu_us = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / len(lat_signals)
-            lat_filled = filled_orders(metrics_port) - filled_before
-            tp = {p: make_signals(p, keys[p], args.signals, "tp") for p in phases}
-            await asyncio.sleep(0.2)
-            stored = StoredDecisions(js, service.catalog, "tp-")
-            await stored.start()
-            before_ticks = cpu_ticks(service.proc.pid)  # type: ignore[union-attr]
-            t0 = time.perf_counter()
-            results = await asyncio.gather(*(stream_frames(stub, tp[p], args.frame, args.window) for p in phases))
-            acked_s = time.perf_counter() - t0
-            sent = args.signals * len(phases)
-            await stored.wait_for(sent, timeout=300)  # every authentic signal has a decision event
-            elapsed = time.perf_counter() - t0
-            await stored.stop()
-            used_ticks = cpu_ticks(service.proc.pid) - before_ticks  # type: ignore[union-attr]
-            tp_filled = filled_orders(metrics_port) - filled_before - lat_filled
-            accepted = sum(r["accepted"] for r in results)
-            acks = sum(r["acks"] for r in results)
-            ack_size = len(execution_pb2.ExecutionUpdate(acks=execution_pb2.AckBatch(acks=[trading_pb2.SignalAck(
-                phase_id=phases[0], signal_id="lat-00000", accepted=True, client_order_ids=["T" + "0" * 28 + "-0"],
-                received_at_ns=time.time_ns(), acked_at_ns=time.time_ns())])).SerializeToString())
-            return {
-                "rtt_sorted_ns": rtt,
-                "latency_rejected": lat_rejected,
-                "accepted_per_s": round(accepted / elapsed, 1),
-                "acks_per_s": round(acks / acked_s, 1),
-                "signals": sent,
-                "accepted": accepted,
-                "lost": max(0, sent - acks) + (sent - len(stored.seen)),
-                "duplicated": sum(r["duplicate_acks"] for r in results) + (stored.total - len(stored.seen)),
-                "service_cpu_us_per_signal": round(used_ticks / os.sysconf("SC_CLK_TCK") * 1e6 / max(1, accepted), 1),
-                "pingpong_service_cpu_us_per_signal": round(pingpong_cpu_us, 1),
-                "pingpong_switches_per_signal": round(switches / len(lat_signals), 2),
-                "latency_filled_share": round(lat_filled / len(lat_signals), 3),
-                "throughput_filled_share": round(tp_filled / max(1, accepted), 3),
-                "request_size": len(sealed_frame(lat_signals[:1]).SerializeToString()),
-                "ack_size": ack_size,
-            }
+            yield service, stub, nc
     finally:
         if feeder is not None:
             feeder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await feeder
         service.stop()
-        await drop_namespace(js, service.catalog)
+        await drop_namespace(nc.jetstream(), service.catalog)
         await nc.close()
+
+
+async def service_run(args: argparse.Namespace) -> dict[str, Any]:
+    """One run against a fresh service: ping-pong latency, then throughput until JetStream has all."""
+    phases = [f"bench-{i}" for i in range(args.phases)]
+    keys = {p: f"{p}-key-0123456789abcdefghijklmnop".encode() for p in phases}
+    async with trading_service(args, phases, keys) as (service, stub, nc):
+        lat_signals = make_signals(phases[0], keys[phases[0]], args.warmup + args.latency_signals, "lat")
+        metrics_port = service.env["TITAN_METRICS_PORT"]
+        filled_before = filled_orders(metrics_port)
+        pid = service.proc.pid  # type: ignore[union-attr]
+        ticks, switches = cpu_ticks(pid), context_switches(pid)
+        rtt, lat_rejected = await ping_pong(stub, lat_signals, args.warmup)
+        ticks, switches = cpu_ticks(pid) - ticks, context_switches(pid) - switches
+        pingpong_cpu_us = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / len(lat_signals)
+        lat_filled = filled_orders(metrics_port) - filled_before
+        tp = {p: make_signals(p, keys[p], args.signals, "tp") for p in phases}
+        await asyncio.sleep(0.2)
+        stored = StoredDecisions(nc.jetstream(), service.catalog, "tp-")
+        await stored.start()
+        before_ticks = cpu_ticks(pid)
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(stream_frames(stub, tp[p], args.frame, args.window) for p in phases))
+        acked_s = time.perf_counter() - t0
+        sent = args.signals * len(phases)
+        await stored.wait_for(sent, timeout=300)  # every authentic signal has a decision event
+        elapsed = time.perf_counter() - t0
+        await stored.stop()
+        used_ticks = cpu_ticks(pid) - before_ticks
+        tp_filled = filled_orders(metrics_port) - filled_before - lat_filled
+        accepted = sum(r["accepted"] for r in results)
+        acks = sum(r["acks"] for r in results)
+        ack_size = len(execution_pb2.ExecutionUpdate(acks=execution_pb2.AckBatch(acks=[trading_pb2.SignalAck(
+            phase_id=phases[0], signal_id="lat-00000", accepted=True, client_order_ids=["T" + "0" * 28 + "-0"],
+            received_at_ns=time.time_ns(), acked_at_ns=time.time_ns())])).SerializeToString())
+        return {
+            "rtt_sorted_ns": rtt,
+            "latency_rejected": lat_rejected,
+            "accepted_per_s": round(accepted / elapsed, 1),
+            "acks_per_s": round(acks / acked_s, 1),
+            "signals": sent,
+            "accepted": accepted,
+            "lost": max(0, sent - acks) + (sent - len(stored.seen)),
+            "duplicated": sum(r["duplicate_acks"] for r in results) + (stored.total - len(stored.seen)),
+            "service_cpu_us_per_signal": round(used_ticks / os.sysconf("SC_CLK_TCK") * 1e6 / max(1, accepted), 1),
+            "pingpong_service_cpu_us_per_signal": round(pingpong_cpu_us, 1),
+            "pingpong_switches_per_signal": round(switches / len(lat_signals), 2),
+            "latency_filled_share": round(lat_filled / len(lat_signals), 3),
+            "throughput_filled_share": round(tp_filled / max(1, accepted), 3),
+            "request_size": len(sealed_frame(lat_signals[:1]).SerializeToString()),
+            "ack_size": ack_size,
+        }
 
 
 async def drop_namespace(js: Any, catalog: Catalog) -> None:
@@ -665,27 +674,33 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_service_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the service runs' setup (frames, book, pinning, NATS), shared by the benches
+    that drive the service."""
     affinity = sorted(os.sched_getaffinity(0))
     two = len(affinity) > 1
+    parser.add_argument("--frame", type=int, default=64, help="signals per SealedBatch")
+    parser.add_argument("--window", type=int, default=4, help="frames in flight per phase")
+    parser.add_argument("--level-size", default=LEVEL_SIZE,
+                        help="BTC per book level in the service runs (the engine figure keeps the default)")
+    parser.add_argument("--book-levels", type=int, default=BOOK_LEVELS,
+                        help="book levels a side in the service runs (the engine figure keeps 20)")
+    parser.add_argument("--server-cpus", default=str(affinity[-1]) if two else "")
+    parser.add_argument("--client-cpus", default=str(affinity[0]) if two else "")
+    parser.add_argument("--nats", default=os.environ.get("TITAN_NATS_URL", ""))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="every part small and once")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--phases", type=int, default=1)
     parser.add_argument("--signals", type=int, default=20_000, help="per phase, throughput run")
     parser.add_argument("--latency-signals", type=int, default=5_000)
     parser.add_argument("--warmup", type=int, default=1_000)
-    parser.add_argument("--frame", type=int, default=64, help="signals per SealedBatch")
-    parser.add_argument("--window", type=int, default=4, help="frames in flight per phase")
     parser.add_argument("--engine-signals", type=int, default=20_000)
-    parser.add_argument("--level-size", default=LEVEL_SIZE,
-                        help="BTC per book level in the service runs (the engine figure keeps the default)")
-    parser.add_argument("--book-levels", type=int, default=BOOK_LEVELS,
-                        help="book levels a side in the service runs (the engine figure keeps 20)")
     parser.add_argument("--recovery-fills", type=int, default=100_000)
-    parser.add_argument("--server-cpus", default=str(affinity[-1]) if two else "")
-    parser.add_argument("--client-cpus", default=str(affinity[0]) if two else "")
-    parser.add_argument("--nats", default=os.environ.get("TITAN_NATS_URL", ""))
+    add_service_arguments(parser)
     parser.add_argument("--pg", default=os.environ.get("TITAN_PG_DSN", ""))
     parser.add_argument("--outbox-fsync", action="store_true",
                         help="the service fdatasyncs its outbox before each ack (TITAN_OUTBOX_FSYNC)")

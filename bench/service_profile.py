@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import json
 import os
 import subprocess
@@ -44,11 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import execution_latency as latency
-import grpc
-import nats
-from _engine_load import budget, make_signals
-
-from titan.v1 import common_pb2, execution_pb2, execution_pb2_grpc, trading_pb2
+from _engine_load import make_signals
 
 JSON_KEYS = ("throughput", "pingpong", "py_spy_version", "rate_hz", "seconds")
 REQUIRES_TOOLS = ("py-spy",)
@@ -127,71 +122,38 @@ async def sampled(args: argparse.Namespace, pid: int, load: Any) -> tuple[str, i
 async def profile(args: argparse.Namespace) -> dict[str, Any]:
     phase = "bench-0"
     key = f"{phase}-key-0123456789abcdefghijklmnop".encode()
-    service = latency.Service(args, [phase], {phase: key})
-    nc = await nats.connect(args.nats)
-    feeder: asyncio.Task[None] | None = None
     out: dict[str, Any] = {}
-    try:
-        await service.start()
-        pid = service.proc.pid  # type: ignore[union-attr]
-        feeder = asyncio.create_task(latency.feed(nc, service.catalog, args.level_size, args.book_levels))
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
-            stub = execution_pb2_grpc.ExecutionStub(channel)
-            await stub.SetTradingState(latency.control(execution_pb2.SetTradingStateRequest(
-                state=trading_pb2.TradingState(mode=common_pb2.TradingMode.TRADING_MODE_ACTIVE,
-                                               version=time.time_ns(), set_by="bench"))))
-            await stub.UpdateBudgets(latency.control(execution_pb2.UpdateBudgetsRequest(budgets=[budget(phase)])))
-            for attempt in range(300):  # until market data has arrived: a probe is accepted
-                _, rejected = await latency.ping_pong(stub, make_signals(phase, key, 1, f"probe{attempt}"), 0)
-                if not rejected:
-                    break
-                await asyncio.sleep(0.05)
-            chunk = args.frame * args.window * 8
+    async with latency.trading_service(args, [phase], {phase: key}) as (service, stub, _):
+        chunk = args.frame * args.window * 8
 
-            async def throughput(stop: asyncio.Event) -> int:
-                acks, n = 0, 0
-                while not stop.is_set():
-                    signals = make_signals(phase, key, chunk, f"tp{n}")
-                    acks += (await latency.stream_frames(stub, signals, args.frame, args.window))["acks"]
-                    n += 1
-                return acks
+        async def throughput(stop: asyncio.Event) -> int:
+            acks, n = 0, 0
+            while not stop.is_set():
+                signals = make_signals(phase, key, chunk, f"tp{n}")
+                acks += (await latency.stream_frames(stub, signals, args.frame, args.window))["acks"]
+                n += 1
+            return acks
 
-            async def pingpong(stop: asyncio.Event) -> int:
-                acks, n = 0, 0
-                while not stop.is_set():
-                    await latency.ping_pong(stub, make_signals(phase, key, 200, f"pp{n}"), 0)
-                    acks, n = acks + 200, n + 1
-                return acks
+        async def pingpong(stop: asyncio.Event) -> int:
+            acks, n = 0, 0
+            while not stop.is_set():
+                await latency.ping_pong(stub, make_signals(phase, key, 200, f"pp{n}"), 0)
+                acks, n = acks + 200, n + 1
+            return acks
 
-            for name, load in (("throughput", throughput), ("pingpong", pingpong)):
-                print(f"sampling the service for {args.seconds}s under {name}", file=sys.stderr)
-                raw, acks, elapsed = await sampled(args, pid, load)
-                out[name] = {**shares(raw), "signals_per_s": round(acks / elapsed, 1)}
-    finally:
-        if feeder is not None:
-            feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await feeder
-        service.stop()
-        await latency.drop_namespace(nc.jetstream(), service.catalog)
-        await nc.close()
+        for name, load in (("throughput", throughput), ("pingpong", pingpong)):
+            print(f"sampling the service for {args.seconds}s under {name}", file=sys.stderr)
+            raw, acks, elapsed = await sampled(args, service.proc.pid, load)  # type: ignore[union-attr]
+            out[name] = {**shares(raw), "signals_per_s": round(acks / elapsed, 1)}
     return out
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    affinity = sorted(os.sched_getaffinity(0))
-    two = len(affinity) > 1
     parser.add_argument("--quick", action="store_true", help="3 s of each load at 200 Hz")
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--rate", type=int, default=500, help="samples per second")
-    parser.add_argument("--frame", type=int, default=64, help="signals per SealedBatch (throughput)")
-    parser.add_argument("--window", type=int, default=4, help="frames in flight (throughput)")
-    parser.add_argument("--level-size", default=latency.LEVEL_SIZE)
-    parser.add_argument("--book-levels", type=int, default=latency.BOOK_LEVELS)
-    parser.add_argument("--server-cpus", default=str(affinity[-1]) if two else "")
-    parser.add_argument("--client-cpus", default=str(affinity[0]) if two else "")
-    parser.add_argument("--nats", default=os.environ.get("TITAN_NATS_URL", ""))
+    latency.add_service_arguments(parser)
     args = parser.parse_args()
     args.pg, args.outbox_fsync = "", False  # the service runs without a ledger, as in the latency bench
     if args.quick:
