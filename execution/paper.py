@@ -46,6 +46,9 @@ class FeeSchedule:
     maker: Decimal   # fraction of notional, e.g. 0.0002 = 2 bps; negative = rebate
     taker: Decimal
 
+    def fee(self, notional: Decimal, maker: bool) -> Decimal:
+        return notional * (self.maker if maker else self.taker)
+
 
 @dataclass(frozen=True)
 class PaperConfig:
@@ -99,8 +102,7 @@ class PaperVenue:
         return quantize_down(qty, step)
 
     def fee(self, venue: str, notional: Decimal, maker: bool) -> Decimal:
-        sched = self.fee_schedule(venue)
-        return notional * (sched.maker if maker else sched.taker)
+        return self.fee_schedule(venue).fee(notional, maker)
 
     def fee_schedule(self, venue: str) -> FeeSchedule:
         return self.config.fees.get(venue, self.config.default_fees)

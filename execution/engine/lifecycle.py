@@ -115,8 +115,7 @@ def take_fills(state: EngineState, order: ManagedOrder, fills: list[Fill], now: 
     booked = 0
     for price, qty, maker in fills:
         booked += 1
-        _book(state, order, position, qty, price, qty * price * (fees.maker if maker else fees.taker), maker, now,
-              f"{order.client_order_id}-{order.fill_seq + 1}")
+        _book(state, order, position, qty, price, fees.fee(qty * price, maker), maker, now, next_fill_id(order))
         if not order.is_open:
             break
     _after_fills(state, order, position, price if reference is None else reference, booked, now)
