@@ -4,6 +4,7 @@ underscore keeps it out of tests/test_bench_scripts.py)."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from pathlib import Path
@@ -25,6 +26,11 @@ def cpu_ticks(pid: int) -> int:
     cannot be read)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def ticks_us(ticks: int) -> float:
+    """Clock ticks (:func:`cpu_ticks`) as microseconds."""
+    return ticks / os.sysconf("SC_CLK_TCK") * 1e6
 
 
 def context_switches(pid: int) -> int:

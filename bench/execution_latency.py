@@ -93,6 +93,7 @@ from _engine_load import (
     cpu_ticks,
     make_signals,
     paper_engine,
+    ticks_us,
 )
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -207,7 +208,7 @@ async def echo_rtt(args: argparse.Namespace, request: bytes, reply_size: int) ->
                 await call.read()
                 if i >= args.warmup:
                     samples.append(time.perf_counter_ns() - t0)
-            cpu_us = (cpu_ticks(proc.pid) - ticks) / os.sysconf("SC_CLK_TCK") * 1e6 / max(1, args.latency_signals)
+            cpu_us = ticks_us(cpu_ticks(proc.pid) - ticks) / max(1, args.latency_signals)
             await call.done_writing()
             return sorted(samples), round(cpu_us, 1)
     finally:
@@ -450,7 +451,7 @@ async def service_run(args: argparse.Namespace) -> dict[str, Any]:
         ticks, switches = cpu_ticks(pid), context_switches(pid)
         rtt, lat_rejected = await ping_pong(stub, lat_signals, args.warmup)
         ticks, switches = cpu_ticks(pid) - ticks, context_switches(pid) - switches
-        pingpong_cpu_us = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / len(lat_signals)
+        pingpong_cpu_us = ticks_us(ticks) / len(lat_signals)
         lat_filled = filled_orders(metrics_port) - filled_before
         tp = {p: make_signals(p, keys[p], args.signals, "tp") for p in phases}
         await asyncio.sleep(0.2)
@@ -480,7 +481,7 @@ async def service_run(args: argparse.Namespace) -> dict[str, Any]:
             "accepted": accepted,
             "lost": max(0, sent - acks) + (sent - len(stored.seen)),
             "duplicated": sum(r["duplicate_acks"] for r in results) + (stored.total - len(stored.seen)),
-            "service_cpu_us_per_signal": round(used_ticks / os.sysconf("SC_CLK_TCK") * 1e6 / max(1, accepted), 1),
+            "service_cpu_us_per_signal": round(ticks_us(used_ticks) / max(1, accepted), 1),
             "pingpong_service_cpu_us_per_signal": round(pingpong_cpu_us, 1),
             "pingpong_switches_per_signal": round(switches / len(lat_signals), 2),
             "latency_filled_share": round(lat_filled / len(lat_signals), 3),
@@ -675,7 +676,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_service_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of the service runs' setup (frames, book, pinning, NATS), shared by the benches
+    """The options of the service runs' setup (frames, book, pinning, NATS, outbox), shared by the benches
     that drive the service."""
     affinity = sorted(os.sched_getaffinity(0))
     two = len(affinity) > 1
@@ -688,6 +689,8 @@ def add_service_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server-cpus", default=str(affinity[-1]) if two else "")
     parser.add_argument("--client-cpus", default=str(affinity[0]) if two else "")
     parser.add_argument("--nats", default=os.environ.get("TITAN_NATS_URL", ""))
+    parser.add_argument("--outbox-fsync", action="store_true",
+                        help="the service fdatasyncs its outbox before each ack (TITAN_OUTBOX_FSYNC)")
 
 
 def parse_args() -> argparse.Namespace:
@@ -702,8 +705,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--recovery-fills", type=int, default=100_000)
     add_service_arguments(parser)
     parser.add_argument("--pg", default=os.environ.get("TITAN_PG_DSN", ""))
-    parser.add_argument("--outbox-fsync", action="store_true",
-                        help="the service fdatasyncs its outbox before each ack (TITAN_OUTBOX_FSYNC)")
     parser.add_argument("--parts", choices=("all", "service"), default="all",
                         help="service: the service's runs only (no recovery or ledger figures)")
     parser.add_argument("--baseline", default="",

@@ -25,7 +25,7 @@ a few per cent; a sample in C code called from Python counts for the Python fram
 Needs ``py-spy`` (PyPI, in the ``dev`` extra) and the permission to read another process's memory
 (root, or ``kernel.yama.ptrace_scope`` 0). ``--quick``: 3 s of each at 200 Hz.
 Usage: python bench/service_profile.py [--quick] [--seconds 15] [--rate 500] [--frame 64] [--window 4]
-       [--server-cpus 1] [--client-cpus 0] [--nats URL]
+       [--server-cpus 1] [--client-cpus 0] [--nats URL] [--outbox-fsync]
 """
 
 from __future__ import annotations
@@ -155,7 +155,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=int, default=500, help="samples per second")
     latency.add_service_arguments(parser)
     args = parser.parse_args()
-    args.pg, args.outbox_fsync = "", False  # the service runs without a ledger, as in the latency bench
     if args.quick:
         args.seconds, args.rate = 3, 200
     return args
