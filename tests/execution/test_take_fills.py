@@ -39,12 +39,10 @@ def run(bids: list[tuple[int, str]], asks: list[tuple[int, str]], stream: list[t
     engine, clock = make_engine(book=False)
     fills_before = dict(FILLS.counts)
     updates: list[object] = []
-    for symbol in ("BTCUSDT",):
-        for instrument in (PERP, SPOT):
-            updates += engine.on_market(depth([(str(50_000 - 10 * p), q) for p, q in bids],
-                                              [(str(50_010 + 10 * p), q) for p, q in asks],
-                                              symbol=symbol, instrument=instrument))
-            updates += engine.on_market(mark("50005", symbol=symbol, instrument=instrument))
+    for instrument in (PERP, SPOT):  # BTCUSDT
+        updates += engine.on_market(depth([(str(50_000 - 10 * p), q) for p, q in bids],
+                                          [(str(50_010 + 10 * p), q) for p, q in asks], instrument=instrument))
+        updates += engine.on_market(mark("50005", instrument=instrument))
     for n, (side, size, intent, instrument, slippage) in enumerate(stream):
         sig = signal(clock, leg(side=side, size=size, instrument=instrument), intent=intent,
                      signal_id=f"s-{n}", max_slippage_bps=slippage, leverage="3" if instrument == PERP else "")
