@@ -53,6 +53,7 @@ class ChildState:
     last_exit: int | None = None
     next_start_at: float = 0.0
     failed: bool = False  # crashed more often in a row than the restart budget allows
+    launched: bool = False  # start() has spawned it once: from then on watch() keeps it running
 
     @property
     def running(self) -> bool:
@@ -114,10 +115,14 @@ class Supervisor:
             if handle is not None:
                 handle.close()
         child.started_at = time.monotonic()
+        child.launched = True
         log.info("started %s (pid %s)", spec.name, child.proc.pid, extra={"child": spec.name, "pid": child.proc.pid})
         self.on_event("started", child)
 
     async def start(self) -> None:
+        """Start the children in order, each after the one before reported ready. Run watch() beside
+        it, so that a child crashing meanwhile (one whose backend is still coming up, say) is started
+        again while a later child waits for it."""
         for child in self.children:
             await self._spawn(child)
             if child.spec.ready is not None:
@@ -127,14 +132,19 @@ class Supervisor:
         probe = child.spec.ready
         assert probe is not None
         deadline = time.monotonic() + child.spec.ready_timeout_s
-        while time.monotonic() < deadline and child.running and not self._stopping.is_set():
+        while time.monotonic() < deadline and self._may_come_up(child) and not self._stopping.is_set():
             with contextlib.suppress(Exception):
-                if await probe():
+                if child.running and await probe():
                     log.info("%s ready", child.spec.name, extra={"child": child.spec.name})
                     return
             await asyncio.sleep(0.1)
         log.warning("%s not ready after %.0fs; starting the next children anyway", child.spec.name,
                     child.spec.ready_timeout_s, extra={"child": child.spec.name})
+
+    @staticmethod
+    def _may_come_up(child: ChildState) -> bool:
+        """Running, or crashed and due to be started again by watch()."""
+        return child.running or (child.spec.restart and not child.failed)
 
     def _backoff(self, child: ChildState) -> float:
         return float(min(self.backoff_max_s, self.backoff_initial_s * (2 ** max(0, child.restarts - 1))))
@@ -145,7 +155,7 @@ class Supervisor:
             now = time.monotonic()
             for child in self.children:
                 if child.proc is None:
-                    if now >= child.next_start_at and child.spec.restart and not child.failed:
+                    if child.launched and now >= child.next_start_at and child.spec.restart and not child.failed:
                         await self._spawn(child)
                     continue
                 code = child.proc.returncode

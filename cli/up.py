@@ -286,8 +286,8 @@ async def run_organism(
     stop = stop_on_signals()
     servers_stop = asyncio.Event()
     servers_watcher = asyncio.create_task(servers.run(servers_stop))
+    watcher = asyncio.create_task(sup.watch())  # restarts what crashes while the later children start
     await sup.start()
-    watcher = asyncio.create_task(sup.watch())
     deadline = time.monotonic() + duration_s if duration_s else None
 
     def running() -> bool:

@@ -3,10 +3,12 @@ starts; a probe that never succeeds delays the next child by at most ``ready_tim
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from pathlib import Path
 
+from tests.util import wait_for
 from titan.cli.supervisor import ChildSpec, ChildState, Supervisor
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
@@ -48,3 +50,47 @@ async def test_a_probe_that_never_succeeds_times_out() -> None:
         assert sup.child("next").running  # started anyway, after the timeout
     finally:
         await sup.stop()
+
+
+async def test_a_child_crashing_during_start_is_restarted_while_the_next_waits(tmp_path: Path) -> None:
+    # "backend" dies on its first run (as execution does when PostgreSQL is down while it starts);
+    # "client" is ready only once a backend runs. With watch() beside start(), the backend is
+    # started again and the client comes up well before its readiness timeout.
+    crashed, serving = tmp_path / "crashed-once", tmp_path / "serving"
+    backend = [sys.executable, "-c",
+               f"import pathlib, sys, time\nc, s = pathlib.Path({str(crashed)!r}), pathlib.Path({str(serving)!r})\n"
+               "if not c.exists():\n    c.touch(); sys.exit(2)\ns.touch()\nwhile True: time.sleep(0.05)"]
+
+    async def client_ready() -> bool:
+        return serving.exists()
+
+    sup = Supervisor([ChildSpec("backend", backend), ChildSpec("client", SLEEPER, ready=client_ready,
+                                                               ready_timeout_s=30), ChildSpec("last", SLEEPER)],
+                     backoff_initial_s=0.2)
+    watcher = asyncio.create_task(sup.watch())
+    try:
+        began = time.monotonic()
+        await sup.start()
+        assert time.monotonic() - began < 15  # ready after the restart, not after the 30 s timeout
+        assert serving.exists() and sup.child("backend").restarts == 1 and sup.child("backend").running
+        assert sup.child("last").running
+    finally:
+        await sup.stop()
+        await watcher
+
+
+async def test_watch_leaves_children_that_start_has_not_reached_alone() -> None:
+    async def never() -> bool:
+        return False
+
+    sup = Supervisor([ChildSpec("slow", SLEEPER, ready=never, ready_timeout_s=1.0), ChildSpec("next", SLEEPER)])
+    watcher = asyncio.create_task(sup.watch())
+    starting = asyncio.create_task(sup.start())
+    try:
+        await wait_for(lambda: sup.child("slow").running, timeout=10)
+        assert sup.child("next").proc is None  # still waiting for "slow": watch() did not start it early
+        await starting
+        assert sup.child("next").running
+    finally:
+        await sup.stop()
+        await watcher
