@@ -138,6 +138,13 @@ class Supervisor:
                     log.info("%s ready", child.spec.name, extra={"child": child.spec.name})
                     return
             await asyncio.sleep(0.1)
+        if self._stopping.is_set():
+            return
+        if not self._may_come_up(child):
+            code = child.last_exit if child.proc is None else child.proc.returncode
+            log.warning("%s ended before it was ready (exit %s); starting the next children anyway", child.spec.name,
+                        code, extra={"child": child.spec.name})
+            return
         log.warning("%s not ready after %.0fs; starting the next children anyway", child.spec.name,
                     child.spec.ready_timeout_s, extra={"child": child.spec.name})
 

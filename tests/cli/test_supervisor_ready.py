@@ -4,9 +4,12 @@ starts; a probe that never succeeds delays the next child by at most ``ready_tim
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.util import wait_for
 from titan.cli.supervisor import ChildSpec, ChildState, Supervisor
@@ -91,6 +94,25 @@ async def test_watch_leaves_children_that_start_has_not_reached_alone() -> None:
         assert sup.child("next").proc is None  # still waiting for "slow": watch() did not start it early
         await starting
         assert sup.child("next").running
+    finally:
+        await sup.stop()
+        await watcher
+
+
+async def test_a_child_that_ends_for_good_is_not_waited_for(caplog: pytest.LogCaptureFixture) -> None:
+    async def never() -> bool:
+        return False
+
+    quitter = [sys.executable, "-c", "import sys; sys.exit(4)"]
+    sup = Supervisor([ChildSpec("quitter", quitter, restart=False, ready=never, ready_timeout_s=30),
+                      ChildSpec("next", SLEEPER)])
+    watcher = asyncio.create_task(sup.watch())
+    try:
+        began = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="titan.up"):
+            await sup.start()
+        assert time.monotonic() - began < 15 and sup.child("next").running  # not the 30 s timeout
+        assert "quitter ended before it was ready (exit 4)" in caplog.text
     finally:
         await sup.stop()
         await watcher
