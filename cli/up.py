@@ -287,13 +287,14 @@ async def run_organism(
     servers_stop = asyncio.Event()
     servers_watcher = asyncio.create_task(servers.run(servers_stop))
     watcher = asyncio.create_task(sup.watch())  # restarts what crashes while the later children start
-    await sup.start()
-    deadline = time.monotonic() + duration_s if duration_s else None
+    deadline: float | None = None
 
     def running() -> bool:
         return not stop.is_set() and not sup.failed() and (deadline is None or time.monotonic() < deadline)
 
     try:
+        await sup.start()
+        deadline = time.monotonic() + duration_s if duration_s else None
         if headless:
             next_log = 0.0
             while running():

@@ -86,7 +86,7 @@ async def test_watch_leaves_children_that_start_has_not_reached_alone() -> None:
     async def never() -> bool:
         return False
 
-    sup = Supervisor([ChildSpec("slow", SLEEPER, ready=never, ready_timeout_s=1.0), ChildSpec("next", SLEEPER)])
+    sup = Supervisor([ChildSpec("slow", SLEEPER, ready=never, ready_timeout_s=3.0), ChildSpec("next", SLEEPER)])
     watcher = asyncio.create_task(sup.watch())
     starting = asyncio.create_task(sup.start())
     try:
