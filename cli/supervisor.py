@@ -119,26 +119,34 @@ class Supervisor:
         log.info("started %s (pid %s)", spec.name, child.proc.pid, extra={"child": spec.name, "pid": child.proc.pid})
         self.on_event("started", child)
 
-    async def start(self) -> None:
+    async def start(self, until: asyncio.Event | None = None) -> None:
         """Start the children in order, each after the one before reported ready. Run watch() beside
         it, so that a child crashing meanwhile (one whose backend is still coming up, say) is started
-        again while a later child waits for it."""
+        again while a later child waits for it. ``until``: once set (a stop request), no further
+        child is started and no readiness is waited for; stop() then stops those already started."""
+        cut = until or self._stopping
         for child in self.children:
+            if cut.is_set() or self._stopping.is_set():
+                return
             await self._spawn(child)
             if child.spec.ready is not None:
-                await self._wait_ready(child)
+                await self._wait_ready(child, cut)
 
-    async def _wait_ready(self, child: ChildState) -> None:
+    async def _wait_ready(self, child: ChildState, cut: asyncio.Event) -> None:
         probe = child.spec.ready
         assert probe is not None
         deadline = time.monotonic() + child.spec.ready_timeout_s
-        while time.monotonic() < deadline and self._may_come_up(child) and not self._stopping.is_set():
+
+        def waiting() -> bool:
+            return not (cut.is_set() or self._stopping.is_set()) and self._may_come_up(child)
+
+        while time.monotonic() < deadline and waiting():
             with contextlib.suppress(Exception):
                 if child.running and await probe():
                     log.info("%s ready", child.spec.name, extra={"child": child.spec.name})
                     return
             await asyncio.sleep(0.1)
-        if self._stopping.is_set():
+        if cut.is_set() or self._stopping.is_set():
             return
         if not self._may_come_up(child):
             code = child.last_exit if child.proc is None else child.proc.returncode

@@ -293,7 +293,7 @@ async def run_organism(
         return not stop.is_set() and not sup.failed() and (deadline is None or time.monotonic() < deadline)
 
     try:
-        await sup.start()
+        await sup.start(until=stop)  # a stop request (Ctrl-C, SIGTERM) cuts the start short
         deadline = time.monotonic() + duration_s if duration_s else None
         if headless:
             next_log = 0.0

@@ -116,3 +116,21 @@ async def test_a_child_that_ends_for_good_is_not_waited_for(caplog: pytest.LogCa
     finally:
         await sup.stop()
         await watcher
+
+
+async def test_a_stop_request_cuts_the_start_short() -> None:
+    # a phase that never gets ready (say, misconfigured) must not hold a Ctrl-C for its whole timeout
+    async def never() -> bool:
+        return False
+
+    sup = Supervisor([ChildSpec("stuck", SLEEPER, ready=never, ready_timeout_s=60), ChildSpec("next", SLEEPER)])
+    stop = asyncio.Event()
+    starting = asyncio.create_task(sup.start(until=stop))
+    try:
+        await wait_for(lambda: sup.child("stuck").running, timeout=10)
+        stop.set()
+        await asyncio.wait_for(starting, timeout=10)  # not the 60 s readiness timeout
+        assert sup.child("next").proc is None  # nothing started after the request
+    finally:
+        await sup.stop()
+    assert sup.child("stuck").proc is not None and sup.child("stuck").proc.returncode is not None
