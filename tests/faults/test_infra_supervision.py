@@ -1,7 +1,8 @@
 """Supervised infrastructure: SIGKILL the embedded PostgreSQL postmaster, then nats-server, under a
 running `titan up`; each is started again on its port with its data within seconds, the outage is
 logged, the ledger keeps growing afterwards (the ledger writer and execution reconnected), and
-`titan up` still stops cleanly with exit 0."""
+`titan up` still stops cleanly with exit 0. A child killed while the organism is still starting is
+restarted at once, and the phases come up without waiting out their readiness timeouts."""
 
 from __future__ import annotations
 
@@ -24,14 +25,18 @@ async def kill_and_wait_back(organism: Organism, label: str, pid: int, port: int
     await wait_for(lambda: organism.said(f"{label} is back"), timeout=60, interval=0.1)
     recovery = time.monotonic() - killed
     assert organism.said(f"{label} is down"), organism.tail()
-    # the ledger grows again: events flow execution -> JetStream -> ledger writer -> PostgreSQL
+    await ledger_grows(organism, before, f"{label} came back")
+    return recovery
+
+
+async def ledger_grows(organism: Organism, before: int, since: str) -> None:
+    """Events flow again: execution -> JetStream -> ledger writer -> PostgreSQL."""
     try:
         await wait_for(lambda: _grew(organism, before), timeout=90, interval=0.5)
     except AssertionError as stuck:  # say why: the organism's log shows who is still refusing or retrying
-        raise AssertionError(f"the ledger did not grow past {before} events after {label} came back: {stuck}\n"
+        raise AssertionError(f"the ledger did not grow past {before} events after {since}: {stuck}\n"
                              f"{organism.tail(12000)}") from None
     assert organism.proc.returncode is None, organism.tail()
-    return recovery
 
 
 def _summaries(organism: Organism) -> list[dict[str, object]]:
@@ -63,5 +68,22 @@ async def test_postgres_and_nats_are_restarted_with_their_data() -> None:
 
         assert any("servers" in m for m in _summaries(organism)), organism.tail()
         print(f"\nrecovery: PostgreSQL {pg_recovery:.1f}s, NATS {nats_recovery:.1f}s")
+        assert await organism.stop() == 0, organism.tail()
+        assert not organism.said("child failed"), organism.tail()
+
+
+
+async def test_a_child_killed_while_the_organism_starts_is_restarted_at_once() -> None:
+    # as when execution crashes opening the ledger while PostgreSQL is coming back: the first phase
+    # waits for a stream to execution, which only a restart of execution gives it
+    async with running_organism("--source", "sim", "--duration", "300s") as organism:
+        await wait_for(lambda: organism.said("started phase-"), timeout=120, interval=0.02)
+        execution = next(m for m in organism.messages() if str(m.get("msg", "")).startswith("started execution"))
+        os.kill(int(str(execution["pid"])), signal.SIGKILL)
+        await wait_for(lambda: _summaries(organism), timeout=180, interval=0.5)  # every child started
+        assert organism.said("execution exited with -9; restart 1"), organism.tail(12000)
+        assert not organism.said("not ready after"), organism.tail(12000)  # no phase waited out its timeout
+        before = await wait_for(organism.event_count, timeout=60, interval=0.5)
+        await ledger_grows(organism, before, "execution was restarted during the start")
         assert await organism.stop() == 0, organism.tail()
         assert not organism.said("child failed"), organism.tail()
