@@ -1,12 +1,16 @@
 """The supervisor's readiness probe: a child with ``ready`` must report ready before the next child
-starts; a probe that never succeeds delays the next child by at most ``ready_timeout_s``."""
+starts; a probe that never succeeds delays the next child by at most ``ready_timeout_s``. With
+watch() beside start() (as `titan up` runs them), a child that crashes meanwhile is restarted at once;
+a stop request cuts the start short."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,21 @@ from tests.util import wait_for
 from titan.cli.supervisor import ChildSpec, ChildState, Supervisor
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
+
+
+async def never_ready() -> bool:
+    return False
+
+
+@contextlib.asynccontextmanager
+async def watched(sup: Supervisor) -> AsyncIterator[Supervisor]:
+    """``sup`` with watch() running beside what the block does; stopped afterwards."""
+    watcher = asyncio.create_task(sup.watch())
+    try:
+        yield sup
+    finally:
+        await sup.stop()
+        await watcher
 
 
 async def test_next_child_starts_only_after_the_probe_succeeds(tmp_path: Path) -> None:
@@ -44,10 +63,7 @@ async def test_next_child_starts_only_after_the_probe_succeeds(tmp_path: Path) -
 
 
 async def test_a_probe_that_never_succeeds_times_out() -> None:
-    async def never() -> bool:
-        return False
-
-    sup = Supervisor([ChildSpec("slow", SLEEPER, ready=never, ready_timeout_s=0.3), ChildSpec("next", SLEEPER)])
+    sup = Supervisor([ChildSpec("slow", SLEEPER, ready=never_ready, ready_timeout_s=0.3), ChildSpec("next", SLEEPER)])
     try:
         await sup.start()
         assert sup.child("next").running  # started anyway, after the timeout
@@ -67,70 +83,47 @@ async def test_a_child_crashing_during_start_is_restarted_while_the_next_waits(t
     async def client_ready() -> bool:
         return serving.exists()
 
-    sup = Supervisor([ChildSpec("backend", backend), ChildSpec("client", SLEEPER, ready=client_ready,
-                                                               ready_timeout_s=30), ChildSpec("last", SLEEPER)],
-                     backoff_initial_s=0.2)
-    watcher = asyncio.create_task(sup.watch())
-    try:
+    specs = [ChildSpec("backend", backend), ChildSpec("client", SLEEPER, ready=client_ready, ready_timeout_s=30),
+             ChildSpec("last", SLEEPER)]
+    async with watched(Supervisor(specs, backoff_initial_s=0.2)) as sup:
         began = time.monotonic()
         await sup.start()
         assert time.monotonic() - began < 15  # ready after the restart, not after the 30 s timeout
         assert serving.exists() and sup.child("backend").restarts == 1 and sup.child("backend").running
         assert sup.child("last").running
-    finally:
-        await sup.stop()
-        await watcher
 
 
 async def test_watch_leaves_children_that_start_has_not_reached_alone() -> None:
-    async def never() -> bool:
-        return False
-
-    sup = Supervisor([ChildSpec("slow", SLEEPER, ready=never, ready_timeout_s=3.0), ChildSpec("next", SLEEPER)])
-    watcher = asyncio.create_task(sup.watch())
-    starting = asyncio.create_task(sup.start())
-    try:
+    specs = [ChildSpec("slow", SLEEPER, ready=never_ready, ready_timeout_s=3.0), ChildSpec("next", SLEEPER)]
+    async with watched(Supervisor(specs)) as sup:
+        starting = asyncio.create_task(sup.start())
         await wait_for(lambda: sup.child("slow").running, timeout=10)
         assert sup.child("next").proc is None  # still waiting for "slow": watch() did not start it early
         await starting
         assert sup.child("next").running
-    finally:
-        await sup.stop()
-        await watcher
 
 
 async def test_a_child_that_ends_for_good_is_not_waited_for(caplog: pytest.LogCaptureFixture) -> None:
-    async def never() -> bool:
-        return False
-
     quitter = [sys.executable, "-c", "import sys; sys.exit(4)"]
-    sup = Supervisor([ChildSpec("quitter", quitter, restart=False, ready=never, ready_timeout_s=30),
-                      ChildSpec("next", SLEEPER)])
-    watcher = asyncio.create_task(sup.watch())
-    try:
+    specs = [ChildSpec("quitter", quitter, restart=False, ready=never_ready, ready_timeout_s=30),
+             ChildSpec("next", SLEEPER)]
+    async with watched(Supervisor(specs)) as sup:
         began = time.monotonic()
         with caplog.at_level(logging.WARNING, logger="titan.up"):
             await sup.start()
         assert time.monotonic() - began < 15 and sup.child("next").running  # not the 30 s timeout
         assert "quitter ended before it was ready (exit 4)" in caplog.text
-    finally:
-        await sup.stop()
-        await watcher
 
 
 async def test_a_stop_request_cuts_the_start_short() -> None:
     # a phase that never gets ready (say, misconfigured) must not hold a Ctrl-C for its whole timeout
-    async def never() -> bool:
-        return False
-
-    sup = Supervisor([ChildSpec("stuck", SLEEPER, ready=never, ready_timeout_s=60), ChildSpec("next", SLEEPER)])
+    specs = [ChildSpec("stuck", SLEEPER, ready=never_ready, ready_timeout_s=60), ChildSpec("next", SLEEPER)]
     stop = asyncio.Event()
-    starting = asyncio.create_task(sup.start(until=stop))
-    try:
+    async with watched(Supervisor(specs)) as sup:
+        starting = asyncio.create_task(sup.start(until=stop))
         await wait_for(lambda: sup.child("stuck").running, timeout=10)
         stop.set()
         await asyncio.wait_for(starting, timeout=10)  # not the 60 s readiness timeout
         assert sup.child("next").proc is None  # nothing started after the request
-    finally:
-        await sup.stop()
-    assert sup.child("stuck").proc is not None and sup.child("stuck").proc.returncode is not None
+    stuck = sup.child("stuck").proc
+    assert stuck is not None and stuck.returncode is not None  # stopped with the rest
