@@ -75,9 +75,9 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from _baseline import ORIGIN, check_origin, checked_out, environment, pairwise
@@ -113,6 +113,7 @@ JSON_KEYS = (
 CONTROL_KEY = b"bench-control-key-0123456789abcd"
 BOOK_LEVELS = 500        # per side, in the service runs
 HERE = Path(__file__).resolve().parent
+T = TypeVar("T")
 ECHO_METHOD = "/bench.Echo/Chat"
 
 
@@ -189,28 +190,56 @@ async def echo_server(port: int, reply_size: int) -> None:
     await server.wait_for_termination()
 
 
+RoundTrip = Callable[[], Awaitable[None]]
+
+
+async def timed_round_trips(round_trip: RoundTrip, server_pid: int, warmup: int,
+                            count: int) -> tuple[list[int], float, float]:
+    """``warmup`` round trips, then ``count`` timed ones: those sorted (ns), and the server process's
+    CPU time (µs) and context switches (all its threads) per timed round trip."""
+    samples: list[int] = []
+    ticks = switches = 0
+    for i in range(warmup + count):
+        if i == warmup:
+            ticks, switches = cpu_ticks(server_pid), context_switches(server_pid)
+        t0 = time.perf_counter_ns()
+        await round_trip()
+        if i >= warmup:
+            samples.append(time.perf_counter_ns() - t0)
+    per = max(1, count)
+    cpu_us = ticks_us(cpu_ticks(server_pid) - ticks) / per
+    return sorted(samples), cpu_us, (context_switches(server_pid) - switches) / per
+
+
+def rtt_figures(sorted_ns: list[int], prefix: str = "rtt") -> dict[str, float]:
+    """``<prefix>_p50_us``, ``_p99_us`` and ``_p999_us`` of sorted round trips."""
+    return {f"{prefix}_p{name}_us": percentile(sorted_ns, q) for name, q in (("50", 0.5), ("99", 0.99), ("999", 0.999))}
+
+
+async def echo_round_trips(port: int, request: bytes, run: Callable[[RoundTrip], Awaitable[T]]) -> T:
+    """``run(round_trip)`` over one bidi stream to the echo server on ``port``."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        await asyncio.wait_for(channel.channel_ready(), 30)
+        call = channel.stream_stream(ECHO_METHOD)()
+
+        async def round_trip() -> None:
+            await call.write(request)
+            await call.read()
+
+        result = await run(round_trip)
+        await call.done_writing()
+        return result
+
+
 async def echo_rtt(args: argparse.Namespace, request: bytes, reply_size: int) -> tuple[list[int], float]:
     """The sorted round trips, and the echo server's CPU time per message in microseconds."""
     port = free_port()
     proc = spawn([sys.executable, str(Path(__file__)), "--echo-server", str(port), "--reply-size", str(reply_size)],
                  args.server_cpus, os.environ.copy())
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            await asyncio.wait_for(channel.channel_ready(), 30)
-            call = channel.stream_stream(ECHO_METHOD)()
-            samples = []
-            ticks = 0
-            for i in range(args.warmup + args.latency_signals):
-                if i == args.warmup:
-                    ticks = cpu_ticks(proc.pid)
-                t0 = time.perf_counter_ns()
-                await call.write(request)
-                await call.read()
-                if i >= args.warmup:
-                    samples.append(time.perf_counter_ns() - t0)
-            cpu_us = ticks_us(cpu_ticks(proc.pid) - ticks) / max(1, args.latency_signals)
-            await call.done_writing()
-            return sorted(samples), round(cpu_us, 1)
+        samples, cpu_us, _ = await echo_round_trips(port, request, lambda round_trip: timed_round_trips(
+            round_trip, proc.pid, args.warmup, args.latency_signals))
+        return samples, round(cpu_us, 1)
     finally:
         stop(proc)
 
@@ -279,6 +308,14 @@ class Service:
     def stop(self) -> None:
         if self.proc is not None:
             stop(self.proc)
+
+
+def ack_bytes(phase: str) -> int:
+    """The size of the message that acknowledges one accepted signal of ``phase`` (the echo's reply)."""
+    ack = trading_pb2.SignalAck(phase_id=phase, signal_id="lat-00000", accepted=True,
+                                client_order_ids=["T" + "0" * 28 + "-0"], received_at_ns=time.time_ns(),
+                                acked_at_ns=time.time_ns())
+    return len(execution_pb2.ExecutionUpdate(acks=execution_pb2.AckBatch(acks=[ack])).SerializeToString())
 
 
 def sealed_frame(signals: list[trading_pb2.Signal]) -> execution_pb2.StreamRequest:
@@ -469,9 +506,7 @@ async def service_run(args: argparse.Namespace) -> dict[str, Any]:
         tp_filled = filled_orders(metrics_port) - filled_before - lat_filled
         accepted = sum(r["accepted"] for r in results)
         acks = sum(r["acks"] for r in results)
-        ack_size = len(execution_pb2.ExecutionUpdate(acks=execution_pb2.AckBatch(acks=[trading_pb2.SignalAck(
-            phase_id=phases[0], signal_id="lat-00000", accepted=True, client_order_ids=["T" + "0" * 28 + "-0"],
-            received_at_ns=time.time_ns(), acked_at_ns=time.time_ns())])).SerializeToString())
+        ack_size = ack_bytes(phases[0])
         return {
             "rtt_sorted_ns": rtt,
             "latency_rejected": lat_rejected,
@@ -625,12 +660,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         for _ in range(args.repeats):
             run = asyncio.run(service_run(args))
             rtt = run.pop("rtt_sorted_ns")
-            run.update(rtt_p50_us=percentile(rtt, 0.5), rtt_p99_us=percentile(rtt, 0.99),
-                       rtt_p999_us=percentile(rtt, 0.999), rtt_samples=len(rtt))
+            run.update(rtt_figures(rtt), rtt_samples=len(rtt))
             request = sealed_frame(make_signals("bench-0", b"k" * 32, 1, "lat"))
             echo, echo_cpu_us = asyncio.run(echo_rtt(args, request.SerializeToString(), run["ack_size"]))
-            run.update(echo_rtt_p50_us=percentile(echo, 0.5), echo_rtt_p99_us=percentile(echo, 0.99),
-                       echo_rtt_p999_us=percentile(echo, 0.999), echo_server_cpu_us_per_message=echo_cpu_us)
+            run.update(rtt_figures(echo, "echo_rtt"), echo_server_cpu_us_per_message=echo_cpu_us)
             run["engine_us_per_signal"] = engine_us_per_signal(args.engine_signals)
             run["engine_sealed_us_per_signal"] = engine_us_per_signal(args.engine_signals, sealed=True)
             runs.append(run)

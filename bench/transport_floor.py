@@ -47,10 +47,19 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from _engine_load import context_switches, cpu_ticks, make_signals, ticks_us
-from execution_latency import ECHO_METHOD, echo_server, free_port, percentile, sealed_frame, spawn, stop
-
-from titan.v1 import execution_pb2, trading_pb2
+from _engine_load import make_signals
+from execution_latency import (
+    RoundTrip,
+    ack_bytes,
+    echo_round_trips,
+    echo_server,
+    free_port,
+    rtt_figures,
+    sealed_frame,
+    spawn,
+    stop,
+    timed_round_trips,
+)
 
 JSON_KEYS = ("transports", "request_bytes", "reply_bytes", "messages", "warmup", "repeats", "load_average",
              "server_cpus", "client_cpus", "spread")
@@ -106,24 +115,7 @@ def serve(transport: str, port: int, reply_size: int) -> None:
         uvloop.run(serve_tcp(port, reply))
 
 
-# --- clients --------------------------------------------------------------------------------------
-RoundTrip = Callable[[], Awaitable[None]]
-
-
-async def grpc_round_trips(port: int, request: bytes, run: Callable[[RoundTrip], Awaitable[Any]]) -> Any:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        await asyncio.wait_for(channel.channel_ready(), 30)
-        call = channel.stream_stream(ECHO_METHOD)()
-
-        async def round_trip() -> None:
-            await call.write(request)
-            await call.read()
-
-        result = await run(round_trip)
-        await call.done_writing()
-        return result
-
-
+# --- clients (the gRPC ones: the latency bench's echo client) ---------------------------------------
 async def tcp_round_trips(port: int, request: bytes, run: Callable[[RoundTrip], Awaitable[Any]]) -> Any:
     deadline = time.monotonic() + 30
     while True:
@@ -154,21 +146,9 @@ def measure(args: argparse.Namespace, transport: str, request: bytes, reply_size
                   "--reply-size", str(reply_size)], args.server_cpus, os.environ.copy())
 
     async def timed(round_trip: RoundTrip) -> dict[str, float]:
-        samples: list[int] = []
-        ticks = switches = 0
-        for i in range(args.warmup + args.messages):
-            if i == args.warmup:
-                ticks, switches = cpu_ticks(proc.pid), context_switches(proc.pid)
-            t0 = time.perf_counter_ns()
-            await round_trip()
-            if i >= args.warmup:
-                samples.append(time.perf_counter_ns() - t0)
-        cpu_us = ticks_us(cpu_ticks(proc.pid) - ticks) / args.messages
-        switched = (context_switches(proc.pid) - switches) / args.messages
-        samples.sort()
-        return {"rtt_p50_us": percentile(samples, 0.5), "rtt_p99_us": percentile(samples, 0.99),
-                "rtt_p999_us": percentile(samples, 0.999), "server_cpu_us_per_message": round(cpu_us, 1),
-                "server_switches_per_message": round(switched, 2)}
+        samples, cpu_us, switches = await timed_round_trips(round_trip, proc.pid, args.warmup, args.messages)
+        return {**rtt_figures(samples), "server_cpu_us_per_message": round(cpu_us, 1),
+                "server_switches_per_message": round(switches, 2)}
 
     try:
         if transport == "tcp_uvloop":
@@ -176,7 +156,7 @@ def measure(args: argparse.Namespace, transport: str, request: bytes, reply_size
 
             result: dict[str, float] = uvloop.run(tcp_round_trips(port, request, timed))
         else:
-            result = asyncio.run(grpc_round_trips(port, request, timed))
+            result = asyncio.run(echo_round_trips(port, request, timed))
         if proc.poll() is not None:
             raise RuntimeError(f"{transport} server exited with {proc.returncode}")
         return result
@@ -188,9 +168,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.client_cpus:
         os.sched_setaffinity(0, {int(c) for c in args.client_cpus.split(",")})
     request = sealed_frame(make_signals("bench-0", b"k" * 32, 1, "lat")).SerializeToString()
-    reply_size = len(execution_pb2.ExecutionUpdate(acks=execution_pb2.AckBatch(acks=[trading_pb2.SignalAck(
-        phase_id="bench-0", signal_id="lat-00000", accepted=True, client_order_ids=["T" + "0" * 28 + "-0"],
-        received_at_ns=time.time_ns(), acked_at_ns=time.time_ns())])).SerializeToString())
+    reply_size = ack_bytes("bench-0")
     runs: dict[str, list[dict[str, float]]] = {t: [] for t in args.transports}
     for repeat in range(args.repeats):
         for transport in args.transports:
