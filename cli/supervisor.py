@@ -49,11 +49,15 @@ class ChildState:
     spec: ChildSpec
     proc: asyncio.subprocess.Process | None = None
     restarts: int = 0
-    started_at: float = 0.0
+    started_at: float = 0.0  # time.monotonic() of its last spawn; 0 until start() first spawns it
     last_exit: int | None = None
     next_start_at: float = 0.0
     failed: bool = False  # crashed more often in a row than the restart budget allows
-    launched: bool = False  # start() has spawned it once: from then on watch() keeps it running
+
+    @property
+    def launched(self) -> bool:
+        """start() has spawned it once: from then on watch() keeps it running."""
+        return self.started_at > 0
 
     @property
     def running(self) -> bool:
@@ -115,7 +119,6 @@ class Supervisor:
             if handle is not None:
                 handle.close()
         child.started_at = time.monotonic()
-        child.launched = True
         log.info("started %s (pid %s)", spec.name, child.proc.pid, extra={"child": spec.name, "pid": child.proc.pid})
         self.on_event("started", child)
 
@@ -124,29 +127,27 @@ class Supervisor:
         it, so that a child crashing meanwhile (one whose backend is still coming up, say) is started
         again while a later child waits for it. ``until``: once set (a stop request), no further
         child is started and no readiness is waited for; stop() then stops those already started."""
-        cut = until or self._stopping
+        def stopping() -> bool:
+            return self._stopping.is_set() or (until is not None and until.is_set())
+
         for child in self.children:
-            if cut.is_set() or self._stopping.is_set():
+            if stopping():
                 return
             await self._spawn(child)
             if child.spec.ready is not None:
-                await self._wait_ready(child, cut)
+                await self._wait_ready(child, stopping)
 
-    async def _wait_ready(self, child: ChildState, cut: asyncio.Event) -> None:
+    async def _wait_ready(self, child: ChildState, stopping: Callable[[], bool]) -> None:
         probe = child.spec.ready
         assert probe is not None
         deadline = time.monotonic() + child.spec.ready_timeout_s
-
-        def waiting() -> bool:
-            return not (cut.is_set() or self._stopping.is_set()) and self._may_come_up(child)
-
-        while time.monotonic() < deadline and waiting():
+        while time.monotonic() < deadline and not stopping() and self._may_come_up(child):
             with contextlib.suppress(Exception):
                 if child.running and await probe():
                     log.info("%s ready", child.spec.name, extra={"child": child.spec.name})
                     return
             await asyncio.sleep(0.1)
-        if cut.is_set() or self._stopping.is_set():
+        if stopping():
             return
         if not self._may_come_up(child):
             code = child.last_exit if child.proc is None else child.proc.returncode

@@ -72,7 +72,6 @@ async def test_postgres_and_nats_are_restarted_with_their_data() -> None:
         assert not organism.said("child failed"), organism.tail()
 
 
-
 async def test_a_child_killed_while_the_organism_starts_is_restarted_at_once() -> None:
     # as when execution crashes opening the ledger while PostgreSQL is coming back: the first phase
     # waits for a stream to execution, which only a restart of execution gives it
