@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from titan.backtest.record import EquityPoint
-from titan.core.money import D
+from titan.core.money import to_decimal
 from titan.v1 import common_pb2, trading_pb2
 
 NS_PER_HOUR = 3_600 * 10**9
@@ -128,7 +128,7 @@ def _round_trips(fills: Iterable[trading_pb2.Fill],
     trades: list[tuple[Trade, str]] = []
     for f in fills:
         key = (f.phase_id, f.venue, f.symbol, int(f.instrument))
-        qty, price = D(f.quantity), D(f.price)
+        qty, price = to_decimal(f.quantity), to_decimal(f.price)
         signed = qty if f.side == common_pb2.SIDE_BUY else -qty
         trade = opened.get(key)
         if trade is None:
@@ -137,17 +137,17 @@ def _round_trips(fills: Iterable[trading_pb2.Fill],
         if before != 0 and (before > 0) != (signed > 0) and abs(signed) > abs(before):
             # a flip: the part that closes ends this trade, the rest opens the next one
             closing = abs(before)
-            fee = D(f.fee) * closing / qty
-            _add(trade, f.side == common_pb2.SIDE_BUY, closing, price, fee, D(f.realized_pnl))
+            fee = to_decimal(f.fee) * closing / qty
+            _add(trade, f.side == common_pb2.SIDE_BUY, closing, price, fee, to_decimal(f.realized_pnl))
             trade.qty = _ZERO
             trades.append((_close(key, trade, f.ts_ns, payments), trade.opened_by))
             trade = opened[key] = _Open(f.ts_ns, _signal_of(f.client_order_id))
             qty_left = qty - closing
-            _add(trade, f.side == common_pb2.SIDE_BUY, qty_left, price, D(f.fee) - fee, _ZERO)
+            _add(trade, f.side == common_pb2.SIDE_BUY, qty_left, price, to_decimal(f.fee) - fee, _ZERO)
             trade.qty = signed + before
             trade.peak = abs(trade.qty)
             continue
-        _add(trade, f.side == common_pb2.SIDE_BUY, qty, price, D(f.fee), D(f.realized_pnl))
+        _add(trade, f.side == common_pb2.SIDE_BUY, qty, price, to_decimal(f.fee), to_decimal(f.realized_pnl))
         trade.qty = before + signed
         trade.peak = max(trade.peak, abs(trade.qty))
         if trade.qty == 0:
@@ -174,7 +174,7 @@ def _close(key: tuple[str, str, str, int], trade: _Open, closed_ns: int,
     phase, venue, symbol, instrument = key
     long = bool(trade.long)
     paid = payments.get((phase, venue, symbol), ()) if instrument == _PERP else ()  # spot pays no funding
-    funding = sum((D(p.amount) for p in paid if trade.opened_ns <= p.funding_time_ns < closed_ns), _ZERO)
+    funding = sum((to_decimal(p.amount) for p in paid if trade.opened_ns <= p.funding_time_ns < closed_ns), _ZERO)
     entry_qty, entry_notional = (trade.buy_qty, trade.buy_notional) if long else (trade.sell_qty, trade.sell_notional)
     exit_qty, exit_notional = (trade.sell_qty, trade.sell_notional) if long else (trade.buy_qty, trade.buy_notional)
     return Trade(

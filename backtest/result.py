@@ -13,7 +13,7 @@ from titan.backtest.organism import Organism
 from titan.backtest.performance import Metrics, Trade, closed_trades, compute_metrics
 from titan.backtest.record import EquityPoint, Recorder
 from titan.core.marketdata.datafile import FileReport
-from titan.core.money import D
+from titan.core.money import to_decimal
 from titan.v1 import events_pb2, trading_pb2
 from titan.v1.market_pb2 import MarketEvent
 
@@ -83,13 +83,13 @@ def run(config: BacktestConfig, progress: Progress | None = None, organism: Orga
     organism = backtest.organism
     start = organism.initial_equity
     trades = closed_trades(recorder.fills, recorder.funding)
-    funding_total = sum((D(p.amount) for p in recorder.funding), Decimal(0))
+    funding_total = sum((to_decimal(p.amount) for p in recorder.funding), Decimal(0))
     total = compute_metrics(recorder.equity.get("total", []), trades, start, funding_total)
     by_phase: dict[str, Metrics] = {}
     for plan in organism.runs:
         pid = plan.phase_id
         phase_trades = [t for t in trades if t.phase_id == pid]
-        phase_funding = sum((D(p.amount) for p in recorder.funding if p.phase_id == pid), Decimal(0))
+        phase_funding = sum((to_decimal(p.amount) for p in recorder.funding if p.phase_id == pid), Decimal(0))
         by_phase[pid] = compute_metrics(recorder.equity.get(pid, []), phase_trades, start, phase_funding, base=start)
     return BacktestResult(
         config=config,
@@ -121,7 +121,9 @@ def _carry(backtest: Backtest, recorder: Recorder) -> dict[str, dict[str, dict[s
 
     # The engine's marks at the end of the run: a position record's mark is that of its last fill or
     # funding, so one leg could be valued hours staler than its twin.
-    marks = {(p.symbol, int(p.instrument)): D(p.mark_price) for p in backtest.engine.positions() if p.mark_price}
+    marks = {
+        (p.symbol, int(p.instrument)): to_decimal(p.mark_price) for p in backtest.engine.positions() if p.mark_price
+    }
     out: dict[str, dict[str, dict[str, str]]] = {}
     for plan in backtest.organism.runs:
         if plan.kind.name != "sentinel":

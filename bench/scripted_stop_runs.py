@@ -25,7 +25,7 @@ import yaml
 from titan.core.clock import ManualClock
 from titan.core.marketdata.sim import DEFAULT_START_NS, SimConfig, Simulator
 from titan.phases.runtime.core import StrategyOutput
-from titan.phases.scavenger import strategy as sv
+from titan.phases.scavenger import strategy
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import ScavengerStrategy
 from titan.v1 import common_pb2, trading_pb2
@@ -57,8 +57,8 @@ def one(seed: int, start_ns: int, at_s: float, symbols: tuple[str, ...], params:
     for ev in Simulator(cfg).events(start_ns + round((at_s + 10) * S)):
         clock.set(max(clock.now_ns(), ev.exchange_ts_ns))
         out.extend(strat.on_event(ev))
-    fired = {e.symbol for e in out.events if e.kind == sv.TRAP_FIRED and e.ts_ns >= start_ns}
-    reasons = Counter(e.get("reason") for e in out.events if e.kind == sv.TRAP_ABORTED and e.ts_ns >= start_ns)
+    fired = {e.symbol for e in out.events if e.kind == strategy.TRAP_FIRED and e.ts_ns >= start_ns}
+    reasons = Counter(e.get("reason") for e in out.events if e.kind == strategy.TRAP_ABORTED and e.ts_ns >= start_ns)
     return fired, reasons
 
 

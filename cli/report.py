@@ -14,7 +14,7 @@ import typer
 
 from titan.cli.common import settings_or_exit
 from titan.core.ledger import Ledger
-from titan.core.money import D
+from titan.core.money import to_decimal
 from titan.phases.sentinel.pnl import CarryPnL, carry_breakdown, totals
 
 SENTINEL_PHASE = "sentinel"
@@ -55,13 +55,13 @@ async def load(dsn: str, since_ns: int = 0) -> ReportData:
     ledger = await Ledger.open(dsn, migrate=False)
     try:
         data = ReportData()
-        data.equity = [(s.ts_ns, D(s.equity)) for s in await ledger.equity_series("total", since_ns)]
+        data.equity = [(s.ts_ns, to_decimal(s.equity)) for s in await ledger.equity_series("total", since_ns)]
         for alloc in await ledger.allocations(since_ns=since_ns, limit=1_000_000):
-            data.weights.setdefault(alloc.phase_id, []).append((alloc.ts_ns, D(alloc.weight or "0")))
+            data.weights.setdefault(alloc.phase_id, []).append((alloc.ts_ns, to_decimal(alloc.weight or "0")))
         for phase in sorted(data.weights):
             series = await ledger.equity_series(phase, since_ns)
             if series:
-                data.phase_equity[phase] = [(s.ts_ns, D(s.equity)) for s in series]
+                data.phase_equity[phase] = [(s.ts_ns, to_decimal(s.equity)) for s in series]
         data.fills = await ledger.fill_count()
         decisions = await ledger.decisions(limit=1_000_000)
         data.decisions = len(decisions)
@@ -77,7 +77,7 @@ async def load_carry(ledger: Ledger, phase_id: str, since_ns: int = 0) -> dict[s
     at their last marks (the same function the backtest's numbers come from)."""
     fills = await ledger.fills(phase_id, since_ns, limit=10_000_000)
     funding = await ledger.funding_payments(phase_id, since_ns)
-    marks = {(p.symbol, int(p.instrument)): D(p.mark_price) for p in await ledger.positions(phase_id)
+    marks = {(p.symbol, int(p.instrument)): to_decimal(p.mark_price) for p in await ledger.positions(phase_id)
              if p.mark_price}
     return carry_breakdown(fills, funding, marks, phase_id)
 

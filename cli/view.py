@@ -25,7 +25,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from titan.core.money import D
+from titan.core.money import to_decimal
 from titan.v1 import common_pb2, events_pb2, market_pb2, trading_pb2
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -57,7 +57,7 @@ def percentile(sorted_values: list[int], q: float) -> int:
 
 def decimals(text: str) -> int:
     """Decimal places a venue wrote a number with ("64123.5" -> 1, "0.001" -> 3)."""
-    exponent = D(text).normalize().as_tuple().exponent
+    exponent = to_decimal(text).normalize().as_tuple().exponent
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
@@ -100,8 +100,13 @@ class PhaseNet:
 
     @classmethod
     def of(cls, snap: trading_pb2.EquitySnapshot) -> PhaseNet:
-        return cls(D(snap.realized_pnl or "0"), D(snap.unrealized_pnl or "0"), D(snap.fees or "0"),
-                   D(snap.funding or "0"), snap.ts_ns)
+        return cls(
+            to_decimal(snap.realized_pnl or "0"),
+            to_decimal(snap.unrealized_pnl or "0"),
+            to_decimal(snap.fees or "0"),
+            to_decimal(snap.funding or "0"),
+            snap.ts_ns,
+        )
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,7 @@ class OrganismView:
         elif kind == "equity":
             snap = event.equity
             if snap.scope == "total":
-                self.equity.append((snap.ts_ns, D(snap.equity or "0")))
+                self.equity.append((snap.ts_ns, to_decimal(snap.equity or "0")))
                 self.total = PhaseNet.of(snap)
             else:
                 self.phase_net[snap.scope] = PhaseNet.of(snap)
@@ -165,11 +170,11 @@ class OrganismView:
         kind = event.WhichOneof("payload")
         if kind == "mark" and event.mark.mark_price:
             self.marked_by_mark.add(event.symbol)
-            self.marks[event.symbol] = D(event.mark.mark_price)
+            self.marks[event.symbol] = to_decimal(event.mark.mark_price)
         elif kind == "trade" and event.trade.price:
             self._learn_precision(event.symbol, event.trade.price, event.trade.size)
             if event.symbol not in self.marked_by_mark:
-                self.marks[event.symbol] = D(event.trade.price)
+                self.marks[event.symbol] = to_decimal(event.trade.price)
 
     def _decision(self, event: events_pb2.Event) -> None:
         sig, ack = event.decision.signal, event.decision.ack
@@ -188,10 +193,10 @@ class OrganismView:
 
     def _position(self, pos: trading_pb2.Position) -> None:
         key = (pos.phase_id, pos.symbol)
-        if pos.quantity and D(pos.quantity) != 0:
+        if pos.quantity and to_decimal(pos.quantity) != 0:
             self.positions[key] = pos
             if pos.mark_price and pos.symbol not in self.marks:
-                self.marks[pos.symbol] = D(pos.mark_price)
+                self.marks[pos.symbol] = to_decimal(pos.mark_price)
         else:
             self.positions.pop(key, None)
 
@@ -209,7 +214,7 @@ class OrganismView:
     def mark_of(self, pos: trading_pb2.Position) -> Decimal | None:
         mark = self.marks.get(pos.symbol)
         if mark is None and pos.mark_price:
-            mark = D(pos.mark_price)
+            mark = to_decimal(pos.mark_price)
         return mark
 
     def unrealized(self, pos: trading_pb2.Position) -> Decimal | None:
@@ -217,7 +222,7 @@ class OrganismView:
         mark = self.mark_of(pos)
         if mark is None or not pos.average_entry_price:
             return None
-        return D(pos.quantity) * (mark - D(pos.average_entry_price))
+        return to_decimal(pos.quantity) * (mark - to_decimal(pos.average_entry_price))
 
     def starting_capital(self) -> Decimal | None:
         """Equity minus everything earned: what the phases' net PnL is measured against."""
@@ -368,8 +373,8 @@ class OrganismView:
             cells: dict[str, RenderableType] = {
                 "phase": phase,
                 "state": Text(state, style="dim red" if state == "cannot run" else ""),
-                "weight": f"{D(alloc.weight or '0'):.2f}" if alloc else "-",
-                "notional": fmt(D(alloc.notional or "0"), 0) if alloc else "-",
+                "weight": f"{to_decimal(alloc.weight or '0'):.2f}" if alloc else "-",
+                "notional": fmt(to_decimal(alloc.notional or "0"), 0) if alloc else "-",
                 "lev": f"{alloc.max_leverage}x" if alloc else "-",
                 "pnl": fmt(self.phase_pnl(phase), MONEY_DP, sign=True) if phase in self.phase_net else "-",
             }
@@ -388,8 +393,8 @@ class OrganismView:
             pdp, qdp = self.price_dp.get(symbol, DEFAULT_PRICE_DP), self.qty_dp.get(symbol, DEFAULT_QTY_DP)
             mark, upnl = self.mark_of(pos), self.unrealized(pos)
             cells: dict[str, RenderableType] = {
-                "phase": phase, "symbol": symbol, "qty": fmt(D(pos.quantity), qdp),
-                "entry": fmt(D(pos.average_entry_price or "0"), pdp),
+                "phase": phase, "symbol": symbol, "qty": fmt(to_decimal(pos.quantity), qdp),
+                "entry": fmt(to_decimal(pos.average_entry_price or "0"), pdp),
                 "mark": fmt(mark, pdp) if mark is not None else "-",
                 "uPnL": Text(fmt(upnl, MONEY_DP, sign=True), style="green" if upnl >= 0 else "red")
                 if upnl is not None else "-",
@@ -407,7 +412,7 @@ class OrganismView:
             cells: dict[str, RenderableType] = {
                 "time": time.strftime("%H:%M:%S", time.gmtime(row.ts_ns / 1e9)),
                 "phase": row.phase, "symbol": row.symbol, "side": row.side,
-                "size": fmt(D(row.size), MONEY_DP) if row.size else "-",
+                "size": fmt(to_decimal(row.size), MONEY_DP) if row.size else "-",
                 "result": Text("accepted", style="green") if row.accepted else Text(row.reason, style="yellow"),
             }
             table.add_row(*(cells[c] for c in cols))

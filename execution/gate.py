@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
-from titan.core.money import CONTEXT, D, MoneyError, wire_decimal
+from titan.core.money import CONTEXT, MoneyError, to_decimal, wire_decimal
 from titan.core.signing import signature_matches
 from titan.execution import enums
 from titan.execution.dependencies import Dependencies
@@ -113,13 +113,13 @@ class BudgetView:
         self.proto = b
         self.phase_id = b.phase_id
         self.state = int(b.state)
-        self.weight = D(b.weight) if b.weight else _ZERO
-        self.max_notional = D(b.max_notional) if b.max_notional else _ZERO
-        self.max_order_notional = D(b.max_order_notional) if b.max_order_notional else self.max_notional
-        self.max_leverage = D(b.max_leverage) if b.max_leverage else _ONE
+        self.weight = to_decimal(b.weight) if b.weight else _ZERO
+        self.max_notional = to_decimal(b.max_notional) if b.max_notional else _ZERO
+        self.max_order_notional = to_decimal(b.max_order_notional) if b.max_order_notional else self.max_notional
+        self.max_leverage = to_decimal(b.max_leverage) if b.max_leverage else _ONE
         self.max_per_minute = int(b.max_orders_per_minute)
         self.max_open_orders = int(b.max_open_orders_per_symbol)
-        self.max_daily_loss: Decimal | None = D(b.max_daily_loss) if b.max_daily_loss else None
+        self.max_daily_loss: Decimal | None = to_decimal(b.max_daily_loss) if b.max_daily_loss else None
         self.symbols = frozenset(b.symbols)
         self.expires_at_ns = b.expires_at_ns
         self.version = b.version

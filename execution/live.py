@@ -30,7 +30,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from titan.core.money import D
+from titan.core.money import to_decimal
 from titan.execution import orders as order_states
 from titan.execution.engine import Engine, Update, VenueReport
 from titan.execution.orders import ManagedOrder
@@ -40,7 +40,6 @@ log = logging.getLogger("titan.execution.live")
 
 PERP = common_pb2.InstrumentKind.INSTRUMENT_KIND_PERP
 SPOT = common_pb2.InstrumentKind.INSTRUMENT_KIND_SPOT
-OT = trading_pb2.OrderType
 QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD", "BTC", "ETH")
 _ZERO = Decimal(0)
 
@@ -71,7 +70,7 @@ def ccxt_symbol(symbol: str, instrument: int) -> str:
 def _dec(value: Any) -> Decimal:
     if value is None or value == "":
         return _ZERO
-    return D(str(value))
+    return to_decimal(str(value))
 
 
 def fee_in_quote(fee: dict[str, Any] | None, base: str, quote: str, price: Decimal) -> Decimal:
@@ -210,14 +209,14 @@ class LiveVenue:
         import ccxt
 
         symbol = ccxt_symbol(order.symbol, order.instrument)
-        otype = "market" if order.order_type == OT.ORDER_TYPE_MARKET else "limit"
+        otype = "market" if order.order_type == trading_pb2.OrderType.ORDER_TYPE_MARKET else "limit"
         side = "buy" if order.is_buy else "sell"
         params: dict[str, Any] = {"clientOrderId": order.client_order_id}
         if order.reduce_only and order.instrument == PERP:
             params["reduceOnly"] = True
-        if order.order_type == OT.ORDER_TYPE_POST_ONLY:
+        if order.order_type == trading_pb2.OrderType.ORDER_TYPE_POST_ONLY:
             params["postOnly"] = True
-        elif order.order_type == OT.ORDER_TYPE_IOC:
+        elif order.order_type == trading_pb2.OrderType.ORDER_TYPE_IOC:
             params["timeInForce"] = "IOC"
         price = None if order.price is None else str(order.price)
         try:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
 from titan.core.marketdata.book import OrderBook
-from titan.core.money import D
+from titan.core.money import to_decimal
 from titan.v1 import market_pb2
 
 InstrumentKey = tuple[str, str, int]  # (venue, symbol, InstrumentKind)
@@ -149,8 +149,8 @@ class InstrumentMarket:
         """Apply one event; returns the payload kind applied (or None if ignored)."""
         kind = event.WhichOneof("payload")
         if kind == "trade":
-            self.last = D(event.trade.price)
-            self.last_size = D(event.trade.size) if event.trade.size else _ZERO
+            self.last = to_decimal(event.trade.price)
+            self.last_size = to_decimal(event.trade.size) if event.trade.size else _ZERO
             self.trade_ns = now_ns
         elif kind == "candle":
             # Candle-only data (a backtest on klines, a replayed candle file): a closed candle's close
@@ -161,15 +161,15 @@ class InstrumentMarket:
                 return None
             if now_ns - candle.close_time_ns > max(candle.close_time_ns - candle.open_time_ns, STALE_CANDLE_NS):
                 return None  # history (a restarted feed's prelude): not a price now, nor a range to fill in
-            self.last = D(candle.close)
+            self.last = to_decimal(candle.close)
             self.last_size = _ZERO
             self.candle_close_ns = candle.close_time_ns
         elif kind == "top":
             top = event.top
-            self.bid = D(top.bid_price) if top.bid_price else None
-            self.bid_size = D(top.bid_size) if top.bid_size else _ZERO
-            self.ask = D(top.ask_price) if top.ask_price else None
-            self.ask_size = D(top.ask_size) if top.ask_size else _ZERO
+            self.bid = to_decimal(top.bid_price) if top.bid_price else None
+            self.bid_size = to_decimal(top.bid_size) if top.bid_size else _ZERO
+            self.ask = to_decimal(top.ask_price) if top.ask_price else None
+            self.ask_size = to_decimal(top.ask_size) if top.ask_size else _ZERO
             self._fresh_liquidity()
         elif kind == "depth":
             if self.book is None:
@@ -178,12 +178,12 @@ class InstrumentMarket:
             self._fresh_liquidity()
         elif kind == "mark":
             if event.mark.mark_price:
-                self.mark = D(event.mark.mark_price)
+                self.mark = to_decimal(event.mark.mark_price)
             if event.mark.index_price:
-                self.index = D(event.mark.index_price)
+                self.index = to_decimal(event.mark.index_price)
         elif kind == "funding":
             f = event.funding
-            self.funding_rate = D(f.rate)
+            self.funding_rate = to_decimal(f.rate)
             self.funding_time_ns = f.funding_time_ns
             self.next_funding_time_ns = f.next_funding_time_ns
         else:

@@ -1,11 +1,11 @@
-"""Fast Decimal -> wire string for the hot path, same output as ``titan.core.money.s`` for values
-that ``str`` prints without an exponent (``s`` itself handles the rest)."""
+"""Fast Decimal -> wire string for the hot path, same output as ``titan.core.money.to_wire`` for values
+that ``str`` prints without an exponent (``to_wire`` itself handles the rest)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from titan.core.money import s as canonical
+from titan.core.money import to_wire
 
 
 def fmt(value: Decimal) -> str:
@@ -13,7 +13,7 @@ def fmt(value: Decimal) -> str:
         return "0"
     text = str(value)
     if "E" in text:
-        return canonical(value)
+        return to_wire(value)
     if text[-1] == "0" and "." in text:  # str never ends a Decimal with its point: "5." is "5"
         text = text.rstrip("0").rstrip(".")
     return text

@@ -227,7 +227,7 @@ class ManagedOrder:
     @classmethod
     def from_proto(cls, o: trading_pb2.Order) -> ManagedOrder:
         """Rebuild an order from its last recorded snapshot (recovery)."""
-        from titan.core.money import D, D_or
+        from titan.core.money import to_decimal, to_decimal_or
 
         order = cls(
             client_order_id=o.client_order_id,
@@ -239,17 +239,17 @@ class ManagedOrder:
             instrument=int(o.instrument),
             side=int(o.side),
             order_type=int(o.order_type),
-            quantity=D(o.quantity),
-            notional=D_or(o.notional_quote, _ZERO),
-            price=D(o.price) if o.price else None,
+            quantity=to_decimal(o.quantity),
+            notional=to_decimal_or(o.notional_quote, _ZERO),
+            price=to_decimal(o.price) if o.price else None,
             reduce_only=o.reduce_only,
             created_at_ns=o.created_at_ns,
         )
         order.venue_order_id = o.venue_order_id
         order.state = int(o.state)
-        order.filled = D_or(o.filled_quantity, _ZERO)
-        order.average_price = D_or(o.average_price, _ZERO)
-        order.fees = D_or(o.fees, _ZERO)
+        order.filled = to_decimal_or(o.filled_quantity, _ZERO)
+        order.average_price = to_decimal_or(o.average_price, _ZERO)
+        order.fees = to_decimal_or(o.fees, _ZERO)
         order.reason = o.reason
         order.updated_at_ns = o.updated_at_ns
         order.version = o.version or 1

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 
-from titan.core.money import CONTEXT, D_or
+from titan.core.money import CONTEXT, to_decimal_or
 from titan.execution.numbers import fmt
 from titan.v1 import common_pb2, trading_pb2
 
@@ -149,13 +149,13 @@ class Position:
     @classmethod
     def from_proto(cls, p: trading_pb2.Position) -> Position:
         pos = cls((p.phase_id, p.venue, p.symbol, int(p.instrument)))
-        pos.quantity = D_or(p.quantity, _ZERO)
-        pos.average_entry = D_or(p.average_entry_price, _ZERO)
-        pos.realized = D_or(p.realized_pnl, _ZERO)
-        pos.fees = D_or(p.fees, _ZERO)
-        pos.funding = D_or(p.funding, _ZERO)
-        pos.leverage = D_or(p.leverage, _ONE)
-        pos.mark = D_or(p.mark_price, _ZERO) if p.mark_price else None
+        pos.quantity = to_decimal_or(p.quantity, _ZERO)
+        pos.average_entry = to_decimal_or(p.average_entry_price, _ZERO)
+        pos.realized = to_decimal_or(p.realized_pnl, _ZERO)
+        pos.fees = to_decimal_or(p.fees, _ZERO)
+        pos.funding = to_decimal_or(p.funding, _ZERO)
+        pos.leverage = to_decimal_or(p.leverage, _ONE)
+        pos.mark = to_decimal_or(p.mark_price, _ZERO) if p.mark_price else None
         pos.updated_ns = p.ts_ns
         # The record does not say when the holding began; its last change bounds it from above, which
         # is safe for funding: a settlement before that change was booked then (or predates it).

@@ -30,7 +30,7 @@ from typing import Any
 
 from titan.core.clock import WallClock
 from titan.core.config import Mode, Settings
-from titan.core.money import D
+from titan.core.money import to_decimal
 from titan.core.signing import load_keys
 from titan.core.tasks import STOP_STEP_S, cancel_all, keep_running, shutdown_step
 from titan.execution import pinning
@@ -318,7 +318,7 @@ class ExecutionRuntime:
         engine.settled_funding.update((p.venue, p.symbol, p.funding_time_ns) for p in settled)
         engine.fill_ids.update(fill_ids)
         for phase, equity in day_starts.items():  # today's losses survive a restart
-            engine.portfolio.set_day_start(phase, D(equity), now)
+            engine.portfolio.set_day_start(phase, to_decimal(equity), now)
         if corrected:
             log.warning("repairing %d ledger rows left incomplete by a crash", len(corrected))
             self._startup_updates.extend(corrected)

@@ -35,7 +35,7 @@ from titan.core.bus import (
 )
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock
-from titan.core.money import MoneyError, s
+from titan.core.money import MoneyError, to_wire
 from titan.operator.brain import BrainCore, BrainPolicy, Decision, PhaseSpec
 from titan.operator.brain.feed import DecisionOutbox, observe_event, replayed_trade
 from titan.v1 import events_pb2
@@ -208,16 +208,16 @@ def status_for_brain(decision: Decision, core_state: dict[str, Any]) -> dict[str
     """TitanBrain.status from a decision."""
     breaker = "hard" if decision.hard_tripped else ("soft" if decision.soft_active else "ok")
     return {
-        "equity": s(decision.equity),
-        "dayStartEquity": s(decision.day_start_equity),
-        "highWatermark": s(decision.high_watermark),
-        "drawdown": s(decision.daily_drawdown),
-        "peakDrawdown": s(decision.peak_drawdown),
+        "equity": to_wire(decision.equity),
+        "dayStartEquity": to_wire(decision.day_start_equity),
+        "highWatermark": to_wire(decision.high_watermark),
+        "drawdown": to_wire(decision.daily_drawdown),
+        "peakDrawdown": to_wire(decision.peak_drawdown),
         "riskState": decision.risk_state.value,
         "tradingMode": decision.trading_mode.value,
         "reason": decision.trading_reason,
         "bandLevel": decision.band_level,
-        "tierLeverage": s(decision.tier_leverage),
+        "tierLeverage": to_wire(decision.tier_leverage),
         "breaker": {"state": breaker, "hard": decision.hard_tripped, "soft": decision.soft_active,
                     "reason": decision.trading_reason if breaker != "ok" else ""},
         "lastDecisionTime": _iso(decision.ts_ns),
@@ -234,24 +234,30 @@ def status_for_phase(decision: Decision, phase_id: str, generation: int | None) 
         "state": p.state.value,
         "reason": p.reason,
         "allocation": {
-            "weight": s(p.weight),
-            "notional": s(p.notional),
-            "maxLeverage": s(p.max_leverage),
-            "maxNotional": s(p.max_notional),
-            "modifier": s(p.modifier),
+            "weight": to_wire(p.weight),
+            "notional": to_wire(p.notional),
+            "maxLeverage": to_wire(p.max_leverage),
+            "maxNotional": to_wire(p.max_notional),
+            "modifier": to_wire(p.modifier),
         },
-        "equity": "" if p.equity is None else s(p.equity),  # the phase's own, once execution reports it
-        "pnl": {"realized": s(p.pnl_realized), "unrealized": s(p.pnl_unrealized), "today": s(p.pnl_today)},
-        "drawdown": s(p.drawdown),
+        "equity": "" if p.equity is None else to_wire(p.equity),  # the phase's own, once execution reports it
+        "pnl": {
+            "realized": to_wire(p.pnl_realized),
+            "unrealized": to_wire(p.pnl_unrealized),
+            "today": to_wire(p.pnl_today),
+        },
+        "drawdown": to_wire(p.drawdown),
         "budgetVersion": str(decision.budget_version),
         "replicas": p.replicas,
         "lastDecisionTime": _iso(decision.ts_ns),
-        "conditions": [{
-            "type": "Trading",
-            "status": "True" if p.state.value == "Active" else "False",
-            "reason": p.state.value,
-            "message": p.reason[:500],
-        }],
+        "conditions": [
+            {
+                "type": "Trading",
+                "status": "True" if p.state.value == "Active" else "False",
+                "reason": p.state.value,
+                "message": p.reason[:500],
+            }
+        ],
     }
     if generation is not None:
         status["observedGeneration"] = generation

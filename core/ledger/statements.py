@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
-from titan.core.money import D, MoneyError, s
+from titan.core.money import MoneyError, to_decimal, to_wire
 
 
 class LedgerReject(ValueError):
@@ -51,7 +51,7 @@ def opt_num(value: str, field: str) -> Decimal | None:
     if value == "":
         return None
     try:
-        parsed: Decimal = D(value)
+        parsed: Decimal = to_decimal(value)
     except MoneyError:
         raise LedgerReject("bad_decimal", f"{field}={value[:40]!r}") from None
     return parsed
@@ -67,7 +67,7 @@ def num(value: str, field: str, *, empty_is_zero: bool = False) -> Decimal:
 
 
 def text(value: Decimal | None) -> str:
-    return "" if value is None else s(value)
+    return "" if value is None else to_wire(value)
 
 
 def required(value: str, field: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from itertools import islice
 
-from titan.core.money import D
+from titan.core.money import to_decimal
 from titan.v1.market_pb2 import BookDepth, BookLevel
 
 
@@ -44,9 +44,9 @@ class _Side:
     def load(self, levels: Iterable[BookLevel]) -> None:
         self.clear()
         for lv in levels:
-            size = D(lv.size)
+            size = to_decimal(lv.size)
             if size != 0:
-                self.sizes[D(lv.price)] = size
+                self.sizes[to_decimal(lv.price)] = size
         self.prices = sorted(self.sizes)
 
 
@@ -84,9 +84,9 @@ class OrderBook:
                 self.synced = False
                 return False
         for lv in depth.bids:
-            self._bids.set(D(lv.price), D(lv.size))
+            self._bids.set(to_decimal(lv.price), to_decimal(lv.size))
         for lv in depth.asks:
-            self._asks.set(D(lv.price), D(lv.size))
+            self._asks.set(to_decimal(lv.price), to_decimal(lv.size))
         if depth.update_id:
             self.update_id = depth.update_id
         self.updates += 1

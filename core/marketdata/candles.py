@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-from titan.core.money import D, s
+from titan.core.money import to_decimal, to_wire
 from titan.v1.common_pb2 import InstrumentKind
 from titan.v1.market_pb2 import MarketEvent
 
@@ -126,7 +126,7 @@ class CandleAggregator:
         out, ok = self._roll(floor_ns(ts, self.tf_ns))
         if not ok:
             return out
-        price, size = D(ev.trade.price), D(ev.trade.size)
+        price, size = to_decimal(ev.trade.price), to_decimal(ev.trade.size)
         bar = self._bar
         if bar is None:
             self._bar = _Bar(floor_ns(ts, self.tf_ns), price, price, price, price, size, 1, ts)
@@ -154,7 +154,13 @@ class CandleAggregator:
         out, ok = self._roll(bucket)
         if not ok:
             return out
-        o, h, lo, cl, v = D(c.open), D(c.high), D(c.low), D(c.close), D(c.volume)
+        o, h, lo, cl, v = (
+            to_decimal(c.open),
+            to_decimal(c.high),
+            to_decimal(c.low),
+            to_decimal(c.close),
+            to_decimal(c.volume),
+        )
         bar = self._bar
         if bar is None:
             bar = self._bar = _Bar(bucket, o, h, lo, cl, v, int(c.trade_count), c.close_time_ns)
@@ -187,11 +193,11 @@ class CandleAggregator:
             timeframe=self.timeframe,
             open_time_ns=bar.open_ns,
             close_time_ns=close_ns,
-            open=s(bar.open),
-            high=s(bar.high),
-            low=s(bar.low),
-            close=s(bar.close),
-            volume=s(bar.volume),
+            open=to_wire(bar.open),
+            high=to_wire(bar.high),
+            low=to_wire(bar.low),
+            close=to_wire(bar.close),
+            volume=to_wire(bar.volume),
             trade_count=bar.trades,
             closed=closed,
             ts_ns=close_ns if closed else bar.last_ts,

@@ -13,7 +13,7 @@ from decimal import Decimal
 from google.protobuf.message import DecodeError
 
 from titan.core.catalog import Catalog, MarketKind
-from titan.core.money import D, MoneyError, s
+from titan.core.money import MoneyError, to_decimal, to_wire
 from titan.v1.common_pb2 import InstrumentKind, Side
 from titan.v1.market_pb2 import (
     BookDepth,
@@ -59,7 +59,7 @@ class MalformedEvent(ValueError):
 
 def _m(value: Money) -> str:
     """Canonical decimal string for a price/size given as string or Decimal."""
-    return s(value) if isinstance(value, Decimal) else s(D(value))
+    return to_wire(value) if isinstance(value, Decimal) else to_wire(to_decimal(value))
 
 
 def _head(
@@ -286,34 +286,34 @@ def price_of(ev: MarketEvent) -> Decimal | None:
     Depth, funding and open interest carry no single price and give ``None``."""
     field = ev.WhichOneof("payload")
     if field == "trade":
-        return D(ev.trade.price)
+        return to_decimal(ev.trade.price)
     if field == "top":
         bid, ask = ev.top.bid_price, ev.top.ask_price
         if bid and ask:
-            return (D(bid) + D(ask)) / 2
-        return D(bid) if bid else (D(ask) if ask else None)
+            return (to_decimal(bid) + to_decimal(ask)) / 2
+        return to_decimal(bid) if bid else (to_decimal(ask) if ask else None)
     if field == "mark":
-        return D(ev.mark.mark_price) if ev.mark.mark_price else None
+        return to_decimal(ev.mark.mark_price) if ev.mark.mark_price else None
     if field == "candle":
-        return D(ev.candle.close)
+        return to_decimal(ev.candle.close)
     if field == "liquidation":
-        return D(ev.liquidation.price)
+        return to_decimal(ev.liquidation.price)
     return None
 
 
 def size_of(ev: MarketEvent) -> Decimal | None:
     field = ev.WhichOneof("payload")
     if field == "trade":
-        return D(ev.trade.size)
+        return to_decimal(ev.trade.size)
     if field == "liquidation":
-        return D(ev.liquidation.size)
+        return to_decimal(ev.liquidation.size)
     if field == "candle":
-        return D(ev.candle.volume)
+        return to_decimal(ev.candle.volume)
     return None
 
 
 def levels(depth_levels: Sequence[BookLevel]) -> list[tuple[Decimal, Decimal]]:
-    return [(D(lv.price), D(lv.size)) for lv in depth_levels]
+    return [(to_decimal(lv.price), to_decimal(lv.size)) for lv in depth_levels]
 
 
 def stream_key(ev: MarketEvent) -> tuple[str, str, int]:
@@ -337,34 +337,34 @@ def validate(ev: MarketEvent) -> MarketEvent:
     kind = kind_of(ev)
     try:
         if kind is MarketKind.TRADE:
-            if D(ev.trade.price) <= 0 or D(ev.trade.size) <= 0:
+            if to_decimal(ev.trade.price) <= 0 or to_decimal(ev.trade.size) <= 0:
                 raise MalformedEvent("non_positive")
             if ev.trade.taker_side not in (Side.SIDE_BUY, Side.SIDE_SELL):
                 raise MalformedEvent("missing_side")
         elif kind is MarketKind.CANDLE:
             c = ev.candle
-            lo, hi = D(c.low), D(c.high)
-            if not (lo <= D(c.open) <= hi and lo <= D(c.close) <= hi) or D(c.volume) < 0:
+            lo, hi = to_decimal(c.low), to_decimal(c.high)
+            if not (lo <= to_decimal(c.open) <= hi and lo <= to_decimal(c.close) <= hi) or to_decimal(c.volume) < 0:
                 raise MalformedEvent("inconsistent_candle")
             if c.close_time_ns <= c.open_time_ns:
                 raise MalformedEvent("inconsistent_candle")
         elif kind is MarketKind.DEPTH:
             for lv in (*ev.depth.bids, *ev.depth.asks):
-                if D(lv.price) <= 0 or D(lv.size) < 0:
+                if to_decimal(lv.price) <= 0 or to_decimal(lv.size) < 0:
                     raise MalformedEvent("bad_level")
         elif kind is MarketKind.TOP:
             _validate_top(ev.top)
         elif kind is MarketKind.MARK:
-            if not ev.mark.mark_price or D(ev.mark.mark_price) <= 0:
+            if not ev.mark.mark_price or to_decimal(ev.mark.mark_price) <= 0:
                 raise MalformedEvent("non_positive", "mark_price")
-            if ev.mark.index_price and D(ev.mark.index_price) <= 0:
+            if ev.mark.index_price and to_decimal(ev.mark.index_price) <= 0:
                 raise MalformedEvent("non_positive", "index_price")
         else:
             price = price_of(ev)
             if price is not None and price <= 0:
                 raise MalformedEvent("non_positive")
             if kind is MarketKind.FUNDING:
-                D(ev.funding.rate)
+                to_decimal(ev.funding.rate)
     except MoneyError as err:
         raise MalformedEvent("bad_decimal", str(err)) from None
     return ev
@@ -375,10 +375,10 @@ def _validate_top(top: BookTop) -> None:
     if not top.bid_price and not top.ask_price:
         raise MalformedEvent("non_positive", "no bid or ask price")
     for price in (top.bid_price, top.ask_price):
-        if price and D(price) <= 0:
+        if price and to_decimal(price) <= 0:
             raise MalformedEvent("non_positive", "book price")
     for size in (top.bid_size, top.ask_size):
-        if size and D(size) < 0:
+        if size and to_decimal(size) < 0:
             raise MalformedEvent("bad_level", "book size")
 
 

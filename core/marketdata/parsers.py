@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from titan.core.money import D, MoneyError, s
+from titan.core.money import MoneyError, to_decimal, to_wire
 from titan.v1.common_pb2 import InstrumentKind
 from titan.v1.market_pb2 import MarketEvent
 
@@ -50,7 +50,7 @@ def _dec(value: Any) -> str:
     if not isinstance(value, str | int):
         raise MalformedEvent("bad_decimal", repr(value))
     try:
-        return s(D(str(value)))
+        return to_wire(to_decimal(str(value)))
     except MoneyError:
         raise MalformedEvent("bad_decimal", repr(value)) from None
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from titan.core.money import D, D_or
+from titan.core.money import to_decimal, to_decimal_or
 from titan.execution import enums
 from titan.execution.engine import funding
 from titan.execution.engine.lifecycle import apply_paper_fill, finish, next_fill_id, rest, take_fills
@@ -76,7 +76,7 @@ def on_market(state: EngineState, event: market_pb2.MarketEvent) -> list[Update]
         if kind == "mark" and not state.external:
             funding.check_liquidations(state, market, now)
     if kind == "funding" and event.funding.settled and not state.external:
-        funding.settle(state, market, event.funding.funding_time_ns, D(event.funding.rate), now)
+        funding.settle(state, market, event.funding.funding_time_ns, to_decimal(event.funding.rate), now)
     elif (not state.external and market.funding_rate is not None and market.funding_time_ns
           and now >= market.funding_time_ns):
         funding.settle(state, market, market.funding_time_ns, market.funding_rate, now)
@@ -130,15 +130,15 @@ def match_working(
         assert order.price is not None
         resting_fill: Fill | None = None
         if kind == "trade":
-            resting_fill = paper.rest_on_trade(buy, order.remaining, order.price, D(event.trade.price),
-                                               D_or(event.trade.size, ZERO))
+            resting_fill = paper.rest_on_trade(buy, order.remaining, order.price, to_decimal(event.trade.price),
+                                               to_decimal_or(event.trade.size, ZERO))
         elif kind in ("top", "depth") and not dry.covers(buy, order.price):
             resting_fill = paper.rest_on_book(market, buy, order.remaining, order.price)
             if resting_fill is None:
                 dry.note(buy, order.price, market)
         elif kind == "candle":
-            resting_fill = paper.rest_on_candle(buy, order.remaining, order.price, D(event.candle.low),
-                                                D(event.candle.high))
+            resting_fill = paper.rest_on_candle(buy, order.remaining, order.price, to_decimal(event.candle.low),
+                                                to_decimal(event.candle.high))
         if resting_fill is not None:
             apply_paper_fill(state, order, resting_fill, now, next_fill_id(order), reference)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from titan.core.ledger.snapshots import FillTotals
-from titan.core.money import CONTEXT, D, D_or
+from titan.core.money import CONTEXT, to_decimal, to_decimal_or
 from titan.execution import enums
 from titan.execution.engine.lifecycle import register, rest
 from titan.execution.engine.outputs import Update
@@ -103,7 +103,9 @@ def fold_into(
         position = positions.get(key)
         if position is None:
             position = positions[key] = Position(key)
-        position.apply_fill(fill.side == BUY, D(fill.quantity), D(fill.price), D(fill.fee), fill.ts_ns)
+        position.apply_fill(
+            fill.side == BUY, to_decimal(fill.quantity), to_decimal(fill.price), to_decimal(fill.fee), fill.ts_ns
+        )
     for payment in funding:
         _apply_funding(positions, payment)
 
@@ -132,7 +134,9 @@ def _replay_fills(
         position = replayed.get(key)
         if position is None:
             position = replayed[key] = Position(key)
-        realized = position.apply_fill(fill.side == BUY, D(fill.quantity), D(fill.price), D(fill.fee), fill.ts_ns)
+        realized = position.apply_fill(
+            fill.side == BUY, to_decimal(fill.quantity), to_decimal(fill.price), to_decimal(fill.fee), fill.ts_ns
+        )
         if id(fill) in repaired_ids:
             fill.realized_pnl = fmt(realized)
             corrected.append(fill)
@@ -154,7 +158,7 @@ def _apply_funding(positions: dict[PositionKey, Position], payment: trading_pb2.
     position = positions.get((payment.phase_id, payment.venue, payment.symbol, PERP))
     if position is None:
         return False
-    position.apply_funding(D(payment.amount), payment.funding_time_ns)
+    position.apply_funding(to_decimal(payment.amount), payment.funding_time_ns)
     return True
 
 
@@ -175,13 +179,13 @@ def fill_totals(fills: Iterable[trading_pb2.Fill]) -> dict[str, FillTotals]:
     """What the given fills of each order add up to."""
     totals: dict[str, FillTotals] = {}
     for fill in fills:
-        quantity, price = D(fill.quantity), D(fill.price)
+        quantity, price = to_decimal(fill.quantity), to_decimal(fill.price)
         held = totals.get(fill.client_order_id)
         if held is None:
-            totals[fill.client_order_id] = FillTotals(quantity, quantity * price, D(fill.fee))
+            totals[fill.client_order_id] = FillTotals(quantity, quantity * price, to_decimal(fill.fee))
         else:
             totals[fill.client_order_id] = FillTotals(held.quantity + quantity, held.notional + quantity * price,
-                                                      held.fees + D(fill.fee))
+                                                      held.fees + to_decimal(fill.fee))
     return totals
 
 
@@ -200,15 +204,15 @@ def fills_to_repair(orders: Iterable[tuple[trading_pb2.Order, FillTotals]]) -> l
     out: list[trading_pb2.Fill] = []
     for order, have in orders:
         cid = order.client_order_id
-        filled = D_or(order.filled_quantity, ZERO)
+        filled = to_decimal_or(order.filled_quantity, ZERO)
         if filled <= have.quantity:
             continue
         missing = filled - have.quantity
-        price = CONTEXT.divide(D_or(order.average_price, ZERO) * filled - have.notional, missing)
+        price = CONTEXT.divide(to_decimal_or(order.average_price, ZERO) * filled - have.notional, missing)
         out.append(trading_pb2.Fill(
             venue=order.venue, fill_id=f"{cid}-r{order.version}", client_order_id=cid,
             phase_id=order.phase_id, symbol=order.symbol, instrument=order.instrument, side=order.side,
-            price=fmt(price), quantity=fmt(missing), fee=fmt(D_or(order.fees, ZERO) - have.fees),
+            price=fmt(price), quantity=fmt(missing), fee=fmt(to_decimal_or(order.fees, ZERO) - have.fees),
             maker=False, ts_ns=order.updated_at_ns,
         ))
     return out

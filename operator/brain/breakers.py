@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from titan.core.clock import NS_PER_S
-from titan.core.money import D, s
+from titan.core.money import to_decimal, to_wire
 from titan.operator.brain.performance import Trade
 from titan.operator.brain.policy import BrainPolicy
 
@@ -140,11 +140,11 @@ class Breakers:
             return changes
         reason = ""
         if daily_drawdown >= policy.max_daily_drawdown:
-            reason = f"daily drawdown {s(daily_drawdown)} >= {s(policy.max_daily_drawdown)}"
+            reason = f"daily drawdown {to_wire(daily_drawdown)} >= {to_wire(policy.max_daily_drawdown)}"
         elif peak_drawdown >= policy.max_drawdown:
-            reason = f"drawdown from peak {s(peak_drawdown)} >= {s(policy.max_drawdown)}"
+            reason = f"drawdown from peak {to_wire(peak_drawdown)} >= {to_wire(policy.max_drawdown)}"
         elif equity < policy.min_equity:
-            reason = f"equity {s(equity)} below floor {s(policy.min_equity)}"
+            reason = f"equity {to_wire(equity)} below floor {to_wire(policy.min_equity)}"
         if reason:
             self.hard_tripped = True
             self.hard_reason = reason
@@ -167,4 +167,4 @@ class Breakers:
 
 
 def decimal_or_none(value: Any) -> Decimal | None:
-    return None if value in (None, "") else D(str(value))
+    return None if value in (None, "") else to_decimal(str(value))

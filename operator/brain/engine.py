@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from titan.core.clock import NS_PER_S
-from titan.core.money import D, s
+from titan.core.money import to_decimal, to_wire
 from titan.operator.brain.allocation import allocate, band_level, tier_cap
 from titan.operator.brain.breakers import BreakerChange, Breakers
 from titan.operator.brain.counted import CountedIds
@@ -132,13 +132,13 @@ class Decision:
         return trading_pb2.Budget(
             phase_id=p.phase_id,
             state=PHASE_STATE_PB[p.state],
-            weight=s(p.weight),
-            max_notional=s(p.max_notional),
-            max_order_notional=s(p.max_order_notional),
-            max_leverage=s(p.max_leverage),
+            weight=to_wire(p.weight),
+            max_notional=to_wire(p.max_notional),
+            max_order_notional=to_wire(p.max_order_notional),
+            max_leverage=to_wire(p.max_leverage),
             max_orders_per_minute=p.max_orders_per_minute,
             max_open_orders_per_symbol=p.max_open_orders_per_symbol,
-            max_daily_loss=s(p.max_daily_loss),
+            max_daily_loss=to_wire(p.max_daily_loss),
             symbols=list(p.symbols),
             issued_at_ns=self.ts_ns,
             expires_at_ns=self.expires_at_ns,
@@ -159,10 +159,10 @@ class Decision:
         return events_pb2.Allocation(
             phase_id=p.phase_id,
             state=PHASE_STATE_PB[p.state],
-            weight=s(p.weight),
-            notional=s(p.notional),
-            max_leverage=s(p.max_leverage),
-            equity=s(self.equity),
+            weight=to_wire(p.weight),
+            notional=to_wire(p.notional),
+            max_leverage=to_wire(p.max_leverage),
+            equity=to_wire(self.equity),
             reason=p.reason,
             ts_ns=self.ts_ns,
         )
@@ -170,7 +170,7 @@ class Decision:
     def allocation_key(self, phase_id: str) -> tuple[str, str, str, str]:
         """What must change for a new Allocation event to be worth publishing."""
         p = self.phases[phase_id]
-        return (p.state.value, s(p.weight), s(p.notional), s(p.max_leverage))
+        return (p.state.value, to_wire(p.weight), to_wire(p.notional), to_wire(p.max_leverage))
 
 
 def breaker_event(change: BreakerChange) -> events_pb2.BreakerEvent:
@@ -179,8 +179,8 @@ def breaker_event(change: BreakerChange) -> events_pb2.BreakerEvent:
         kind=events_pb2.BREAKER_KIND_HARD if change.kind.value == "HARD" else events_pb2.BREAKER_KIND_SOFT,
         tripped=change.tripped,
         reason=change.reason,
-        equity=s(change.equity),
-        drawdown=s(change.drawdown),
+        equity=to_wire(change.equity),
+        drawdown=to_wire(change.drawdown),
         ts_ns=change.ts_ns,
     )
 
@@ -399,9 +399,9 @@ class BrainCore:
         if soft:
             reasons.append(f"SOFT breaker: {self.breakers.soft_reason}")
         if marks.daily >= policy.cautious_at * policy.max_daily_drawdown:
-            reasons.append(f"daily drawdown {s(marks.daily)}")
+            reasons.append(f"daily drawdown {to_wire(marks.daily)}")
         if marks.from_peak >= policy.cautious_at * policy.max_drawdown:
-            reasons.append(f"drawdown from peak {s(marks.from_peak)}")
+            reasons.append(f"drawdown from peak {to_wire(marks.from_peak)}")
         if stale:
             reasons.append("equity stale")
         risk = RiskState.CAUTIOUS if reasons else RiskState.NORMAL
@@ -416,7 +416,7 @@ class BrainCore:
         if not p.trades:
             return PhaseStateName.ACTIVE, "proposes parameters; never trades (weight 0)"
         if weight == 0:
-            return PhaseStateName.DORMANT, f"zero weight at equity {s(equity)} (band {self.band})"
+            return PhaseStateName.DORMANT, f"zero weight at equity {to_wire(equity)} (band {self.band})"
         if verdict.mode is TradingModeName.REDUCING or verdict.soft:
             return PhaseStateName.THROTTLED, verdict.reason
         return PhaseStateName.ACTIVE, f"band {self.band}, risk {verdict.risk.value}"
@@ -477,21 +477,21 @@ class BrainCore:
         replays the recent fills and funding payments from JetStream on start (``BrainRuntime._replay_trades``)."""
         return {
             "band": self.band,
-            "equity": None if self.equity is None else s(self.equity),
+            "equity": None if self.equity is None else to_wire(self.equity),
             "equityTsNs": str(self.equity_ts_ns),
             "books": {
                 phase: {
-                    "equity": None if b.equity is None else s(b.equity),
-                    "realized": s(b.realized),
-                    "unrealized": s(b.unrealized),
-                    "exposure": s(b.exposure),
-                    "dayStart": None if b.day_start_value is None else s(b.day_start_value),
+                    "equity": None if b.equity is None else to_wire(b.equity),
+                    "realized": to_wire(b.realized),
+                    "unrealized": to_wire(b.unrealized),
+                    "exposure": to_wire(b.exposure),
+                    "dayStart": None if b.day_start_value is None else to_wire(b.day_start_value),
                 }
                 for phase, b in sorted(self.books.items())
             },
             "day": self.day,
-            "dayStartEquity": None if self.day_start_equity is None else s(self.day_start_equity),
-            "highWatermark": None if self.high_watermark is None else s(self.high_watermark),
+            "dayStartEquity": None if self.day_start_equity is None else to_wire(self.day_start_equity),
+            "highWatermark": None if self.high_watermark is None else to_wire(self.high_watermark),
             "budgetVersion": str(self.budget_version),
             "breakers": self.breakers.to_dict(),
         }
@@ -502,19 +502,19 @@ class BrainCore:
         if not data:
             return core
         core.band = int(data.get("band", 0) or 0)
-        core.equity = None if data.get("equity") in (None, "") else D(data["equity"])
+        core.equity = None if data.get("equity") in (None, "") else to_decimal(data["equity"])
         core.equity_ts_ns = int(data.get("equityTsNs", 0) or 0)
         for phase, b in (data.get("books") or {}).items():
             core.books[phase] = PhaseBook(
-                equity=None if b.get("equity") in (None, "") else D(b["equity"]),
-                realized=D(b.get("realized") or "0"),
-                unrealized=D(b.get("unrealized") or "0"),
-                exposure=D(b.get("exposure") or "0"),
-                day_start_value=None if b.get("dayStart") in (None, "") else D(b["dayStart"]),
+                equity=None if b.get("equity") in (None, "") else to_decimal(b["equity"]),
+                realized=to_decimal(b.get("realized") or "0"),
+                unrealized=to_decimal(b.get("unrealized") or "0"),
+                exposure=to_decimal(b.get("exposure") or "0"),
+                day_start_value=None if b.get("dayStart") in (None, "") else to_decimal(b["dayStart"]),
             )
         core.day = None if data.get("day") is None else int(data["day"])
-        core.day_start_equity = None if data.get("dayStartEquity") in (None, "") else D(data["dayStartEquity"])
-        core.high_watermark = None if data.get("highWatermark") in (None, "") else D(data["highWatermark"])
+        core.day_start_equity = None if data.get("dayStartEquity") in (None, "") else to_decimal(data["dayStartEquity"])
+        core.high_watermark = None if data.get("highWatermark") in (None, "") else to_decimal(data["highWatermark"])
         core.budget_version = int(data.get("budgetVersion", 0) or 0)
         core.breakers = Breakers.from_dict(data.get("breakers") or {})
         return core

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from titan.core.bus.events import new_event_id
-from titan.core.money import D
+from titan.core.money import to_decimal
 from titan.operator.brain.engine import BrainCore, Decision, breaker_event
 from titan.operator.brain.performance import Trade
 from titan.operator.brain.policy import BrainPolicy
@@ -28,11 +28,11 @@ def closing_trade(event: events_pb2.Event) -> Trade | None:
     if event.WhichOneof("body") != "fill":
         return None
     fill = event.fill
-    realized = D(fill.realized_pnl or "0")
+    realized = to_decimal(fill.realized_pnl or "0")
     if realized == 0 or not fill.phase_id:  # only a closing fill ends (part of) a trade
         return None
     unit = fill.client_order_id.rpartition("-")[0]
-    return Trade(fill.phase_id, fill.ts_ns or event.ts_ns, realized - D(fill.fee or "0"), unit)
+    return Trade(fill.phase_id, fill.ts_ns or event.ts_ns, realized - to_decimal(fill.fee or "0"), unit)
 
 
 def carry_funding(core: BrainCore, event: events_pb2.Event) -> bool:
@@ -43,7 +43,7 @@ def carry_funding(core: BrainCore, event: events_pb2.Event) -> bool:
     if not core.counted.first(event.event_id):
         return True  # a copy: carried already
     payment = event.funding
-    core.carry(payment.phase_id, payment.venue, payment.symbol, _PERP, D(payment.amount or "0"))
+    core.carry(payment.phase_id, payment.venue, payment.symbol, _PERP, to_decimal(payment.amount or "0"))
     return True
 
 
@@ -66,11 +66,11 @@ def observe_event(core: BrainCore, event: events_pb2.Event, policy: BrainPolicy)
         eq = event.equity
         core.observe_equity(
             eq.scope or "total",
-            D(eq.equity or "0"),
+            to_decimal(eq.equity or "0"),
             eq.ts_ns or event.ts_ns,
-            realized=D(eq.realized_pnl or "0"),
-            unrealized=D(eq.unrealized_pnl or "0"),
-            exposure=D(eq.exposure or "0"),
+            realized=to_decimal(eq.realized_pnl or "0"),
+            unrealized=to_decimal(eq.unrealized_pnl or "0"),
+            exposure=to_decimal(eq.exposure or "0"),
         )
         return True
     if carry_funding(core, event):
@@ -95,7 +95,7 @@ def fill_trade(core: BrainCore, event: events_pb2.Event) -> Trade | None:
     position = (fill.phase_id, fill.venue, fill.symbol, int(fill.instrument))
     trade = closing_trade(event)
     if trade is None:
-        core.carry(*position, -D(fill.fee or "0"))
+        core.carry(*position, -to_decimal(fill.fee or "0"))
         return None
     return Trade(trade.phase_id, trade.ts_ns, trade.pnl + core.take_carried(*position), trade.unit)
 

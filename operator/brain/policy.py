@@ -16,7 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from titan.core.money import D, MoneyError
+from titan.core.money import MoneyError, to_decimal
 
 
 class PolicyError(ValueError):
@@ -51,7 +51,7 @@ def dec(value: Any, name: str) -> Decimal:
     if not isinstance(value, (str, int, Decimal)):
         raise PolicyError(f"{name}: expected a number, got {type(value).__name__}")
     try:
-        return D(value)
+        return to_decimal(value)
     except MoneyError as exc:
         raise PolicyError(f"{name}: {exc}") from None
 

@@ -10,13 +10,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import overload
 
-from titan.phases.hunter import liquidity as liq
-from titan.phases.hunter import structure as st
-from titan.phases.hunter import zones
+from titan.phases.hunter import liquidity, structure, zones
 from titan.phases.hunter.bars import Bar
 
-Element = (st.Swing | st.StructureBreak | st.CharacterChange | zones.FairValueGap | zones.OrderBlock
-           | zones.ZoneEvent | liq.Pool | liq.Sweep)
+Element = (
+    structure.Swing
+    | structure.StructureBreak
+    | structure.CharacterChange
+    | zones.FairValueGap
+    | zones.OrderBlock
+    | zones.ZoneEvent
+    | liquidity.Pool
+    | liquidity.Sweep
+)
 
 
 class BarSeries(Sequence[Bar]):
@@ -65,7 +71,7 @@ class Poi:
     """A point of interest for an entry: an unmitigated zone or an unswept pool of one bias."""
 
     kind: str                # "FVG" | "ORDER_BLOCK" | "LIQUIDITY_POOL"
-    bias: st.Bias
+    bias: structure.Bias
     reference: Decimal       # FVG midpoint, OB edge facing price, pool level
     high: Decimal
     low: Decimal
@@ -74,24 +80,24 @@ class Poi:
 
 
 class StructureEngine:
-    def __init__(self, timeframe: str, spec: st.FractalSpec = st.FractalSpec(), keep: int = 1000) -> None:
+    def __init__(self, timeframe: str, spec: structure.FractalSpec = structure.FractalSpec(), keep: int = 1000) -> None:
         self.timeframe = timeframe
         self.spec = spec
         self.bars = BarSeries(keep)
-        self.swings: list[st.Swing] = []
-        self.breaks: list[st.StructureBreak] = []
-        self.shifts: list[st.CharacterChange] = []
+        self.swings: list[structure.Swing] = []
+        self.breaks: list[structure.StructureBreak] = []
+        self.shifts: list[structure.CharacterChange] = []
         self.gaps: list[zones.FairValueGap] = []
         self.blocks: list[zones.OrderBlock] = []
-        self.pools: list[liq.Pool] = []
-        self.sweeps: list[liq.Sweep] = []
+        self.pools: list[liquidity.Pool] = []
+        self.sweeps: list[liquidity.Sweep] = []
         self.zone_events: list[zones.ZoneEvent] = []
         self.reported: list[Element] = []
-        self._active_swings: list[st.Swing] = []
+        self._active_swings: list[structure.Swing] = []
         self._seen: dict[str, set[str]] = {}
         self._live_gaps: list[zones.FairValueGap] = []
         self._live_blocks: list[zones.OrderBlock] = []
-        self._live_pools: list[liq.Pool] = []
+        self._live_pools: list[liquidity.Pool] = []
 
     # --- input ------------------------------------------------------------------------------------
     def on_bar(self, bar: Bar) -> list[Element]:
@@ -103,17 +109,19 @@ class StructureEngine:
         j = len(self.bars) - 1
         new: list[Element] = []
         candidate = j - self.spec.right
-        for sw in st.swings_at(self.bars, candidate, self.spec) if candidate - self.spec.left >= self.bars.base else []:
+        for sw in (
+            structure.swings_at(self.bars, candidate, self.spec) if candidate - self.spec.left >= self.bars.base else []
+        ):
             self.swings.append(sw)
             self._active_swings.append(sw)
-            pool = liq.pool_at(self.bars, sw)
+            pool = liquidity.pool_at(self.bars, sw)
             self.pools.append(pool)
             self._live_pools.append(pool)
             new += [sw, pool]
-        for brk in st.breaks_by(bar, j, self._active_swings):
+        for brk in structure.breaks_by(bar, j, self._active_swings):
             self.breaks.append(brk)
             new.append(brk)
-            shift = st.character_change(self.breaks)
+            shift = structure.character_change(self.breaks)
             if shift is not None:
                 self.shifts.append(shift)
                 new.append(shift)
@@ -141,7 +149,7 @@ class StructureEngine:
                                  new):
                 self._live_blocks.remove(block)
         for pool in list(self._live_pools):
-            sweep = liq.sweep_by(pool, bar, j)
+            sweep = liquidity.sweep_by(pool, bar, j)
             if sweep is not None:
                 self.sweeps.append(sweep)
                 self._live_pools.remove(pool)
@@ -161,20 +169,20 @@ class StructureEngine:
     def last_close(self) -> Decimal | None:
         return self.bars[-1].close if len(self.bars) else None
 
-    def trend(self) -> st.Trend:
-        return st.trend_of(self.breaks)
+    def trend(self) -> structure.Trend:
+        return structure.trend_of(self.breaks)
 
-    def shift(self) -> st.CharacterChange | None:
+    def shift(self) -> structure.CharacterChange | None:
         """The character change made by the latest break, if it made one."""
         if self.shifts and self.breaks and self.shifts[-1].index == self.breaks[-1].index:
             return self.shifts[-1]
         return None
 
-    def dealing_range(self, lookback: int) -> st.DealingRange | None:
+    def dealing_range(self, lookback: int) -> structure.DealingRange | None:
         first = len(self.bars) - lookback
-        return st.dealing_range([sw for sw in self.swings if sw.index >= first])
+        return structure.dealing_range([sw for sw in self.swings if sw.index >= first])
 
-    def location(self, lookback: int, tolerance: Decimal) -> st.Location | None:
+    def location(self, lookback: int, tolerance: Decimal) -> structure.Location | None:
         rng, price = self.dealing_range(lookback), self.last_close()
         return None if rng is None or price is None else rng.location(price, tolerance)
 
@@ -186,32 +194,32 @@ class StructureEngine:
                 out.append(Poi("FVG", g.bias, g.midpoint, g.top, g.bottom, g.key, g.known_at_ns))
         for b in self._live_blocks:
             if b.known_at_ns <= now_ns:
-                ref = b.low if b.bias is st.Bias.BULLISH else b.high
+                ref = b.low if b.bias is structure.Bias.BULLISH else b.high
                 out.append(Poi("ORDER_BLOCK", b.bias, ref, b.high, b.low, b.key, b.known_at_ns))
         for p in self._live_pools:
-            if p.known_at_ns <= now_ns and p.strength(now_ns) > liq.MIN_STRENGTH:
-                bias = st.Bias.BULLISH if p.side is st.Side.LOW else st.Bias.BEARISH
+            if p.known_at_ns <= now_ns and p.strength(now_ns) > liquidity.MIN_STRENGTH:
+                bias = structure.Bias.BULLISH if p.side is structure.Side.LOW else structure.Bias.BEARISH
                 out.append(Poi("LIQUIDITY_POOL", bias, p.price, p.price, p.price, p.key, p.known_at_ns))
         return out
 
-    def live_pools(self) -> list[liq.Pool]:
+    def live_pools(self) -> list[liquidity.Pool]:
         return list(self._live_pools)
 
 
-def analyse(bars: Sequence[Bar], spec: st.FractalSpec = st.FractalSpec()) -> list[Element]:
+def analyse(bars: Sequence[Bar], spec: structure.FractalSpec = structure.FractalSpec()) -> list[Element]:
     """Every element of ``bars`` computed over the whole series at once (each with its known time)."""
-    found = st.swings(bars, spec)
-    all_breaks = st.breaks(bars, found)
+    found = structure.swings(bars, spec)
+    all_breaks = structure.breaks(bars, found)
     gaps = zones.gaps(bars)
     blocks = zones.order_blocks(bars, all_breaks)
-    pools = liq.pools(bars, found)
-    out: list[Element] = [*found, *all_breaks, *st.character_changes(all_breaks), *gaps, *blocks, *pools]
+    pools = liquidity.pools(bars, found)
+    out: list[Element] = [*found, *all_breaks, *structure.character_changes(all_breaks), *gaps, *blocks, *pools]
     scanned: list[zones.FairValueGap | zones.OrderBlock] = [*gaps, *blocks]
     for zone in scanned:
         out += _scan_zone(zone, bars)
     for pool in pools:
         for j in range(pool.index + 1, len(bars)):
-            sweep = liq.sweep_by(pool, bars[j], j)
+            sweep = liquidity.sweep_by(pool, bars[j], j)
             if sweep is not None:
                 out.append(sweep)
                 break

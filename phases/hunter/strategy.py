@@ -27,7 +27,7 @@ from typing import Any
 from titan.core.clock import NS_PER_MS, Clock
 from titan.core.marketdata.candles import CandleAggregator
 from titan.core.marketdata.events import candle_event
-from titan.core.money import D, D_or, s
+from titan.core.money import to_decimal, to_decimal_or, to_wire
 from titan.phases.hunter import context
 from titan.phases.hunter.bars import Bar, bar_of
 from titan.phases.hunter.engine import Poi, StructureEngine
@@ -155,7 +155,7 @@ class HunterStrategy:
         b = self.budget
         if b is None:
             return Decimal(0)
-        notional, lev = D_or(b.max_notional, Decimal(0)), D_or(b.max_leverage, Decimal(0))
+        notional, lev = to_decimal_or(b.max_notional, Decimal(0)), to_decimal_or(b.max_leverage, Decimal(0))
         return notional / lev if lev > 0 else Decimal(0)
 
     # --- driving ----------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ class HunterStrategy:
         kind = ev.WhichOneof("payload")
         try:
             if kind == "trade":
-                price, size = D(ev.trade.price), D(ev.trade.size)
+                price, size = to_decimal(ev.trade.price), to_decimal(ev.trade.size)
                 if price <= 0 or size <= 0:
                     raise ValueError("non-positive trade")
                 st.price = price
@@ -320,8 +320,8 @@ class HunterStrategy:
             return Decimal(0)
         stop_pct = abs(entry - stop) / entry
         size = equity * p.risk_per_trade / stop_pct
-        caps = [equity * p.leverage, D_or(b.max_notional, Decimal(0))]
-        order_cap = D_or(b.max_order_notional, Decimal(0))
+        caps = [equity * p.leverage, to_decimal_or(b.max_notional, Decimal(0))]
+        order_cap = to_decimal_or(b.max_order_notional, Decimal(0))
         if order_cap > 0:
             caps.append(order_cap)
         return min([size, *caps]).quantize(CENT, rounding="ROUND_DOWN")
@@ -347,7 +347,7 @@ class HunterStrategy:
         signal_id = f"{self.phase_id}-{st.symbol}-{created // NS_PER_MS}-{self._seq}"
         leg = trading_pb2.Leg(venue=p.order_venue or p.venue, symbol=st.symbol,
                               instrument=common_pb2.INSTRUMENT_KIND_PERP,
-                              side=common_pb2.SIDE_BUY if long else common_pb2.SIDE_SELL, size_quote=s(size),
+                              side=common_pb2.SIDE_BUY if long else common_pb2.SIDE_SELL, size_quote=to_wire(size),
                               order_type=trading_pb2.ORDER_TYPE_MARKET)
         meta = {
             "structure_break": "BMS_LONG" if long else "BMS_SHORT",
@@ -355,21 +355,21 @@ class HunterStrategy:
             "hologram_status": holo.status.value,
             "poi_type": setup.poi.kind,
             "poi_key": setup.poi.key,
-            "poi_reference": s(setup.poi.reference),
+            "poi_reference": to_wire(setup.poi.reference),
             "session": session_of(now).value,
             "relative_strength": f"{holo.relative_strength:.6f}",
             "volatility_index": f"{holo.volatility:.2f}",
             "cvd_confirmation": f"{setup.flow_strength:.1f}",
             "target_kind": setup.target_kind,
             "judas": judas.bias.value if judas else "",
-            "entry_reference": s(setup.entry),
+            "entry_reference": to_wire(setup.entry),
             "decided_at_ns": str(now),
         }
         signal = trading_pb2.Signal(
             phase_id=self.phase_id, signal_id=signal_id, intent=trading_pb2.INTENT_OPEN, legs=[leg],
-            stop_price=s(setup.stop), target_prices=[s(setup.target)],
+            stop_price=to_wire(setup.stop), target_prices=[to_wire(setup.target)],
             confidence=self._confidence(holo, setup, judas_agrees),
-            leverage=s(p.leverage), ttl_ms=p.ttl_ms, created_at_ns=created, max_slippage_bps=p.max_slippage_bps,
+            leverage=to_wire(p.leverage), ttl_ms=p.ttl_ms, created_at_ns=created, max_slippage_bps=p.max_slippage_bps,
             setup=f"hunter.{setup.poi.kind.lower()}", metadata=meta,
         )
         st.last_signal_ns = now
@@ -378,9 +378,19 @@ class HunterStrategy:
         self._sent[signal_id] = st.symbol
         self._count("signals")
         out.signals.append(signal)
-        out.event(SIGNAL_GENERATED, st.symbol, now, signal_id=signal_id, direction=setup.direction.value,
-                  entry=s(setup.entry), stop=s(setup.stop), target=s(setup.target), size_quote=s(size),
-                  poi=setup.poi.kind, score=f"{holo.score:.1f}")
+        out.event(
+            SIGNAL_GENERATED,
+            st.symbol,
+            now,
+            signal_id=signal_id,
+            direction=setup.direction.value,
+            entry=to_wire(setup.entry),
+            stop=to_wire(setup.stop),
+            target=to_wire(setup.target),
+            size_quote=to_wire(size),
+            poi=setup.poi.kind,
+            score=f"{holo.score:.1f}",
+        )
         return None
 
     # --- exits ------------------------------------------------------------------------------------
@@ -398,7 +408,7 @@ class HunterStrategy:
         for ex in m.on_bar(bar, atr, self._policy()):
             self._exit(st, m, ex, bar, out)
         if m.stop != before and not m.closing:
-            out.event(STOP_MOVED, st.symbol, bar.close_ns, stop=s(m.stop), previous=s(before),
+            out.event(STOP_MOVED, st.symbol, bar.close_ns, stop=to_wire(m.stop), previous=to_wire(before),
                       breakeven=m.breakeven)
 
     def _exit(self, st: _Symbol, m: Managed, ex: Exit, bar: Bar, out: StrategyOutput) -> None:
@@ -407,7 +417,9 @@ class HunterStrategy:
         created = self.clock.now_ns()
         signal_id = f"{self.phase_id}-{st.symbol}-{created // NS_PER_MS}-{self._seq}-{ex.kind.value.lower()}"
         full = ex.fraction >= 1
-        size = "" if full else s((abs(m.quantity) * bar.close * ex.fraction).quantize(CENT, rounding="ROUND_DOWN"))
+        size = (
+            "" if full else to_wire((abs(m.quantity) * bar.close * ex.fraction).quantize(CENT, rounding="ROUND_DOWN"))
+        )
         leg = trading_pb2.Leg(venue=p.order_venue or p.venue, symbol=st.symbol,
                               instrument=common_pb2.INSTRUMENT_KIND_PERP,
                               side=common_pb2.SIDE_SELL if m.long else common_pb2.SIDE_BUY, size_quote=size,
@@ -417,15 +429,17 @@ class HunterStrategy:
             intent=trading_pb2.INTENT_CLOSE if full else trading_pb2.INTENT_REDUCE, legs=[leg],
             confidence=1.0, ttl_ms=p.ttl_ms, created_at_ns=created, max_slippage_bps=p.max_slippage_bps,
             setup=f"hunter.exit.{ex.kind.value.lower()}",
-            metadata={"entry_signal_id": m.signal_id, "exit": ex.kind.value, "level": s(ex.price),
-                      "r_multiple": s(m.r_multiple(ex.price).quantize(Decimal("0.01")))},
+            metadata={"entry_signal_id": m.signal_id, "exit": ex.kind.value, "level": to_wire(ex.price),
+                      "r_multiple": to_wire(m.r_multiple(ex.price).quantize(Decimal("0.01")))},
         )
         if full:
             m.closing = True
         self._exits[signal_id] = st.symbol
         self._count(f"exits_{ex.kind.value.lower()}")
         out.signals.append(signal)
-        out.event(EXIT_SIGNAL, st.symbol, bar.close_ns, signal_id=signal_id, exit=ex.kind.value, level=s(ex.price))
+        out.event(
+            EXIT_SIGNAL, st.symbol, bar.close_ns, signal_id=signal_id, exit=ex.kind.value, level=to_wire(ex.price)
+        )
 
     # --- feedback ---------------------------------------------------------------------------------
     def on_ack(self, ack: trading_pb2.SignalAck) -> StrategyOutput:
@@ -464,12 +478,12 @@ class HunterStrategy:
         st = self.symbols.get(position.symbol)
         if st is None or st.managed is None:
             return StrategyOutput()
-        qty = D_or(position.quantity, Decimal(0))
+        qty = to_decimal_or(position.quantity, Decimal(0))
         if qty == 0:
             if st.managed.quantity != 0:
                 st.managed = None
             return StrategyOutput()
-        st.managed.filled(qty, D_or(position.average_entry_price, Decimal(0)))
+        st.managed.filled(qty, to_decimal_or(position.average_entry_price, Decimal(0)))
         return StrategyOutput()
 
     def on_trade_closed(self, symbol: str, pnl: Decimal) -> StrategyOutput:
@@ -490,7 +504,20 @@ class HunterStrategy:
 
 def candle_of(symbol: str, venue: str, bar: Bar, timeframe: str) -> market_pb2.MarketEvent:
     """A closed perp candle event of ``bar`` (tests and replays)."""
-    return candle_event(venue, symbol, common_pb2.INSTRUMENT_KIND_PERP, timeframe=timeframe,
-                        open_time_ns=bar.open_ns, close_time_ns=bar.close_ns, open=s(bar.open), high=s(bar.high),
-                        low=s(bar.low), close=s(bar.close), volume=s(bar.volume), trade_count=1, closed=True,
-                        ts_ns=bar.close_ns, seq=0)
+    return candle_event(
+        venue,
+        symbol,
+        common_pb2.INSTRUMENT_KIND_PERP,
+        timeframe=timeframe,
+        open_time_ns=bar.open_ns,
+        close_time_ns=bar.close_ns,
+        open=to_wire(bar.open),
+        high=to_wire(bar.high),
+        low=to_wire(bar.low),
+        close=to_wire(bar.close),
+        volume=to_wire(bar.volume),
+        trade_count=1,
+        closed=True,
+        ts_ns=bar.close_ns,
+        seq=0,
+    )

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from titan.core.clock import Clock
-from titan.core.money import D_or
+from titan.core.money import to_decimal_or
 from titan.core.signing import sign_signal
 from titan.phases.runtime.metrics import PhaseMetrics
 from titan.v1 import common_pb2, events_pb2, execution_pb2, market_pb2, trading_pb2
@@ -179,8 +179,8 @@ def entry_block(
     if st != common_pb2.PHASE_STATE_ACTIVE:
         return EntryBlock.UNSPECIFIED
     try:
-        weight = D_or(budget.weight, Decimal(0))
-        notional = D_or(budget.max_notional, Decimal(0))
+        weight = to_decimal_or(budget.weight, Decimal(0))
+        notional = to_decimal_or(budget.max_notional, Decimal(0))
     except ValueError:
         return EntryBlock.ZERO
     if weight <= 0 or notional <= 0:
@@ -283,8 +283,12 @@ class TradeTracker:
         if self.is_stale(pos):
             return []
         self._version[key] = pos.version
-        qty = D_or(pos.quantity, Decimal(0))
-        now = _Totals(D_or(pos.realized_pnl, Decimal(0)), D_or(pos.fees, Decimal(0)), D_or(pos.funding, Decimal(0)))
+        qty = to_decimal_or(pos.quantity, Decimal(0))
+        now = _Totals(
+            to_decimal_or(pos.realized_pnl, Decimal(0)),
+            to_decimal_or(pos.fees, Decimal(0)),
+            to_decimal_or(pos.funding, Decimal(0)),
+        )
         prev = self._qty.get(key, Decimal(0))
         self._qty[key] = qty
         before = self._last.get(key, _ZERO_TOTALS)

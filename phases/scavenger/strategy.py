@@ -25,12 +25,11 @@ from typing import Any
 
 from titan.core.clock import NS_PER_MS, Clock
 from titan.core.marketdata.candles import CandleAggregator, timeframe_ns
-from titan.core.money import D, D_or, s
-from titan.phases import indicators as ind
+from titan.core.money import to_decimal, to_decimal_or, to_wire
+from titan.phases import indicators
 from titan.phases.runtime.cooldown import LossStreak
 from titan.phases.runtime.core import StrategyBase, StrategyOutput
-from titan.phases.scavenger import sizing
-from titan.phases.scavenger import tripwires as tw
+from titan.phases.scavenger import sizing, tripwires
 from titan.phases.scavenger.flow import CVD, Burst, BurstCounter, LeadLag, Velocity
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.tripwires import CandleBar, Direction, OIHistory, Tripwire
@@ -143,7 +142,14 @@ class _Symbol:
 
 
 def _bar(c: market_pb2.Candle) -> CandleBar:
-    return CandleBar(c.open_time_ns, D(c.open), D(c.high), D(c.low), D(c.close), D(c.volume))
+    return CandleBar(
+        c.open_time_ns,
+        to_decimal(c.open),
+        to_decimal(c.high),
+        to_decimal(c.low),
+        to_decimal(c.close),
+        to_decimal(c.volume),
+    )
 
 
 class ScavengerStrategy(StrategyBase):
@@ -238,7 +244,7 @@ class ScavengerStrategy(StrategyBase):
         if self.budget is None:
             return Decimal(0)
         try:
-            return D_or(self.budget.max_notional, Decimal(0))
+            return to_decimal_or(self.budget.max_notional, Decimal(0))
         except ValueError:
             return Decimal(0)
 
@@ -297,13 +303,13 @@ class ScavengerStrategy(StrategyBase):
                         self._rebuild(self.clock.now_ns(), out)  # a new structure bar: re-place at once
             elif kind == "open_interest":
                 if ev.venue == p.venue and ev.open_interest.open_interest:
-                    st.oi.record(ev.exchange_ts_ns, D(ev.open_interest.open_interest))
+                    st.oi.record(ev.exchange_ts_ns, to_decimal(ev.open_interest.open_interest))
             elif kind == "funding":
                 if ev.venue == p.venue:
-                    st.funding = D(ev.funding.rate)
+                    st.funding = to_decimal(ev.funding.rate)
             elif kind == "mark":
                 if ev.venue == p.venue and ev.mark.mark_price and not st.perp_traded:
-                    st.perp = D(ev.mark.mark_price)
+                    st.perp = to_decimal(ev.mark.mark_price)
             elif kind == "top":
                 t = ev.top
                 perp_top = ev.venue == p.venue and ev.instrument != common_pb2.INSTRUMENT_KIND_SPOT
@@ -327,7 +333,7 @@ class ScavengerStrategy(StrategyBase):
 
     def _on_trade(self, st: _Symbol, ev: market_pb2.MarketEvent, out: StrategyOutput) -> None:
         p = self.params
-        price, qty = D(ev.trade.price), D(ev.trade.size)
+        price, qty = to_decimal(ev.trade.price), to_decimal(ev.trade.size)
         if price <= 0 or qty <= 0:
             self._count("malformed_events")
             return
@@ -414,37 +420,44 @@ class ScavengerStrategy(StrategyBase):
         bars = sc.last(p.structure_bars)
         traps: list[Tripwire] = []
         if len(bars) >= p.structure_bars:
-            adx_res = ind.adx(tw.bars_f(bars), p.adx_period)
-            atr, regime = tw.volatility(bars)
-            traps.extend(tw.structural_traps(st.symbol, bars, p, adx_res))
+            adx_res = indicators.adx(tripwires.bars_f(bars), p.adx_period)
+            atr, regime = tripwires.volatility(bars)
+            traps.extend(tripwires.structural_traps(st.symbol, bars, p, adx_res))
             for t in (
-                tw.liquidation_cluster(st.symbol, bars, p.liquidation_confidence),
-                tw.daily_level(st.symbol, sc.last(48), p.daily_level_confidence)
+                tripwires.liquidation_cluster(st.symbol, bars, p.liquidation_confidence),
+                tripwires.daily_level(st.symbol, sc.last(48), p.daily_level_confidence)
                 if p.structure_timeframe == "1h" else None,
-                tw.bollinger_trap(st.symbol, sc.last(_STRUCTURE_KEEP), p.bollinger_confidence),
+                tripwires.bollinger_trap(st.symbol, sc.last(_STRUCTURE_KEEP), p.bollinger_confidence),
             ):
                 if t is not None:
                     traps.append(t)
         else:
-            adx_res, atr, regime = ind.AdxResult(0.0, 0.0, 0.0), 0.0, ""
+            adx_res, atr, regime = indicators.AdxResult(0.0, 0.0, 0.0), 0.0, ""
         # Structural-flaw detectors (need live state, not the full structure history).
         if st.price is not None or st.perp is not None:
             price = st.perp if st.perp is not None else st.price
             assert price is not None
             ts_now = st.oi.points[-1][0] if st.oi.points else now
-            t = tw.oi_wipeout(st.symbol, price, st.candles["1m"].last(5), st.oi.at_least_old(ts_now, 300 * 10**9),
-                              st.oi.latest(), st.cvd.cvd(60), p)
+            t = tripwires.oi_wipeout(
+                st.symbol,
+                price,
+                st.candles["1m"].last(5),
+                st.oi.at_least_old(ts_now, 300 * 10**9),
+                st.oi.latest(),
+                st.cvd.cvd(60),
+                p,
+            )
             if t is not None:
                 traps.append(t)
-        t = tw.funding_squeeze(st.symbol, st.funding, st.candles["5m"].last(20), st.cvd.cvd(300),
+        t = tripwires.funding_squeeze(st.symbol, st.funding, st.candles["5m"].last(20), st.cvd.cvd(300),
                                st.cvd.cvd(300, 300), p)
         if t is not None:
             traps.append(t)
-        t = tw.basis_arb(st.symbol, st.spot, st.perp, self._volume_24h(sc), p)
+        t = tripwires.basis_arb(st.symbol, st.spot, st.perp, self._volume_24h(sc), p)
         if t is not None:
             traps.append(t)
         unique: dict[str, Tripwire] = {}
-        for t in tw.with_context(traps, atr, regime, adx_res):
+        for t in tripwires.with_context(traps, atr, regime, adx_res):
             unique.setdefault(t.id, t)
         return list(unique.values())
 
@@ -465,8 +478,8 @@ class ScavengerStrategy(StrategyBase):
             return
         self._count("traps_sprung")
         out.event(TRAP_SPRUNG, st.symbol, now, trap=trap.id, trap_type=trap.trap_type.value,
-                  direction=trap.direction.value, price=s(burst.last_price), trades=burst.count,
-                  micro_cvd=s(burst.micro_cvd), window_start_ns=burst.start_ns)
+                  direction=trap.direction.value, price=to_wire(burst.last_price), trades=burst.count,
+                  micro_cvd=to_wire(burst.micro_cvd), window_start_ns=burst.start_ns)
         pending = _Pending(trap, burst, now, now + self.params.confirmation_ms * NS_PER_MS)
         if self.params.confirmation_ms == 0:
             self._confirm(pending, now, out)
@@ -489,10 +502,10 @@ class ScavengerStrategy(StrategyBase):
         else:
             holds = st.price <= trap.trigger * (1 + tol)
         if not holds:
-            self._abort(out, trap, now, "WICK_REVERSION", price=s(st.price))
+            self._abort(out, trap, now, "WICK_REVERSION", price=to_wire(st.price))
             return
         self._count("traps_confirmed")
-        out.event(TRAP_CONFIRMED, trap.symbol, now, trap=trap.id, price=s(st.price))
+        out.event(TRAP_CONFIRMED, trap.symbol, now, trap=trap.id, price=to_wire(st.price))
         self._fire(st, pend, now, out)
 
     def _abort(self, out: StrategyOutput, trap: Tripwire, now: int, reason: str, **detail: object) -> None:
@@ -525,7 +538,7 @@ class ScavengerStrategy(StrategyBase):
             self._sent.pop(next(iter(self._sent)))
         self._count("signals")
         out.signals.append(signal)
-        out.event(TRAP_FIRED, st.symbol, now, trap=trap.id, signal_id=signal.signal_id, size_quote=s(sized.size),
+        out.event(TRAP_FIRED, st.symbol, now, trap=trap.id, signal_id=signal.signal_id, size_quote=to_wire(sized.size),
                   order_type=trading_pb2.OrderType.Name(entry.plan.order_type))
         return None
 
@@ -546,9 +559,9 @@ class ScavengerStrategy(StrategyBase):
             return _Veto("TRAP_COOLDOWN")
         micro = burst.micro_cvd
         if (long and micro <= 0) or (not long and micro >= 0):
-            return _Veto("MICRO_CVD_MISMATCH", {"micro_cvd": s(micro)})
+            return _Veto("MICRO_CVD_MISMATCH", {"micro_cvd": to_wire(micro)})
         if burst.quality < p.min_burst_quality:
-            return _Veto("LOW_BURST_QUALITY", {"quality": s(burst.quality.quantize(Decimal("0.0001")))})
+            return _Veto("LOW_BURST_QUALITY", {"quality": to_wire(burst.quality.quantize(Decimal("0.0001")))})
         if accel > 0:
             return _Veto("ACCELERATION", {"acceleration": f"{accel:.6g}"})
         if trap.adx > p.adx_trend_threshold and (
@@ -557,7 +570,7 @@ class ScavengerStrategy(StrategyBase):
             return _Veto("ADX_TREND", {"adx": f"{trap.adx:.2f}", "trend": trap.trend})
         assert st.price is not None
         if abs(st.price - trap.trigger) / trap.trigger > p.proximity:
-            return _Veto("PRICE_LEFT_TRIGGER", {"price": s(st.price)})
+            return _Veto("PRICE_LEFT_TRIGGER", {"price": to_wire(st.price)})
         return None
 
     def _entry(self, st: _Symbol, trap: Tripwire) -> _Entry | _Veto:
@@ -580,7 +593,7 @@ class ScavengerStrategy(StrategyBase):
         stop, target = self._quantize(st, stop), self._quantize(st, target)
         risk, reward = abs(entry - stop), abs(target - entry)
         if risk <= 0 or reward <= 0 or (long and not stop < entry < target) or (not long and not target < entry < stop):
-            return _Veto("BAD_STOP_TARGET", {"stop": s(stop), "target": s(target), "entry": s(entry)})
+            return _Veto("BAD_STOP_TARGET", {"stop": to_wire(stop), "target": to_wire(target), "entry": to_wire(entry)})
         return _Entry(plan, ref, limit, stop, target, reward / risk, velocity)
 
     def _size(self, trap: Tripwire, entry: _Entry) -> _Sized | _Veto:
@@ -592,14 +605,14 @@ class ScavengerStrategy(StrategyBase):
         budget = self.budget
         assert budget is not None
         leverage = min(trap.leverage, p.max_leverage)
-        budget_lev = D_or(budget.max_leverage, Decimal(0))
+        budget_lev = to_decimal_or(budget.max_leverage, Decimal(0))
         if budget_lev > 0:
             leverage = min(leverage, budget_lev)
-        mult = p.high_vol_size_multiplier if trap.vol_regime == tw.HIGH_VOL else p.low_vol_size_multiplier
+        mult = p.high_vol_size_multiplier if trap.vol_regime == tripwires.HIGH_VOL else p.low_vol_size_multiplier
         margin = sizing.kelly_margin(equity, Decimal(str(trap.confidence)), entry.reward_risk,
                                      p.max_position_size_percent)
         size = sizing.notional(margin * mult, leverage)
-        cap = D_or(budget.max_order_notional, Decimal(0))
+        cap = to_decimal_or(budget.max_order_notional, Decimal(0))
         if cap > 0:
             size = min(size, cap)
         size = min(size, equity).quantize(sizing.CENT)
@@ -618,38 +631,38 @@ class ScavengerStrategy(StrategyBase):
         slippage = p.max_slippage_bps_perp_leads if st.lead_lag.leader == "B" else p.max_slippage_bps
         leg = trading_pb2.Leg(
             venue=p.order_venue or p.venue, symbol=st.symbol, instrument=common_pb2.INSTRUMENT_KIND_PERP,
-            side=common_pb2.SIDE_BUY if long else common_pb2.SIDE_SELL, size_quote=s(sized.size),
-            order_type=entry.plan.order_type, limit_price=s(entry.limit) if entry.limit is not None else "",
+            side=common_pb2.SIDE_BUY if long else common_pb2.SIDE_SELL, size_quote=to_wire(sized.size),
+            order_type=entry.plan.order_type, limit_price=to_wire(entry.limit) if entry.limit is not None else "",
         )
         meta = {
             "trap_id": trap.id,
             "trap_type": trap.trap_type.value,
             "direction": trap.direction.value,
-            "trigger_price": s(trap.trigger),
-            "reference_price": s(entry.reference),
+            "trigger_price": to_wire(trap.trigger),
+            "reference_price": to_wire(entry.reference),
             "order_tier": entry.plan.tier,
             "velocity": f"{entry.velocity:.8g}",
             "acceleration": f"{accel:.8g}",
-            "micro_cvd": s(burst.micro_cvd),
+            "micro_cvd": to_wire(burst.micro_cvd),
             "burst_trades": str(burst.count),
-            "burst_volume": s(burst.volume),
-            "burst_quality": s(burst.quality.quantize(Decimal("0.0001"))),
-            "macro_cvd_60s": s(st.cvd.cvd(60)),
-            "cascade": s(trap.cascade),
+            "burst_volume": to_wire(burst.volume),
+            "burst_quality": to_wire(burst.quality.quantize(Decimal("0.0001"))),
+            "macro_cvd_60s": to_wire(st.cvd.cvd(60)),
+            "cascade": to_wire(trap.cascade),
             "atr": f"{trap.atr:.8g}",
             "volatility_regime": trap.vol_regime,
             "adx": f"{trap.adx:.4f}",
             "trend": trap.trend,
-            "margin": s(sized.margin),
-            "reward_risk": s(entry.reward_risk.quantize(Decimal("0.0001"))),
+            "margin": to_wire(sized.margin),
+            "reward_risk": to_wire(entry.reward_risk.quantize(Decimal("0.0001"))),
             "lead": "perp" if st.lead_lag.leader == "B" else "trigger_feed",
         }
         if st.book_imbalance is not None:
             meta["order_book_imbalance"] = f"{st.book_imbalance:.4f}"
         return trading_pb2.Signal(
             phase_id=self.phase_id, signal_id=signal_id, intent=trading_pb2.INTENT_OPEN, legs=[leg],
-            stop_price=s(entry.stop), target_prices=[s(entry.target)], confidence=trap.confidence,
-            leverage=s(sized.leverage), ttl_ms=p.ttl_ms, created_at_ns=now, max_slippage_bps=slippage,
+            stop_price=to_wire(entry.stop), target_prices=[to_wire(entry.target)], confidence=trap.confidence,
+            leverage=to_wire(sized.leverage), ttl_ms=p.ttl_ms, created_at_ns=now, max_slippage_bps=slippage,
             setup=trap.setup, metadata=meta,
         )
 

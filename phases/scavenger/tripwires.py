@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 
-from titan.core.money import D
-from titan.phases import indicators as ind
+from titan.core.money import to_decimal
+from titan.phases import indicators
 from titan.phases.scavenger.params import ScavengerParams
 
 
@@ -59,8 +59,10 @@ class CandleBar:
     close: Decimal
     volume: Decimal
 
-    def as_float(self) -> ind.Bar:
-        return ind.Bar(float(self.open), float(self.high), float(self.low), float(self.close), float(self.volume))
+    def as_float(self) -> indicators.Bar:
+        return indicators.Bar(
+            float(self.open), float(self.high), float(self.low), float(self.close), float(self.volume)
+        )
 
 
 @dataclass(frozen=True)
@@ -91,15 +93,15 @@ class Tripwire:
 
 def to_price(x: float) -> Decimal:
     """A float level (from an indicator) as a Decimal price, 10 significant digits."""
-    return D(f"{x:.10g}")
+    return to_decimal(f"{x:.10g}")
 
 
-def bars_f(bars: Sequence[CandleBar]) -> list[ind.Bar]:
+def bars_f(bars: Sequence[CandleBar]) -> list[indicators.Bar]:
     return [b.as_float() for b in bars]
 
 
 # --- structure ---------------------------------------------------------------------------------
-def structure(bars: Sequence[CandleBar], adx_res: ind.AdxResult | None = None, adx_threshold: float = 25.0) -> (
+def structure(bars: Sequence[CandleBar], adx_res: indicators.AdxResult | None = None, adx_threshold: float = 25.0) -> (
     tuple[Structure, Decimal, Decimal, Decimal] | None
 ):
     """Range regime from the bars: H = max high, L = min low, C = last close.
@@ -124,7 +126,7 @@ def structure(bars: Sequence[CandleBar], adx_res: ind.AdxResult | None = None, a
     return Structure.RANGE, hi, lo, close
 
 
-def structural_traps(symbol: str, bars: Sequence[CandleBar], p: ScavengerParams, adx_res: ind.AdxResult) -> (
+def structural_traps(symbol: str, bars: Sequence[CandleBar], p: ScavengerParams, adx_res: indicators.AdxResult) -> (
     list[Tripwire]
 ):
     """Breakout/breakdown traps at the range extremes, pullback traps in a trend.
@@ -155,7 +157,7 @@ def volatility(bars: Sequence[CandleBar]) -> tuple[float, str]:
     """(ATR = mean true range over the bars, HIGH_VOL if ATR > 1% of the first bar's close)."""
     if not bars:
         return 0.0, ""
-    atr = ind.atr_mean(bars_f(bars)) or 0.0
+    atr = indicators.atr_mean(bars_f(bars)) or 0.0
     return atr, HIGH_VOL if atr > 0.01 * float(bars[0].close) else LOW_VOL
 
 
@@ -168,7 +170,7 @@ def liquidation_cluster(symbol: str, bars: Sequence[CandleBar], confidence: floa
     (×0.998). LONG wins if it exists and there is no SHORT or its volume is larger. Needs ≥ 50 bars."""
     if len(bars) < 50:
         return None
-    prof = ind.volume_profile(bars_f(bars), bins)
+    prof = indicators.volume_profile(bars_f(bars), bins)
     if prof is None:
         return None
     _lo_f, _step_f, vols = prof
@@ -221,7 +223,7 @@ def bollinger_trap(symbol: str, bars: Sequence[CandleBar], confidence: float) ->
     """Bollinger squeeze (20, 2σ, bottom 10% of 72 historical widths): LONG at upper×1.001 when the
     close is above the SMA, else SHORT at lower×0.999. Needs ≥ 92 bars."""
     closes = [float(b.close) for b in bars]
-    res = ind.bollinger_squeeze(closes)
+    res = indicators.bollinger_squeeze(closes)
     if res is None:
         return None
     squeezed, bb = res
@@ -332,7 +334,7 @@ def basis_arb(
                     Decimal(10), basis, target=spot * Decimal("0.999"), stop=perp * Decimal("0.995"))
 
 
-def with_context(traps: Sequence[Tripwire], atr: float, regime: str, adx_res: ind.AdxResult) -> list[Tripwire]:
+def with_context(traps: Sequence[Tripwire], atr: float, regime: str, adx_res: indicators.AdxResult) -> list[Tripwire]:
     """Attach volatility and ADX trend context to every tripwire."""
     trend = adx_res.trend if adx_res.adx > 0 else ""
     return [replace(t, atr=atr, vol_regime=regime, adx=adx_res.adx, trend=trend) for t in traps]

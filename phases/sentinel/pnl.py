@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from titan.core.money import D
+from titan.core.money import to_decimal
 from titan.v1 import common_pb2, trading_pb2
 
 _ZERO = Decimal(0)
@@ -60,10 +60,10 @@ def carry_breakdown(
         if f.phase_id != phase_id:
             continue
         row = out.setdefault(f.symbol, CarryPnL(f.symbol))
-        qty, price = D(f.quantity), D(f.price)
+        qty, price = to_decimal(f.quantity), to_decimal(f.price)
         signed = qty if f.side == BUY else -qty
         row._cash -= signed * price
-        row.fees += D(f.fee)
+        row.fees += to_decimal(f.fee)
         row.fills += 1
         if f.instrument == PERP:
             row.perp_quantity += signed
@@ -74,7 +74,7 @@ def carry_breakdown(
         if fp.phase_id != phase_id:
             continue
         row = out.setdefault(fp.symbol, CarryPnL(fp.symbol))
-        row.funding_pnl += D(fp.amount)
+        row.funding_pnl += to_decimal(fp.amount)
         row.settlements += 1
     marks = marks or {}
     for symbol, row in out.items():

@@ -35,10 +35,9 @@ from typing import Any
 
 from titan.core.clock import NS_PER_MS, Clock
 from titan.core.marketdata.book import OrderBook
-from titan.core.money import CONTEXT, D, D_or, s
+from titan.core.money import CONTEXT, to_decimal, to_decimal_or, to_wire
 from titan.phases.runtime.core import StrategyBase, StrategyOutput
-from titan.phases.sentinel import carry as cy
-from titan.phases.sentinel import hedge_monitor as hm
+from titan.phases.sentinel import carry, hedge_monitor
 from titan.phases.sentinel.funding import FundingState
 from titan.phases.sentinel.params import SentinelParams
 from titan.phases.sentinel.stats import Action, BasisSignal, BasisStats, Level, depth_weighted_basis
@@ -86,7 +85,7 @@ class _Quote:
         self.updated_ns = 0
 
     def on_top(self, top: market_pb2.BookTop, ts: int) -> None:
-        bid, ask = D_or(top.bid_price, _ZERO), D_or(top.ask_price, _ZERO)
+        bid, ask = to_decimal_or(top.bid_price, _ZERO), to_decimal_or(top.ask_price, _ZERO)
         if bid > 0 and ask > 0 and ask >= bid:
             self.bid, self.ask, self.updated_ns = bid, ask, ts
 
@@ -132,7 +131,7 @@ class _Symbol:
     open_orders: dict[str, set[str]] = field(default_factory=dict)  # signal id -> open client order ids
     last_signal_ns: int = -(2**62)
     last: BasisSignal | None = None
-    regime: str = cy.Regime.STABLE
+    regime: str = carry.Regime.STABLE
     residual: Decimal = _ZERO     # net delta a failed unit left; entries wait until positions fix it
 
     @property
@@ -199,7 +198,7 @@ class SentinelStrategy(StrategyBase):
         if self.budget is None:
             return _ZERO
         try:
-            return D_or(self.budget.max_notional, _ZERO)
+            return to_decimal_or(self.budget.max_notional, _ZERO)
         except ValueError:
             return _ZERO
 
@@ -215,7 +214,7 @@ class SentinelStrategy(StrategyBase):
             apr = st.funding.expected_apr()
             if apr is not None:
                 out[f"{sym}.funding_apr"] = float(apr)
-            out[f"{sym}.net_delta"] = float(hm.net_delta(st.spot_quantity, st.perp_quantity))
+            out[f"{sym}.net_delta"] = float(hedge_monitor.net_delta(st.spot_quantity, st.perp_quantity))
             out[f"{sym}.spot_quantity"] = float(st.spot_quantity)
             out[f"{sym}.perp_quantity"] = float(st.perp_quantity)
             out[f"{sym}.unit_residual"] = float(st.residual)
@@ -250,12 +249,12 @@ class SentinelStrategy(StrategyBase):
             elif kind == "depth":
                 quote.on_depth(ev.depth, ts)
             elif kind == "mark" and perp:
-                st.mark = D(ev.mark.mark_price)
+                st.mark = to_decimal(ev.mark.mark_price)
             elif kind == "funding" and perp:
                 f = ev.funding
-                st.funding.on_funding(D(f.rate), f.funding_time_ns, f.next_funding_time_ns, f.settled)
+                st.funding.on_funding(to_decimal(f.rate), f.funding_time_ns, f.next_funding_time_ns, f.settled)
             elif kind == "trade" and perp:
-                self._range(st, D(ev.trade.price))
+                self._range(st, to_decimal(ev.trade.price))
         except (ValueError, ArithmeticError):
             self._count("malformed_events")
         if perp and kind in ("top", "depth") and quote.mid is not None:
@@ -330,12 +329,12 @@ class SentinelStrategy(StrategyBase):
         self._units.discard(outcome.signal_id)
         if st.inflight == outcome.signal_id:
             st.inflight = ""
-        held = D_or(outcome.spot_quantity, _ZERO)
+        held = to_decimal_or(outcome.spot_quantity, _ZERO)
         now = self.clock.now_ns()
         if outcome.result == trading_pb2.HEDGE_RESULT_FAILED:
             # the positions (sent before the outcome) show whether the hedge monitor has work to do
-            if hm.rebalance(st.spot_quantity, st.perp_quantity, self.params.delta_tolerance) is not None:
-                st.residual = D_or(outcome.residual, _ZERO)
+            if hedge_monitor.rebalance(st.spot_quantity, st.perp_quantity, self.params.delta_tolerance) is not None:
+                st.residual = to_decimal_or(outcome.residual, _ZERO)
             out.event(HEDGE_FAILED, st.symbol, now, signal=outcome.signal_id, residual=outcome.residual,
                       spot=outcome.spot_quantity, perp=outcome.perp_quantity)
             return out
@@ -350,18 +349,21 @@ class SentinelStrategy(StrategyBase):
         if st is None:
             return StrategyOutput()
         was = st.holding
-        qty = D_or(position.quantity, _ZERO)
+        qty = to_decimal_or(position.quantity, _ZERO)
         if position.instrument == PERP:
             st.perp_quantity = qty
-            st.perp_entry = D_or(position.average_entry_price, _ZERO)
-            st.perp_leverage = D_or(position.leverage, Decimal(1)) or Decimal(1)
+            st.perp_entry = to_decimal_or(position.average_entry_price, _ZERO)
+            st.perp_leverage = to_decimal_or(position.leverage, Decimal(1)) or Decimal(1)
         else:
             st.spot_quantity = qty
         st.pnl[int(position.instrument)] = (
-            D_or(position.realized_pnl, _ZERO) + D_or(position.unrealized_pnl, _ZERO)
-            + D_or(position.funding, _ZERO) - D_or(position.fees, _ZERO)
+            to_decimal_or(position.realized_pnl, _ZERO) + to_decimal_or(position.unrealized_pnl, _ZERO)
+            + to_decimal_or(position.funding, _ZERO) - to_decimal_or(position.fees, _ZERO)
         )
-        if st.residual and hm.rebalance(st.spot_quantity, st.perp_quantity, self.params.delta_tolerance) is None:
+        if (
+            st.residual
+            and hedge_monitor.rebalance(st.spot_quantity, st.perp_quantity, self.params.delta_tolerance) is None
+        ):
             st.residual = _ZERO  # the failed unit's delta is back within tolerance (or flat)
         if st.holding and not was:
             st.opened_ns = self.market_ns
@@ -381,7 +383,7 @@ class SentinelStrategy(StrategyBase):
         st.spot_history.append(float(spot_mid))
         while len(st.spot_history) > p.window_size:
             st.spot_history.popleft()
-        st.regime = cy.regime(list(st.spot_history), p.crash_drop, p.volatile_return_sd)
+        st.regime = carry.regime(list(st.spot_history), p.crash_drop, p.volatile_return_sd)
         sig = st.stats.add(basis_of(spot_mid, perp_mid), now)
         st.last = sig
         self._count("samples")
@@ -413,7 +415,7 @@ class SentinelStrategy(StrategyBase):
             return None
         return basis_of(st.spot.ask, st.perp.bid)
 
-    def _risk(self, st_prices: dict[str, Decimal]) -> hm.RiskReport:
+    def _risk(self, st_prices: dict[str, Decimal]) -> hedge_monitor.RiskReport:
         p = self.params
         delta = _ZERO
         gross = _ZERO
@@ -421,15 +423,15 @@ class SentinelStrategy(StrategyBase):
             price = st_prices.get(sym)
             if price is None:
                 continue
-            delta += hm.net_delta(st.spot_quantity, st.perp_quantity) * price
+            delta += hedge_monitor.net_delta(st.spot_quantity, st.perp_quantity) * price
             gross += (abs(st.spot_quantity) + abs(st.perp_quantity)) * price
         equity = self.equity()
         pnl = self.pnl()
         self._peak_pnl = max(self._peak_pnl, pnl)
         drawdown = CONTEXT.divide(self._peak_pnl - pnl, equity) if equity > 0 else _ZERO
-        limits = hm.RiskLimits(p.max_delta_ratio, p.critical_delta_ratio, p.max_gross_leverage,
+        limits = hedge_monitor.RiskLimits(p.max_delta_ratio, p.critical_delta_ratio, p.max_gross_leverage,
                                p.daily_drawdown_limit, p.critical_drawdown)
-        return hm.evaluate_risk(limits, delta, gross, equity, drawdown)
+        return hedge_monitor.evaluate_risk(limits, delta, gross, equity, drawdown)
 
     def _prices(self) -> dict[str, Decimal]:
         return {sym: st.spot.mid for sym, st in self.symbols.items() if st.spot.mid is not None}
@@ -438,16 +440,16 @@ class SentinelStrategy(StrategyBase):
     def _manage(self, st: _Symbol, sig: BasisSignal, now: int, out: StrategyOutput) -> bool:
         """Hedge monitor, risk limits and exits for a held position; True when a signal was sent."""
         p = self.params
-        fix = hm.rebalance(st.spot_quantity, st.perp_quantity, p.delta_tolerance)
+        fix = hedge_monitor.rebalance(st.spot_quantity, st.perp_quantity, p.delta_tolerance)
         if fix is not None:
             self._send_rebalance(st, fix, now, out)
             return True
         reason: str | None = None
         if st.perp_quantity < 0 and st.perp_entry > 0 and st.mark is not None:
-            liq = hm.short_liquidation_price(st.perp_entry, st.perp_leverage, p.maintenance_margin_rate)
-            dist = hm.liquidation_distance_atrs(liq, st.mark, st.atr())
+            liq = hedge_monitor.short_liquidation_price(st.perp_entry, st.perp_leverage, p.maintenance_margin_rate)
+            dist = hedge_monitor.liquidation_distance_atrs(liq, st.mark, st.atr())
             if dist is not None and dist < p.liquidation_atrs:
-                reason = hm.RiskCode.LIQUIDATION_DISTANCE
+                reason = hedge_monitor.RiskCode.LIQUIDATION_DISTANCE
         if reason is None:
             report = self._risk(self._prices())
             if report.critical:
@@ -455,9 +457,9 @@ class SentinelStrategy(StrategyBase):
                 out.event(RISK_LIMIT, st.symbol, now, violations=reason)
         if reason is None:
             entry = st.entry_basis if st.entry_basis is not None else sig.basis
-            hold = cy.Holding(st.spot_quantity, st.perp_quantity, entry, st.opened_ns)
+            hold = carry.Holding(st.spot_quantity, st.perp_quantity, entry, st.opened_ns)
             z = sig.zscore if sig.samples >= p.min_samples else None
-            reason = cy.exit_reason(p, hold, sig.basis, z, st.funding.negative_streak(st.opened_ns), st.regime, now,
+            reason = carry.exit_reason(p, hold, sig.basis, z, st.funding.negative_streak(st.opened_ns), st.regime, now,
                                     st.funding.expected_apr())
         if reason is None:
             return False
@@ -472,7 +474,7 @@ class SentinelStrategy(StrategyBase):
         if sig.zscore <= -p.expand_z:
             # spot rich over the perp: the carry would need a spot short, which Titan does not do
             self._count("refused_reverse_carry")
-            out.event(ENTRY_REFUSED, st.symbol, now, reason=cy.EntryBlock.REVERSE_CARRY, zscore=f"{sig.zscore:.2f}")
+            out.event(ENTRY_REFUSED, st.symbol, now, reason=carry.EntryBlock.REVERSE_CARRY, zscore=f"{sig.zscore:.2f}")
             return
         if sig.action != Action.EXPAND:
             return
@@ -481,36 +483,36 @@ class SentinelStrategy(StrategyBase):
             self._count(f"blocked_{block}")
             out.event(ENTRY_BLOCKED, st.symbol, now, reason=block, zscore=f"{sig.zscore:.2f}")
             return
-        notional, executable, carry = block
-        self._send_open(st, notional, executable, carry, sig, now, out)
+        notional, executable, expected = block
+        self._send_open(st, notional, executable, expected, sig, now, out)
 
-    def _expand_block(self, st: _Symbol, now: int) -> str | tuple[Decimal, float, cy.Carry]:
+    def _expand_block(self, st: _Symbol, now: int) -> str | tuple[Decimal, float, carry.Carry]:
         """Why no EXPAND now, or (notional per leg, executable basis, carry)."""
         p = self.params
         if st.residual:
-            return cy.EntryBlock.RESIDUAL
-        if st.regime == cy.Regime.CRASH:
-            return cy.EntryBlock.CRASH
+            return carry.EntryBlock.RESIDUAL
+        if st.regime == carry.Regime.CRASH:
+            return carry.EntryBlock.CRASH
         spot_mid = st.spot.mid
         assert spot_mid is not None and st.spot.bid is not None and st.spot.ask is not None
         if (st.spot.ask - st.spot.bid) * _BPS > p.max_spread_bps * spot_mid:
-            return cy.EntryBlock.SPREAD_WIDE
+            return carry.EntryBlock.SPREAD_WIDE
         executable = self._executable_basis(st)
         if executable is None:
-            return cy.EntryBlock.NO_DEPTH
+            return carry.EntryBlock.NO_DEPTH
         apr = st.funding.expected_apr()
         mean = Decimal(repr(st.stats.window.mean))
-        c = cy.carry(p, Decimal(repr(executable)), mean, apr) if apr is not None else None
-        block = cy.entry_block(p, Decimal(repr(executable)), c)
+        c = carry.carry(p, Decimal(repr(executable)), mean, apr) if apr is not None else None
+        block = carry.entry_block(p, Decimal(repr(executable)), c)
         if block is not None:
             return block
         report = self._risk(self._prices())
         if not report.within_limits:
             return report.violations[0]
         held = st.spot_quantity * spot_mid
-        notional = cy.clip_notional(p, self.equity(), held, st.regime)
+        notional = carry.clip_notional(p, self.equity(), held, st.regime)
         if notional <= 0:
-            return cy.EntryBlock.AT_TARGET
+            return carry.EntryBlock.AT_TARGET
         assert c is not None
         return notional, executable, c
 
@@ -540,25 +542,26 @@ class SentinelStrategy(StrategyBase):
         return trading_pb2.Leg(
             venue=venue, symbol=st.symbol, instrument=PERP if perp else SPOT,
             side=common_pb2.SIDE_BUY if buy else common_pb2.SIDE_SELL,
-            size_quote=s(size_quote) if size_quote is not None else "", order_type=trading_pb2.ORDER_TYPE_MARKET,
+            size_quote=to_wire(size_quote) if size_quote is not None else "", order_type=trading_pb2.ORDER_TYPE_MARKET,
         )
 
-    def _send_open(self, st: _Symbol, notional: Decimal, executable: float, c: cy.Carry, sig: BasisSignal,
+    def _send_open(self, st: _Symbol, notional: Decimal, executable: float, c: carry.Carry, sig: BasisSignal,
                    now: int, out: StrategyOutput) -> None:
         p = self.params
         signal = self._signal(st, trading_pb2.INTENT_OPEN, "sentinel.carry_open", now, executable)
         signal.confidence = max(0.0, min(1.0, sig.confidence))
         lev = p.leverage
         if st.spot.mid is not None and st.atr() > 0:
-            lev = hm.max_leverage_for(st.spot.mid, st.atr(), p.liquidation_atrs, p.maintenance_margin_rate, p.leverage)
-        signal.leverage = s(lev)
+            lev = hedge_monitor.max_leverage_for(st.spot.mid, st.atr(), p.liquidation_atrs, p.maintenance_margin_rate,
+                                                 p.leverage)
+        signal.leverage = to_wire(lev)
         signal.legs.extend([self._leg(st, False, True, notional), self._leg(st, True, False, notional)])
         self._units.add(signal.signal_id)
         if st.entry_basis is None:
             st.entry_basis = executable
         self._count("entries_sent")
         out.signals.append(signal)
-        out.event(ENTRY_SENT, st.symbol, now, signal=signal.signal_id, notional=s(notional),
+        out.event(ENTRY_SENT, st.symbol, now, signal=signal.signal_id, notional=to_wire(notional),
                   basis_bps=f"{executable * 1e4:.2f}", zscore=f"{sig.zscore:.2f}",
                   carry_apr=f"{float(c.total_apr):.4f}", funding_apr=f"{float(c.funding_apr):.4f}",
                   leverage=signal.leverage)
@@ -574,9 +577,9 @@ class SentinelStrategy(StrategyBase):
         self._count(f"exit_{reason}")
         out.signals.append(signal)
         out.event(EXIT_SENT, st.symbol, now, signal=signal.signal_id, reason=reason,
-                  basis_bps=f"{sig.basis * 1e4:.2f}", spot=s(st.spot_quantity), perp=s(st.perp_quantity))
+                  basis_bps=f"{sig.basis * 1e4:.2f}", spot=to_wire(st.spot_quantity), perp=to_wire(st.perp_quantity))
 
-    def _send_rebalance(self, st: _Symbol, fix: hm.Rebalance, now: int, out: StrategyOutput) -> None:
+    def _send_rebalance(self, st: _Symbol, fix: hedge_monitor.Rebalance, now: int, out: StrategyOutput) -> None:
         perp = fix.instrument == "perp"
         price = (st.perp.mid if perp else st.spot.mid) or _ZERO
         signal = self._signal(st, trading_pb2.INTENT_REDUCE, "sentinel.rebalance", now,
@@ -586,7 +589,7 @@ class SentinelStrategy(StrategyBase):
         self._count("rebalances_sent")
         out.signals.append(signal)
         out.event(REBALANCE_SENT, st.symbol, now, signal=signal.signal_id, instrument=fix.instrument,
-                  quantity=s(fix.quantity), spot=s(st.spot_quantity), perp=s(st.perp_quantity))
+                  quantity=to_wire(fix.quantity), spot=to_wire(st.spot_quantity), perp=to_wire(st.perp_quantity))
 
 
 __all__ = ["PHASE_ID", "SentinelStrategy"]

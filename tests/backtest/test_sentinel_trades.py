@@ -18,7 +18,6 @@ from titan.v1 import common_pb2, events_pb2, trading_pb2
 SPOT, PERP = common_pb2.INSTRUMENT_KIND_SPOT, common_pb2.INSTRUMENT_KIND_PERP
 BUY, SELL = common_pb2.SIDE_BUY, common_pb2.SIDE_SELL
 H = 3_600 * 10**9
-D = Decimal
 PERMISSIVE = SENTINEL_SIM_PERMISSIVE
 
 
@@ -46,12 +45,12 @@ def test_the_legs_of_a_hedged_unit_are_one_trade_with_basis_funding_and_fees() -
                trading_pb2.FundingPayment(venue="sim", symbol="BTCUSDT", phase_id="sentinel", amount="1.5",
                                           funding_time_ns=16 * H)]
     (trade,) = closed_trades(carry_fills(), funding)
-    assert (trade.instrument, trade.side, trade.quantity) == (HEDGED, "long", D("1"))
+    assert (trade.instrument, trade.side, trade.quantity) == (HEDGED, "long", Decimal("1"))
     assert (trade.opened_ns, trade.closed_ns) == (1 * H, 30 * H)
-    assert trade.funding == D("5")                       # the perp's funding, counted once (the spot pays none)
-    assert trade.fees == D("8")
-    assert trade.pnl == D("15") + D("5") - D("8")        # basis + funding - fees
-    metrics = compute_metrics([], [trade], D("100000"))
+    assert trade.funding == Decimal("5")                       # the perp's funding, counted once (the spot pays none)
+    assert trade.fees == Decimal("8")
+    assert trade.pnl == Decimal("15") + Decimal("5") - Decimal("8")        # basis + funding - fees
+    metrics = compute_metrics([], [trade], Decimal("100000"))
     assert metrics.trades == 1 and metrics.win_rate == 1.0
 
 
@@ -69,7 +68,9 @@ def test_the_brain_counts_a_hedged_close_once() -> None:
         if trade is not None:
             tracker.record(trade)
     (trade,) = tracker.window("sentinel", 30 * H, 86_400)
-    assert trade.pnl == D("100") - D("2") + D("-85") - D("2")     # both closing legs, realized minus their fees
+    assert trade.pnl == Decimal("100") - Decimal("2") + Decimal("-85") - Decimal(
+        "2"
+    )  # both closing legs, realized minus their fees
 
 
 def test_a_sentinel_backtest_on_the_simulator_counts_each_hedged_position_once() -> None:
@@ -91,15 +92,15 @@ def test_a_sentinel_backtest_on_the_simulator_counts_each_hedged_position_once()
 
 def sentinel_backtest(params: dict[str, object]) -> BacktestResult:
     return run(BacktestConfig(data=("sim:3",), phases=("sentinel",), params={"sentinel": params},
-                              initial_equity=D("100000"), sim_hours=6, sim_symbols=("BTCUSDT",)))
+                              initial_equity=Decimal("100000"), sim_hours=6, sim_symbols=("BTCUSDT",)))
 
 
 def test_the_carry_split_adds_up_to_the_equity_change_with_legs_still_open() -> None:
     """The summary's basis + funding - fees equals the equity change, open legs valued at the engine's
     marks at the end (a position record's mark is that of its last fill: one leg hours staler)."""
     result = sentinel_backtest({**PERMISSIVE, "maxHoldingHours": "8760"})
-    held = sum(D(f.quantity) * (1 if f.side == BUY else -1) for f in result.fills if f.instrument == SPOT)
+    held = sum(Decimal(f.quantity) * (1 if f.side == BUY else -1) for f in result.fills if f.instrument == SPOT)
     assert held > 0, "nothing held at the end"
     carry = result.summary()["carry"]["sentinel"]["BTCUSDT"]
-    split = D(carry["basis_pnl"]) + D(carry["funding_pnl"]) - D(carry["fees"])
-    assert abs(split - (result.final_equity - D("100000"))) < D("0.000001"), (carry, result.final_equity)
+    split = Decimal(carry["basis_pnl"]) + Decimal(carry["funding_pnl"]) - Decimal(carry["fees"])
+    assert abs(split - (result.final_equity - Decimal("100000"))) < Decimal("0.000001"), (carry, result.final_equity)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from titan.core.catalog import Catalog
 from titan.core.ledger import Ledger
-from titan.core.money import D
+from titan.core.money import to_decimal
 from titan.v1.events_pb2 import SignalDecision
 
 from ..util import http_get, wait_for
@@ -58,15 +58,19 @@ class Chain:
             for oid in d.ack.client_order_ids:  # the order: size_quote at its price, never overfilled
                 order = await self.ledger.order(oid)
                 assert order is not None
-                assert not order.price or D(order.quantity) * D(order.price) <= D(leg.size_quote)
-                assert sum(D(f.quantity) for f in mine if f.client_order_id == oid) <= D(order.quantity)
+                assert not order.price or to_decimal(order.quantity) * to_decimal(order.price) <= to_decimal(
+                    leg.size_quote
+                )
+                assert sum(to_decimal(f.quantity) for f in mine if f.client_order_id == oid) <= to_decimal(
+                    order.quantity
+                )
             assert all(f.venue == venue and f.symbol == leg.symbol and f.side == leg.side for f in mine)
-        positions = {p.symbol: D(p.quantity) for p in await self.ledger.positions("scavenger")}
+        positions = {p.symbol: to_decimal(p.quantity) for p in await self.ledger.positions("scavenger")}
         sides = {by_order[f.client_order_id].symbol: by_order[f.client_order_id].side for f in fills}
         assert set(positions) == set(sides)
         assert all((positions[sym] > 0) == (side == 1) for sym, side in sides.items())
         equity = await self.ledger.equity_series("total")
-        assert equity and all(D(e.equity) > 0 for e in equity)
+        assert equity and all(to_decimal(e.equity) > 0 for e in equity)
         assert "TRAP_FIRED" in self.phase.output()
 
 

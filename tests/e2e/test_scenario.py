@@ -12,9 +12,9 @@ import pytest
 
 from titan.core.clock import ManualClock
 from titan.core.marketdata.replay import ReplaySource
-from titan.core.money import D
+from titan.core.money import to_decimal
 from titan.phases.runtime.core import StrategyOutput
-from titan.phases.scavenger import strategy as sv
+from titan.phases.scavenger import strategy
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import ScavengerStrategy
 from titan.phases.scavenger.tripwires import TrapType
@@ -77,7 +77,7 @@ def test_the_scenario_file_holds_history_then_the_tape_and_perp_tops(scenario: S
     assert {e.candle.timeframe for e in candles} == {"1h", "1m"}
     assert sum(1 for e in candles if e.candle.timeframe == "1h") == 60
     hourly = [e.candle for e in candles if e.candle.timeframe == "1h"]
-    assert max(D(c.high) for c in hourly[-50:]) == TRIGGER
+    assert max(to_decimal(c.high) for c in hourly[-50:]) == TRIGGER
     trades = [e for e in events if e.HasField("trade")]
     first_trade = trades[0].exchange_ts_ns
     assert all(e.exchange_ts_ns <= first_trade for e in candles)  # all history precedes the tape
@@ -88,7 +88,7 @@ def test_the_scenario_file_holds_history_then_the_tape_and_perp_tops(scenario: S
     tops = [e for e in events if e.HasField("top")]
     assert tops and all((e.venue, e.symbol, e.instrument) == (VENUE, SYMBOL, common_pb2.INSTRUMENT_KIND_PERP)
                         for e in tops)
-    assert all(D(e.top.bid_price) < D(e.top.ask_price) for e in tops)
+    assert all(to_decimal(e.top.bid_price) < to_decimal(e.top.ask_price) for e in tops)
     assert {(e.venue, e.instrument) for e in trades} == {(VENUE, common_pb2.INSTRUMENT_KIND_SPOT)}
     assert any(e.HasField("open_interest") for e in events) and any(e.HasField("funding") for e in events)
 
@@ -97,25 +97,27 @@ def test_the_scenario_places_the_breakout_tripwire_where_the_tape_bursts(scenari
     out, strat = run(list(ReplaySource([scenario.path]).events()))
     traps = {t.trap_type: t for t in strat.tripwires(SYMBOL)}
     assert traps[TrapType.BREAKOUT].trigger == TRIGGER
-    prices = [D(e.trade.price) for e in tape_events()]
+    prices = [to_decimal(e.trade.price) for e in tape_events()]
     near = [t for t in traps.values() if min(prices) * Decimal("0.999") <= t.trigger <= max(prices) * Decimal("1.001")]
     assert [t.trap_type for t in near] == [TrapType.BREAKOUT]  # the only tripwire the tape can reach
-    kinds = [e.kind for e in out.events if e.kind != sv.TRAP_MAP_UPDATED]
-    assert kinds == [sv.TRAP_SPRUNG, sv.TRAP_CONFIRMED, sv.TRAP_FIRED]
-    sprung = out.events[[e.kind for e in out.events].index(sv.TRAP_SPRUNG)]
+    kinds = [e.kind for e in out.events if e.kind != strategy.TRAP_MAP_UPDATED]
+    assert kinds == [strategy.TRAP_SPRUNG, strategy.TRAP_CONFIRMED, strategy.TRAP_FIRED]
+    sprung = out.events[[e.kind for e in out.events].index(strategy.TRAP_SPRUNG)]
     assert sprung.get("trap") == "BTCUSDT:BREAKOUT:LONG" and int(sprung.get("trades")) >= 50
     assert len(out.signals) == 1
     sig = out.signals[0]
     leg = sig.legs[0]
     assert (leg.venue, leg.symbol, leg.instrument, leg.side) == (
         VENUE, SYMBOL, common_pb2.INSTRUMENT_KIND_PERP, common_pb2.SIDE_BUY)
-    assert D(leg.size_quote) == Decimal(2500)  # capped by the budget's per-order notional
-    entry = D(leg.limit_price or sig.metadata["reference_price"])
-    assert D(sig.stop_price) < entry < D(sig.target_prices[0])
+    assert to_decimal(leg.size_quote) == Decimal(2500)  # capped by the budget's per-order notional
+    entry = to_decimal(leg.limit_price or sig.metadata["reference_price"])
+    assert to_decimal(sig.stop_price) < entry < to_decimal(sig.target_prices[0])
     # The perp's ask at that moment is below the limit: execution's paper venue fills it at once.
     last_top = [e for e in ReplaySource([scenario.path]).events()
                 if e.HasField("top") and e.exchange_ts_ns <= sig.created_at_ns][-1]
-    assert leg.order_type == trading_pb2.ORDER_TYPE_MARKET or D(last_top.top.ask_price) <= D(leg.limit_price)
+    assert leg.order_type == trading_pb2.ORDER_TYPE_MARKET or to_decimal(last_top.top.ask_price) <= to_decimal(
+        leg.limit_price
+    )
 
 
 @pytest.mark.parametrize("max_lag_ms", [0, 5, 40, 150])
@@ -125,7 +127,9 @@ def test_the_decision_does_not_depend_on_delivery_timing(scenario: Scenario, max
     ref = reference.signals[0]
     for seed in range(4):
         out, _ = run(events, seed=seed, max_lag_ms=max_lag_ms)
-        assert len(out.signals) == 1, [(e.kind, dict(e.detail)) for e in out.events if e.kind != sv.TRAP_MAP_UPDATED]
+        assert len(out.signals) == 1, [
+            (e.kind, dict(e.detail)) for e in out.events if e.kind != strategy.TRAP_MAP_UPDATED
+        ]
         sig = out.signals[0]
         assert (sig.legs[0].limit_price, sig.legs[0].size_quote, sig.stop_price, list(sig.target_prices)) == (
             ref.legs[0].limit_price, ref.legs[0].size_quote, ref.stop_price, list(ref.target_prices))

@@ -31,7 +31,7 @@ from titan.core.infra.manager import InfraState
 from titan.core.infra.postgres import PostgresServer
 from titan.core.infra.procs import pid_alive
 from titan.core.ledger import Ledger
-from titan.core.money import D
+from titan.core.money import to_decimal
 from titan.operator.brain import BrainCore, parse_brain_spec, parse_phase_spec
 from titan.v1 import common_pb2, events_pb2, trading_pb2
 
@@ -207,14 +207,14 @@ async def test_titan_up_headless_60s(first_run: Run, data_dir: Path) -> None:
         assert allocations
         # The latest allocation is the core's for the equity it was computed from ...
         last = allocations[-1]
-        mine = brain_allocation(data_dir / "organism", D(last.equity), last.ts_ns)
+        mine = brain_allocation(data_dir / "organism", to_decimal(last.equity), last.ts_ns)
         assert (last.state, last.weight, last.notional, last.max_leverage) == (
             mine.state, mine.weight, mine.notional, mine.max_leverage)
-        assert last.state == common_pb2.PHASE_STATE_ACTIVE and D(last.weight) == 1
+        assert last.state == common_pb2.PHASE_STATE_ACTIVE and to_decimal(last.weight) == 1
         # ... which is equity execution reported, and the core gives the same weight, leverage and
         # state for the equity finally reached.
-        assert D(last.equity) in {D(e.equity) for e in equity} | {Decimal(1000)}
-        final = brain_allocation(data_dir / "organism", D(equity[-1].equity), equity[-1].ts_ns)
+        assert to_decimal(last.equity) in {to_decimal(e.equity) for e in equity} | {Decimal(1000)}
+        final = brain_allocation(data_dir / "organism", to_decimal(equity[-1].equity), equity[-1].ts_ns)
         assert (final.state, final.weight, final.max_leverage) == (last.state, last.weight, last.max_leverage)
 
 
@@ -248,14 +248,16 @@ async def test_restart_continues_the_ledger(first_run: Run, data_dir: Path, scen
     eq_2 = [e for e in equity if e.ts_ns >= second.started_ns]
     assert eq_2, "run 2 wrote no equity snapshot"
     last_1, first_2 = equity_1[-1], eq_2[0]
-    run2_fees = sum((D(f.fee) for f in new if f.ts_ns <= first_2.ts_ns), Decimal(0))
-    change = D(first_2.equity) - D(last_1.equity)
-    exposure = D(last_1.exposure) + sum((D(f.quantity) * D(f.price) for f in new), Decimal(0))
+    run2_fees = sum((to_decimal(f.fee) for f in new if f.ts_ns <= first_2.ts_ns), Decimal(0))
+    change = to_decimal(first_2.equity) - to_decimal(last_1.equity)
+    exposure = to_decimal(last_1.exposure) + sum(
+        (to_decimal(f.quantity) * to_decimal(f.price) for f in new), Decimal(0)
+    )
     # Bounded by the fees paid plus a move of 0.5% of the gross exposure (the scenario's tape spans
     # 0.3%): nowhere near a restart from the initial 1,000 or a doubled position.
     assert abs(change) <= run2_fees + exposure * Decimal("0.005"), (last_1, first_2)
-    assert D(first_2.realized_pnl) <= D(last_1.realized_pnl) + Decimal("0.01")
-    assert D(first_2.fees) >= D(last_1.fees)  # fees are cumulative: carried, not restarted
+    assert to_decimal(first_2.realized_pnl) <= to_decimal(last_1.realized_pnl) + Decimal("0.01")
+    assert to_decimal(first_2.fees) >= to_decimal(last_1.fees)  # fees are cumulative: carried, not restarted
 
 
 async def test_halt_stops_new_entries(scenario: Scenario, organism_dir: Path) -> None:

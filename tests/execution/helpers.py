@@ -26,10 +26,10 @@ SELL = common_pb2.Side.SIDE_SELL
 SPOT = common_pb2.InstrumentKind.INSTRUMENT_KIND_SPOT
 PERP = common_pb2.InstrumentKind.INSTRUMENT_KIND_PERP
 MODE = common_pb2.TradingMode
-PS = common_pb2.PhaseState
-R = trading_pb2.RejectReason
-OT = trading_pb2.OrderType
-OS = trading_pb2.OrderState
+PhaseState = common_pb2.PhaseState
+RejectReason = trading_pb2.RejectReason
+OrderType = trading_pb2.OrderType
+OrderState = trading_pb2.OrderState
 OPEN = trading_pb2.Intent.INTENT_OPEN
 CLOSE = trading_pb2.Intent.INTENT_CLOSE
 REDUCE = trading_pb2.Intent.INTENT_REDUCE
@@ -44,7 +44,7 @@ def leg(
     *,
     venue: str = "bybit",
     instrument: int = PERP,
-    order_type: int = OT.ORDER_TYPE_MARKET,
+    order_type: int = OrderType.ORDER_TYPE_MARKET,
     limit: str = "",
 ) -> trading_pb2.Leg:
     return trading_pb2.Leg(
@@ -88,7 +88,7 @@ def signal(
 def budget(phase: str = "hunter", version: int = 1, **kw: object) -> trading_pb2.Budget:
     fields: dict[str, object] = {
         "phase_id": phase,
-        "state": PS.PHASE_STATE_ACTIVE,
+        "state": PhaseState.PHASE_STATE_ACTIVE,
         "weight": "0.5",
         "max_notional": "100000",
         "max_order_notional": "60000",

@@ -11,15 +11,15 @@ from tests.execution.helpers import (
     CLOSE,
     KEY,
     MODE,
-    OT,
     OTHER_KEY,
     PERP,
-    PS,
     REDUCE,
     SELL,
     SPOT,
     T0,
-    R,
+    OrderType,
+    PhaseState,
+    RejectReason,
     budget,
     leg,
     make_engine,
@@ -40,7 +40,7 @@ def test_accepts_a_valid_signal_and_creates_one_order_per_leg():
     engine, clock = make_engine()
     d = engine.on_signal(signal(clock, leg(size="1000")))
     assert d.ack.accepted, d.ack.detail
-    assert d.ack.reason == R.REJECT_REASON_UNSPECIFIED
+    assert d.ack.reason == RejectReason.REJECT_REASON_UNSPECIFIED
     assert len(d.ack.client_order_ids) == 1
     assert d.ack.client_order_ids[0] in engine.orders
 
@@ -49,35 +49,35 @@ def _check(engine, sig, reason):
     before = rejects(reason)
     d = engine.on_signal(sig)
     assert not d.ack.accepted
-    assert d.ack.reason == reason, (R.Name(d.ack.reason), d.ack.detail)
+    assert d.ack.reason == reason, (RejectReason.Name(d.ack.reason), d.ack.detail)
     assert rejects(reason) == before + 1
-    assert not d.ack.client_order_ids or reason == R.REJECT_REASON_REPLAYED
+    assert not d.ack.client_order_ids or reason == RejectReason.REJECT_REASON_REPLAYED
     return d
 
 
 def test_unknown_phase():
     engine, clock = make_engine()
-    _check(engine, signal(clock, phase="ghost"), R.REJECT_REASON_UNKNOWN_PHASE)
+    _check(engine, signal(clock, phase="ghost"), RejectReason.REJECT_REASON_UNKNOWN_PHASE)
 
 
 def test_unsigned_tampered_and_wrong_key_are_bad_signatures():
     engine, clock = make_engine()
-    _check(engine, signal(clock, key=None), R.REJECT_REASON_BAD_SIGNATURE)
+    _check(engine, signal(clock, key=None), RejectReason.REJECT_REASON_BAD_SIGNATURE)
     tampered = signal(clock, leg(size="1000"))
     tampered.legs[0].size_quote = "9000"
-    _check(engine, tampered, R.REJECT_REASON_BAD_SIGNATURE)
-    _check(engine, signal(clock, key=OTHER_KEY), R.REJECT_REASON_BAD_SIGNATURE)
+    _check(engine, tampered, RejectReason.REJECT_REASON_BAD_SIGNATURE)
+    _check(engine, signal(clock, key=OTHER_KEY), RejectReason.REJECT_REASON_BAD_SIGNATURE)
     truncated = signal(clock)
     truncated.signature = truncated.signature[:16]
-    _check(engine, truncated, R.REJECT_REASON_BAD_SIGNATURE)
+    _check(engine, truncated, RejectReason.REJECT_REASON_BAD_SIGNATURE)
     assert not engine.orders
 
 
 def test_outside_replay_window_is_stale_both_ways():
     engine, clock = make_engine()
     window = engine.config.gate.replay_window_ns
-    _check(engine, signal(clock, created_at_ns=T0 - window - 1), R.REJECT_REASON_STALE)
-    _check(engine, signal(clock, created_at_ns=T0 + window + 1), R.REJECT_REASON_STALE)
+    _check(engine, signal(clock, created_at_ns=T0 - window - 1), RejectReason.REJECT_REASON_STALE)
+    _check(engine, signal(clock, created_at_ns=T0 + window + 1), RejectReason.REJECT_REASON_STALE)
     assert engine.on_signal(signal(clock, created_at_ns=T0 - window)).ack.accepted
 
 
@@ -86,12 +86,12 @@ def test_same_signal_twice_gives_one_order_and_the_original_ids():
     sig = signal(clock)
     first = engine.on_signal(sig)
     assert first.ack.accepted
-    d = _check(engine, sig, R.REJECT_REASON_REPLAYED)
+    d = _check(engine, sig, RejectReason.REJECT_REASON_REPLAYED)
     assert list(d.ack.client_order_ids) == list(first.ack.client_order_ids)
     assert len(engine.orders) == 1
     # the same id re-signed with a new timestamp is still the same decision
     again = signal(clock, signal_id=sig.signal_id, created_at_ns=T0 + 1)
-    _check(engine, again, R.REJECT_REASON_REPLAYED)
+    _check(engine, again, RejectReason.REJECT_REASON_REPLAYED)
     assert len(engine.orders) == 1
     assert not d.updates
 
@@ -106,15 +106,15 @@ def test_same_id_after_the_dedup_horizon_still_maps_onto_the_existing_order():
     engine.tick()
     assert ("hunter", "long-lived") not in engine.gate.seen
     d = engine.on_signal(signal(clock, signal_id="long-lived"))
-    assert d.ack.reason == R.REJECT_REASON_REPLAYED
+    assert d.ack.reason == RejectReason.REJECT_REASON_REPLAYED
     assert len([o for o in engine.orders.values() if o.signal_id == "long-lived"]) == 1
 
 
 def test_rejected_signal_id_is_decided_once():
     engine, clock = make_engine()
     sig = signal(clock, leg(symbol="DOGEUSDT"))
-    _check(engine, sig, R.REJECT_REASON_SYMBOL_NOT_ALLOWED)
-    _check(engine, sig, R.REJECT_REASON_REPLAYED)
+    _check(engine, sig, RejectReason.REJECT_REASON_SYMBOL_NOT_ALLOWED)
+    _check(engine, sig, RejectReason.REJECT_REASON_REPLAYED)
 
 
 @pytest.mark.parametrize(
@@ -136,7 +136,7 @@ def test_rejected_signal_id_is_decided_once():
         lambda s: setattr(s.legs[0], "symbol", "BTC.USDT"),
         lambda s: setattr(s.legs[0], "side", 0),
         lambda s: setattr(s.legs[0], "instrument", 0),
-        lambda s: setattr(s.legs[0], "order_type", OT.ORDER_TYPE_LIMIT),  # no limit price
+        lambda s: setattr(s.legs[0], "order_type", OrderType.ORDER_TYPE_LIMIT),  # no limit price
         lambda s: s.legs.append(s.legs[0]),  # same instrument twice
         lambda s: s.legs.extend([s.legs[0]] * 5),  # too many legs
         lambda s: s.target_prices.append("-1"),
@@ -148,24 +148,24 @@ def test_malformed(mutate):
     sig = signal(clock, key=None)
     mutate(sig)
     sign_signal(sig, KEY)
-    _check(engine, sig, R.REJECT_REASON_MALFORMED)
+    _check(engine, sig, RejectReason.REJECT_REASON_MALFORMED)
 
 
 def test_spot_cannot_be_opened_short():
     engine, clock = make_engine()
-    _check(engine, signal(clock, leg(side=SELL, instrument=SPOT)), R.REJECT_REASON_MALFORMED)
+    _check(engine, signal(clock, leg(side=SELL, instrument=SPOT)), RejectReason.REJECT_REASON_MALFORMED)
 
 
 def test_below_one_lot_is_malformed():
     engine, clock = make_engine()
-    _check(engine, signal(clock, leg(size="0.00001")), R.REJECT_REASON_MALFORMED)
+    _check(engine, signal(clock, leg(size="0.00001")), RejectReason.REJECT_REASON_MALFORMED)
 
 
 def test_ttl_expired():
     engine, clock = make_engine()
     sig = signal(clock, ttl_ms=1)
     clock.advance(2_000_000)
-    _check(engine, sig, R.REJECT_REASON_TTL_EXPIRED)
+    _check(engine, sig, RejectReason.REJECT_REASON_TTL_EXPIRED)
 
 
 def _open_long(engine, clock, size="10000"):
@@ -177,20 +177,20 @@ def test_halted_rejects_everything_including_reductions():
     engine, clock = make_engine()
     _open_long(engine, clock)
     engine.set_trading_state(trading_state(MODE.TRADING_MODE_HALTED, 2))
-    _check(engine, signal(clock), R.REJECT_REASON_HALTED)
-    _check(engine, signal(clock, leg(side=SELL), intent=CLOSE), R.REJECT_REASON_HALTED)
+    _check(engine, signal(clock), RejectReason.REJECT_REASON_HALTED)
+    _check(engine, signal(clock, leg(side=SELL), intent=CLOSE), RejectReason.REJECT_REASON_HALTED)
 
 
 def test_unknown_trading_state_fails_closed():
     engine, clock = make_engine(mode=MODE.TRADING_MODE_UNSPECIFIED)
-    _check(engine, signal(clock), R.REJECT_REASON_HALTED)
+    _check(engine, signal(clock), RejectReason.REJECT_REASON_HALTED)
 
 
 def test_reducing_rejects_an_increase_and_accepts_a_decrease():
     engine, clock = make_engine()
     _open_long(engine, clock)
     engine.set_trading_state(trading_state(MODE.TRADING_MODE_REDUCING, 2))
-    _check(engine, signal(clock, leg(size="1000")), R.REJECT_REASON_REDUCE_ONLY)
+    _check(engine, signal(clock, leg(size="1000")), RejectReason.REJECT_REASON_REDUCE_ONLY)
     d = engine.on_signal(signal(clock, leg(side=SELL, size="5000"), intent=REDUCE))
     assert d.ack.accepted, d.ack.detail
     assert engine.portfolio.quantity(("hunter", "bybit", "BTCUSDT", PERP)) == Decimal("0.1")
@@ -198,17 +198,17 @@ def test_reducing_rejects_an_increase_and_accepts_a_decrease():
 
 def test_close_or_reduce_without_opposite_position():
     engine, clock = make_engine()
-    _check(engine, signal(clock, leg(side=SELL), intent=CLOSE), R.REJECT_REASON_NOTHING_TO_REDUCE)
+    _check(engine, signal(clock, leg(side=SELL), intent=CLOSE), RejectReason.REJECT_REASON_NOTHING_TO_REDUCE)
     _open_long(engine, clock)
     # a "reduce" on the same side as the position would add: refused
-    _check(engine, signal(clock, leg(), intent=REDUCE), R.REJECT_REASON_NOTHING_TO_REDUCE)
+    _check(engine, signal(clock, leg(), intent=REDUCE), RejectReason.REJECT_REASON_NOTHING_TO_REDUCE)
 
 
 def test_no_budget_allows_only_reduction():
     engine, clock = make_engine()
     _open_long(engine, clock)
     engine.gate.budgets.clear()
-    _check(engine, signal(clock), R.REJECT_REASON_NO_BUDGET)
+    _check(engine, signal(clock), RejectReason.REJECT_REASON_NO_BUDGET)
     d = engine.on_signal(signal(clock, leg(side=SELL, size=""), intent=CLOSE))
     assert d.ack.accepted, d.ack.detail
     assert engine.portfolio.quantity(("hunter", "bybit", "BTCUSDT", PERP)) == 0
@@ -219,67 +219,67 @@ def test_expired_budget_allows_only_reduction():
     _open_long(engine, clock)
     engine.update_budget(budget(version=2, expires_at_ns=T0 + 1))
     clock.advance(1)
-    _check(engine, signal(clock), R.REJECT_REASON_BUDGET_EXPIRED)
+    _check(engine, signal(clock), RejectReason.REJECT_REASON_BUDGET_EXPIRED)
     assert engine.on_signal(signal(clock, leg(side=SELL, size="1000"), intent=REDUCE)).ack.accepted
 
 
 @pytest.mark.parametrize(
-    "change", [{"state": PS.PHASE_STATE_THROTTLED}, {"state": PS.PHASE_STATE_DORMANT}, {"weight": "0"}]
+    "change", [{"state": PhaseState.PHASE_STATE_THROTTLED}, {"state": PhaseState.PHASE_STATE_DORMANT}, {"weight": "0"}]
 )
 def test_phase_blocked(change):
     engine, clock = make_engine()
     engine.update_budget(budget(version=2, **change))
-    _check(engine, signal(clock), R.REJECT_REASON_PHASE_BLOCKED)
+    _check(engine, signal(clock), RejectReason.REJECT_REASON_PHASE_BLOCKED)
 
 
 def test_symbol_not_allowed():
     engine, clock = make_engine()
-    _check(engine, signal(clock, leg(symbol="SOLUSDT")), R.REJECT_REASON_SYMBOL_NOT_ALLOWED)
+    _check(engine, signal(clock, leg(symbol="SOLUSDT")), RejectReason.REJECT_REASON_SYMBOL_NOT_ALLOWED)
 
 
 def test_market_data_missing_or_stale():
     engine, clock = make_engine(book=False)
-    _check(engine, signal(clock), R.REJECT_REASON_MARKET_DATA_STALE)
+    _check(engine, signal(clock), RejectReason.REJECT_REASON_MARKET_DATA_STALE)
     engine.on_market(top("50000", "1", "50001", "1"))
     clock.advance(engine.config.gate.market_data_max_age_ns + 1)
-    _check(engine, signal(clock), R.REJECT_REASON_MARKET_DATA_STALE)
+    _check(engine, signal(clock), RejectReason.REJECT_REASON_MARKET_DATA_STALE)
 
 
 def test_price_band():
     engine, clock = make_engine()
-    far = leg(order_type=OT.ORDER_TYPE_LIMIT, limit="45000")
-    _check(engine, signal(clock, far), R.REJECT_REASON_PRICE_BAND)
-    near = leg(order_type=OT.ORDER_TYPE_LIMIT, limit="49500")
+    far = leg(order_type=OrderType.ORDER_TYPE_LIMIT, limit="45000")
+    _check(engine, signal(clock, far), RejectReason.REJECT_REASON_PRICE_BAND)
+    near = leg(order_type=OrderType.ORDER_TYPE_LIMIT, limit="49500")
     assert engine.on_signal(signal(clock, near)).ack.accepted
 
 
 def test_order_notional():
     engine, clock = make_engine()
-    _check(engine, signal(clock, leg(size="60001")), R.REJECT_REASON_ORDER_NOTIONAL)
+    _check(engine, signal(clock, leg(size="60001")), RejectReason.REJECT_REASON_ORDER_NOTIONAL)
 
 
 def test_phase_notional_counts_positions_and_open_orders():
     engine, clock = make_engine()
     _open_long(engine, clock, size="50000")
-    resting = leg(order_type=OT.ORDER_TYPE_LIMIT, limit="49500", size="40000")
+    resting = leg(order_type=OrderType.ORDER_TYPE_LIMIT, limit="49500", size="40000")
     assert engine.on_signal(signal(clock, resting)).ack.accepted
-    _check(engine, signal(clock, leg(size="10001")), R.REJECT_REASON_PHASE_NOTIONAL)
+    _check(engine, signal(clock, leg(size="10001")), RejectReason.REJECT_REASON_PHASE_NOTIONAL)
     assert engine.on_signal(signal(clock, leg(size="9000"))).ack.accepted
 
 
 def test_leverage():
     engine, clock = make_engine()
-    _check(engine, signal(clock, leverage="11"), R.REJECT_REASON_LEVERAGE)
+    _check(engine, signal(clock, leverage="11"), RejectReason.REJECT_REASON_LEVERAGE)
     assert engine.on_signal(signal(clock, leverage="10")).ack.accepted
 
 
 def test_open_orders_per_symbol():
     engine, clock = make_engine()
     engine.update_budget(budget(version=2, max_open_orders_per_symbol=2))
-    resting = lambda: signal(clock, leg(order_type=OT.ORDER_TYPE_LIMIT, limit="49900", size="100"))  # noqa: E731
+    resting = lambda: signal(clock, leg(order_type=OrderType.ORDER_TYPE_LIMIT, limit="49900", size="100"))  # noqa: E731
     assert engine.on_signal(resting()).ack.accepted
     assert engine.on_signal(resting()).ack.accepted
-    _check(engine, resting(), R.REJECT_REASON_OPEN_ORDERS)
+    _check(engine, resting(), RejectReason.REJECT_REASON_OPEN_ORDERS)
 
 
 def test_order_rate_sliding_minute():
@@ -287,7 +287,7 @@ def test_order_rate_sliding_minute():
     engine.update_budget(budget(version=2, max_orders_per_minute=2))
     assert engine.on_signal(signal(clock)).ack.accepted
     assert engine.on_signal(signal(clock)).ack.accepted
-    _check(engine, signal(clock), R.REJECT_REASON_ORDER_RATE)
+    _check(engine, signal(clock), RejectReason.REJECT_REASON_ORDER_RATE)
     clock.advance(60 * 10**9 + 1)
     engine.on_market(top("50000", "10", "50000", "10"))
     engine.on_market(mark("50000"))
@@ -298,7 +298,7 @@ def test_daily_loss():
     engine, clock = make_engine()
     _open_long(engine, clock, size="50000")  # 1 BTC at 50000
     engine.on_market(mark("48900"))           # unrealized -1100, fees 27.5 -> daily pnl below -1000
-    _check(engine, signal(clock, leg(size="100")), R.REJECT_REASON_DAILY_LOSS)
+    _check(engine, signal(clock, leg(size="100")), RejectReason.REJECT_REASON_DAILY_LOSS)
     assert engine.on_signal(signal(clock, leg(side=SELL, size="1000"), intent=REDUCE)).ack.accepted
 
 
@@ -306,11 +306,11 @@ def test_first_failing_rule_wins():
     engine, clock = make_engine()
     engine.set_trading_state(trading_state(MODE.TRADING_MODE_HALTED, 2))
     bad_symbol_unsigned = signal(clock, leg(symbol="SOLUSDT"), key=None)
-    _check(engine, bad_symbol_unsigned, R.REJECT_REASON_BAD_SIGNATURE)
-    _check(engine, signal(clock, leg(symbol="SOLUSDT")), R.REJECT_REASON_HALTED)
+    _check(engine, bad_symbol_unsigned, RejectReason.REJECT_REASON_BAD_SIGNATURE)
+    _check(engine, signal(clock, leg(symbol="SOLUSDT")), RejectReason.REJECT_REASON_HALTED)
     engine.set_trading_state(trading_state(MODE.TRADING_MODE_ACTIVE, 3))
     engine.gate.budgets.clear()
-    _check(engine, signal(clock, leg(symbol="SOLUSDT", size="1e9")), R.REJECT_REASON_NO_BUDGET)
+    _check(engine, signal(clock, leg(symbol="SOLUSDT", size="1e9")), RejectReason.REJECT_REASON_NO_BUDGET)
 
 
 def test_multi_leg_is_one_unit():
@@ -326,7 +326,7 @@ def test_multi_leg_is_one_unit():
     # one bad leg rejects the whole intent: no order for the good leg
     n = len(engine.orders)
     bad = leg(venue="binance", instrument=SPOT, size="10000", symbol="SOLUSDT")
-    _check(engine, signal(clock, leg(size="10000"), bad), R.REJECT_REASON_SYMBOL_NOT_ALLOWED)
+    _check(engine, signal(clock, leg(size="10000"), bad), RejectReason.REJECT_REASON_SYMBOL_NOT_ALLOWED)
     assert len(engine.orders) == n
 
 
@@ -346,7 +346,7 @@ def test_budget_and_trading_state_newer_version_wins():
 
 def test_halting_cancels_open_orders():
     engine, clock = make_engine()
-    d = engine.on_signal(signal(clock, leg(order_type=OT.ORDER_TYPE_LIMIT, limit="49900", size="100")))
+    d = engine.on_signal(signal(clock, leg(order_type=OrderType.ORDER_TYPE_LIMIT, limit="49900", size="100")))
     cid = d.ack.client_order_ids[0]
     assert engine.orders[cid].is_open
     _, updates, _ = engine.set_trading_state(trading_state(MODE.TRADING_MODE_HALTED, 2))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.execution.helpers import REDUCE, SELL, R, leg, make_engine, signal
+from tests.execution.helpers import REDUCE, SELL, RejectReason, leg, make_engine, signal
 from titan.execution.dependencies import Dependencies, Dependency
 from titan.execution.engine import reason_label
 from titan.execution.health import DependencyMonitor
@@ -54,11 +54,11 @@ def test_ledger_silent_beyond_the_grace_refuses_entries_but_not_reductions():
     clock.advance(GRACE)  # exactly the grace: still accepted
     assert engine.on_signal(signal(clock, leg(size="1000"))).ack.accepted
     clock.advance(1)
-    before = rejects(R.REJECT_REASON_LEDGER_UNAVAILABLE)
+    before = rejects(RejectReason.REJECT_REASON_LEDGER_UNAVAILABLE)
     refused = engine.on_signal(signal(clock, leg(size="1000")))
-    assert not refused.ack.accepted and refused.ack.reason == R.REJECT_REASON_LEDGER_UNAVAILABLE
+    assert not refused.ack.accepted and refused.ack.reason == RejectReason.REJECT_REASON_LEDGER_UNAVAILABLE
     assert "only exposure-reducing" in refused.ack.detail and not refused.ack.client_order_ids
-    assert rejects(R.REJECT_REASON_LEDGER_UNAVAILABLE) == before + 1
+    assert rejects(RejectReason.REJECT_REASON_LEDGER_UNAVAILABLE) == before + 1
     reduced = engine.on_signal(signal(clock, leg(side=SELL, size="500"), intent=REDUCE))
     assert reduced.ack.accepted, reduced.ack.detail
     # older news changes nothing; a heartbeat of now brings entries back
@@ -77,7 +77,7 @@ def test_bus_backlog_older_than_the_grace_refuses_entries():
     clock.advance(GRACE + 1)
     deps.waiting_since(Dependency.BUS, since)
     refused = engine.on_signal(signal(clock, leg(size="1000")))
-    assert refused.ack.reason == R.REJECT_REASON_BUS_UNAVAILABLE
+    assert refused.ack.reason == RejectReason.REJECT_REASON_BUS_UNAVAILABLE
     deps.waiting_since(Dependency.BUS, None)  # the backlog drained
     assert engine.on_signal(signal(clock, leg(size="1000"))).ack.accepted
 
@@ -89,7 +89,7 @@ def test_a_lost_lease_refuses_entries_at_once_and_wins_over_other_outages():
     deps.watch(Dependency.LEDGER, clock.now_ns())
     deps.lose(Dependency.LEASE, "held by titan-execution@elsewhere:42")
     refused = engine.on_signal(signal(clock, leg(size="1000")))
-    assert refused.ack.reason == R.REJECT_REASON_LEASE_LOST and "elsewhere:42" in refused.ack.detail
+    assert refused.ack.reason == RejectReason.REJECT_REASON_LEASE_LOST and "elsewhere:42" in refused.ack.detail
     clock.advance(GRACE + 1)  # the ledger silent too: the lease is still the reason given
     assert deps.outage(clock.now_ns()).dependency is Dependency.LEASE
     deps.confirm(Dependency.LEASE, clock.now_ns())
@@ -110,7 +110,7 @@ def test_monitor_logs_each_transition_moves_the_metric_and_answers_health(caplog
     caplog.set_level(logging.WARNING, logger="titan.execution.health")
     monitor.backlog(backlog)
     assert monitor.sample().status == "ok" and monitor.health()[0]
-    assert degraded(R.REJECT_REASON_LEDGER_UNAVAILABLE) == 0
+    assert degraded(RejectReason.REJECT_REASON_LEDGER_UNAVAILABLE) == 0
     # events wait and none is acknowledged; the ledger's heartbeat keeps coming
     backlog.unpublished = True
     for _ in range(7):  # waiting since the first sample that saw the backlog: 6 s > the grace
@@ -122,21 +122,21 @@ def test_monitor_logs_each_transition_moves_the_metric_and_answers_health(caplog
     assert ok and body["status"] == "degraded" and body["entries"] == "refused"
     assert body["reason"] == "BUS_UNAVAILABLE" and body["dependency"] == "bus"
     assert body["unavailable_for_s"] == pytest.approx(6.0)
-    assert degraded(R.REJECT_REASON_BUS_UNAVAILABLE) == 1
-    assert engine.on_signal(signal(clock, leg(size="1000"))).ack.reason == R.REJECT_REASON_BUS_UNAVAILABLE
+    assert degraded(RejectReason.REJECT_REASON_BUS_UNAVAILABLE) == 1
+    assert engine.on_signal(signal(clock, leg(size="1000"))).ack.reason == RejectReason.REJECT_REASON_BUS_UNAVAILABLE
     # JetStream acknowledges again, and the backlog drains
     backlog.published += 3
     backlog.unpublished = False
     monitor.backlog(backlog)
     assert monitor.sample().status == "ok"
-    assert degraded(R.REJECT_REASON_BUS_UNAVAILABLE) == 0
+    assert degraded(RejectReason.REJECT_REASON_BUS_UNAVAILABLE) == 0
     lines = [r.getMessage() for r in caplog.records]
     assert sum("refuses entries (BUS_UNAVAILABLE)" in line for line in lines) == 1, lines
     assert sum("accepts entries again: bus is back after" in line for line in lines) == 1, lines
     # a heartbeat from a writer clock ahead of this one counts as now, not later
     monitor.ledger_heartbeat(events_pb2.LedgerHeartbeat(writing_at_ns=clock.now_ns() + 60 * SECOND))
     clock.advance(GRACE + 1)
-    assert monitor.sample().outage.reason == R.REJECT_REASON_LEDGER_UNAVAILABLE
+    assert monitor.sample().outage.reason == RejectReason.REJECT_REASON_LEDGER_UNAVAILABLE
 
 
 def test_an_outbox_that_cannot_journal_refuses_entries_at_once_until_it_journals_again(caplog):
@@ -149,16 +149,16 @@ def test_an_outbox_that_cannot_journal_refuses_entries_at_once_until_it_journals
     assert engine.on_signal(signal(clock, leg(size="1000"))).ack.accepted
     monitor.journal("writing the outbox /x failed (No space left on device)")  # no grace: at once
     refused = engine.on_signal(signal(clock, leg(size="1000")))
-    assert refused.ack.reason == R.REJECT_REASON_OUTBOX_UNAVAILABLE, refused.ack
+    assert refused.ack.reason == RejectReason.REJECT_REASON_OUTBOX_UNAVAILABLE, refused.ack
     assert "No space left on device" in refused.ack.detail and "only exposure-reducing" in refused.ack.detail
     assert engine.on_signal(signal(clock, leg(side=SELL, size="500"), intent=REDUCE)).ack.accepted
     for _ in range(3):
         monitor.sample()
     ok, body = monitor.health()
     assert ok and body["reason"] == "OUTBOX_UNAVAILABLE" and body["dependency"] == "outbox"
-    assert degraded(R.REJECT_REASON_OUTBOX_UNAVAILABLE) == 1
+    assert degraded(RejectReason.REJECT_REASON_OUTBOX_UNAVAILABLE) == 1
     monitor.journal(None)
-    assert monitor.sample().status == "ok" and degraded(R.REJECT_REASON_OUTBOX_UNAVAILABLE) == 0
+    assert monitor.sample().status == "ok" and degraded(RejectReason.REJECT_REASON_OUTBOX_UNAVAILABLE) == 0
     assert engine.on_signal(signal(clock, leg(size="1000"))).ack.accepted
     lines = [r.getMessage() for r in caplog.records]
     assert sum("refuses entries (OUTBOX_UNAVAILABLE)" in line for line in lines) == 1, lines

@@ -23,7 +23,7 @@ from titan.execution.lease import LOCK_CLASS, LOCK_EXECUTION, LedgerLease
 from titan.execution.runtime import ExecutionRuntime, RuntimeOptions
 from titan.v1 import trading_pb2
 
-from .helpers import R, budget
+from .helpers import RejectReason, budget
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -123,7 +123,7 @@ async def test_a_lease_taken_by_another_execution_refuses_entries_until_it_is_fr
         ok, body = runtime.health()
         assert ok and body["status"] == "degraded" and body["entries"] == "refused" and body["reason"] == "LEASE_LOST"
         ack = open_signal(runtime)
-        assert not ack.accepted and ack.reason == R.REJECT_REASON_LEASE_LOST, ack
+        assert not ack.accepted and ack.reason == RejectReason.REJECT_REASON_LEASE_LOST, ack
         assert reduce_signal(runtime).accepted
     finally:
         await rival.release()
@@ -138,7 +138,7 @@ async def test_a_silent_ledger_writer_refuses_entries_after_the_grace(runtime, w
                        interval=0.05)
         assert runtime.health()[1]["unavailable_for_s"] >= GRACE_MS / 1000  # only past the grace
         ack = open_signal(runtime)
-        assert ack.reason == R.REJECT_REASON_LEDGER_UNAVAILABLE, ack
+        assert ack.reason == RejectReason.REJECT_REASON_LEDGER_UNAVAILABLE, ack
         assert reduce_signal(runtime).accepted
         async with contextlib.aclosing(StateStore(bus_js, catalog).watch_ledger_heartbeat()) as heartbeats:
             last = await anext(heartbeats)  # the last one the writer put before it stopped

@@ -11,13 +11,13 @@ import pytest
 from tests.execution.helpers import (
     BUY,
     CLOSE,
-    OS,
-    OT,
     PERP,
     SELL,
     SPOT,
     T0,
-    R,
+    OrderState,
+    OrderType,
+    RejectReason,
     budget,
     fills_of,
     leg,
@@ -91,16 +91,16 @@ def test_both_legs_fill_with_equal_base_quantity() -> None:
 def test_second_leg_rejected_by_the_venue(policy: str) -> None:
     engine, clock = desk()
     # a post-only sell at the bid would take liquidity: the paper venue rejects it
-    crossing = leg(side=SELL, size="5000", instrument=PERP, order_type=OT.ORDER_TYPE_POST_ONLY, limit="50040")
+    crossing = leg(side=SELL, size="5000", instrument=PERP, order_type=OrderType.ORDER_TYPE_POST_ONLY, limit="50040")
     d = engine.on_signal(unit(clock, policy, crossing))
     assert d.ack.accepted
     orders = {o.leg: o for o in orders_of(d.updates)}
-    assert orders[1].state == OS.ORDER_STATE_REJECTED
+    assert orders[1].state == OrderState.ORDER_STATE_REJECTED
     step = orders[2]
     spot, perp = exposure(engine)
     assert spot + perp == 0
     if policy == "complete":
-        assert step.instrument == PERP and step.side == SELL and step.state == OS.ORDER_STATE_FILLED
+        assert step.instrument == PERP and step.side == SELL and step.state == OrderState.ORDER_STATE_FILLED
         assert Decimal(step.average_price) >= Decimal("50040") * (1 - Decimal("0.002"))  # within the bound
         assert spot > 0 and decision_detail(d.updates) == "hedge completed"
     else:
@@ -113,14 +113,14 @@ def test_second_leg_partly_filled_completes_when_liquidity_returns_before_the_de
     engine, clock = desk(perp_bid_size="0.04")
     d = engine.on_signal(unit(clock, "complete"))
     orders = {o.leg: o for o in orders_of(d.updates)}
-    assert orders[1].state == OS.ORDER_STATE_PARTIALLY_FILLED
+    assert orders[1].state == OrderState.ORDER_STATE_PARTIALLY_FILLED
     assert decision_detail(d.updates).startswith("hedge pending")
     assert engine.next_due_ns() <= T0 + 2_000 * MS                    # the deadline is a timer
     clock.advance(1_000 * MS)  # type: ignore[attr-defined]
     assert not [o for o in orders_of(engine.tick()) if o.leg >= 2]    # before the deadline: nothing
     assert engine.hedges
     updates = engine.on_market(top("50049", "10", "50060", "10", instrument=PERP))  # inside the bound
-    assert [o.state for o in orders_of(updates) if o.leg == 1] == [OS.ORDER_STATE_FILLED]
+    assert [o.state for o in orders_of(updates) if o.leg == 1] == [OrderState.ORDER_STATE_FILLED]
     (outcome,) = [u for u in updates if isinstance(u, trading_pb2.HedgeOutcome)]  # settled by that fill
     assert outcome.result == trading_pb2.HEDGE_RESULT_HEDGED and updates[-1] is outcome
     assert not engine.hedges                                             # no tick needed
@@ -137,9 +137,9 @@ def test_second_leg_partly_filled_without_liquidity_by_the_deadline_unwinds_the_
     clock.advance(2_000 * MS)  # type: ignore[attr-defined]
     updates = engine.tick()
     leg1 = [o for o in orders_of(updates) if o.leg == 1]
-    assert leg1 and leg1[-1].state == OS.ORDER_STATE_CANCELED and "deadline" in leg1[-1].reason
+    assert leg1 and leg1[-1].state == OrderState.ORDER_STATE_CANCELED and "deadline" in leg1[-1].reason
     steps = {o.leg: o for o in orders_of(updates) if o.leg >= 2}
-    assert steps[2].instrument == PERP and steps[2].order_type == OT.ORDER_TYPE_IOC   # re-quote at the bound
+    assert steps[2].instrument == PERP and steps[2].order_type == OrderType.ORDER_TYPE_IOC   # re-quote at the bound
     assert steps[2].filled_quantity in ("", "0")                                        # the book was taken
     unwind = steps[3]
     assert (unwind.instrument, unwind.side, unwind.reduce_only) == (SPOT, SELL, True)
@@ -167,7 +167,7 @@ def test_closing_unit_always_completes_the_hedge() -> None:
     engine.on_signal(unit(clock))
     spot, perp = exposure(engine)
     assert spot > 0 and spot + perp == 0
-    crossing = leg(side=BUY, size="", instrument=PERP, order_type=OT.ORDER_TYPE_POST_ONLY, limit="50060")
+    crossing = leg(side=BUY, size="", instrument=PERP, order_type=OrderType.ORDER_TYPE_POST_ONLY, limit="50060")
     clock.advance(10 * MS)  # type: ignore[attr-defined]
     close = unit(clock, "unwind", crossing, intent=CLOSE)
     close.legs[0].size_quote = ""
@@ -176,7 +176,7 @@ def test_closing_unit_always_completes_the_hedge() -> None:
     d = engine.on_signal(close)
     assert d.ack.accepted, d.ack.detail
     orders = {o.leg: o for o in orders_of(d.updates)}
-    assert orders[1].state == OS.ORDER_STATE_REJECTED        # the perp buy-back was refused by the venue
+    assert orders[1].state == OrderState.ORDER_STATE_REJECTED        # the perp buy-back was refused by the venue
     assert (orders[2].instrument, orders[2].side, orders[2].reduce_only) == (PERP, BUY, True)
     assert exposure(engine) == (0, 0) and decision_detail(d.updates) == "hedge completed"
 
@@ -184,23 +184,23 @@ def test_closing_unit_always_completes_the_hedge() -> None:
 def test_malformed_units_and_blocked_entries() -> None:
     engine, clock = desk()
     bad = unit(clock, "sometimes")
-    assert engine.on_signal(bad).ack.reason == R.REJECT_REASON_MALFORMED
+    assert engine.on_signal(bad).ack.reason == RejectReason.REJECT_REASON_MALFORMED
     same_side = unit(clock)
     same_side.legs[1].side = BUY
     same_side.signature = b""
     sign_signal(same_side, SENTINEL_KEY)
-    assert engine.on_signal(same_side).ack.reason == R.REJECT_REASON_MALFORMED
+    assert engine.on_signal(same_side).ack.reason == RejectReason.REJECT_REASON_MALFORMED
     # a reverse carry needs a spot short: refused by the gate as a whole, nothing half-executed
     reverse = signal(clock, leg(side=SELL, size="5000", instrument=SPOT), leg(side=BUY, size="5000", instrument=PERP),
                      phase="sentinel", key=SENTINEL_KEY)
     d = engine.on_signal(reverse)
-    assert d.ack.reason == R.REJECT_REASON_MALFORMED and "short" in d.ack.detail and not orders_of(d.updates)
+    assert d.ack.reason == RejectReason.REJECT_REASON_MALFORMED and "short" in d.ack.detail and not orders_of(d.updates)
     # while a unit is being settled, the phase may not add exposure
     engine2, clock2 = desk(perp_bid_size="0.04")
     assert engine2.on_signal(unit(clock2)).ack.accepted
     clock2.advance(MS)  # type: ignore[attr-defined]
     blocked = engine2.on_signal(unit(clock2))
-    assert blocked.ack.reason == R.REJECT_REASON_PHASE_BLOCKED
+    assert blocked.ack.reason == RejectReason.REJECT_REASON_PHASE_BLOCKED
 
 
 def test_recovery_finds_the_orphan_leg_and_unwinds_it_before_new_entries() -> None:
@@ -221,11 +221,11 @@ def test_recovery_finds_the_orphan_leg_and_unwinds_it_before_new_entries() -> No
     restored.set_trading_state(engine.trading_state)
     restored.update_budget(budget("sentinel"))
     open_orders = [o for o in orders.values()
-                   if o.state in (OS.ORDER_STATE_ACCEPTED, OS.ORDER_STATE_PARTIALLY_FILLED)]
+                   if o.state in (OrderState.ORDER_STATE_ACCEPTED, OrderState.ORDER_STATE_PARTIALLY_FILLED)]
     restored.restore(positions, open_orders, fills, decided, (), list(orders.values()))
     steps = restored.recover_hedges([sig], list(orders.values()))
     leg1 = [o for o in orders_of(steps) if o.leg == 1]
-    assert leg1 and leg1[-1].state == OS.ORDER_STATE_CANCELED
+    assert leg1 and leg1[-1].state == OrderState.ORDER_STATE_CANCELED
     unwind = [o for o in orders_of(steps) if o.leg >= 2]
     assert unwind and unwind[-1].instrument == SPOT and unwind[-1].reduce_only
     assert restored.hedges  # not settled until the unwind fills
@@ -233,7 +233,7 @@ def test_recovery_finds_the_orphan_leg_and_unwinds_it_before_new_entries() -> No
     restored.on_market(top("50050", "10", "50060", "10", instrument=PERP))   # market data again
     thin = restored.on_market(top("49990", "0.01", "50000", "10", instrument=SPOT))  # the unwind fills in part
     assert [(f.client_order_id, f.quantity) for f in fills_of(thin)] == [(unwind[-1].client_order_id, "0.01")]
-    assert restored.on_signal(unit(clock2)).ack.reason == R.REJECT_REASON_PHASE_BLOCKED  # until settled
+    assert restored.on_signal(unit(clock2)).ack.reason == RejectReason.REJECT_REASON_PHASE_BLOCKED  # until settled
     clock2.advance(MS)
     filled = restored.on_market(top("49990", "10", "50000", "10", instrument=SPOT))
     (rest,) = fills_of(filled)

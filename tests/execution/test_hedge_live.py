@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from titan.v1 import execution_pb2, execution_pb2_grpc, trading_pb2
 
 SENTINEL_KEY = b"sentinel-test-key-0123456789abcd"
 CONTROL_KEY = b"control-key-0123456789abcdef"
-D = Decimal
 
 
 class Wall:

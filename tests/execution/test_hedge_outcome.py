@@ -6,15 +6,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.execution.helpers import OT, SELL, SPOT, leg, top
+from tests.execution.helpers import SELL, SPOT, OrderType, leg, top
 from tests.execution.test_hedge import MS, desk, exposure, unit
 from titan.core.bus.events import validate_event
 from titan.core.catalog import EventKind
 from titan.execution.envelopes import to_event
 from titan.execution.routing import phase_updates
 from titan.v1 import events_pb2, trading_pb2
-
-R = trading_pb2.HedgeResult
 
 
 def outcomes(updates: list[object]) -> list[trading_pb2.HedgeOutcome]:
@@ -28,7 +26,7 @@ def test_a_unit_hedged_at_once_reports_after_its_positions_and_before_its_decisi
     (outcome,) = outcomes(d.updates)
     spot, perp = exposure(engine)
     assert (outcome.phase_id, outcome.signal_id, outcome.symbol) == ("sentinel", sig.signal_id, "BTCUSDT")
-    assert outcome.result == R.HEDGE_RESULT_HEDGED and not outcome.reducing and outcome.steps == 0
+    assert outcome.result == trading_pb2.HedgeResult.HEDGE_RESULT_HEDGED and not outcome.reducing and outcome.steps == 0
     assert (Decimal(outcome.spot_quantity), -Decimal(outcome.perp_quantity), outcome.residual) == (spot, perp, "0")
     kinds = [type(u).__name__ for u in d.updates]
     assert kinds.index("HedgeOutcome") > max(i for i, k in enumerate(kinds) if k == "Position")
@@ -47,7 +45,7 @@ def test_a_unit_settled_at_the_deadline_reports_then_with_what_it_holds() -> Non
     clock.advance(2_000 * MS)  # type: ignore[attr-defined]
     updates = engine.tick()
     (outcome,) = outcomes(updates)
-    assert outcome.result == R.HEDGE_RESULT_UNWOUND and outcome.steps == 1
+    assert outcome.result == trading_pb2.HedgeResult.HEDGE_RESULT_UNWOUND and outcome.steps == 1
     assert (outcome.spot_quantity, outcome.perp_quantity, outcome.residual) == ("0.04", "0.04", "0")
     assert exposure(engine) == (Decimal("0.04"), Decimal("-0.04"))
     assert not outcomes(engine.tick())                               # once
@@ -55,9 +53,9 @@ def test_a_unit_settled_at_the_deadline_reports_then_with_what_it_holds() -> Non
 
 def test_a_rejected_twin_unwound_to_nothing_reports_that_nothing_is_held() -> None:
     engine, clock = desk()
-    crossing = leg(side=SELL, size="5000", instrument=2, order_type=OT.ORDER_TYPE_POST_ONLY, limit="50040")
+    crossing = leg(side=SELL, size="5000", instrument=2, order_type=OrderType.ORDER_TYPE_POST_ONLY, limit="50040")
     (outcome,) = outcomes(engine.on_signal(unit(clock, "unwind", crossing)).updates)
-    assert outcome.result == R.HEDGE_RESULT_UNWOUND
+    assert outcome.result == trading_pb2.HedgeResult.HEDGE_RESULT_UNWOUND
     assert (outcome.spot_quantity, outcome.perp_quantity, outcome.residual) == ("0", "0", "0")
 
 
@@ -79,7 +77,7 @@ def test_a_unit_that_runs_out_of_steps_reports_failed_with_its_residual() -> Non
         clock.advance(engine.config.paper.market_remainder_ttl_ns)  # type: ignore[attr-defined]
     (outcome,) = found
     spot, perp = exposure(engine)
-    assert outcome.result == R.HEDGE_RESULT_FAILED and outcome.steps == 6
+    assert outcome.result == trading_pb2.HedgeResult.HEDGE_RESULT_FAILED and outcome.steps == 6
     assert Decimal(outcome.residual) == spot + perp and spot + perp > 0   # a long residual, reported as such
     assert Decimal(outcome.perp_quantity) == Decimal("0.04") and Decimal(outcome.spot_quantity) <= spot_qty
     assert isinstance(to_event(outcome).hedge, trading_pb2.HedgeOutcome)

@@ -7,12 +7,10 @@ from decimal import Decimal
 import pytest
 
 from tests.execution.fake_venue import FakeBinance, FakeBybit, live_bybit
-from tests.execution.helpers import OT, PERP, SPOT, R, leg, make_engine, signal, top, updates_of
+from tests.execution.helpers import PERP, SPOT, OrderType, RejectReason, leg, make_engine, signal, top, updates_of
 from titan.execution import orders as order_states
 from titan.execution.engine import EngineConfig
 from titan.execution.live import LiveVenue, ccxt_symbol, fee_in_quote, make_exchange, split_symbol
-
-D = Decimal
 
 
 @pytest.fixture
@@ -39,10 +37,10 @@ def test_symbol_mapping():
 
 
 def test_fees_are_converted_to_quote():
-    assert fee_in_quote({"cost": "0.5", "currency": "USDT"}, "BTC", "USDT", D("50000")) == D("0.5")
-    assert fee_in_quote({"cost": "0.00001", "currency": "BTC"}, "BTC", "USDT", D("50000")) == D("0.50000")
-    assert fee_in_quote({"cost": "0.001", "currency": "BNB"}, "BTC", "USDT", D("50000")) == 0
-    assert fee_in_quote(None, "BTC", "USDT", D("1")) == 0
+    assert fee_in_quote({"cost": "0.5", "currency": "USDT"}, "BTC", "USDT", Decimal("50000")) == Decimal("0.5")
+    assert fee_in_quote({"cost": "0.00001", "currency": "BTC"}, "BTC", "USDT", Decimal("50000")) == Decimal("0.50000")
+    assert fee_in_quote({"cost": "0.001", "currency": "BNB"}, "BTC", "USDT", Decimal("50000")) == 0
+    assert fee_in_quote(None, "BTC", "USDT", Decimal("1")) == 0
 
 
 async def test_market_order_is_placed_with_its_client_id_and_fills_map_into_the_state_machine(bybit):
@@ -60,11 +58,11 @@ async def test_market_order_is_placed_with_its_client_id_and_fills_map_into_the_
     assert order.venue_order_id
     await venue.reconcile()
     assert order.state == order_states.FILLED
-    assert order.filled == D("0.010")
-    assert order.fees == D("0.275")  # 0.165 + 0.11 from the two recorded executions
+    assert order.filled == Decimal("0.010")
+    assert order.fees == Decimal("0.275")  # 0.165 + 0.11 from the two recorded executions
     pos = engine.portfolio.get(("hunter", "bybit", "BTCUSDT", PERP))
-    assert pos.quantity == D("0.010")
-    assert pos.average_entry == D("50000")
+    assert pos.quantity == Decimal("0.010")
+    assert pos.average_entry == Decimal("50000")
     fills = [u for u in emitted if u.__class__.__name__ == "Fill"]
     assert sorted(f.fill_id for f in fills) == sorted(
         ["e0cbe81d-0f18-5866-9415-cf319b5dab3b", "a1b2c3d4-0f18-5866-9415-cf319b5dab3c"]
@@ -73,7 +71,7 @@ async def test_market_order_is_placed_with_its_client_id_and_fills_map_into_the_
     n = len(fills)
     await venue.reconcile()
     assert len([u for u in emitted if u.__class__.__name__ == "Fill"]) == n
-    assert pos.quantity == D("0.010")
+    assert pos.quantity == Decimal("0.010")
 
 
 async def test_venue_rejection_is_a_rejected_order(bybit):
@@ -121,7 +119,7 @@ async def test_order_unknown_to_the_venue_is_rejected_after_the_grace_period(byb
 async def test_resting_limit_order_is_canceled_on_halt(bybit):
     fake, venue, engine, clock, _emitted = bybit
     fake.behavior = "rest"
-    d = engine.on_signal(signal(clock, leg(order_type=OT.ORDER_TYPE_LIMIT, limit="49900", size="499")))
+    d = engine.on_signal(signal(clock, leg(order_type=OrderType.ORDER_TYPE_LIMIT, limit="49900", size="499")))
     assert d.ack.accepted, d.ack.detail
     (order,) = d.submissions
     await venue.submit(order)
@@ -135,26 +133,28 @@ async def test_resting_limit_order_is_canceled_on_halt(bybit):
     cancel_calls = [r for r in fake.requests if r[1] == "/v5/order/cancel"]
     assert order.venue_order_id in cancel_calls[0][3]
     # and nothing new gets through while halted
-    assert engine.on_signal(signal(clock, leg(size="500"))).ack.reason == R.REJECT_REASON_HALTED
+    assert engine.on_signal(signal(clock, leg(size="500"))).ack.reason == RejectReason.REJECT_REASON_HALTED
 
 
 async def test_cancel_after_a_partial_fill_books_the_fill_first(bybit):
     fake, venue, engine, clock, emitted = bybit
     fake.behavior = "partial"
-    d = engine.on_signal(signal(clock, leg(order_type=OT.ORDER_TYPE_LIMIT, limit="50000", size="500")))
+    d = engine.on_signal(signal(clock, leg(order_type=OrderType.ORDER_TYPE_LIMIT, limit="50000", size="500")))
     (order,) = d.submissions
     await venue.submit(order)
     await venue.cancel(order)  # the venue had filled 0.006 before the cancel
     assert order.state == order_states.CANCELED
-    assert order.filled == D("0.006")
-    assert engine.portfolio.get(("hunter", "bybit", "BTCUSDT", PERP)).quantity == D("0.006")
+    assert order.filled == Decimal("0.006")
+    assert engine.portfolio.get(("hunter", "bybit", "BTCUSDT", PERP)).quantity == Decimal("0.006")
     assert [f.quantity for f in emitted if f.__class__.__name__ == "Fill"] == ["0.006"]
 
 
 async def test_expired_venue_order_is_canceled_at_the_venue(bybit):
     fake, venue, engine, clock, _emitted = bybit
     fake.behavior = "rest"
-    d = engine.on_signal(signal(clock, leg(order_type=OT.ORDER_TYPE_LIMIT, limit="49900", size="499"), ttl_ms=1000))
+    d = engine.on_signal(
+        signal(clock, leg(order_type=OrderType.ORDER_TYPE_LIMIT, limit="49900", size="499"), ttl_ms=1000)
+    )
     (order,) = d.submissions
     await venue.submit(order)
     engine.tick()
@@ -176,7 +176,7 @@ async def test_same_signal_twice_is_one_venue_order(bybit):
     d = engine.on_signal(sig)
     venue.dispatch(d.submissions, [])
     d2 = engine.on_signal(sig)
-    assert d2.ack.reason == R.REJECT_REASON_REPLAYED
+    assert d2.ack.reason == RejectReason.REJECT_REASON_REPLAYED
     assert not d2.submissions
     import asyncio
     await asyncio.gather(*venue._tasks)
@@ -211,10 +211,10 @@ async def test_binance_spot_market_order_fills_from_the_full_response(binance):
     assert order.state == order_states.FILLED
     assert order.venue_order_id == "4127283"
     # commissions were paid in BTC: converted at each fill's price
-    assert order.fees == D("0.00000600") * D("50000") + D("0.00000400") * D("50007.5")
+    assert order.fees == Decimal("0.00000600") * Decimal("50000") + Decimal("0.00000400") * Decimal("50007.5")
     pos = engine.portfolio.get(("hunter", "binance", "BTCUSDT", SPOT))
-    assert pos.quantity == D("0.01")
-    assert pos.average_entry == D("50003")  # (0.006*50000 + 0.004*50007.5) / 0.01
+    assert pos.quantity == Decimal("0.01")
+    assert pos.average_entry == Decimal("50003")  # (0.006*50000 + 0.004*50007.5) / 0.01
     assert sorted(f.fill_id for f in emitted if f.__class__.__name__ == "Fill") == ["1932514", "1932515"]
 
 
@@ -267,7 +267,7 @@ async def test_live_mode_through_the_service(tmp_path):
             msg = await asyncio.wait_for(updates_of(call).read(), 10)
             if msg.WhichOneof("body") == "fill":
                 fills.append(msg.fill)
-        assert sum(D(f.quantity) for f in fills) == D("0.010")
+        assert sum(Decimal(f.quantity) for f in fills) == Decimal("0.010")
         assert any(r[1] == "/v5/order/create" for r in fake.requests)
         get = execution_pb2.GetStateRequest()
         get.auth.issued_at_ns, get.auth.nonce = time.time_ns(), "n2"

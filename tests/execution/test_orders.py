@@ -7,18 +7,27 @@ from decimal import Decimal
 
 import pytest
 
-from titan.execution import orders as osm
+from titan.execution import orders
 from titan.execution.orders import IllegalTransition, ManagedOrder, OverFill, client_order_id
 
-ALL = [osm.NEW, osm.SUBMITTED, osm.ACCEPTED, osm.PARTIALLY_FILLED, osm.FILLED, osm.CANCELED, osm.REJECTED, osm.EXPIRED]
+ALL = [
+    orders.NEW,
+    orders.SUBMITTED,
+    orders.ACCEPTED,
+    orders.PARTIALLY_FILLED,
+    orders.FILLED,
+    orders.CANCELED,
+    orders.REJECTED,
+    orders.EXPIRED,
+]
 LEGAL = {
-    (osm.NEW, osm.SUBMITTED), (osm.NEW, osm.REJECTED),
-    (osm.SUBMITTED, osm.ACCEPTED), (osm.SUBMITTED, osm.PARTIALLY_FILLED), (osm.SUBMITTED, osm.FILLED),
-    (osm.SUBMITTED, osm.CANCELED), (osm.SUBMITTED, osm.REJECTED), (osm.SUBMITTED, osm.EXPIRED),
-    (osm.ACCEPTED, osm.PARTIALLY_FILLED), (osm.ACCEPTED, osm.FILLED), (osm.ACCEPTED, osm.CANCELED),
-    (osm.ACCEPTED, osm.EXPIRED),
-    (osm.PARTIALLY_FILLED, osm.PARTIALLY_FILLED), (osm.PARTIALLY_FILLED, osm.FILLED),
-    (osm.PARTIALLY_FILLED, osm.CANCELED), (osm.PARTIALLY_FILLED, osm.EXPIRED),
+    (orders.NEW, orders.SUBMITTED), (orders.NEW, orders.REJECTED),
+    (orders.SUBMITTED, orders.ACCEPTED), (orders.SUBMITTED, orders.PARTIALLY_FILLED), (orders.SUBMITTED, orders.FILLED),
+    (orders.SUBMITTED, orders.CANCELED), (orders.SUBMITTED, orders.REJECTED), (orders.SUBMITTED, orders.EXPIRED),
+    (orders.ACCEPTED, orders.PARTIALLY_FILLED), (orders.ACCEPTED, orders.FILLED), (orders.ACCEPTED, orders.CANCELED),
+    (orders.ACCEPTED, orders.EXPIRED),
+    (orders.PARTIALLY_FILLED, orders.PARTIALLY_FILLED), (orders.PARTIALLY_FILLED, orders.FILLED),
+    (orders.PARTIALLY_FILLED, orders.CANCELED), (orders.PARTIALLY_FILLED, orders.EXPIRED),
 }
 
 
@@ -47,17 +56,17 @@ def test_transition_table(src, dst):
 
 
 def test_terminal_states_have_no_exit():
-    for state in osm.TERMINAL:
-        assert osm.TRANSITIONS[state] == frozenset()
+    for state in orders.TERMINAL:
+        assert orders.TRANSITIONS[state] == frozenset()
 
 
 def test_fills_move_state_and_average_price():
     o = order("2")
-    o.transition(osm.SUBMITTED, 1)
+    o.transition(orders.SUBMITTED, 1)
     o.apply_fill(Decimal("0.5"), Decimal("100"), Decimal("0.05"), 2)
-    assert o.state == osm.PARTIALLY_FILLED
+    assert o.state == orders.PARTIALLY_FILLED
     o.apply_fill(Decimal("1.5"), Decimal("104"), Decimal("0.15"), 3)
-    assert o.state == osm.FILLED
+    assert o.state == orders.FILLED
     assert o.filled == 2
     assert o.average_price == Decimal("103")   # (0.5*100 + 1.5*104) / 2
     assert o.fees == Decimal("0.20")
@@ -67,11 +76,11 @@ def test_fills_move_state_and_average_price():
 
 def test_overfill_is_impossible():
     o = order("1")
-    o.transition(osm.SUBMITTED, 1)
+    o.transition(orders.SUBMITTED, 1)
     with pytest.raises(OverFill):
         o.apply_fill(Decimal("1.1"), Decimal("100"), Decimal(0), 2)
     assert o.filled == 0
-    assert o.state == osm.SUBMITTED
+    assert o.state == orders.SUBMITTED
 
 
 def test_cannot_fill_a_new_order():
@@ -92,7 +101,7 @@ def test_client_order_id_is_deterministic_and_venue_safe():
 
 def test_proto_round_trip():
     o = order("2")
-    o.transition(osm.SUBMITTED, 1)
+    o.transition(orders.SUBMITTED, 1)
     o.apply_fill(Decimal("0.5"), Decimal("100"), Decimal("0.05"), 2)
     back = ManagedOrder.from_proto(o.to_proto())
     assert back.to_proto() == o.to_proto()

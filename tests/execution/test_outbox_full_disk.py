@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.execution.helpers import REDUCE, SELL, R, leg, make_engine, signal
+from tests.execution.helpers import REDUCE, SELL, RejectReason, leg, make_engine, signal
 from tests.util import wait_for
 from titan.core.catalog import Catalog
 from titan.execution.dependencies import Dependency
@@ -70,7 +70,7 @@ def write_errors() -> float:
 
 def degraded() -> float | None:
     return REGISTRY.get_sample_value("titan_execution_degraded",
-                                     {"reason": reason_label(R.REJECT_REASON_OUTBOX_UNAVAILABLE)})
+                                     {"reason": reason_label(RejectReason.REJECT_REASON_OUTBOX_UNAVAILABLE)})
 
 
 async def test_a_full_disk_refuses_entries_until_the_outbox_journals_again(
@@ -107,7 +107,7 @@ async def test_a_full_disk_refuses_entries_until_the_outbox_journals_again(
     assert write_errors() == failures + 1
 
     refused = handle(leg(size="100"), signal_id="refused")
-    assert not refused.accepted and refused.reason == R.REJECT_REASON_OUTBOX_UNAVAILABLE, refused
+    assert not refused.accepted and refused.reason == RejectReason.REJECT_REASON_OUTBOX_UNAVAILABLE, refused
     assert "No space left on device" in refused.detail and "only exposure-reducing" in refused.detail
     assert handle(leg(side=SELL, size="50"), intent=REDUCE, signal_id="reduce").accepted
     report = monitor.sample()
@@ -116,9 +116,11 @@ async def test_a_full_disk_refuses_entries_until_the_outbox_journals_again(
     assert write_errors() > failures + 1  # each batch on the full disk failed and was counted
 
     filler.unlink()
-    assert handle(leg(size="100"), signal_id="freed").reason == R.REJECT_REASON_OUTBOX_UNAVAILABLE  # journaled,
+    assert (
+        handle(leg(size="100"), signal_id="freed").reason == RejectReason.REJECT_REASON_OUTBOX_UNAVAILABLE
+    )  # journaled,
     assert "could not journal wait in memory" in publisher.journal_problem  # but what missed it is not safe yet
-    assert handle(leg(size="100"), signal_id="still").reason == R.REJECT_REASON_OUTBOX_UNAVAILABLE
+    assert handle(leg(size="100"), signal_id="still").reason == RejectReason.REJECT_REASON_OUTBOX_UNAVAILABLE
     await publisher.start()
     await wait_for(lambda: publisher.journal_problem is None, timeout=20)  # memory-only events in JetStream
     assert handle(leg(size="100"), signal_id="after").accepted

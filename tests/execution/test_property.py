@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.execution.helpers import KEY, OTHER_KEY, T0, R, make_engine
+from tests.execution.helpers import KEY, OTHER_KEY, T0, RejectReason, make_engine
 from titan.core.signing import sign_signal
 from titan.execution.orders import OPEN as OPEN_STATES
 from titan.v1 import trading_pb2
@@ -63,8 +63,8 @@ def test_every_signal_is_answered_and_nothing_crashes(batch):
         ack = d.ack
         assert ack.phase_id == sig.phase_id
         assert ack.signal_id == sig.signal_id
-        assert ack.accepted == (ack.reason == R.REJECT_REASON_UNSPECIFIED)
-        assert ack.reason != R.REJECT_REASON_INTERNAL, ack.detail
+        assert ack.accepted == (ack.reason == RejectReason.REJECT_REASON_UNSPECIFIED)
+        assert ack.reason != RejectReason.REJECT_REASON_INTERNAL, ack.detail
         if ack.accepted:
             assert len(ack.client_order_ids) == len(sig.legs)
             assert how == "key" and sig.phase_id == "hunter"
@@ -108,7 +108,7 @@ def test_plausible_flows_keep_books_consistent(steps):
         sign_signal(sig, KEY)
         before = engine.portfolio.quantity(("hunter", "bybit", "BTCUSDT", 2))
         d = engine.on_signal(sig)
-        assert d.ack.reason != R.REJECT_REASON_INTERNAL, d.ack.detail
+        assert d.ack.reason != RejectReason.REJECT_REASON_INTERNAL, d.ack.detail
         after = engine.portfolio.quantity(("hunter", "bybit", "BTCUSDT", 2))
         if d.ack.accepted and intent != 1:
             assert before * after >= 0 and abs(after) <= abs(before)
@@ -151,14 +151,14 @@ def test_fast_signature_check_agrees_with_the_core_one(sig, key, sign):
 def test_fast_number_helpers_agree_with_the_core_ones(value, step):
     from decimal import Decimal
 
-    from titan.core.money import quantize_down, s
+    from titan.core.money import quantize_down, to_wire
     from titan.execution.numbers import fmt
     from titan.execution.paper import PaperConfig, PaperVenue
 
     if len(value.as_tuple().digits) <= 38:  # within the canonical precision: exact and the same text
-        assert fmt(value) == s(value)
+        assert fmt(value) == to_wire(value)
         assert Decimal(fmt(value)) == value
     else:  # beyond it: either exact or the canonical rounding
-        assert Decimal(fmt(value)) == value or fmt(value) == s(value)
+        assert Decimal(fmt(value)) == value or fmt(value) == to_wire(value)
     venue = PaperVenue(PaperConfig(lot_step=Decimal(step)))
     assert venue.round_quantity("X", abs(value)) == quantize_down(abs(value), Decimal(step))

@@ -20,7 +20,20 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.execution.helpers import KEY, MODE, PERP, REDUCE, SELL, R, budget, control, leg, mark, top, updates_of
+from tests.execution.helpers import (
+    KEY,
+    MODE,
+    PERP,
+    REDUCE,
+    SELL,
+    RejectReason,
+    budget,
+    control,
+    leg,
+    mark,
+    top,
+    updates_of,
+)
 from tests.util import wait_for
 from titan.core.bus import StateStore
 from titan.core.ledger import LedgerWriter
@@ -196,9 +209,11 @@ async def test_kill_mid_stream_and_recover_from_the_ledger(nats_url, pg_dsn, cat
             if sig.signal_id in acks and acks[sig.signal_id].accepted:
                 # decided before the kill: either remembered (REPLAYED) or, if its events never reached
                 # JetStream, decided again onto the very same client order id
-                assert ack2.reason in (R.REJECT_REASON_REPLAYED, R.REJECT_REASON_UNSPECIFIED), ack2
+                assert ack2.reason in (RejectReason.REJECT_REASON_REPLAYED, RejectReason.REJECT_REASON_UNSPECIFIED), (
+                    ack2
+                )
                 assert list(ack2.client_order_ids) == list(acks[sig.signal_id].client_order_ids)
-        replayed = sum(1 for a in acks2.values() if a.reason == R.REJECT_REASON_REPLAYED)
+        replayed = sum(1 for a in acks2.values() if a.reason == RejectReason.REJECT_REASON_REPLAYED)
         assert replayed >= 1
 
         # the ledger catches up with everything the service published

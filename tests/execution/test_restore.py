@@ -25,8 +25,6 @@ from tests.execution.helpers import (
 from titan.execution.engine import Engine, recovery
 from titan.v1 import events_pb2, trading_pb2
 
-D = Decimal
-
 
 class MiniLedger:
     """What the ledger keeps, from a list of engine updates: latest version wins, fills by id."""
@@ -102,16 +100,16 @@ def test_any_crash_point_recovers_without_losing_or_doubling(cut):
     # no fill doubled: per order, fills add up to its filled quantity and never exceed the order
     per_order = {}
     for f in fills:
-        per_order[f.client_order_id] = per_order.get(f.client_order_id, D(0)) + D(f.quantity)
+        per_order[f.client_order_id] = per_order.get(f.client_order_id, Decimal(0)) + Decimal(f.quantity)
     for cid, q in per_order.items():
         order = ledger.orders[cid]
-        assert q == D(order.filled_quantity) <= D(order.quantity)
+        assert q == Decimal(order.filled_quantity) <= Decimal(order.quantity)
     # positions equal their fills, in the engine and in the ledger
-    signed = sum((D(f.quantity) if f.side == 1 else -D(f.quantity) for f in fills), D(0))
+    signed = sum((Decimal(f.quantity) if f.side == 1 else -Decimal(f.quantity) for f in fills), Decimal(0))
     key = ("hunter", "bybit", "BTCUSDT", PERP)
     assert engine2.portfolio.quantity(key) == signed
-    assert D(ledger.positions[key].quantity) == signed
-    assert D(ledger.positions[key].fees) == sum((D(f.fee) for f in fills), D(0))
+    assert Decimal(ledger.positions[key].quantity) == signed
+    assert Decimal(ledger.positions[key].fees) == sum((Decimal(f.fee) for f in fills), Decimal(0))
     # every signal executed exactly once overall
     assert {o.signal_id for o in ledger.orders.values()} == {s.signal_id for s in SIGS}
     assert len(ledger.orders) == len(SIGS)
@@ -145,9 +143,22 @@ def test_a_snapshot_and_the_fills_after_it_restore_what_all_fills_restore(split)
     full, from_snapshot = _fresh_engine(), _fresh_engine()
     corrected_full = full.restore(list(stale.values()), [], fills, [], (), list(ledger.orders.values()))
     corrected_snap = from_snapshot.restore(
-        list(stale.values()), [], fills[split:], [], (), list(ledger.orders.values()), base=base,
-        incomplete=[(o, recovery.fill_totals(fills).get(o.client_order_id, recovery.FillTotals(D(0), D(0), D(0))))
-                    for o in ledger.orders.values()],
+        list(stale.values()),
+        [],
+        fills[split:],
+        [],
+        (),
+        list(ledger.orders.values()),
+        base=base,
+        incomplete=[
+            (
+                o,
+                recovery.fill_totals(fills).get(
+                    o.client_order_id, recovery.FillTotals(Decimal(0), Decimal(0), Decimal(0))
+                ),
+            )
+            for o in ledger.orders.values()
+        ],
     )
     assert _state(from_snapshot) == _state(full)
     assert [(p.quantity, p.realized_pnl, p.fees) for p in corrected_snap] == [
@@ -164,7 +175,7 @@ def test_a_crash_after_a_snapshot_is_repaired(cut):
     half = len(fills) // 2
     folded = recovery.fold((), fills[:half])
     totals = recovery.fill_totals(fills)
-    nothing = recovery.FillTotals(D(0), D(0), D(0))
+    nothing = recovery.FillTotals(Decimal(0), Decimal(0), Decimal(0))
     engine2 = _fresh_engine()
     engine2.update_budget(budget())
     engine2.on_market(top("50100", "10", "50100", "10"))
@@ -182,12 +193,12 @@ def test_a_crash_after_a_snapshot_is_repaired(cut):
             ledger.add(u)
     fills = list(ledger.fills.values())
     for cid in {f.client_order_id for f in fills}:
-        total = sum((D(f.quantity) for f in fills if f.client_order_id == cid), D(0))
-        assert total == D(ledger.orders[cid].filled_quantity) <= D(ledger.orders[cid].quantity)
-    signed = sum((D(f.quantity) if f.side == 1 else -D(f.quantity) for f in fills), D(0))
+        total = sum((Decimal(f.quantity) for f in fills if f.client_order_id == cid), Decimal(0))
+        assert total == Decimal(ledger.orders[cid].filled_quantity) <= Decimal(ledger.orders[cid].quantity)
+    signed = sum((Decimal(f.quantity) if f.side == 1 else -Decimal(f.quantity) for f in fills), Decimal(0))
     key = ("hunter", "bybit", "BTCUSDT", PERP)
-    assert engine2.portfolio.quantity(key) == signed == D(ledger.positions[key].quantity)
-    assert D(ledger.positions[key].fees) == sum((D(f.fee) for f in fills), D(0))
+    assert engine2.portfolio.quantity(key) == signed == Decimal(ledger.positions[key].quantity)
+    assert Decimal(ledger.positions[key].fees) == sum((Decimal(f.fee) for f in fills), Decimal(0))
     assert len(ledger.orders) == len(SIGS)
 
 
@@ -204,7 +215,7 @@ def test_equity_waits_for_the_market_to_price_restored_positions():
     assert restarted.equity() and not restarted.equity_to_publish()
     restarted.on_market(mark("48000"))
     (total,) = [s for s in restarted.equity_to_publish() if s.scope == "total"]
-    assert D(total.unrealized_pnl) == D(-1000)
+    assert Decimal(total.unrealized_pnl) == Decimal(-1000)
     unfed, clock = make_engine(book=False)
     unfed.restore([held], [])
     clock.advance(UNPRICED_GRACE_NS)

@@ -13,7 +13,19 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import REGISTRY
 
-from tests.execution.helpers import CONTROL_KEY, KEYS, MODE, R, budget, control, leg, mark, signal, top, updates_of
+from tests.execution.helpers import (
+    CONTROL_KEY,
+    KEYS,
+    MODE,
+    RejectReason,
+    budget,
+    control,
+    leg,
+    mark,
+    signal,
+    top,
+    updates_of,
+)
 from titan.core.config import Settings
 from titan.execution.runtime import ExecutionRuntime, RuntimeOptions
 from titan.v1 import execution_pb2, execution_pb2_grpc, trading_pb2
@@ -98,7 +110,7 @@ async def test_signed_signal_is_acked_and_updates_follow(service):
     # the same signal again: one order only
     await call.write(execution_pb2.StreamRequest(signal=sig))
     again, _ = await read_until(call, lambda m: m.WhichOneof("body") == "ack")
-    assert again.ack.reason == R.REJECT_REASON_REPLAYED
+    assert again.ack.reason == RejectReason.REJECT_REASON_REPLAYED
     assert list(again.ack.client_order_ids) == [cid]
     await call.done_writing()
     state = await stub.GetState(control(execution_pb2.GetStateRequest(phase_id="hunter")))
@@ -113,16 +125,16 @@ async def test_bad_signals_are_rejected(service, case):
     await activate(rt, stub)
     c = clock()
     if case == "unsigned":
-        sig, reason = signal(c, key=None), R.REJECT_REASON_BAD_SIGNATURE
+        sig, reason = signal(c, key=None), RejectReason.REJECT_REASON_BAD_SIGNATURE
     elif case == "tampered":
-        sig, reason = signal(c, leg(size="100")), R.REJECT_REASON_BAD_SIGNATURE
+        sig, reason = signal(c, leg(size="100")), RejectReason.REJECT_REASON_BAD_SIGNATURE
         sig.legs[0].size_quote = "100000"
     elif case == "wrong_key":
-        sig, reason = signal(c, key=b"x" * 32), R.REJECT_REASON_BAD_SIGNATURE
+        sig, reason = signal(c, key=b"x" * 32), RejectReason.REJECT_REASON_BAD_SIGNATURE
     elif case == "stale":
-        sig, reason = signal(c, created_at_ns=time.time_ns() - 6 * 10**9), R.REJECT_REASON_STALE
+        sig, reason = signal(c, created_at_ns=time.time_ns() - 6 * 10**9), RejectReason.REJECT_REASON_STALE
     else:
-        sig, reason = signal(c, phase="ghost", key=b"g" * 32), R.REJECT_REASON_UNKNOWN_PHASE
+        sig, reason = signal(c, phase="ghost", key=b"g" * 32), RejectReason.REJECT_REASON_UNKNOWN_PHASE
     call = stub.StreamSignals()
     await call.write(execution_pb2.StreamRequest(signal=sig))
     msg = await asyncio.wait_for(updates_of(call).read(), 5)
@@ -229,7 +241,7 @@ async def test_flatten_and_halt(service):
     call = stub.StreamSignals()
     await call.write(execution_pb2.StreamRequest(signal=signal(clock(), leg(size="100"))))
     msg = await asyncio.wait_for(updates_of(call).read(), 5)
-    assert msg.ack.reason == R.REJECT_REASON_HALTED
+    assert msg.ack.reason == RejectReason.REJECT_REASON_HALTED
     await call.done_writing()
 
 

@@ -204,10 +204,13 @@ async def test_a_sealed_frame_is_checked_over_its_bytes_before_they_are_parsed(s
             break
     await call.done_writing()
     acks = list(msg.acks.acks)
-    R = trading_pb2.RejectReason
     assert [(a.phase_id, a.signal_id) for a in acks] == [
         ("hunter", "sealed-0"), ("hunter", "sealed-1"), ("nobody", "sealed-2"), ("hunter", "sealed-99"),
         ("hunter", "sealed-4")]
     assert acks[0].accepted and len(acks[0].client_order_ids) == 1, acks[0].detail
-    assert [a.reason for a in acks[1:]] == [R.REJECT_REASON_BAD_SIGNATURE, R.REJECT_REASON_UNKNOWN_PHASE,
-                                            R.REJECT_REASON_BAD_SIGNATURE, R.REJECT_REASON_BAD_SIGNATURE]
+    assert [a.reason for a in acks[1:]] == [
+        trading_pb2.RejectReason.REJECT_REASON_BAD_SIGNATURE,
+        trading_pb2.RejectReason.REJECT_REASON_UNKNOWN_PHASE,
+        trading_pb2.RejectReason.REJECT_REASON_BAD_SIGNATURE,
+        trading_pb2.RejectReason.REJECT_REASON_BAD_SIGNATURE,
+    ]

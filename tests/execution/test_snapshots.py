@@ -17,7 +17,6 @@ from titan.execution import snapshots
 from titan.execution.runtime import ExecutionRuntime, RuntimeOptions
 from titan.v1 import events_pb2, trading_pb2
 
-D = Decimal
 KEY = ("hunter", "bybit", "BTCUSDT", PERP)
 
 
@@ -95,13 +94,13 @@ async def test_a_crash_between_a_fill_and_its_position_row_is_repaired(empty_led
                                                if i not in lost]))
     stale = next(p for p in await empty_ledger.positions() if (p.phase_id, p.symbol) == KEY[:1] + KEY[2:3])
     fills = await empty_ledger.fills("hunter")
-    signed = sum((D(f.quantity) if f.side == 1 else -D(f.quantity) for f in fills), D(0))
-    assert D(stale.quantity) != signed
+    signed = sum((Decimal(f.quantity) if f.side == 1 else -Decimal(f.quantity) for f in fills), Decimal(0))
+    assert Decimal(stale.quantity) != signed
 
     rt, engine = await restore(empty_ledger, pg_dsn)
     assert engine.portfolio.quantity(KEY) == signed
     [repaired] = [u for u in rt._startup_updates if isinstance(u, trading_pb2.Position)]
-    assert D(repaired.quantity) == signed and repaired.version > stale.version
+    assert Decimal(repaired.quantity) == signed and repaired.version > stale.version
     assert len(SIGS) == len({f.client_order_id for f in fills})
 
 
@@ -118,7 +117,7 @@ async def test_a_crash_between_an_order_and_its_fill_is_repaired_across_a_snapsh
     assert await snapshots.take(empty_ledger, 1) is not None  # every recorded fill in the snapshot
     rt, engine = await restore(empty_ledger, pg_dsn)
     [rebuilt] = [u for u in rt._startup_updates if isinstance(u, trading_pb2.Fill)]
-    assert rebuilt.client_order_id == cid and D(rebuilt.quantity) == D(events[lost].fill.quantity)
+    assert rebuilt.client_order_id == cid and Decimal(rebuilt.quantity) == Decimal(events[lost].fill.quantity)
     full = _fresh_engine()
     MiniLedger(UPDATES).restore_into(full)
     assert engine.portfolio.quantity(KEY) == full.portfolio.quantity(KEY)

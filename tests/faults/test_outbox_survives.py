@@ -27,7 +27,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.e2e.procs import TITAN, Proc, Procs, clean_env, free_port
-from tests.execution.helpers import KEY, MODE, SELL, R, budget, control, leg, mark, top
+from tests.execution.helpers import KEY, MODE, SELL, RejectReason, budget, control, leg, mark, top
 from tests.util import wait_for
 from titan.core.bus import StateStore, connect, ensure_jetstream
 from titan.core.catalog import Catalog
@@ -175,7 +175,7 @@ async def test_acked_events_survive_sigkill_of_execution_while_nats_is_down(pg_d
             async def market_arrived() -> bool:  # a fresh signal id each try: a repeat would be REPLAYED
                 (ack,) = await send(stub, [make_signal(f"warm-up{len(tries)}", 0)])
                 tries.append(ack)
-                assert ack.accepted or ack.reason == R.REJECT_REASON_MARKET_DATA_STALE, ack
+                assert ack.accepted or ack.reason == RejectReason.REJECT_REASON_MARKET_DATA_STALE, ack
                 return ack.accepted
 
             await wait_for(market_arrived, timeout=30, interval=0.2)
@@ -218,7 +218,7 @@ async def test_acked_events_survive_sigkill_of_execution_while_nats_is_down(pg_d
             async with grpc.aio.insecure_channel(f"127.0.0.1:{org.port}") as channel:
                 stub = execution_pb2_grpc.ExecutionStub(channel)
                 (again,) = await send(stub, [make_signal("during", 0)])  # remembered from the replayed decision
-                assert again.reason == R.REJECT_REASON_REPLAYED, again
+                assert again.reason == RejectReason.REJECT_REASON_REPLAYED, again
                 after = await stub.GetState(control(execution_pb2.GetStateRequest(phase_id=PHASE), CONTROL_KEY))
             assert positions(after) == positions(reported)
             print(f"\noutbox: {replayed.group(1)} events replayed; execution serving and the ledger complete "

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.execution.helpers import KEY, KEYS, OTHER_KEY, R, leg, signal
+from tests.execution.helpers import KEY, KEYS, OTHER_KEY, RejectReason, leg, signal
 from titan.core.signing import sign_signal
 from titan.execution.engine.outputs import reason_label
 from titan.v1 import common_pb2, execution_pb2, trading_pb2
@@ -66,7 +66,7 @@ def assert_rejected(service: Service, baseline: tuple[Any, ...], sig: trading_pb
                     expected: set[int] | None = None) -> int:
     ack = exchange(service, sig)
     assert not ack.accepted, (sig, ack)
-    assert ack.reason not in (R.REJECT_REASON_UNSPECIFIED, R.REJECT_REASON_INTERNAL), (sig, ack)
+    assert ack.reason not in (RejectReason.REJECT_REASON_UNSPECIFIED, RejectReason.REJECT_REASON_INTERNAL), (sig, ack)
     if expected is not None:
         assert ack.reason in expected, (sig, ack)
     assert service.snapshot() == baseline
@@ -75,7 +75,7 @@ def assert_rejected(service: Service, baseline: tuple[Any, ...], sig: trading_pb
 
 def counted(service: Service, baseline: tuple[Any, ...], sig: trading_pb2.Signal,
             expected: set[int] | None = None) -> None:
-    before = {r: rejects(r) for r in R.values()}
+    before = {r: rejects(r) for r in RejectReason.values()}
     reason = assert_rejected(service, baseline, sig, expected)
     assert rejects(reason) == before[reason] + 1
 
@@ -141,7 +141,7 @@ def test_garbage_bytes(service: Service, baseline: tuple[Any, ...], payload: byt
         for raw in answer:
             update = execution_pb2.ExecutionUpdate.FromString(raw)
             if update.WhichOneof("body") == "ack":
-                assert not update.ack.accepted and update.ack.reason != R.REJECT_REASON_UNSPECIFIED
+                assert not update.ack.accepted and update.ack.reason != RejectReason.REJECT_REASON_UNSPECIFIED
     assert service.snapshot() == baseline
     assert service.healthy()
 
@@ -152,7 +152,7 @@ def test_oversized_and_deeply_repeated(service: Service, baseline: tuple[Any, ..
     tried("StreamSignals oversized / repeated")
     for n in (64, 1_000, 50_000):  # legs: repeated far beyond any real signal, under the size limit
         many = signal(Wall(), *[leg(size="1") for _ in range(n)])
-        counted(service, baseline, many, {R.REJECT_REASON_MALFORMED})
+        counted(service, baseline, many, {RejectReason.REJECT_REASON_MALFORMED})
         tried("StreamSignals oversized / repeated")
     long_id = signal(Wall(), signal_id="x" * 1_000_000)
     assert_rejected(service, baseline, long_id)
@@ -219,7 +219,7 @@ def test_signatures(service: Service, baseline: tuple[Any, ...], data: st.DataOb
     tried(f"StreamSignals signatures ({case})")
     size = str(data.draw(st.integers(1, 5000)))  # every input distinct, within the budget when valid
     sig = signal(Wall(), leg(size=size), key=None)
-    expected = {R.REJECT_REASON_BAD_SIGNATURE}
+    expected = {RejectReason.REJECT_REASON_BAD_SIGNATURE}
     if case == "other_phase_key":  # hunter's signal signed with scavenger's key
         sign_signal(sig, OTHER_KEY)
     elif case == "signs_for_other_phase":  # hunter's key used to sign as scavenger
@@ -234,12 +234,12 @@ def test_signatures(service: Service, baseline: tuple[Any, ...], data: st.DataOb
         offset = data.draw(st.integers(6 * 10**9, 10**18))
         sig.created_at_ns = time.time_ns() + (offset if case == "future" else -offset)
         sign_signal(sig, KEY)
-        expected = {R.REJECT_REASON_STALE}
+        expected = {RejectReason.REJECT_REASON_STALE}
     elif case == "replayed":
         sig = signal(Wall(), leg(size=size), signal_id="fuzz-accepted")
-        expected = {R.REJECT_REASON_REPLAYED}
+        expected = {RejectReason.REJECT_REASON_REPLAYED}
     else:
         sig.phase_id = data.draw(st.text(min_size=1, max_size=20).filter(lambda p: p not in KEYS))
         sign_signal(sig, data.draw(st.binary(min_size=16, max_size=32)))
-        expected = {R.REJECT_REASON_UNKNOWN_PHASE}
+        expected = {RejectReason.REJECT_REASON_UNKNOWN_PHASE}
     counted(service, baseline, sig, expected)

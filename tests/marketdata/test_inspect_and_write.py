@@ -46,7 +46,7 @@ def test_inspect_prints_what_was_detected(tmp_path: Path, data_dir: Path) -> Non
                      [KLINES_HEADER, *kline_rows(2), *kline_rows(2, start_ms=1_704_067_200_000 + 300_000)])
     result = CliRunner().invoke(app, ["inspect", "--json", str(path), str(TRADES)])
     assert result.exit_code == 0, result.output
-    klines, trades = (json.loads(line) for line in result.output.strip().splitlines())
+    klines, trades = (json.loads(line) for line in result.stdout.strip().splitlines())
     assert {k: klines[k] for k in ("format", "venue", "symbol", "instrument", "kind", "timeframe", "rows")} == {
         "format": "binance-klines", "venue": "binance", "symbol": "BTCUSDT", "instrument": "perp",
         "kind": "candle", "timeframe": "1m", "rows": 4}

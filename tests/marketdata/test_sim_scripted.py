@@ -15,7 +15,7 @@ from titan.core.marketdata.events import PERP, kind_of
 from titan.core.marketdata.sim import DEFAULT_START_NS, SimConfig, Simulator
 from titan.core.marketdata.source import open_source
 from titan.phases.runtime.core import StrategyOutput
-from titan.phases.scavenger import strategy as sv
+from titan.phases.scavenger import strategy
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import ScavengerStrategy
 from titan.v1.market_pb2 import MarketEvent
@@ -112,7 +112,7 @@ def test_the_shipped_scavenger_trades_it(scripted: Recorded) -> None:
     for ev in scripted.events:
         clock.set(max(clock.now_ns(), ev.exchange_ts_ns))
         out.extend(strat.on_event(ev))
-    fired = {e.symbol for e in out.events if e.kind == sv.TRAP_FIRED}
+    fired = {e.symbol for e in out.events if e.kind == strategy.TRAP_FIRED}
     assert fired == set(SYMBOLS)
     assert {s.legs[0].symbol for s in out.signals} == set(SYMBOLS)
     assert all(Decimal(s.legs[0].size_quote) > 0 for s in out.signals)

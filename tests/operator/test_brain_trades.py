@@ -21,7 +21,6 @@ PHASES = (PhaseSpec("scavenger", PhaseKind.SCAVENGER, symbols=("BTCUSDT",)),
           PhaseSpec(PHASE, PhaseKind.SENTINEL, symbols=("BTCUSDT",)))
 SPOT, PERP = common_pb2.INSTRUMENT_KIND_SPOT, common_pb2.INSTRUMENT_KIND_PERP
 BUY, SELL = common_pb2.SIDE_BUY, common_pb2.SIDE_SELL
-D = Decimal
 
 
 def fill(signal: str, leg: int, instrument: int, side: int, realized: str, fee: str, ts: int,
@@ -47,7 +46,7 @@ def hedged_close(core: BrainCore, policy: BrainPolicy, signal: str, spot: str, p
 
 def started() -> tuple[BrainCore, BrainPolicy]:
     core, policy = BrainCore(), BrainPolicy()
-    core.observe_equity("total", D(100_000), T0)
+    core.observe_equity("total", Decimal(100_000), T0)
     core.decide(T0, policy, PHASES)
     return core, policy
 
@@ -64,7 +63,7 @@ def test_a_hedged_close_that_wins_does_not_extend_a_losing_streak() -> None:
     hedged_close(core, policy, "close-2", "-10", "30", T0 + 2 * MINUTE)
     d = core.decide(T0 + 2 * MINUTE, policy, PHASES)
     assert not d.soft_active and d.breaker_changes == ()
-    assert trades(core, T0 + 2 * MINUTE) == [D(-12), D(18)]
+    assert trades(core, T0 + 2 * MINUTE) == [Decimal(-12), Decimal(18)]
 
 
 def test_losing_hedged_closes_count_once_each_toward_the_soft_breaker() -> None:
@@ -89,7 +88,7 @@ def test_a_leg_after_the_decision_revises_its_signals_trade() -> None:
     observe_event(core, fill("close-3", 1, PERP, BUY, "-20", "1", T0 + 4 * MINUTE), policy)
     d = core.decide(T0 + 4 * MINUTE, policy, PHASES)
     assert d.soft_active and [(c.kind, c.tripped) for c in d.breaker_changes] == [(BreakerKind.SOFT, True)]
-    assert trades(core, T0 + 4 * MINUTE) == [D(-12), D(-12), D(-16)]
+    assert trades(core, T0 + 4 * MINUTE) == [Decimal(-12), Decimal(-12), Decimal(-16)]
     # the streak starts again from zero: one more losing trade does not trip again
     hedged_close(core, policy, "close-5", "-5", "-5", T0 + 5 * MINUTE)
     assert core.decide(T0 + 5 * MINUTE, policy, PHASES).breaker_changes == ()
@@ -101,21 +100,23 @@ def test_a_perp_trade_includes_the_funding_paid_and_received_while_open() -> Non
     observe_event(core, funding("-1.5", T0 + 16 * 60 * MINUTE), policy)
     observe_event(core, funding("9", T0 + 16 * 60 * MINUTE, symbol="ETHUSDT"), policy)  # another position's
     hedged_close(core, policy, "close-1", "100", "-85", T0 + 20 * 60 * MINUTE)
-    assert trades(core, T0 + 20 * 60 * MINUTE) == [D(100) - D(85) - D(2) + D(2)]   # + 3.5 - 1.5 funding, once
+    assert trades(core, T0 + 20 * 60 * MINUTE) == [
+        Decimal(100) - Decimal(85) - Decimal(2) + Decimal(2)
+    ]  # + 3.5 - 1.5 funding, once
     # the funding is taken by the trade it belongs to: the next trade starts from zero
     hedged_close(core, policy, "close-2", "1", "1", T0 + 21 * 60 * MINUTE)
-    assert trades(core, T0 + 21 * 60 * MINUTE)[-1] == D(0)
+    assert trades(core, T0 + 21 * 60 * MINUTE)[-1] == Decimal(0)
     observe_event(core, fill("close-3", 1, PERP, BUY, "5", "1", T0 + 22 * 60 * MINUTE, symbol="ETHUSDT"), policy)
-    assert trades(core, T0 + 22 * 60 * MINUTE)[-1] == D(5) - D(1) + D(9)
+    assert trades(core, T0 + 22 * 60 * MINUTE)[-1] == Decimal(5) - Decimal(1) + Decimal(9)
 
 
 def test_a_spot_close_takes_no_funding() -> None:
     core, policy = started()
     observe_event(core, funding("4", T0 + MINUTE), policy)
     observe_event(core, fill("close-1", 0, SPOT, SELL, "10", "1", T0 + 2 * MINUTE), policy)
-    assert trades(core, T0 + 2 * MINUTE) == [D(9)]
+    assert trades(core, T0 + 2 * MINUTE) == [Decimal(9)]
     observe_event(core, fill("close-2", 1, PERP, BUY, "10", "1", T0 + 3 * MINUTE), policy)
-    assert trades(core, T0 + 3 * MINUTE) == [D(9), D(13)]
+    assert trades(core, T0 + 3 * MINUTE) == [Decimal(9), Decimal(13)]
 
 
 def test_a_trade_includes_the_fees_of_the_fills_that_opened_it() -> None:
@@ -126,7 +127,9 @@ def test_a_trade_includes_the_fees_of_the_fills_that_opened_it() -> None:
     assert trades(core, T0) == []
     observe_event(core, funding("5", T0 + 8 * 60 * MINUTE), policy)
     hedged_close(core, policy, "close-1", "100", "-85", T0 + 9 * 60 * MINUTE)
-    assert trades(core, T0 + 9 * 60 * MINUTE) == [D(100) - D(85) + D(5) - D(4) - D(2)]   # opening and closing fees
+    assert trades(core, T0 + 9 * 60 * MINUTE) == [
+        Decimal(100) - Decimal(85) + Decimal(5) - Decimal(4) - Decimal(2)
+    ]  # opening and closing fees
 
 
 def test_a_fill_or_funding_seen_again_counts_once() -> None:
@@ -138,7 +141,7 @@ def test_a_fill_or_funding_seen_again_counts_once() -> None:
     closing = fill("close-1", 1, PERP, BUY, "10", "1", T0 + 9 * 60 * MINUTE)
     for event in (opening, opening, payment, payment, closing, closing):
         observe_event(core, event, policy)
-    assert trades(core, T0 + 9 * 60 * MINUTE) == [D(10) - D(1) + D(5) - D(2)]
+    assert trades(core, T0 + 9 * 60 * MINUTE) == [Decimal(10) - Decimal(1) + Decimal(5) - Decimal(2)]
     core.decide(T0 + 9 * 60 * MINUTE, policy, PHASES)
     assert core.breakers.to_dict() == started()[0].breakers.to_dict()  # one winning trade trips nothing
 

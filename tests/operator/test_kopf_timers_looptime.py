@@ -44,7 +44,7 @@ INTERVALS = 6                             # 60 s of fake time: two TTLs
 PHASES = ("hunter", "scavenger")
 
 pytestmark = [pytest.mark.timeout(120)]
-R = TypeVar("R")
+Result = TypeVar("Result")
 
 
 @dataclass
@@ -63,11 +63,11 @@ class Seen:
     budget: trading_pb2.Budget
 
 
-def _in_real_time(call: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+def _in_real_time(call: Callable[..., Awaitable[Result]]) -> Callable[..., Awaitable[Result]]:
     """Keep an executor call pending while ``call`` waits for the NATS server (see the module docstring)."""
 
     @functools.wraps(call)
-    async def wrapper(*args: Any, **kwargs: Any) -> R:
+    async def wrapper(*args: Any, **kwargs: Any) -> Result:
         done = threading.Event()
         asyncio.get_running_loop().run_in_executor(None, done.wait)
         try:

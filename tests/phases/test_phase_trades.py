@@ -21,7 +21,6 @@ PHASE = "sentinel"
 KEY = b"k" * 32
 SPOT, PERP = common_pb2.INSTRUMENT_KIND_SPOT, common_pb2.INSTRUMENT_KIND_PERP
 BUY, SELL = common_pb2.SIDE_BUY, common_pb2.SIDE_SELL
-D = Decimal
 
 
 class Closed(StrategyBase):
@@ -62,14 +61,14 @@ class Book:
         self.core.on_update(execution_pb2.ExecutionUpdate(fill=trading_pb2.Fill(
             venue="sim", fill_id=f"{cid}-{self.version}", client_order_id=cid, phase_id=PHASE, symbol="BTCUSDT",
             instrument=instrument, side=side, quantity=qty, fee=fee, realized_pnl=realized)))  # type: ignore[arg-type]
-        held, done, fees, funding = self.totals.get(instrument, (D(0), D(0), D(0), D(0)))
-        signed = D(qty) if side == BUY else -D(qty)
-        self.totals[instrument] = (held + signed, done + D(realized), fees + D(fee), funding)
+        held, done, fees, funding = self.totals.get(instrument, (Decimal(0), Decimal(0), Decimal(0), Decimal(0)))
+        signed = Decimal(qty) if side == BUY else -Decimal(qty)
+        self.totals[instrument] = (held + signed, done + Decimal(realized), fees + Decimal(fee), funding)
         self._position(instrument)
 
     def funding(self, amount: str) -> None:
         held, done, fees, funding = self.totals[PERP]
-        self.totals[PERP] = (held, done, fees, funding + D(amount))
+        self.totals[PERP] = (held, done, fees, funding + Decimal(amount))
         self._position(PERP)
 
     def _position(self, instrument: int) -> None:
@@ -92,7 +91,7 @@ def test_a_hedged_position_is_one_trade_with_both_legs_funding_and_fees() -> Non
     book.fill("close-1", 0, SPOT, SELL, "1", "2", "100")
     assert book.strategy.closed == [] and book.core.stats.trades_closed == 0   # the spot leg waits for the perp
     book.fill("close-1", 1, PERP, BUY, "1", "2", "-85")
-    assert book.strategy.closed == [("BTCUSDT", D("100") - D("85") + D("5") - D("8"))]
+    assert book.strategy.closed == [("BTCUSDT", Decimal("100") - Decimal("85") + Decimal("5") - Decimal("8"))]
     assert book.core.stats.trades_closed == 1
 
 
@@ -102,7 +101,7 @@ def test_the_perp_leg_closing_first_waits_for_the_spot_leg() -> None:
     book.fill("close-1", 1, PERP, BUY, "1", "2", "-85")
     assert book.strategy.closed == []
     book.fill("close-1", 0, SPOT, SELL, "1", "2", "100")
-    assert book.strategy.closed == [("BTCUSDT", D("7"))]
+    assert book.strategy.closed == [("BTCUSDT", Decimal("7"))]
 
 
 def test_legs_opened_by_different_signals_are_two_trades() -> None:
@@ -110,9 +109,9 @@ def test_legs_opened_by_different_signals_are_two_trades() -> None:
     book.fill("open-1", 0, SPOT, BUY, "1", "2", "0")
     book.fill("open-2", 1, PERP, SELL, "1", "2", "0")
     book.fill("close-1", 0, SPOT, SELL, "1", "2", "100")
-    assert book.strategy.closed == [("BTCUSDT", D("96"))]
+    assert book.strategy.closed == [("BTCUSDT", Decimal("96"))]
     book.fill("close-1", 1, PERP, BUY, "1", "2", "-85")
-    assert book.strategy.closed == [("BTCUSDT", D("96")), ("BTCUSDT", D("-89"))]
+    assert book.strategy.closed == [("BTCUSDT", Decimal("96")), ("BTCUSDT", Decimal("-89"))]
 
 
 def test_an_unwound_leg_without_a_partner_is_a_trade_of_its_own() -> None:
@@ -120,7 +119,7 @@ def test_an_unwound_leg_without_a_partner_is_a_trade_of_its_own() -> None:
     book = Book()
     book.fill("open-1", 0, SPOT, BUY, "1", "2", "0")
     book.fill("open-1", 2, SPOT, SELL, "1", "2", "-3")   # the unit's unwind step
-    assert book.strategy.closed == [("BTCUSDT", D("-7"))]
+    assert book.strategy.closed == [("BTCUSDT", Decimal("-7"))]
 
 
 def test_two_hedged_units_in_a_row_are_two_trades() -> None:
@@ -129,7 +128,7 @@ def test_two_hedged_units_in_a_row_are_two_trades() -> None:
         book.open_carry(f"open-{n}")
         book.fill(f"close-{n}", 0, SPOT, SELL, "1", "1", "-10")
         book.fill(f"close-{n}", 1, PERP, BUY, "1", "1", "4")
-    assert book.strategy.closed == [("BTCUSDT", D("-12")), ("BTCUSDT", D("-12"))]   # -10 + 4 - 6 in fees
+    assert book.strategy.closed == [("BTCUSDT", Decimal("-12")), ("BTCUSDT", Decimal("-12"))]   # -10 + 4 - 6 in fees
     assert book.core.stats.trades_closed == 2
 
 
@@ -138,7 +137,7 @@ def test_a_sentinel_backtest_closes_the_same_trades_in_the_phase_as_in_the_backt
     and the Brain's (which it fed from the same run's events)."""
     params = SENTINEL_SIM_PERMISSIVE
     backtest = Backtest(BacktestConfig(data=("sim:3",), phases=(PHASE,), params={PHASE: params},
-                                       initial_equity=D("100000"), sim_hours=6, sim_symbols=("BTCUSDT",)))
+                                       initial_equity=Decimal("100000"), sim_hours=6, sim_symbols=("BTCUSDT",)))
     phase = backtest.phases[PHASE]
     seen: list[Decimal] = []
     strategy_closed = phase.strategy.on_trade_closed

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from titan.core.clock import ManualClock
 from titan.phases.runtime.core import StrategyOutput
-from titan.phases.scavenger import strategy as sv
+from titan.phases.scavenger import strategy
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import ScavengerStrategy
 from titan.phases.scavenger.tripwires import Direction, TrapType, Tripwire
@@ -46,6 +46,6 @@ def run(lag_ms: int) -> StrategyOutput:
 
 def test_a_late_feed_still_springs_the_burst() -> None:
     for lag in (0, 30, 120):
-        sprung = [e for e in run(lag).events if e.kind == sv.TRAP_SPRUNG]
+        sprung = [e for e in run(lag).events if e.kind == strategy.TRAP_SPRUNG]
         assert len(sprung) == 1, lag
         assert int(sprung[0].get("trades")) == 50

@@ -6,10 +6,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from titan.core.clock import ManualClock
-from titan.core.money import D
+from titan.core.money import to_decimal
 from titan.core.signing import sign_signal, verify_signal
 from titan.phases.runtime.core import StrategyOutput
-from titan.phases.scavenger import strategy as sv
+from titan.phases.scavenger import strategy
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import ScavengerStrategy
 from titan.phases.scavenger.tripwires import Direction, TrapType
@@ -44,19 +44,19 @@ def test_tape_replay_springs_confirms_and_signals() -> None:
     traps = {t.trap_type: t for t in strat.tripwires("BTCUSDT")}
     assert traps[TrapType.BREAKOUT].trigger == Decimal(39500)
     trades = tape()
-    lo = min(D(t.trade.price) for t in trades)
-    hi = max(D(t.trade.price) for t in trades)
+    lo = min(to_decimal(t.trade.price) for t in trades)
+    hi = max(to_decimal(t.trade.price) for t in trades)
     assert lo < traps[TrapType.BREAKOUT].trigger < hi
 
-    kinds = [e.kind for e in out.events if e.kind != sv.TRAP_MAP_UPDATED]
-    assert kinds[:3] == [sv.TRAP_SPRUNG, sv.TRAP_CONFIRMED, sv.TRAP_FIRED]
-    sprung = next(e for e in out.events if e.kind == sv.TRAP_SPRUNG)
-    assert int(sprung.get("trades")) >= 50 and D(sprung.get("micro_cvd")) > 0
+    kinds = [e.kind for e in out.events if e.kind != strategy.TRAP_MAP_UPDATED]
+    assert kinds[:3] == [strategy.TRAP_SPRUNG, strategy.TRAP_CONFIRMED, strategy.TRAP_FIRED]
+    sprung = next(e for e in out.events if e.kind == strategy.TRAP_SPRUNG)
+    assert int(sprung.get("trades")) >= 50 and to_decimal(sprung.get("micro_cvd")) > 0
     assert sprung.get("trap") == "BTCUSDT:BREAKOUT:LONG"
 
     assert len(out.signals) == 1
     sig = out.signals[0]
-    confirmed = next(e for e in out.events if e.kind == sv.TRAP_CONFIRMED)
+    confirmed = next(e for e in out.events if e.kind == strategy.TRAP_CONFIRMED)
     # The confirmation runs at the first event at or after sprung + 200 ms (the replay has no timer).
     assert sig.created_at_ns == confirmed.ts_ns
     assert sprung.ts_ns + 200 * 10**6 <= confirmed.ts_ns < sprung.ts_ns + 1200 * 10**6
@@ -68,13 +68,13 @@ def test_tape_replay_springs_confirms_and_signals() -> None:
     assert sig.intent == trading_pb2.INTENT_OPEN and len(sig.legs) == 1
     leg = sig.legs[0]
     assert leg.side == common_pb2.SIDE_BUY and leg.instrument == common_pb2.INSTRUMENT_KIND_PERP
-    assert D(leg.size_quote) == Decimal(500)  # Kelly × leverage, capped by the budget's order cap
+    assert to_decimal(leg.size_quote) == Decimal(500)  # Kelly × leverage, capped by the budget's order cap
     assert leg.order_type in (trading_pb2.ORDER_TYPE_LIMIT, trading_pb2.ORDER_TYPE_MARKET)
     if leg.order_type == trading_pb2.ORDER_TYPE_LIMIT:
-        assert D(leg.limit_price) > 0
-    entry = D(leg.limit_price or sig.metadata["reference_price"])
-    assert D(sig.stop_price) < entry < D(sig.target_prices[0])
-    assert sig.max_slippage_bps in (30, 50) and sig.ttl_ms == 5000 and D(sig.leverage) == 5
+        assert to_decimal(leg.limit_price) > 0
+    entry = to_decimal(leg.limit_price or sig.metadata["reference_price"])
+    assert to_decimal(sig.stop_price) < entry < to_decimal(sig.target_prices[0])
+    assert sig.max_slippage_bps in (30, 50) and sig.ttl_ms == 5000 and to_decimal(sig.leverage) == 5
     assert traps[TrapType.BREAKOUT].direction is Direction.LONG
     signed = sign_signal(sig, KEY)
     assert verify_signal(signed, KEY)

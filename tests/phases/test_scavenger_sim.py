@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from titan.core.clock import ManualClock
 from titan.core.marketdata.sim import SimConfig, Simulator
-from titan.core.money import D
+from titan.core.money import to_decimal
 from titan.phases.runtime.core import StrategyOutput
-from titan.phases.scavenger import strategy as sv
+from titan.phases.scavenger import strategy
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import ScavengerStrategy
 
@@ -36,16 +36,16 @@ def run_sim() -> StrategyOutput:
 def test_simulated_stop_runs_produce_signals_deterministically() -> None:
     a = run_sim()
     kinds = {e.kind for e in a.events}
-    assert {sv.TRAP_MAP_UPDATED, sv.TRAP_SPRUNG, sv.TRAP_CONFIRMED, sv.TRAP_FIRED} <= kinds
+    assert {strategy.TRAP_MAP_UPDATED, strategy.TRAP_SPRUNG, strategy.TRAP_CONFIRMED, strategy.TRAP_FIRED} <= kinds
     assert a.signals
     for sig in a.signals:
         leg = sig.legs[0]
-        assert leg.venue == "sim" and D(leg.size_quote) > 0 and 0 < sig.confidence <= 1
-        entry = D(leg.limit_price or sig.metadata["reference_price"])
+        assert leg.venue == "sim" and to_decimal(leg.size_quote) > 0 and 0 < sig.confidence <= 1
+        entry = to_decimal(leg.limit_price or sig.metadata["reference_price"])
         if leg.side == 1:
-            assert D(sig.stop_price) < entry < D(sig.target_prices[0])
+            assert to_decimal(sig.stop_price) < entry < to_decimal(sig.target_prices[0])
         else:
-            assert D(sig.target_prices[0]) < entry < D(sig.stop_price)
+            assert to_decimal(sig.target_prices[0]) < entry < to_decimal(sig.stop_price)
     b = run_sim()
     assert [s.SerializeToString(deterministic=True) for s in a.signals] == [
         s.SerializeToString(deterministic=True) for s in b.signals

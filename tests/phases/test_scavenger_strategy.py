@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from titan.core.clock import ManualClock
 from titan.core.marketdata.events import PERP, SPOT, funding_event, mark_event, open_interest_event
 from titan.phases.runtime.core import StrategyOutput
-from titan.phases.scavenger import strategy as sv
+from titan.phases.scavenger import strategy
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import ScavengerStrategy
 from titan.phases.scavenger.tripwires import Direction, TrapType, Tripwire
@@ -68,10 +68,10 @@ class Rig:
         return start + 100 * MS
 
     def kinds(self) -> list[str]:
-        return [e.kind for e in self.out.events if e.kind != sv.TRAP_MAP_UPDATED]
+        return [e.kind for e in self.out.events if e.kind != strategy.TRAP_MAP_UPDATED]
 
     def aborts(self) -> list[str]:
-        return [e.get("reason") for e in self.out.events if e.kind == sv.TRAP_ABORTED]
+        return [e.get("reason") for e in self.out.events if e.kind == strategy.TRAP_ABORTED]
 
 
 def fire_long(rig: Rig, price: str = "100.02", confirm_price: str = "100.02") -> StrategyOutput:
@@ -85,8 +85,8 @@ def fire_long(rig: Rig, price: str = "100.02", confirm_price: str = "100.02") ->
 def test_baseline_burst_confirmation_and_signal() -> None:
     rig = Rig([long_trap("100")])
     out = fire_long(rig)
-    assert rig.kinds() == [sv.TRAP_SPRUNG, sv.TRAP_CONFIRMED, sv.TRAP_FIRED]
-    sprung = next(e for e in out.events if e.kind == sv.TRAP_SPRUNG)
+    assert rig.kinds() == [strategy.TRAP_SPRUNG, strategy.TRAP_CONFIRMED, strategy.TRAP_FIRED]
+    sprung = next(e for e in out.events if e.kind == strategy.TRAP_SPRUNG)
     assert sprung.get("trades") == "50" and sprung.get("micro_cvd") == "5"
     assert len(out.signals) == 1
     sig = out.signals[0]
@@ -110,10 +110,10 @@ def test_exactly_fifty_trades_spring_and_forty_nine_do_not() -> None:
     rig = Rig([long_trap("100")])
     end = rig.burst("100.02", n=49)
     rig.at(end)
-    assert sv.TRAP_SPRUNG not in rig.kinds()
+    assert strategy.TRAP_SPRUNG not in rig.kinds()
     end = rig.burst("100.02", n=50, start=end + 10 * MS)
     rig.at(end)
-    assert rig.kinds() == [sv.TRAP_SPRUNG]
+    assert rig.kinds() == [strategy.TRAP_SPRUNG]
 
 
 def test_prices_beyond_a_tenth_of_a_percent_are_ignored() -> None:
@@ -123,7 +123,7 @@ def test_prices_beyond_a_tenth_of_a_percent_are_ignored() -> None:
     assert rig.kinds() == []
     end = rig.burst("100.1", n=50, start=end + 300 * MS)  # exactly 0.1% counts
     rig.at(end)
-    assert rig.kinds() == [sv.TRAP_SPRUNG]
+    assert rig.kinds() == [strategy.TRAP_SPRUNG]
 
 
 def test_symbols_without_traps_and_symbols_are_independent() -> None:
@@ -156,7 +156,7 @@ def test_wick_reversion_aborts_long_and_short_confirms_symmetrically() -> None:
     rig.at(end)
     rig.feed(trade("100.05", buy=False, ts_ns=end + 150 * MS))  # exactly 100 × 1.0005 holds
     rig.at(end + 200 * MS)
-    assert rig.kinds()[:2] == [sv.TRAP_SPRUNG, sv.TRAP_CONFIRMED]
+    assert rig.kinds()[:2] == [strategy.TRAP_SPRUNG, strategy.TRAP_CONFIRMED]
 
     rig = Rig([short_trap("100")])
     end = rig.burst("99.98", buys=0)
@@ -170,7 +170,7 @@ def test_wick_reversion_aborts_long_and_short_confirms_symmetrically() -> None:
 def test_long_confirms_exactly_at_the_tolerance() -> None:
     rig = Rig([long_trap("100")])
     fire_long(rig, confirm_price="99.95")
-    assert sv.TRAP_CONFIRMED in rig.kinds()
+    assert strategy.TRAP_CONFIRMED in rig.kinds()
 
 
 # --- executor vetoes -------------------------------------------------------------------------------
@@ -232,7 +232,7 @@ def test_trap_and_symbol_cooldowns() -> None:
     rig.at(end)
     rig.at(end + 200 * MS)
     assert rig.aborts() == ["SYMBOL_COOLDOWN"]
-    sprung = [e for e in rig.out.events if e.kind == sv.TRAP_SPRUNG]
+    sprung = [e for e in rig.out.events if e.kind == strategy.TRAP_SPRUNG]
     assert [e.get("trap") for e in sprung][-1] != fired
     # After the symbol cooldown the second trap can fire; the first stays disarmed for 5 minutes.
     end = rig.burst("100.02", start=rig.clock.now_ns() + 2 * S)
@@ -288,7 +288,7 @@ def test_three_rejections_blacklist_the_symbol() -> None:
         rig.out.extend(rig.s.on_ack(trading_pb2.SignalAck(signal_id=sig.signal_id, accepted=False,
                                                           reason=trading_pb2.REJECT_REASON_PRICE_BAND)))
         rig.at(rig.clock.now_ns() + S)
-    assert sv.SYMBOL_BLACKLISTED in rig.kinds() and len(rig.out.signals) == 3
+    assert strategy.SYMBOL_BLACKLISTED in rig.kinds() and len(rig.out.signals) == 3
     n = len(rig.out.signals)
     fire_long(rig)
     assert len(rig.out.signals) == n  # no trades counted while blacklisted
@@ -303,14 +303,14 @@ def test_more_than_five_consecutive_losses_start_a_cooldown() -> None:
     rig = Rig([long_trap("100")], params=p)
     for _ in range(5):
         rig.out.extend(rig.s.on_trade_closed(SYM, Decimal("-1")))
-    assert rig.s.state == sv.STATE_ACTIVE and sv.LOSS_COOLDOWN not in rig.kinds()
+    assert rig.s.state == strategy.STATE_ACTIVE and strategy.LOSS_COOLDOWN not in rig.kinds()
     rig.out.extend(rig.s.on_trade_closed(SYM, Decimal("-1")))
-    assert rig.s.state == sv.STATE_COOLDOWN and sv.LOSS_COOLDOWN in rig.kinds()
+    assert rig.s.state == strategy.STATE_COOLDOWN and strategy.LOSS_COOLDOWN in rig.kinds()
     assert rig.s.diagnostics()["cooldown"] == 1.0
     fire_long(rig)
     assert rig.aborts()[-1] == "LOSS_COOLDOWN" and not rig.out.signals
     rig.at(rig.clock.now_ns() + 3601 * S)
-    assert rig.s.state == sv.STATE_ACTIVE and sv.LOSS_COOLDOWN_OVER in rig.kinds()
+    assert rig.s.state == strategy.STATE_ACTIVE and strategy.LOSS_COOLDOWN_OVER in rig.kinds()
     rig.s.place_tripwires(SYM, [long_trap("100")])
     fire_long(rig)
     assert len(rig.out.signals) == 1
@@ -320,7 +320,7 @@ def test_a_win_resets_the_losing_streak() -> None:
     rig = Rig([long_trap("100")])
     for pnl in ["-1", "-1", "-1", "-1", "-1", "2", "-1", "-1"]:
         rig.s.on_trade_closed(SYM, Decimal(pnl))
-    assert rig.s.streak.losses == 2 and rig.s.state == sv.STATE_ACTIVE
+    assert rig.s.streak.losses == 2 and rig.s.state == strategy.STATE_ACTIVE
 
 
 # --- generator wiring ----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from tests.execution.helpers import BUY, KEYS, MODE, OT, PERP, SELL, SPOT, budget, leg, signal, top
+from tests.execution.helpers import BUY, KEYS, MODE, PERP, SELL, SPOT, OrderType, budget, leg, signal, top
 from titan.core.bus import StateStore
 from titan.core.catalog import Catalog
 from titan.core.clock import WallClock
@@ -70,7 +70,9 @@ async def test_the_sentinel_receives_each_units_outcome_on_its_stream(
         await wait_for(lambda: strategy.counters.get("units_hedged") == 1, timeout=15)
         assert strategy.symbols["BTCUSDT"].holding and phase.stats.positions >= 2
 
-        crossing = leg(side=SELL, size="5000", instrument=PERP, order_type=OT.ORDER_TYPE_POST_ONLY, limit="49990")
+        crossing = leg(
+            side=SELL, size="5000", instrument=PERP, order_type=OrderType.ORDER_TYPE_POST_ONLY, limit="49990"
+        )
         refused = hedged_unit(clock, "unwind", crossing)
         phase.stream.send(refused)
         await wait_for(lambda: strategy.counters.get("units_unwound") == 1, timeout=15)

@@ -10,7 +10,7 @@ from typing import Any
 from titan.core.clock import ManualClock
 from titan.core.marketdata.events import PERP, SPOT, funding_event, top_event
 from titan.phases.runtime.core import PhaseCore
-from titan.phases.sentinel import strategy as sm
+from titan.phases.sentinel import strategy
 from titan.phases.sentinel.params import SentinelParams
 from titan.phases.sentinel.strategy import SentinelStrategy
 from titan.v1 import common_pb2, execution_pb2, trading_pb2
@@ -41,7 +41,7 @@ class Desk:
         self.core.apply_budget(budget(T0))
         self.core.apply_trading_state(trading_pb2.TradingState(mode=common_pb2.TRADING_MODE_ACTIVE, version=1))
         self.signals: list[trading_pb2.Signal] = []
-        self.events: list[sm.PhaseEvent] = []  # type: ignore[name-defined]
+        self.events: list[strategy.PhaseEvent] = []  # type: ignore[name-defined]
         self.version = 0
 
     def quote(self, basis_bps: float, spot: float = 40_000.0) -> None:
@@ -110,7 +110,7 @@ def test_entry_is_one_hedged_two_leg_signal_of_equal_notional() -> None:
     assert sig.metadata["hedge"] == "complete" and int(sig.metadata["hedge_deadline_ms"]) > 0
     assert sig.max_slippage_bps > 0 and sig.signature  # signed by the core
     assert desk.minute(30.0) == []  # in flight: no duplicate before its orders finish
-    ev = kinds(desk, sm.ENTRY_SENT)[0]
+    ev = kinds(desk, strategy.ENTRY_SENT)[0]
     assert Decimal(ev.get("funding_apr")) > 0
 
 
@@ -119,7 +119,7 @@ def test_no_entry_without_a_known_funding_interval() -> None:
     for i in range(20):
         desk.minute(2.0 + (i % 3))
     assert desk.minute(30.0) == []
-    assert kinds(desk, sm.ENTRY_BLOCKED)[-1].get("reason") == "funding_interval_unknown"
+    assert kinds(desk, strategy.ENTRY_BLOCKED)[-1].get("reason") == "funding_interval_unknown"
 
 
 def test_contract_only_when_holding_and_exit_on_convergence() -> None:
@@ -149,14 +149,14 @@ def test_expand_only_under_target() -> None:
     desk.position(common_pb2.INSTRUMENT_KIND_PERP, "-0.125")
     desk.done(entry)
     assert desk.minute(35.0) == []
-    assert kinds(desk, sm.ENTRY_BLOCKED)[-1].get("reason") == "at_target"
+    assert kinds(desk, strategy.ENTRY_BLOCKED)[-1].get("reason") == "at_target"
 
 
 def test_reverse_carry_is_refused_with_a_reason_and_never_sent() -> None:
     desk = Desk()
     desk.warm()
     assert desk.minute(-30.0) == []
-    refused = kinds(desk, sm.ENTRY_REFUSED)
+    refused = kinds(desk, strategy.ENTRY_REFUSED)
     assert refused and refused[-1].get("reason") == "reverse_carry_needs_spot_short"
     assert desk.strategy.counters["refused_reverse_carry"] == 1
 

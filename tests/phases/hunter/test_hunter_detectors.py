@@ -7,8 +7,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from titan.phases.hunter import context, liquidity, zones
-from titan.phases.hunter import structure as st
+from titan.phases.hunter import context, liquidity, structure, zones
 from titan.phases.hunter.engine import StructureEngine
 from titan.phases.hunter.flow import NotionalCVD
 from titan.phases.hunter.params import HunterParams
@@ -28,29 +27,29 @@ def series(*highs_lows: tuple[float, float]) -> list:
 # --- swings -------------------------------------------------------------------------------------
 def test_five_bar_fractal_known_two_bars_after_its_extreme() -> None:
     bars = series((10, 9), (11, 10), (13, 11), (12, 10.5), (11, 8), (12, 9), (15, 12))
-    found = st.swings(bars)
+    found = structure.swings(bars)
     assert [(s.side, s.index, s.price) for s in found] == [(Side.HIGH, 2, Decimal(13)), (Side.LOW, 4, Decimal(8))]
     assert found[0].known_at_ns == bars[4].close_ns and found[1].known_at_ns == bars[6].close_ns
     engine = StructureEngine("15m")
     reported = [engine.on_bar(b) for b in bars]
-    assert any(isinstance(e, st.Swing) for e in reported[4]) and not any(
-        isinstance(e, st.Swing) for step in reported[:4] for e in step)
+    assert any(isinstance(e, structure.Swing) for e in reported[4]) and not any(
+        isinstance(e, structure.Swing) for step in reported[:4] for e in step)
 
 
 def test_fewer_than_five_candles_have_no_swing() -> None:
     bars = series((10, 9), (11, 10), (13, 11), (12, 10.5))
-    assert st.swings(bars) == []
-    assert st.dealing_range([]) is None
+    assert structure.swings(bars) == []
+    assert structure.dealing_range([]) is None
     engine = StructureEngine("15m")
-    assert not [e for b in bars for e in engine.on_bar(b) if isinstance(e, st.Swing | st.StructureBreak)]
+    assert not [e for b in bars for e in engine.on_bar(b) if isinstance(e, structure.Swing | structure.StructureBreak)]
 
 
 def test_equal_highs_are_not_a_strict_fractal_but_are_one_merged_pool() -> None:
     bars = series((10, 9), (11, 10), (13, 11), (13, 11.5), (11, 8), (10, 7), (12, 9.5), (13.05, 11), (11, 8),
                   (10, 7))
-    strict = st.swings(bars)
+    strict = structure.swings(bars)
     assert not any(s.side is Side.HIGH and s.index in (2, 3) for s in strict)   # 13 = 13: no strict high
-    loose = st.swings(bars, st.FractalSpec(strict=False))
+    loose = structure.swings(bars, structure.FractalSpec(strict=False))
     assert {s.index for s in loose if s.side is Side.HIGH} == {2, 3, 7}
     pools = liquidity.pools(bars, [s for s in loose if s.side is Side.HIGH])
     merged = liquidity.merged(pools, bars[-1].close_ns)
@@ -59,29 +58,29 @@ def test_equal_highs_are_not_a_strict_fractal_but_are_one_merged_pool() -> None:
 
 def test_inside_bars_do_not_make_swings_or_gaps() -> None:
     bars = series((20, 10), (19, 11), (18, 12), (17, 13), (16, 14), (15.5, 14.5))
-    assert [s for s in st.swings(bars) if s.index > 0] == []
+    assert [s for s in structure.swings(bars) if s.index > 0] == []
     assert zones.gaps(bars) == []
 
 
 def test_break_uses_only_known_swings_and_trend_and_change_of_character() -> None:
     bars = series((10, 9), (11, 10), (13, 11), (12, 10.5), (11, 8), (12, 9), (15, 12))
-    found = st.swings(bars)
-    brk = st.breaks(bars, found)
+    found = structure.swings(bars)
+    brk = structure.breaks(bars, found)
     assert [(b.bias, b.index, b.swings) for b in brk] == [(Bias.BULLISH, 6, (2,))]
     assert brk[0].known_at_ns == bars[6].close_ns
-    bull = st.StructureBreak(Bias.BULLISH, 1, Decimal(1), (), 1)
-    bear = st.StructureBreak(Bias.BEARISH, 2, Decimal(1), (), 2)
-    assert st.trend_of([bull]) is Trend.RANGE
-    assert st.trend_of([bull, bull]) is Trend.BULL
-    assert st.trend_of([bear, bull, bear]) is Trend.BEAR
-    assert st.trend_of([bull, bear]) is Trend.RANGE
-    shift = st.character_change([bull, bull, bear])
+    bull = structure.StructureBreak(Bias.BULLISH, 1, Decimal(1), (), 1)
+    bear = structure.StructureBreak(Bias.BEARISH, 2, Decimal(1), (), 2)
+    assert structure.trend_of([bull]) is Trend.RANGE
+    assert structure.trend_of([bull, bull]) is Trend.BULL
+    assert structure.trend_of([bear, bull, bear]) is Trend.BEAR
+    assert structure.trend_of([bull, bear]) is Trend.RANGE
+    shift = structure.character_change([bull, bull, bear])
     assert shift is not None and shift.bias is Bias.BEARISH
-    assert st.character_change([bull, bull, bull]) is None
+    assert structure.character_change([bull, bull, bull]) is None
 
 
 def test_dealing_range_and_location() -> None:
-    rng = st.DealingRange(Decimal(200), Decimal(100))
+    rng = structure.DealingRange(Decimal(200), Decimal(100))
     assert rng.midpoint == 150
     assert rng.location(Decimal(156)) is Location.PREMIUM
     assert rng.location(Decimal(155)) is Location.EQUILIBRIUM
@@ -120,8 +119,8 @@ def test_order_block_is_the_last_opposite_candle_before_the_break() -> None:
     bars = [bar(0, 10, 10.5, 9.5, 10.2), bar(1, 10.2, 11, 10, 10.8), bar(2, 10.8, 13, 10.7, 12.5),
             bar(3, 12.5, 12.6, 11, 11.2), bar(4, 11.2, 11.5, 10.2, 10.4, v=3), bar(5, 10.4, 12, 10.3, 11.9),
             bar(6, 11.9, 13.5, 11.8, 13.4)]
-    found = st.swings(bars)
-    brk = st.breaks(bars, found)
+    found = structure.swings(bars)
+    brk = structure.breaks(bars, found)
     assert [(b.bias, b.index) for b in brk] == [(Bias.BULLISH, 6)]
     ob = zones.order_block_for(bars, brk[0])
     assert ob is not None and (ob.index, ob.low, ob.high) == (4, Decimal("10.2"), Decimal("11.5"))
@@ -130,7 +129,7 @@ def test_order_block_is_the_last_opposite_candle_before_the_break() -> None:
 
 def test_pool_sweep_and_strength_decay() -> None:
     bars = series((10, 9), (11, 10), (13, 11), (12, 10.5), (11, 8), (12, 9), (13.01, 10), (13.2, 12))
-    high = next(s for s in st.swings(bars) if s.side is Side.HIGH)
+    high = next(s for s in structure.swings(bars) if s.side is Side.HIGH)
     pool = liquidity.pool_at(bars, high)
     assert liquidity.sweep_by(pool, bars[6], 6) is None            # 13.01 is within 0.1 % of 13
     sweep = liquidity.sweep_by(pool, bars[7], 7)
@@ -157,7 +156,7 @@ def test_swing_exactly_at_the_london_open_belongs_to_london_and_judas() -> None:
     assert tracker.range_of(T0, Session.ASIAN, T0 + 6 * HOUR_NS - 1) is None    # not over yet
     london = [hl(26, 100, 99), hl(27, 101, 99.5), hl(28, 104, 100), hl(29, 102, 100), hl(30, 101, 99)]
     bars = [*asian[-2:], *london]
-    found = st.swings(bars)
+    found = structure.swings(bars)
     swing = next(s for s in found if s.side is Side.HIGH and s.price == 104)
     assert session_of(swing.open_ns) is Session.LONDON and swing.open_ns == T0 + 7 * HOUR_NS
     judas = tracker.judas(Decimal(104), T0 + 7 * HOUR_NS + TF)

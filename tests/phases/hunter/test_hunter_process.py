@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from titan.core.catalog import Catalog
-from titan.core.money import D
+from titan.core.money import to_decimal
 from titan.v1 import trading_pb2
 
 from ...e2e.chain import organism
@@ -68,4 +68,6 @@ async def test_simulator_to_hunter_to_paper_fill_in_postgres(
         fills = await ledger.fills("hunter")
         mine = [f for f in fills if f.client_order_id in set(entries[-1].ack.client_order_ids)]
         assert mine and all(f.symbol == "BTCUSDT" and f.side == sig.legs[0].side for f in mine)
-        assert sum(D(f.quantity) * D(f.price) for f in mine) <= D(sig.legs[0].size_quote) * D("1.01")
+        assert sum(to_decimal(f.quantity) * to_decimal(f.price) for f in mine) <= to_decimal(
+            sig.legs[0].size_quote
+        ) * to_decimal("1.01")

@@ -19,8 +19,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from titan.phases.hunter import structure as st
-from titan.phases.hunter import zones
+from titan.phases.hunter import structure, zones
 from titan.phases.hunter.bars import Bar
 from titan.phases.hunter.engine import StructureEngine
 
@@ -41,13 +40,13 @@ def frame(bars: Sequence[Bar]) -> object:
     })
 
 
-def alternate(found: list[st.Swing]) -> list[st.Swing]:
+def alternate(found: list[structure.Swing]) -> list[structure.Swing]:
     """smc's filter: of consecutive swings on one side keep the most extreme (the earlier on a tie)."""
-    out: list[st.Swing] = []
+    out: list[structure.Swing] = []
     for sw in found:
         if out and out[-1].side is sw.side:
             prev = out[-1]
-            better = sw.price > prev.price if sw.side is st.Side.HIGH else sw.price < prev.price
+            better = sw.price > prev.price if sw.side is structure.Side.HIGH else sw.price < prev.price
             if better:
                 out[-1] = sw
             continue
@@ -63,7 +62,9 @@ def test_fair_value_gaps_equal_smartmoneyconcepts(timeframe: str) -> None:
     expected = [(int(i), int(r.FVG), float(r.Top), float(r.Bottom)) for i, r in rows.iterrows()]
     ours = zones.gaps(bars)
     assert len(ours) > 100
-    assert [(g.index, 1 if g.bias is st.Bias.BULLISH else -1, float(g.top), float(g.bottom)) for g in ours] == expected
+    assert [
+        (g.index, 1 if g.bias is structure.Bias.BULLISH else -1, float(g.top), float(g.bottom)) for g in ours
+    ] == expected
     for g in ours:
         assert g.known_at_ns == bars[g.index + 1].close_ns
     # smc's "mitigated" index (0 = never) is the first candle trading into the gap.
@@ -81,13 +82,13 @@ def test_swings_equal_smartmoneyconcepts(timeframe: str, length: int) -> None:
     n = len(bars)
     expected = [(int(i), int(r.HighLow), float(r.Level)) for i, r in theirs.dropna(subset=["HighLow"]).iterrows()
                 if 0 < int(i) < n - 1]
-    raw = st.swings(bars, st.FractalSpec(left=length - 1, right=length, strict=False))
+    raw = structure.swings(bars, structure.FractalSpec(left=length - 1, right=length, strict=False))
     for sw in raw:  # each known when the length-th bar after it closes, never earlier
         assert sw.known_at_ns == bars[sw.index + length].close_ns
-    highs = {sw.index for sw in raw if sw.side is st.Side.HIGH}
-    raw = [sw for sw in raw if sw.side is st.Side.HIGH or sw.index not in highs]  # smc: a high wins
+    highs = {sw.index for sw in raw if sw.side is structure.Side.HIGH}
+    raw = [sw for sw in raw if sw.side is structure.Side.HIGH or sw.index not in highs]  # smc: a high wins
     # smc's rolling(2L) over the shifted series needs 2L values: nothing before bar 2L − 1.
     raw = [sw for sw in raw if sw.index >= 2 * length - 1]
-    ours = [(sw.index, 1 if sw.side is st.Side.HIGH else -1, float(sw.price)) for sw in alternate(raw)]
+    ours = [(sw.index, 1 if sw.side is structure.Side.HIGH else -1, float(sw.price)) for sw in alternate(raw)]
     assert len(ours) > 20
     assert ours == expected
