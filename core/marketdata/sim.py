@@ -47,7 +47,7 @@ import math
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -290,6 +290,36 @@ class _Minute:
 
 
 @dataclass
+class _Happened:
+    """What a symbol's minute brings besides its path: the trade-rate multiplier per second, dense
+    bursts, liquidations, and whether open interest jumped."""
+
+    stress: F64
+    bursts: list[tuple[int, int, float, int]] = field(default_factory=list)
+    liquidations: list[tuple[int, int, float]] = field(default_factory=list)
+    oi_changed: bool = False
+
+
+class _RunDraws(NamedTuple):
+    """A stop-run's draws, made every minute: the overshoot (minute-vols), the seconds of the fall
+    back, and the rejection (minute-vols inside the range)."""
+
+    overshoot_k: float
+    fall: int
+    reject_k: float
+
+
+@dataclass(frozen=True)
+class _Script:
+    """Where the path stands to the next scripted run: its minute ``ahead`` of this one (-1: none),
+    the second of its break when that minute is this one (else 0), and whether it steers now."""
+
+    ahead: int
+    rise: int
+    steering: bool
+
+
+@dataclass
 class SimStats:
     """What the simulator did (for tests and the docs)."""
 
@@ -509,13 +539,12 @@ class _Generator:
         return level, d
 
     def _start_run(self, st: _Sym, m0: int, y: F64, level: float, d: int, vol: float, rise: int,
-                   draws: tuple[float, int, float], bursts: list[tuple[int, int, float, int]],
-                   liqs: list[tuple[int, int, float]], scripted: bool = False) -> None:
+                   draws: _RunDraws, happened: _Happened, scripted: bool = False) -> None:
         """A stop-run: up to ``level`` by second ``rise`` - 1 (never beyond it), the break at second
         ``rise``, then a rejection that ends inside the range and stays in the path. A scripted run
         breaks by ``scripted_overshoot_bps`` (the natural draw mapped onto that range) on a short burst."""
         cfg = self.cfg
-        overshoot_k, fall, reject_k = draws
+        overshoot_k = draws.overshoot_k
         if scripted:
             (k_lo, k_hi), (b_lo, b_hi) = cfg.trap_overshoot_vol, cfg.scripted_overshoot_bps
             u = (overshoot_k - k_lo) / (k_hi - k_lo) if k_hi > k_lo else 0.5
@@ -524,149 +553,170 @@ class _Generator:
         gap = level - y[:rise]
         approach = np.minimum(ramp, gap) if d > 0 else np.maximum(ramp, gap)
         sweep = level + d * overshoot_k * vol - float(y[rise])
-        st.carry = -d * reject_k * vol
-        down = np.linspace(sweep, st.carry, fall + 1)[1:]
+        st.carry = -d * draws.reject_k * vol
+        down = np.linspace(sweep, st.carry, draws.fall + 1)[1:]
         st.overlay = [*approach.tolist(), sweep, *down.tolist()]
         st.cooldown = cfg.trap_cooldown_min
         self.stats.traps += 1
         self.stats.trap_log.append((m0 + rise * NS_PER_S, st.spec.symbol, d, math.exp(level)))
-        bursts.append((rise, d, 1.0, cfg.scripted_burst_ms if scripted else 0))
+        happened.bursts.append((rise, d, 1.0, cfg.scripted_burst_ms if scripted else 0))
         # the break runs stops: shorts squeezed above the high (BUY liquidations), longs below
         oi = math.exp(st.log_oi)
         removed = oi * 0.002 * overshoot_k
         st.log_oi = math.log(oi - removed)
         side = int(BUY if d > 0 else SELL)
-        liqs.extend((rise, side, removed / 3) for _ in range(3))
+        happened.liquidations.extend((rise, side, removed / 3) for _ in range(3))
+        happened.oi_changed = True
 
     def _path_minute(self, m0: int) -> list[_Minute]:
-        cfg, rng = self.cfg, self.path
+        """Every symbol's path over the minute starting at ``m0``: the regime steps, then each symbol
+        moves on shocks correlated across symbols. The path's random draws come in a fixed order
+        (the regime, the shared and own shocks, then each symbol's in turn), so a seed gives one path."""
         self._step_regime()
         # scripted runs: the next one steers the path for scripted_steer_min minutes, then breaks
         while self.scripted and self.scripted[0][0] < m0:
             self.scripted.pop(0)
         ahead = (self.scripted[0][0] - m0) // MINUTE_NS if self.scripted else -1  # minutes before its own
-        scripted_rise = self.scripted[0][1] if ahead == 0 else 0
-        steering = 0 < ahead <= cfg.scripted_steer_min
-        r = self.regime
-        n_sym = len(self.syms)
-        common = rng.standard_normal(60)
-        idio = rng.standard_normal((n_sym, 60))
-        rho = cfg.correlation
-        out: list[_Minute] = []
-        for i, st in enumerate(self.syms):
-            sp = st.spec
-            var_r = (cfg.regime_vol[r] * sp.vol_scale) ** 2
-            omega = var_r * (1 - cfg.garch_alpha - cfg.garch_beta)
-            st.h = omega + cfg.garch_alpha * st.eps_prev**2 + cfg.garch_beta * st.h
-            sd_s = math.sqrt(st.h / 60)
-            z = rho * common + math.sqrt(1 - rho * rho) * idio[i]
-            steps = z * sd_s
-            st.eps_prev = float(steps.sum())
-            stress = np.ones(60)
-            bursts: list[tuple[int, int, float, int]] = []
-            liqs: list[tuple[int, int, float]] = []
-            oi_changed = False
-            noise = rng.standard_normal(60) * self.basis_noise
-            # jump, maybe a liquidation cascade
-            jump_u, jump_sec, jump_size = rng.random(), int(rng.integers(60)), float(rng.laplace(0, cfg.jump_scale))
-            if jump_u < cfg.jump_prob_per_min[r]:
-                self.stats.jumps += 1
-                steps[jump_sec] += jump_size
-                if abs(jump_size) > cfg.cascade_threshold:
-                    self.stats.cascades += 1
-                    self.stats.cascade_log.append((m0 + jump_sec * NS_PER_S, sp.symbol, 1 if jump_size > 0 else -1))
-                    drop = min(0.3, cfg.cascade_oi_drop_per_pct * abs(jump_size) * 100)
-                    oi = math.exp(st.log_oi)
-                    removed = oi * drop
-                    st.log_oi = math.log(oi - removed)
-                    oi_changed = True
-                    noise[jump_sec] += cfg.cascade_basis_beta * jump_size
-                    end = min(60, jump_sec + 10)
-                    stress[jump_sec:end] = cfg.cascade_activity
-                    bursts.append((jump_sec, 1 if jump_size > 0 else -1, cfg.cascade_burst_scale, 0))
-                    # longs liquidated in a fall (SELL orders), shorts in a rise (BUY orders)
-                    side = int(SELL if jump_size < 0 else BUY)
-                    parts = rng.dirichlet(np.ones(8))
-                    secs = rng.integers(jump_sec, end, size=8)
-                    liqs.extend((int(s_), side, float(removed * w)) for s_, w in zip(secs, parts, strict=True))
-            vol = math.sqrt(st.h)
-            if steering:
-                if not st.steer:
-                    st.steer_level, st.steer = self._scripted_target(st)
-                if st.steer:  # drift to just inside the extreme, closing the gap by the run's minute
-                    aim = st.steer_level - st.steer * cfg.scripted_margin_vol * vol
-                    steps += (aim - st.x - math.log1p(st.basis)) / ahead / 60
-            x = st.x + np.cumsum(steps)
+        script = _Script(
+            ahead=ahead,
+            rise=self.scripted[0][1] if ahead == 0 else 0,
+            steering=0 < ahead <= self.cfg.scripted_steer_min,
+        )
+        common = self.path.standard_normal(60)
+        own = self.path.standard_normal((len(self.syms), 60))
+        rho = self.cfg.correlation
+        return [
+            self._symbol_minute(st, m0, rho * common + math.sqrt(1 - rho * rho) * own[i], script)
+            for i, st in enumerate(self.syms)
+        ]
+
+    def _symbol_minute(self, st: _Sym, m0: int, shocks: F64, script: _Script) -> _Minute:
+        """One symbol's minute from its unit ``shocks`` per second: GARCH steps, a jump, the steering
+        before a scripted run, the basis, a stop-run and its overlay, and open interest."""
+        cfg = self.cfg
+        var_r = (cfg.regime_vol[self.regime] * st.spec.vol_scale) ** 2
+        omega = var_r * (1 - cfg.garch_alpha - cfg.garch_beta)
+        st.h = omega + cfg.garch_alpha * st.eps_prev**2 + cfg.garch_beta * st.h
+        sd_s = math.sqrt(st.h / 60)
+        steps = shocks * sd_s
+        st.eps_prev = float(steps.sum())
+        happened = _Happened(stress=np.ones(60))
+        noise = self.path.standard_normal(60) * self.basis_noise
+        self._jump(st, m0, steps, noise, happened)
+        vol = math.sqrt(st.h)
+        if script.steering:
+            self._steer(st, steps, vol, script.ahead)
+        x = st.x + np.cumsum(steps)
+        st.x = float(x[-1])
+        # basis: exact OU per second, b_k - mu = phi^(k+1) (b_-1 - mu + sum_j phi^-(j+1) e_j)
+        mu = cfg.basis_mean
+        b = mu + self.phi_pow * (st.basis - mu + np.cumsum(noise * self.phi_inv_pow))
+        st.basis = float(b[-1])
+        log_b = np.log1p(b)
+        if script.steering and st.steer:  # ...and never through it before the run: it stays the extreme
+            edge = st.steer_level - st.steer * STEER_CEILING_VOL * vol - log_b
+            x = np.minimum(x, edge) if st.steer > 0 else np.maximum(x, edge)
             st.x = float(x[-1])
-            # basis: exact OU per second, b_k - mu = phi^(k+1) (b_-1 - mu + sum_j phi^-(j+1) e_j)
-            mu = cfg.basis_mean
-            b = mu + self.phi_pow * (st.basis - mu + np.cumsum(noise * self.phi_inv_pow))
-            st.basis = float(b[-1])
-            log_b = np.log1p(b)
-            if steering and st.steer:  # ...and never through it before the run: it stays the extreme
-                edge = st.steer_level - st.steer * STEER_CEILING_VOL * vol - log_b
-                x = np.minimum(x, edge) if st.steer > 0 else np.maximum(x, edge)
-                st.x = float(x[-1])
-            # stop-run at a range extreme of the perp (overlay on top of the path)
-            if st.cooldown > 0:
-                st.cooldown -= 1
-            armed_u = rng.random()
-            overshoot_k = rng.uniform(*cfg.trap_overshoot_vol)
-            rise = int(rng.integers(cfg.trap_rise_s[0], cfg.trap_rise_s[1] + 1))
-            fall = int(rng.integers(cfg.trap_fall_s[0], cfg.trap_fall_s[1] + 1))
-            reject_k = rng.uniform(*cfg.trap_rejection_vol)
-            shortest = min(cfg.trap_lookback_min, default=0)
-            draws = (overshoot_k, fall, reject_k)
-            y = x + log_b
-            if scripted_rise:
-                level, d = (st.steer_level, st.steer) if st.steer else self._scripted_target(st)
-                st.steer = 0
-                if d and not st.overlay:  # (a natural run still under way takes its place)
-                    self._start_run(st, m0, y, level, d, vol, scripted_rise, draws, bursts, liqs, scripted=True)
-                    self.stats.scripted_runs += 1
-                    oi_changed = True
-            elif (not st.overlay and not st.steer and st.cooldown == 0 and cfg.trap_prob_per_min > 0
-                    and st.highs.n >= max(1, shortest // 2)):
-                level, d = self._trap_level(st, y, vol)
-                if d and armed_u < cfg.trap_prob_per_min:
-                    self._start_run(st, m0, y, level, d, vol, rise, draws, bursts, liqs)
-                    oi_changed = True
-            overlay = np.zeros(60)
-            if st.overlay:
-                take = st.overlay[:60]
-                overlay[: len(take)] = take
-                del st.overlay[:60]
-                stress[: len(take)] = np.maximum(stress[: len(take)], cfg.trap_activity)
-                if not st.overlay:  # the run is over: the rejection becomes part of the path
-                    overlay[len(take) :] = st.carry
-                    st.x += st.carry
-                    st.carry = 0.0
-            obs = x + overlay
-            perp_log = obs + log_b
-            st.highs.push(float(perp_log.max()))
-            st.lows.push(float(perp_log.min()))
-            # open interest
-            st.log_oi = (
-                st.log_oi_target
-                + (st.log_oi - st.log_oi_target) * self.oi_phi
-                + cfg.oi_vol_per_min * float(rng.standard_normal())
-            )
-            index = np.exp(obs)
-            dobs = np.diff(obs, prepend=obs[0] - steps[0])
-            out.append(
-                _Minute(
-                    index=index,
-                    mark=index * (1 + b),
-                    ret_abs=np.abs(dobs) / max(sd_s, 1e-12),
-                    direction=np.tanh(dobs / max(sd_s, 1e-12)),
-                    stress=stress,
-                    bursts=bursts,
-                    liquidations=liqs,
-                    oi=math.exp(st.log_oi),
-                    oi_changed=oi_changed,
-                )
-            )
-        return out
+        self._stop_run(st, m0, x + log_b, vol, script.rise, happened)
+        obs = x + self._overlay(st, happened.stress)
+        perp_log = obs + log_b
+        st.highs.push(float(perp_log.max()))
+        st.lows.push(float(perp_log.min()))
+        st.log_oi = (
+            st.log_oi_target
+            + (st.log_oi - st.log_oi_target) * self.oi_phi
+            + cfg.oi_vol_per_min * float(self.path.standard_normal())
+        )
+        index = np.exp(obs)
+        dobs = np.diff(obs, prepend=obs[0] - steps[0])
+        return _Minute(
+            index=index,
+            mark=index * (1 + b),
+            ret_abs=np.abs(dobs) / max(sd_s, 1e-12),
+            direction=np.tanh(dobs / max(sd_s, 1e-12)),
+            stress=happened.stress,
+            bursts=happened.bursts,
+            liquidations=happened.liquidations,
+            oi=math.exp(st.log_oi),
+            oi_changed=happened.oi_changed,
+        )
+
+    def _jump(self, st: _Sym, m0: int, steps: F64, noise: F64, happened: _Happened) -> None:
+        """Maybe a jump in ``steps`` this minute; a large one sets off a liquidation cascade: open
+        interest removed, the basis pushed, a burst of trades and the liquidations."""
+        cfg, rng = self.cfg, self.path
+        jump_u, jump_sec, jump_size = rng.random(), int(rng.integers(60)), float(rng.laplace(0, cfg.jump_scale))
+        if jump_u >= cfg.jump_prob_per_min[self.regime]:
+            return
+        self.stats.jumps += 1
+        steps[jump_sec] += jump_size
+        if abs(jump_size) <= cfg.cascade_threshold:
+            return
+        self.stats.cascades += 1
+        self.stats.cascade_log.append((m0 + jump_sec * NS_PER_S, st.spec.symbol, 1 if jump_size > 0 else -1))
+        drop = min(0.3, cfg.cascade_oi_drop_per_pct * abs(jump_size) * 100)
+        oi = math.exp(st.log_oi)
+        removed = oi * drop
+        st.log_oi = math.log(oi - removed)
+        happened.oi_changed = True
+        noise[jump_sec] += cfg.cascade_basis_beta * jump_size
+        end = min(60, jump_sec + 10)
+        happened.stress[jump_sec:end] = cfg.cascade_activity
+        happened.bursts.append((jump_sec, 1 if jump_size > 0 else -1, cfg.cascade_burst_scale, 0))
+        # longs liquidated in a fall (SELL orders), shorts in a rise (BUY orders)
+        side = int(SELL if jump_size < 0 else BUY)
+        parts = rng.dirichlet(np.ones(8))
+        secs = rng.integers(jump_sec, end, size=8)
+        happened.liquidations.extend((int(sec), side, float(removed * w)) for sec, w in zip(secs, parts, strict=True))
+
+    def _steer(self, st: _Sym, steps: F64, vol: float, ahead: int) -> None:
+        """Before a scripted run: drift ``steps`` to just inside the extreme it will break, closing the
+        gap by the run's minute (``ahead`` minutes away)."""
+        if not st.steer:
+            st.steer_level, st.steer = self._scripted_target(st)
+        if st.steer:
+            aim = st.steer_level - st.steer * self.cfg.scripted_margin_vol * vol
+            steps += (aim - st.x - math.log1p(st.basis)) / ahead / 60
+
+    def _stop_run(self, st: _Sym, m0: int, y: F64, vol: float, scripted_rise: int, happened: _Happened) -> None:
+        """A stop-run at a range extreme of the perp (log path ``y``) starting this minute, if one is
+        due: the scripted one at second ``scripted_rise``, else maybe a natural one. The run's draws
+        are made every minute, run or not, so the path's stream does not depend on runs."""
+        cfg, rng = self.cfg, self.path
+        if st.cooldown > 0:
+            st.cooldown -= 1
+        armed_u = rng.random()
+        overshoot_k = rng.uniform(*cfg.trap_overshoot_vol)
+        rise = int(rng.integers(cfg.trap_rise_s[0], cfg.trap_rise_s[1] + 1))
+        fall = int(rng.integers(cfg.trap_fall_s[0], cfg.trap_fall_s[1] + 1))
+        reject_k = rng.uniform(*cfg.trap_rejection_vol)
+        draws = _RunDraws(overshoot_k, fall, reject_k)
+        if scripted_rise:
+            level, d = (st.steer_level, st.steer) if st.steer else self._scripted_target(st)
+            st.steer = 0
+            if d and not st.overlay:  # (a natural run still under way takes its place)
+                self._start_run(st, m0, y, level, d, vol, scripted_rise, draws, happened, scripted=True)
+                self.stats.scripted_runs += 1
+        elif (not st.overlay and not st.steer and st.cooldown == 0 and cfg.trap_prob_per_min > 0
+                and st.highs.n >= max(1, min(cfg.trap_lookback_min, default=0) // 2)):
+            level, d = self._trap_level(st, y, vol)
+            if d and armed_u < cfg.trap_prob_per_min:
+                self._start_run(st, m0, y, level, d, vol, rise, draws, happened)
+
+    def _overlay(self, st: _Sym, stress: F64) -> F64:
+        """This minute's share of a run's overlay (log price per second; zeros without a run), with
+        the trade rate raised while it lasts; once the run is over, its rejection joins the path."""
+        overlay = np.zeros(60)
+        if st.overlay:
+            take = st.overlay[:60]
+            overlay[: len(take)] = take
+            del st.overlay[:60]
+            stress[: len(take)] = np.maximum(stress[: len(take)], self.cfg.trap_activity)
+            if not st.overlay:  # the run is over: the rejection becomes part of the path
+                overlay[len(take) :] = st.carry
+                st.x += st.carry
+                st.carry = 0.0
+        return overlay
 
     @staticmethod
     def _units(sp: SymbolSpec, mp: _Minute) -> tuple[I64, I64]:
