@@ -14,7 +14,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -246,27 +246,19 @@ async def prepare_backends(settings: Settings) -> None:
     await ledger.close()
 
 
-async def run_organism(
-    org: Organism, specs: list[ChildSpec], *, headless: bool, duration_s: float | None, console: Console,
-    watched_servers: Sequence[str] = (),
-) -> int:
-    st = org.settings
-    view = OrganismView(run=org.run)
-    servers = InfraWatch(st, list(watched_servers))
+def log_child_event(kind: str, child: ChildState) -> None:
+    """The supervisor's report of a child that crashed (and is restarted) or failed for good."""
+    extra = {"child": child.spec.name, "exit_code": child.last_exit, "restarts": child.restarts}
+    if kind == "crashed":
+        log.error("child crashed", extra=extra)
+    elif kind == "failed":
+        log.error("child failed: %s (exit %s after %d restarts); stopping the organism",
+                  child.spec.name, child.last_exit, child.restarts, extra=extra)
 
-    def on_child(kind: str, child: ChildState) -> None:
-        if kind == "crashed":
-            log.error("child crashed", extra={"child": child.spec.name, "exit_code": child.last_exit,
-                                              "restarts": child.restarts})
-        elif kind == "failed":
-            log.error("child failed: %s (exit %s after %d restarts); stopping the organism",
-                      child.spec.name, child.last_exit, child.restarts,
-                      extra={"child": child.spec.name, "exit_code": child.last_exit, "restarts": child.restarts})
 
-    sup = Supervisor(specs, on_event=on_child)
-    run_file = run_info_path(st)
-    write_run_info(run_file, org, specs)
-    nc = await connect(st.nats_url, "titan-up-view")
+async def follow_the_bus(nc: Any, settings: Settings, view: OrganismView) -> list[Any]:
+    """Subscribe ``view`` to the organism's events and to the marks and trades of the market: the
+    subscriptions, to unsubscribe at the end. A message the view cannot read is skipped."""
 
     async def on_event(msg: object) -> None:
         try:
@@ -281,8 +273,70 @@ async def run_organism(
         with contextlib.suppress(Exception):
             view.apply_market(market_pb2.MarketEvent.FromString(msg.data))  # type: ignore[attr-defined]
 
-    sub = await nc.subscribe(st.catalog.events_all, cb=on_event)
-    marks = [await nc.subscribe(st.catalog.md_filter(kind=kind), cb=on_market) for kind in ("mark", "trade")]
+    events = await nc.subscribe(settings.catalog.events_all, cb=on_event)
+    return [events, *[await nc.subscribe(settings.catalog.md_filter(kind=kind), cb=on_market)
+                      for kind in ("mark", "trade")]]
+
+
+async def log_summaries(running: Callable[[], bool], stop: asyncio.Event, view: OrganismView, sup: Supervisor,
+                        servers: InfraWatch) -> None:
+    """Headless: one summary line every 5 s (the view, the children, the servers) while running."""
+    next_log = 0.0
+    while running():
+        if time.monotonic() >= next_log:
+            children = {c.spec.name: {"pid": c.pid, "restarts": c.restarts} for c in sup.children}
+            log.info("organism", extra={"summary": json.dumps(view.summary()),
+                                        "children": json.dumps(children),
+                                        "servers": json.dumps(servers.summary())})
+            next_log = time.monotonic() + 5
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=0.25)
+
+
+async def show_screen(running: Callable[[], bool], stop: asyncio.Event, view: OrganismView, sup: Supervisor,
+                      servers: InfraWatch, console: Console) -> None:
+    """The live screen, redrawn twice a second while running, with a red line over it while a
+    server is down or a child failed."""
+
+    def screen() -> Any:
+        alerts = servers.outages() + [f"{c.spec.name} FAILED (exit {c.last_exit})" for c in sup.failed()]
+        if not alerts:
+            return view.render(console.size.width, console.size.height)
+        alert = Text(" | ".join(alerts), style="bold white on red", overflow="ellipsis", no_wrap=True)
+        return Group(alert, view.render(console.size.width, console.size.height - 1))
+
+    with Live(screen(), console=console, refresh_per_second=2, screen=False) as live:
+        while running():
+            live.update(screen())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+
+
+def report_failed(sup: Supervisor) -> int:
+    """1, with a line on stderr per child that failed for good, or 0 when none did."""
+    failed = sup.failed()
+    for c in failed:
+        why = f"kept crashing ({c.restarts} restarts)" if c.spec.restart else "failed"
+        typer.secho(f"titan up stopped: {c.spec.name} {why}, last exit code {c.last_exit}; see {c.spec.log_file}",
+                    err=True, fg=typer.colors.RED)
+    return 1 if failed else 0
+
+
+async def run_organism(
+    org: Organism, specs: list[ChildSpec], *, headless: bool, duration_s: float | None, console: Console,
+    watched_servers: Sequence[str] = (),
+) -> int:
+    """Start the children in order, keep them running (restarts while the later ones start too),
+    show the organism until a stop request, the duration's end or a child that failed for good,
+    then stop everything: the exit code (1 when a child failed)."""
+    st = org.settings
+    view = OrganismView(run=org.run)
+    servers = InfraWatch(st, list(watched_servers))
+    sup = Supervisor(specs, on_event=log_child_event)
+    run_file = run_info_path(st)
+    write_run_info(run_file, org, specs)
+    nc = await connect(st.nats_url, "titan-up-view")
+    subscriptions = await follow_the_bus(nc, st, view)
     stop = stop_on_signals()
     servers_stop = asyncio.Event()
     servers_watcher = asyncio.create_task(servers.run(servers_stop))
@@ -296,47 +350,20 @@ async def run_organism(
         await sup.start(until=stop)  # a stop request (Ctrl-C, SIGTERM) cuts the start short
         deadline = time.monotonic() + duration_s if duration_s else None
         if headless:
-            next_log = 0.0
-            while running():
-                if time.monotonic() >= next_log:
-                    children = {c.spec.name: {"pid": c.pid, "restarts": c.restarts} for c in sup.children}
-                    log.info("organism", extra={"summary": json.dumps(view.summary()),
-                                                "children": json.dumps(children),
-                                                "servers": json.dumps(servers.summary())})
-                    next_log = time.monotonic() + 5
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=0.25)
+            await log_summaries(running, stop, view, sup, servers)
         else:
-            def screen() -> Any:
-                alerts = servers.outages() + [f"{c.spec.name} FAILED (exit {c.last_exit})" for c in sup.failed()]
-                if not alerts:
-                    return view.render(console.size.width, console.size.height)
-                alert = Text(" | ".join(alerts), style="bold white on red", overflow="ellipsis", no_wrap=True)
-                return Group(alert, view.render(console.size.width, console.size.height - 1))
-
-            with Live(screen(), console=console, refresh_per_second=2, screen=False) as live:
-                while running():
-                    live.update(screen())
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=0.5)
+            await show_screen(running, stop, view, sup, servers, console)
     finally:
         await sup.stop()
         await watcher
         servers_stop.set()
         await servers_watcher
-        for s in (sub, *marks):
-            await s.unsubscribe()
+        for subscription in subscriptions:
+            await subscription.unsubscribe()
         await nc.close()
         run_file.unlink(missing_ok=True)
     log.info("organism stopped", extra={"summary": json.dumps(view.summary())})
-    failed = sup.failed()
-    if failed:
-        for c in failed:
-            why = f"kept crashing ({c.restarts} restarts)" if c.spec.restart else "failed"
-            typer.secho(f"titan up stopped: {c.spec.name} {why}, last exit code {c.last_exit}; see {c.spec.log_file}",
-                        err=True, fg=typer.colors.RED)
-        return 1
-    return 0
+    return report_failed(sup)
 
 
 def up_command(

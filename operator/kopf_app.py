@@ -160,7 +160,38 @@ def build_registry(config: OperatorConfig | None = None,
     """Register the Brain's handlers (on a fresh registry unless one is given)."""
     cfg = config or OperatorConfig.from_env()
     reg = registry if registry is not None else kopf.OperatorRegistry()
+    register_lifecycle(reg, cfg)
+    register_resources(reg)
+    return reg
 
+
+def configure_kopf(settings: kopf.OperatorSettings) -> None:
+    """kopf's settings for the Brain: state in annotations, its own posts only from warnings up."""
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX)
+    settings.posting.level = logging.WARNING   # kopf's own posts; the Brain's Events: Shell.event
+    settings.watching.server_timeout = 300
+    settings.batching.worker_limit = 8
+    # Serve the namespaces named at start and the CRDs that exist then (discovery only): no
+    # namespace list/watch, which the chart's namespaced Role does not grant (kopf would retry it
+    # for about a minute before it starts).
+    settings.scanning.disabled = True
+
+
+async def close_shell(shell: Shell) -> None:
+    """Stop deciding, then close the runtime, NATS and the API client."""
+    if shell.deciding is not None:
+        shell.deciding.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await shell.deciding
+    await shell.runtime.close()
+    await shell.runtime.nc.close()
+    shell.kube.close()
+
+
+def register_lifecycle(reg: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
+    """The operator's login, start (NATS, the runtime, the deciding loop, metrics), clean-up and
+    liveness probe."""
     target = KubeTarget(server=cfg.kube_server, context=cfg.kube_context)
 
     @kopf.on.login(registry=reg)
@@ -175,18 +206,9 @@ def build_registry(config: OperatorConfig | None = None,
 
     @kopf.on.startup(registry=reg)
     async def startup(**kwargs: Any) -> None:
-        settings: kopf.OperatorSettings = kwargs["settings"]
         memo: kopf.Memo = kwargs["memo"]
         logger: logging.Logger = kwargs["logger"]
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX)
-        settings.posting.level = logging.WARNING   # kopf's own posts; the Brain's Events: Shell.event
-        settings.watching.server_timeout = 300
-        settings.batching.worker_limit = 8
-        # Serve the namespaces named at start and the CRDs that exist then (discovery only): no
-        # namespace list/watch, which the chart's namespaced Role does not grant (kopf would retry it
-        # for about a minute before it starts).
-        settings.scanning.disabled = True
+        configure_kopf(kwargs["settings"])
         tasks_on_request(asyncio.get_running_loop())  # kill -USR1: threads' stacks, then kopf's tasks too
         nc = await connect(cfg.nats_url, "titan-brain")
         runtime = BrainRuntime(nc, Catalog(cfg.catalog_namespace), cfg.clock)
@@ -207,13 +229,7 @@ def build_registry(config: OperatorConfig | None = None,
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         shell: Shell | None = memo.get("shell")
         if shell is not None:
-            if shell.deciding is not None:
-                shell.deciding.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await shell.deciding
-            await shell.runtime.close()
-            await shell.runtime.nc.close()
-            shell.kube.close()
+            await close_shell(shell)
 
     @kopf.on.probe(id="lastDecisionAgeSeconds", registry=reg)
     def probe(memo: kopf.Memo, **_: Any) -> float | None:
@@ -221,6 +237,12 @@ def build_registry(config: OperatorConfig | None = None,
         if shell is None or shell.runtime.last_decision is None:
             return None
         return (shell.config.clock.now_ns() - shell.runtime.last_decision.ts_ns) / NS_PER_S
+
+
+def register_resources(reg: kopf.OperatorRegistry) -> None:
+    """The indexes of TitanPhases and TitanBrains, and a reconcile on each change of either's spec
+    (a phase's params published to the parameters bucket first). The handlers' ids are given, not
+    taken from where the functions are defined: kopf keys its progress annotations by them."""
 
     @kopf.index(GROUP, VERSION, "titanphases", id="titan_phases", registry=reg)
     def titan_phases(**kw: Any) -> dict[str, Any]:
@@ -233,9 +255,9 @@ def build_registry(config: OperatorConfig | None = None,
                                   "core": copy.deepcopy(dict(kw["status"].get("core") or {})),
                                   "generation": kw["meta"].get("generation")}}
 
-    @kopf.on.resume(GROUP, VERSION, "titanphases", registry=reg)
-    @kopf.on.create(GROUP, VERSION, "titanphases", registry=reg)
-    @kopf.on.update(GROUP, VERSION, "titanphases", field="spec", registry=reg)
+    @kopf.on.resume(GROUP, VERSION, "titanphases", id="phase_changed", registry=reg)
+    @kopf.on.create(GROUP, VERSION, "titanphases", id="phase_changed", registry=reg)
+    @kopf.on.update(GROUP, VERSION, "titanphases", field="spec", id="phase_changed", registry=reg)
     async def phase_changed(**kw: Any) -> None:
         shell: Shell = kw["memo"]["shell"]
         params = copy.deepcopy(dict(kw["spec"].get("params") or {}))
@@ -244,13 +266,11 @@ def build_registry(config: OperatorConfig | None = None,
                               f"spec.params published to the parameters bucket ({len(params)} keys)", kw["logger"])
         await _reconcile_from(kw)
 
-    @kopf.on.resume(GROUP, VERSION, "titanbrains", registry=reg)
-    @kopf.on.create(GROUP, VERSION, "titanbrains", registry=reg)
-    @kopf.on.update(GROUP, VERSION, "titanbrains", field="spec", registry=reg)
+    @kopf.on.resume(GROUP, VERSION, "titanbrains", id="brain_changed", registry=reg)
+    @kopf.on.create(GROUP, VERSION, "titanbrains", id="brain_changed", registry=reg)
+    @kopf.on.update(GROUP, VERSION, "titanbrains", field="spec", id="brain_changed", registry=reg)
     async def brain_changed(**kw: Any) -> None:
         await _reconcile_from(kw)
-
-    return reg
 
 
 async def keep_deciding(shell: Shell, titan_phases: kopf.Index[str, Any], titan_brains: kopf.Index[str, Any],
