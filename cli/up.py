@@ -406,13 +406,11 @@ def up_command(
         lock.release()
 
 
-def start_checked(settings: Settings, source: str, speed: float, phases_dir: Path | None, headless: bool,
-                  duration_s: float | None, cpus: str, stop_runs: list[float], lock: OrganismLock,
-                  quant_at: TimeOfDay | None = None) -> None:
-    """Holding the data dir's lock: check the configuration, then start the infrastructure and run."""
-    if lock.stale_pid is not None:
-        log.warning("took over the organism lock of pid %s, which is no longer running (%s)", lock.stale_pid,
-                    lock.path)
+def checked_inputs(settings: Settings, source: str, cpus: str,
+                   phases_dir: Path | None) -> tuple[Path, MarketMarks | None]:
+    """Every check before anything starts (the source, the CPUs, the manifests, the keys, servers
+    already running, the market marks): the manifests' file and the marks; exit code 2 with the
+    reason on stderr when one fails."""
     try:
         check_source(source)
         check_cpus(cpus)
@@ -424,6 +422,36 @@ def start_checked(settings: Settings, source: str, speed: float, phases_dir: Pat
     except StartupError as err:
         typer.secho(f"titan up: {err}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from None
+    return manifests, marks
+
+
+def phase_params(manifests: Path, phase_docs: list[dict[str, Any]],
+                 runnable: list[str]) -> dict[str, dict[str, object]]:
+    """Each runnable phase's ``spec.params`` (the first TitanPhase of a kind), validated against its
+    params model here, so a typo fails before launch and not in the phase process after it."""
+    params: dict[str, dict[str, object]] = {}
+    for doc in phase_docs:
+        spec = doc.get("spec")
+        if not isinstance(spec, dict):
+            continue
+        kind, raw = str(spec.get("phase")), spec.get("params")
+        if kind in runnable and isinstance(raw, dict) and kind not in params:
+            try:
+                registry.get(kind).params_model.model_validate(raw)
+            except ValueError as err:
+                raise typer.BadParameter(f"{manifests}: TitanPhase {kind!r} spec.params: {err}") from None
+            params[kind] = dict(raw)
+    return params
+
+
+def start_checked(settings: Settings, source: str, speed: float, phases_dir: Path | None, headless: bool,
+                  duration_s: float | None, cpus: str, stop_runs: list[float], lock: OrganismLock,
+                  quant_at: TimeOfDay | None = None) -> None:
+    """Holding the data dir's lock: check the configuration, then start the infrastructure and run."""
+    if lock.stale_pid is not None:
+        log.warning("took over the organism lock of pid %s, which is no longer running (%s)", lock.stale_pid,
+                    lock.path)
+    manifests, marks = checked_inputs(settings, source, cpus, phases_dir)
     brain, phase_docs = read_manifests(manifests)
     spec = brain.get("spec") or {}
     initial_equity = Decimal(str(spec.get("initialEquity", settings.paper_capital)))
@@ -433,18 +461,7 @@ def start_checked(settings: Settings, source: str, speed: float, phases_dir: Pat
         if (d.get("spec") or {}).get("enabled", True)
     ]
     runnable = [p for p in enabled if p in RUNNABLE_PHASES]
-    params: dict[str, dict[str, object]] = {}
-    for d in phase_docs:
-        spec_d = d.get("spec")
-        if not isinstance(spec_d, dict):
-            continue
-        kind, raw = str(spec_d.get("phase")), spec_d.get("params")
-        if kind in runnable and isinstance(raw, dict) and kind not in params:
-            try:  # a typo in a TitanPhase fails here, not in the phase process after launch
-                registry.get(kind).params_model.model_validate(raw)
-            except ValueError as err:
-                raise typer.BadParameter(f"{manifests}: TitanPhase {kind!r} spec.params: {err}") from None
-            params[kind] = dict(raw)
+    params = phase_params(manifests, phase_docs, runnable)
     quant_target = nightly_target(runnable, quant_at)
     skipped = sorted(set(enabled) - set(runnable) - ({QUANT_PHASE} if quant_target else set()))
     if skipped:

@@ -115,6 +115,8 @@ class ExecutionRuntime:
 
     # ------------------------------------------------------------------------------------------
     async def start(self) -> int:
+        """Pin, take the ledger's lease, build the engine, connect the bus (replaying the outbox,
+        then recovering), start the background tasks, and serve: the gRPC port."""
         st = self.settings
         self.cpus = pinning.pin(st.cpus)
         keys = self.options.keys if self.options.keys is not None else load_phase_keys(st)
@@ -123,12 +125,7 @@ class ExecutionRuntime:
         live = st.mode is Mode.LIVE
         if st.pg_dsn:
             await self._take_lease()
-        config = self.options.engine or EngineConfig(
-            venue=st.venue if live else "paper",
-            gate=GateConfig(replay_window_ns=st.replay_window_ms * NS_PER_MS,
-                            dependency_grace_ns=st.degraded_grace_ms * NS_PER_MS),
-            paper=PaperConfig(starting_capital=st.paper_capital),
-        )
+        config = self.options.engine or self._engine_config(live)
         engine = self.engine = Engine(WallClock(), dict(keys), config)
         control = ControlGuard(st.control_key.get_secret_value().encode(), st.replay_window_ms * NS_PER_MS)
         submit = None
@@ -140,6 +137,44 @@ class ExecutionRuntime:
         servicer = self.servicer = ExecutionServicer(
             engine, MemorySink(keep=False), control, cpus=self.cpus, mode=str(st.mode.value), submit=submit
         )
+        await self._open_sink(engine, servicer)
+        if self.live is not None:
+            await self.live.start(engine, servicer.emit)
+            await self.live.reconcile()  # the venue's view of every open order, before serving
+        await self._start_tasks(servicer)
+        if self.options.metrics and st.metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(st.metrics_port)
+        set_mode_metric(engine.trading_state.mode)
+        self.server, self.port, health = await start_grpc(servicer, st.execution_host, st.execution_port)
+        self._watch_dependencies(engine)
+        servicer.ready.set()
+        await mark_serving(health)
+        if self.options.freeze_gc:
+            pinning.freeze_gc()
+            if self.options.gc_freeze_interval_s > 0:
+                self._tasks.append(asyncio.create_task(
+                    periodic(self.options.gc_freeze_interval_s, pinning.freeze_young), name="gc-freeze"))
+        log.info("execution serving on %s:%d (mode %s, venue %s)", st.execution_host, self.port, st.mode, config.venue)
+        return self.port
+
+    def _engine_config(self, live: bool) -> EngineConfig:
+        """The engine's configuration from the settings: the venue (paper unless live), the gate's
+        replay window and degraded-mode grace, the paper venue's capital."""
+        st = self.settings
+        return EngineConfig(
+            venue=st.venue if live else "paper",
+            gate=GateConfig(replay_window_ns=st.replay_window_ms * NS_PER_MS,
+                            dependency_grace_ns=st.degraded_grace_ms * NS_PER_MS),
+            paper=PaperConfig(starting_capital=st.paper_capital),
+        )
+
+    async def _open_sink(self, engine: Engine, servicer: ExecutionServicer) -> None:
+        """Where the engine's events go: with NATS, JetStream through the outbox (its backlog
+        published again first, then the engine recovered from the ledger and the bus); without, memory
+        only. Either way the updates reach the phases once stored."""
+        st = self.settings
         if st.nats_url:
             from titan.core.bus import StateStore, connect, ensure_jetstream
 
@@ -157,9 +192,10 @@ class ExecutionRuntime:
         await self.sink.start()
         if self._startup_updates:
             self.sink.submit(self._startup_updates)
-        if self.live is not None:
-            await self.live.start(engine, servicer.emit)
-            await self.live.reconcile()  # the venue's view of every open order, before serving
+
+    async def _start_tasks(self, servicer: ExecutionServicer) -> None:
+        """The background work: market data, budget and trading-state watches (with NATS), the
+        tick, ledger snapshots (with a ledger) and equity."""
         if self.nc is not None:
             self._sub = await self.nc.subscribe(self.catalog.md_all, cb=self._on_md)
             from titan.core.bus import StateStore
@@ -176,22 +212,6 @@ class ExecutionRuntime:
         self._tasks.append(
             asyncio.create_task(periodic(self.options.equity_interval_s, servicer.publish_equity), name="equity")
         )
-        if self.options.metrics and st.metrics_port:
-            from prometheus_client import start_http_server
-
-            start_http_server(st.metrics_port)
-        set_mode_metric(engine.trading_state.mode)
-        self.server, self.port, health = await start_grpc(servicer, st.execution_host, st.execution_port)
-        self._watch_dependencies(engine)
-        servicer.ready.set()
-        await mark_serving(health)
-        if self.options.freeze_gc:
-            pinning.freeze_gc()
-            if self.options.gc_freeze_interval_s > 0:
-                self._tasks.append(asyncio.create_task(
-                    periodic(self.options.gc_freeze_interval_s, pinning.freeze_young), name="gc-freeze"))
-        log.info("execution serving on %s:%d (mode %s, venue %s)", st.execution_host, self.port, st.mode, config.venue)
-        return self.port
 
     # --- the ledger's lease and what entries depend on ----------------------------------------
     async def _take_lease(self) -> None:

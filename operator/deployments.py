@@ -48,6 +48,8 @@ def render_deployment(
     default_image: str = DEFAULT_IMAGE,
     pod: PodSettings | None = None,
 ) -> dict[str, Any]:
+    """The Deployment of one TitanPhase: one pod at most (``Recreate``: never two of a phase
+    signalling at once), its template hashed into an annotation so a change of it is seen."""
     pod = pod or PodSettings()
     kind = str(spec.get("phase", ""))
     labels = {
@@ -57,17 +59,35 @@ def render_deployment(
         "app.kubernetes.io/managed-by": "titan-brain",
         PHASE_LABEL: kind,
     }
+    template = _pod_template(labels, spec, _container(phase_id, kind, spec, default_image, pod), pod)
+    template["metadata"]["annotations"][TEMPLATE_HASH_ANNOTATION] = template_hash(template)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": deployment_name(phase_id), "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            # One writer per phase: never two pods of a phase signalling at once.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": {INSTANCE_LABEL: phase_id, PHASE_LABEL: kind}},
+            "template": template,
+        },
+    }
+
+
+def _container(phase_id: str, kind: str, spec: Mapping[str, Any], default_image: str,
+               pod: PodSettings) -> dict[str, Any]:
+    """The phase's container: ``phase run <kind>``, its environment and mounts, probes on the
+    health port, and a locked-down security context."""
     env: list[dict[str, Any]] = [
         {"name": "TITAN_PHASE_ID", "value": phase_id},
         {"name": "TITAN_PHASE_KIND", "value": kind},
         {"name": "TITAN_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         *({"name": k, "value": v} for k, v in sorted(pod.env.items())),
     ]
-    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
     if pod.hmac_secret:
         env.append({"name": "TITAN_HMAC_KEYS_DIR", "value": HMAC_DIR})
-        volumes.append({"name": "hmac-keys", "secret": {"secretName": pod.hmac_secret, "defaultMode": 0o400}})
         mounts.append({"name": "hmac-keys", "mountPath": HMAC_DIR, "readOnly": True})
     if kind == "ai-quant" and pod.gemini_secret:
         env.append({"name": "TITAN_GEMINI_API_KEY", "valueFrom": {"secretKeyRef": {
@@ -93,29 +113,26 @@ def render_deployment(
     }
     if pod.settings_configmap:
         container["envFrom"] = [{"configMapRef": {"name": pod.settings_configmap}}]
+    return container
+
+
+def _pod_template(labels: Mapping[str, str], spec: Mapping[str, Any], container: dict[str, Any],
+                  pod: PodSettings) -> dict[str, Any]:
+    """The pod template around ``container``: its volumes (a small /tmp, the HMAC keys' secret),
+    the service account without a mounted token, and the restart token as an annotation."""
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    if pod.hmac_secret:
+        volumes.append({"name": "hmac-keys", "secret": {"secretName": pod.hmac_secret, "defaultMode": 0o400}})
     pod_spec: dict[str, Any] = {"containers": [container], "volumes": volumes, "terminationGracePeriodSeconds": 30}
     if pod.service_account:
         pod_spec["serviceAccountName"] = pod.service_account
         pod_spec["automountServiceAccountToken"] = False
-    template: dict[str, Any] = {
+    return {
         "metadata": {
             "labels": dict(labels),
             "annotations": {RESTART_ANNOTATION: str(spec.get("restartToken") or "")},
         },
         "spec": pod_spec,
-    }
-    template["metadata"]["annotations"][TEMPLATE_HASH_ANNOTATION] = template_hash(template)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": deployment_name(phase_id), "namespace": namespace, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            # One writer per phase: never two pods of a phase signalling at once.
-            "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": {INSTANCE_LABEL: phase_id, PHASE_LABEL: kind}},
-            "template": template,
-        },
     }
 
 
