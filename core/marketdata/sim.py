@@ -966,22 +966,7 @@ class _Generator:
         b_start = np.full(60, -1, dtype=np.int64)
         b_len = np.zeros(60, dtype=np.int64)
         if rate[0] > 0:
-            share = 1.0 if inst == PERP else cfg.burst_spot_share
-            for s, d, scale, longest_ms in mp.bursts:
-                dur = int(rng.integers(cfg.burst_ms[0], cfg.burst_ms[1] + 1))
-                dur = (min(dur, longest_ms) if longest_ms else dur) * 1_000_000
-                n = max(1, round(float(rng.uniform(*cfg.burst_rate_per_s)) * dur / NS_PER_S * scale * share))
-                latest_start = (NS_PER_S - dur) // 1000
-                if longest_ms:  # a scripted run's burst comes early in its second
-                    latest_start = min(latest_start, SCRIPTED_BURST_START_MS * 1000)
-                start = int(rng.integers(0, latest_start + 1)) * 1000
-                if b_start[s] < 0:
-                    b_start[s], b_len[s] = start, dur
-                offs = np.sort(rng.integers(0, dur // 1000, size=n)) * 1000
-                times.append(s * NS_PER_S + start + offs)
-                agg = rng.random(n) < cfg.burst_aggressor
-                sides.append(agg if d > 0 else ~agg)
-                flags.append(np.ones(n, dtype=bool))
+            self._bursts(mp, inst, times, sides, flags, b_start, b_len)
         carried_t: list[I64] = []
         carried_b: list[B8] = []
         pend = self.pending.get(key)
@@ -993,9 +978,49 @@ class _Generator:
             flags.append(np.zeros(int(inside.sum()), dtype=bool))
             carried_t.append(pend[0][~inside])
             carried_b.append(pend[1][~inside])
+        if eta > 0:
+            self._offspring(m0, p_buy, times, sides, flags, carried_t, carried_b)
+        if carried_t:
+            self.pending[key] = (np.concatenate(carried_t), np.concatenate(carried_b))
+        else:
+            self.pending.pop(key, None)
+        t = np.concatenate(times)
+        o = np.argsort(t, kind="stable")
+        return t[o], np.concatenate(sides)[o], np.concatenate(flags)[o], b_start, b_len
+
+    def _bursts(self, mp: _Minute, inst: InstrumentKind, times: list[I64], sides: list[B8], flags: list[B8],
+                b_start: I64, b_len: I64) -> None:
+        """The dense bursts of the minute's runs and cascades (a spot instrument takes its share):
+        their trades appended to ``times``/``sides``/``flags``, the first burst window of each second
+        into ``b_start``/``b_len``."""
+        cfg, rng = self.cfg, self.micro
+        share = 1.0 if inst == PERP else cfg.burst_spot_share
+        for second, direction, scale, longest_ms in mp.bursts:
+            dur = int(rng.integers(cfg.burst_ms[0], cfg.burst_ms[1] + 1))
+            dur = (min(dur, longest_ms) if longest_ms else dur) * 1_000_000
+            n = max(1, round(float(rng.uniform(*cfg.burst_rate_per_s)) * dur / NS_PER_S * scale * share))
+            latest_start = (NS_PER_S - dur) // 1000
+            if longest_ms:  # a scripted run's burst comes early in its second
+                latest_start = min(latest_start, SCRIPTED_BURST_START_MS * 1000)
+            start = int(rng.integers(0, latest_start + 1)) * 1000
+            if b_start[second] < 0:
+                b_start[second], b_len[second] = start, dur
+            offs = np.sort(rng.integers(0, dur // 1000, size=n)) * 1000
+            times.append(second * NS_PER_S + start + offs)
+            agg = rng.random(n) < cfg.burst_aggressor
+            sides.append(agg if direction > 0 else ~agg)
+            flags.append(np.ones(n, dtype=bool))
+
+    def _offspring(self, m0: int, p_buy: F64, times: list[I64], sides: list[B8], flags: list[B8],
+                   carried_t: list[I64], carried_b: list[B8]) -> None:
+        """The follow-on trades of every trade in ``times`` so far, generation after generation:
+        those inside the minute appended (times relative to ``m0``), those beyond it to ``carried_*``
+        (absolute times)."""
+        cfg, rng = self.cfg, self.micro
+        eta = cfg.hawkes_branching
         cur_t, cur_b = np.concatenate(times), np.concatenate(sides)
         lo, hi = math.log(cfg.hawkes_delay_s[0] * NS_PER_S), math.log(cfg.hawkes_delay_s[1] * NS_PER_S)
-        while eta > 0 and cur_t.size:
+        while cur_t.size:
             k = rng.poisson(eta, size=cur_t.size)
             m = int(k.sum())
             if m == 0:
@@ -1013,13 +1038,6 @@ class _Generator:
             times.append(cur_t)
             sides.append(cur_b)
             flags.append(np.zeros(cur_t.size, dtype=bool))
-        if carried_t:
-            self.pending[key] = (np.concatenate(carried_t), np.concatenate(carried_b))
-        else:
-            self.pending.pop(key, None)
-        t = np.concatenate(times)
-        o = np.argsort(t, kind="stable")
-        return t[o], np.concatenate(sides)[o], np.concatenate(flags)[o], b_start, b_len
 
     def _depth(
         self, sym: str, inst: InstrumentKind, ts: int, bid: int, ask: int, tick: int, dp: int,
@@ -1100,23 +1118,7 @@ class _Generator:
         dp, sdp = sp.price_dp, sp.spot_price_dp
         end_ns = m0 + MINUTE_NS
         if live:
-            for sec in range(60):
-                ts = m0 + (sec + 1) * NS_PER_S
-                if (ts // NS_PER_S) % cfg.mark_every_s == 0:
-                    keyed.append((ts, 1, order, self._ev(
-                        sym, PERP, ts,
-                        mark=MarkPrice(mark_price=fmt_units(int(perp_u[sec]), dp),
-                                       index_price=fmt_units(int(spot_u[sec]), sdp)),
-                    )))
-            # liquidations (cascades and stop-runs), sizes in lots, adding up to the OI removed
-            for sec, side, size in mp.liquidations:
-                units = max(1, round(size * 10**sp.size_dp / sp.lot)) * sp.lot
-                ts = m0 + sec * NS_PER_S + 500_000_000
-                keyed.append((ts, 2, order, self._ev(
-                    sym, PERP, ts,
-                    liquidation=Liquidation(side=side, price=fmt_units(int(perp_u[sec]), dp),  # type: ignore[arg-type]
-                                            size=fmt_units(units, sp.size_dp)),
-                )))
+            self._marks_and_liquidations(keyed, order, sp, mp, m0, perp_u, spot_u)
         elif last:
             keyed.append((end_ns, 1, order, self._ev(
                 sym, PERP, end_ns,
@@ -1130,9 +1132,15 @@ class _Generator:
                 open_interest=OpenInterest(open_interest=fmt_units(oi_units, sp.size_dp),
                                            open_interest_value=fmt_units(round(oi_value * 100), 2)),
             )))
-        # funding: premium sampled at each minute close from the published mark and index
-        mark = int(perp_u[-1]) / 10**dp
-        index = int(spot_u[-1]) / 10**sdp
+        self._funding(keyed, order, st, end_ns, int(perp_u[-1]) / 10**dp, int(spot_u[-1]) / 10**sdp,
+                      publish=live or last)
+
+    def _funding(self, keyed: list[tuple[int, int, int, MarketEvent]], order: int, st: _Sym, end_ns: int,
+                 mark: float, index: float, *, publish: bool) -> None:
+        """The premium sampled at the minute's close from the published ``mark`` and ``index``; at a
+        funding time the settled rate (the premium's mean over the interval then starts again), else
+        the predicted rate when ``publish``."""
+        sym = st.spec.symbol
         st.premium_sum += (mark - index) / index
         st.premium_n += 1
         premium = st.premium_sum / st.premium_n
@@ -1147,11 +1155,33 @@ class _Generator:
             st.premium_sum = 0.0
             st.premium_n = 0
             self.stats.fundings += 1
-        elif live or last:
+        elif publish:
             keyed.append((end_ns, 6, order, self._ev(
                 sym, PERP, end_ns,
                 funding=Funding(rate=fmt_rate(rate), funding_time_ns=next_f,
                                 next_funding_time_ns=next_f, settled=False),
+            )))
+
+    def _marks_and_liquidations(self, keyed: list[tuple[int, int, int, MarketEvent]], order: int, sp: SymbolSpec,
+                                mp: _Minute, m0: int, perp_u: I64, spot_u: I64) -> None:
+        """A live minute's marks (every ``mark_every_s``) and its liquidations (cascades and
+        stop-runs), sizes in lots, adding up to the open interest removed."""
+        dp, sdp = sp.price_dp, sp.spot_price_dp
+        for sec in range(60):
+            ts = m0 + (sec + 1) * NS_PER_S
+            if (ts // NS_PER_S) % self.cfg.mark_every_s == 0:
+                keyed.append((ts, 1, order, self._ev(
+                    sp.symbol, PERP, ts,
+                    mark=MarkPrice(mark_price=fmt_units(int(perp_u[sec]), dp),
+                                   index_price=fmt_units(int(spot_u[sec]), sdp)),
+                )))
+        for sec, side, size in mp.liquidations:
+            units = max(1, round(size * 10**sp.size_dp / sp.lot)) * sp.lot
+            ts = m0 + sec * NS_PER_S + 500_000_000
+            keyed.append((ts, 2, order, self._ev(
+                sp.symbol, PERP, ts,
+                liquidation=Liquidation(side=side, price=fmt_units(int(perp_u[sec]), dp),  # type: ignore[arg-type]
+                                        size=fmt_units(units, sp.size_dp)),
             )))
 
     def _funding_rate(self, premium: float) -> float:
