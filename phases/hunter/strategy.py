@@ -504,20 +504,7 @@ class HunterStrategy:
 
 def candle_of(symbol: str, venue: str, bar: Bar, timeframe: str) -> market_pb2.MarketEvent:
     """A closed perp candle event of ``bar`` (tests and replays)."""
-    return candle_event(
-        venue,
-        symbol,
-        common_pb2.INSTRUMENT_KIND_PERP,
-        timeframe=timeframe,
-        open_time_ns=bar.open_ns,
-        close_time_ns=bar.close_ns,
-        open=to_wire(bar.open),
-        high=to_wire(bar.high),
-        low=to_wire(bar.low),
-        close=to_wire(bar.close),
-        volume=to_wire(bar.volume),
-        trade_count=1,
-        closed=True,
-        ts_ns=bar.close_ns,
-        seq=0,
-    )
+    return candle_event(venue, symbol, common_pb2.INSTRUMENT_KIND_PERP, timeframe=timeframe,
+                        open_time_ns=bar.open_ns, close_time_ns=bar.close_ns, open=to_wire(bar.open),
+                        high=to_wire(bar.high), low=to_wire(bar.low), close=to_wire(bar.close),
+                        volume=to_wire(bar.volume), trade_count=1, closed=True, ts_ns=bar.close_ns, seq=0)

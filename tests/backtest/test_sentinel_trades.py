@@ -68,9 +68,8 @@ def test_the_brain_counts_a_hedged_close_once() -> None:
         if trade is not None:
             tracker.record(trade)
     (trade,) = tracker.window("sentinel", 30 * H, 86_400)
-    assert trade.pnl == Decimal("100") - Decimal("2") + Decimal("-85") - Decimal(
-        "2"
-    )  # both closing legs, realized minus their fees
+    # both closing legs, realized minus their fees
+    assert trade.pnl == Decimal("100") - Decimal("2") + Decimal("-85") - Decimal("2")
 
 
 def test_a_sentinel_backtest_on_the_simulator_counts_each_hedged_position_once() -> None:

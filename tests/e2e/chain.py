@@ -58,12 +58,9 @@ class Chain:
             for oid in d.ack.client_order_ids:  # the order: size_quote at its price, never overfilled
                 order = await self.ledger.order(oid)
                 assert order is not None
-                assert not order.price or to_decimal(order.quantity) * to_decimal(order.price) <= to_decimal(
-                    leg.size_quote
-                )
-                assert sum(to_decimal(f.quantity) for f in mine if f.client_order_id == oid) <= to_decimal(
-                    order.quantity
-                )
+                quantity = to_decimal(order.quantity)
+                assert not order.price or quantity * to_decimal(order.price) <= to_decimal(leg.size_quote)
+                assert sum(to_decimal(f.quantity) for f in mine if f.client_order_id == oid) <= quantity
             assert all(f.venue == venue and f.symbol == leg.symbol and f.side == leg.side for f in mine)
         positions = {p.symbol: to_decimal(p.quantity) for p in await self.ledger.positions("scavenger")}
         sides = {by_order[f.client_order_id].symbol: by_order[f.client_order_id].side for f in fills}

@@ -115,9 +115,8 @@ def test_the_scenario_places_the_breakout_tripwire_where_the_tape_bursts(scenari
     # The perp's ask at that moment is below the limit: execution's paper venue fills it at once.
     last_top = [e for e in ReplaySource([scenario.path]).events()
                 if e.HasField("top") and e.exchange_ts_ns <= sig.created_at_ns][-1]
-    assert leg.order_type == trading_pb2.ORDER_TYPE_MARKET or to_decimal(last_top.top.ask_price) <= to_decimal(
-        leg.limit_price
-    )
+    ask = to_decimal(last_top.top.ask_price)
+    assert leg.order_type == trading_pb2.ORDER_TYPE_MARKET or ask <= to_decimal(leg.limit_price)
 
 
 @pytest.mark.parametrize("max_lag_ms", [0, 5, 40, 150])

@@ -72,9 +72,8 @@ def test_clip_sizing_respects_target_regime_and_budget() -> None:
     assert carry.clip_notional(p, Decimal(100_000), Decimal(0), carry.Regime.STABLE) == Decimal(5_000)      # per leg
     assert carry.clip_notional(p, Decimal(100_000), Decimal(0), carry.Regime.VOLATILE) == Decimal(2_500)
     assert carry.clip_notional(p, Decimal(100_000), Decimal(0), carry.Regime.CRASH) == 0
-    assert carry.clip_notional(p, Decimal(100_000), Decimal(23_000), carry.Regime.STABLE) == Decimal(
-        2_000
-    )  # up to the target
+    # up to the target
+    assert carry.clip_notional(p, Decimal(100_000), Decimal(23_000), carry.Regime.STABLE) == Decimal(2_000)
     assert carry.clip_notional(p, Decimal(100_000), Decimal(25_000), carry.Regime.STABLE) == 0  # at target: no EXPAND
     assert carry.clip_notional(p, Decimal(0), Decimal(0), carry.Regime.STABLE) == 0
 
@@ -101,9 +100,8 @@ def test_exit_reasons_in_order_of_urgency() -> None:
         carry.exit_reason(p, _hold(), 0.0005, -0.1, 0, carry.Regime.STABLE, now, Decimal("0.05"))
         == carry.ExitReason.CONVERGENCE
     )
-    assert (
-        carry.exit_reason(p, _hold(), 0.0025, -0.1, 0, carry.Regime.STABLE, now) is None
-    )  # z low, basis not below entry
+    # z low, basis not below entry
+    assert carry.exit_reason(p, _hold(), 0.0025, -0.1, 0, carry.Regime.STABLE, now) is None
     assert carry.exit_reason(p, _hold(), 0.0015, 0.5, 0, carry.Regime.STABLE, now) is None
     assert carry.exit_reason(p, _hold(), 0.0005, None, 0, carry.Regime.STABLE, now) is None  # too few samples for a z
 
@@ -118,15 +116,11 @@ def test_rebalance_brings_net_delta_back_within_tolerance() -> None:
     tol = Decimal("0.02")
     assert hedge_monitor.rebalance(Decimal(1), Decimal(-1), tol) is None
     assert hedge_monitor.rebalance(Decimal("1.01"), Decimal(-1), tol) is None  # 1 % of the hedge
-    assert hedge_monitor.rebalance(Decimal("1.10"), Decimal(-1), tol) == hedge_monitor.Rebalance(
-        "spot", True, Decimal("0.10")
-    )
-    assert hedge_monitor.rebalance(Decimal(1), Decimal("-1.2"), tol) == hedge_monitor.Rebalance(
-        "perp", False, Decimal("0.2")
-    )
-    assert hedge_monitor.rebalance(Decimal(0), Decimal(-1), tol) == hedge_monitor.Rebalance(
-        "perp", False, Decimal(1)
-    )  # a naked perp is bought back
+    rebalance = hedge_monitor.Rebalance
+    assert hedge_monitor.rebalance(Decimal("1.10"), Decimal(-1), tol) == rebalance("spot", True, Decimal("0.10"))
+    assert hedge_monitor.rebalance(Decimal(1), Decimal("-1.2"), tol) == rebalance("perp", False, Decimal("0.2"))
+    # a naked perp is bought back
+    assert hedge_monitor.rebalance(Decimal(0), Decimal(-1), tol) == rebalance("perp", False, Decimal(1))
     assert hedge_monitor.rebalance(Decimal(1), Decimal(0), tol) == hedge_monitor.Rebalance("spot", True, Decimal(1))
     for spot, perp in ((Decimal("1.10"), Decimal(-1)), (Decimal(1), Decimal("-1.2")), (Decimal(0), Decimal(-1))):
         fix = hedge_monitor.rebalance(spot, perp, tol)

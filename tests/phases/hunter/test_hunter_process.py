@@ -68,6 +68,5 @@ async def test_simulator_to_hunter_to_paper_fill_in_postgres(
         fills = await ledger.fills("hunter")
         mine = [f for f in fills if f.client_order_id in set(entries[-1].ack.client_order_ids)]
         assert mine and all(f.symbol == "BTCUSDT" and f.side == sig.legs[0].side for f in mine)
-        assert sum(to_decimal(f.quantity) * to_decimal(f.price) for f in mine) <= to_decimal(
-            sig.legs[0].size_quote
-        ) * to_decimal("1.01")
+        size_quote = to_decimal(sig.legs[0].size_quote)
+        assert sum(to_decimal(f.quantity) * to_decimal(f.price) for f in mine) <= size_quote * to_decimal("1.01")
