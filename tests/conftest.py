@@ -1,10 +1,11 @@
 """Test configuration: fixture plugins for real infrastructure (see tests/fixtures/), the project's
 pinned tools (.tools/bin: helm, kubectl, promtool from .ci/install-tools.sh) on PATH, so `pytest -q`
 after the README's set-up finds them without exporting anything, and a guard: no test may leave an
-execution outbox behind in the default data dir."""
+execution outbox behind in the default data dir; nor a logging handler on the root logger."""
 
 import contextlib
 import fcntl
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +23,21 @@ pytest_plugins = [
 _TOOLS = Path(__file__).resolve().parents[1] / ".tools" / "bin"
 if _TOOLS.is_dir() and str(_TOOLS) not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = f"{_TOOLS}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+@pytest.fixture(autouse=True)
+def root_logging_restored() -> Iterator[None]:
+    """A CLI command run in a test sets up logging as its process would: a handler of its own on the
+    root logger, bound to the stderr of that moment (a ``CliRunner``'s, gone after the test). Such a
+    handler is taken off after the test and the root level put back, so no later test's output gets
+    what it writes (pytest's own capture handlers come and go with each test phase and are left be)."""
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in before and type(handler) is logging.StreamHandler:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 def abandoned_outboxes(root: Path) -> set[Path]:
