@@ -78,12 +78,12 @@ def grafana_to_promql(expr: str) -> str:
 
 def metric_names(expr: str) -> set[str]:
     """Metric names a PromQL expression selects, from the real parser's syntax tree."""
-    import promql_parser as pp  # a declared dev dependency: missing is an error, not a skip
+    import promql_parser  # a declared dev dependency: missing is an error, not a skip
 
     out: set[str] = set()
 
     def visit(node: Any) -> None:
-        if isinstance(node, pp.VectorSelector):
+        if isinstance(node, promql_parser.VectorSelector):
             if node.name:
                 out.add(node.name)
             else:
@@ -91,22 +91,22 @@ def metric_names(expr: str) -> set[str]:
                     if m.name == "__name__":
                         out.add(m.value)
             return
-        if isinstance(node, pp.MatrixSelector):
+        if isinstance(node, promql_parser.MatrixSelector):
             visit(node.vector_selector)
-        elif isinstance(node, pp.BinaryExpr):
+        elif isinstance(node, promql_parser.BinaryExpr):
             visit(node.lhs)
             visit(node.rhs)
-        elif isinstance(node, pp.AggregateExpr):
+        elif isinstance(node, promql_parser.AggregateExpr):
             visit(node.expr)
             if node.param is not None:
                 visit(node.param)
-        elif isinstance(node, pp.Call):
+        elif isinstance(node, promql_parser.Call):
             for arg in node.args:
                 visit(arg)
-        elif isinstance(node, pp.ParenExpr | pp.UnaryExpr | pp.SubqueryExpr):
+        elif isinstance(node, promql_parser.ParenExpr | promql_parser.UnaryExpr | promql_parser.SubqueryExpr):
             visit(node.expr)
 
-    visit(pp.parse(expr))
+    visit(promql_parser.parse(expr))
     return out
 
 
