@@ -44,11 +44,12 @@ def _wire_decimal_kept(text: str) -> Decimal:
 
 
 def wire_decimal(text: str) -> Decimal:
-    """:func:`to_decimal` for wire strings that repeat (a phase's sizes, leverage and limits): a string of at
-    most :data:`WIRE_DECIMAL_LONGEST` characters is parsed once and its Decimal (immutable) handed out
-    again, the least recently used forgotten beyond :data:`WIRE_DECIMALS_KEPT`; a longer one is parsed
-    every time, so what is kept stays small whatever the strings. A refused string (``lru_cache`` keeps
-    no exceptions) is refused every time."""
+    """:func:`to_decimal` for wire strings that repeat (a phase's sizes, leverage and limits): a
+    string of at most :data:`WIRE_DECIMAL_LONGEST` characters is parsed once and its Decimal
+    (immutable) handed out again, the least recently used forgotten beyond
+    :data:`WIRE_DECIMALS_KEPT`; a longer one is parsed every time, so what is kept stays small
+    whatever the strings. A refused string (``lru_cache`` keeps no exceptions) is refused every
+    time."""
     return _wire_decimal_kept(text) if len(text) <= WIRE_DECIMAL_LONGEST else to_decimal(text)
 
 

@@ -1,5 +1,5 @@
-"""Fast Decimal -> wire string for the hot path, same output as ``titan.core.money.to_wire`` for values
-that ``str`` prints without an exponent (``to_wire`` itself handles the rest)."""
+"""Fast Decimal -> wire string for the hot path, same output as ``titan.core.money.to_wire`` for
+values that ``str`` prints without an exponent (``to_wire`` itself handles the rest)."""
 
 from __future__ import annotations
 
