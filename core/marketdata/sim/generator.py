@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -44,6 +44,25 @@ from .config import (
     random_streams,
 )
 from .path import MinutePath, PricePath, SymbolState
+
+
+class _Feed(NamedTuple):
+    """One instrument's minute, as its trades are drawn: the instrument (``key`` and ``inst``), the
+    place of its events among the minute's (``order``), its mid in price units at the end of each
+    second and at the end of the one before, its price grid, the trade rate per second, and the
+    path's minute of its symbol."""
+
+    key: tuple[str, int]
+    inst: InstrumentKind
+    order: int
+    m0: int
+    mids: I64
+    prev_mid: I64
+    dp: int
+    tick: int
+    rate: F64
+    mp: MinutePath
+    sp: SymbolSpec
 
 
 class EventGenerator:
@@ -238,7 +257,7 @@ class EventGenerator:
         prev_mid = np.concatenate(([self.last_mid.get(key, int(mids[0]))], mids[:-1]))
         self.last_mid[key] = int(mids[-1])
         if rate[0] > 0 or key in self.pending:
-            self._trades(keyed, order, key, inst, m0, prev_mid, mids, dp, tick, rate, mp, sp)
+            self._trades(keyed, _Feed(key, inst, order, m0, mids, prev_mid, dp, tick, rate, mp, sp))
         elif cfg.candles:
             self._candles(keyed, order, sym, inst, m0, dp, sp.size_dp, None)
         # book: top every top_every_s, depth deltas every depth_every_s, snapshots periodically
@@ -264,22 +283,10 @@ class EventGenerator:
             if cfg.depth_levels > 0 and abs_s % cfg.depth_every_s == 0:
                 keyed.append((ts, 4, order, self._depth(sym, inst, ts, bid_s, ask_s, tick, dp, sp, mp.stress[s])))
 
-    def _trades(
-        self,
-        keyed: list[tuple[int, int, int, MarketEvent]],
-        order: int,
-        key: tuple[str, int],
-        inst: InstrumentKind,
-        m0: int,
-        prev_mid: I64,
-        mids: I64,
-        dp: int,
-        tick: int,
-        rate: F64,
-        mp: MinutePath,
-        sp: SymbolSpec,
-    ) -> None:
+    def _trades(self, keyed: list[tuple[int, int, int, MarketEvent]], feed: _Feed) -> None:
         """The minute's trades of one instrument (and its candles, built from them)."""
+        key, inst, order, m0, mids, prev_mid = feed.key, feed.inst, feed.order, feed.m0, feed.mids, feed.prev_mid
+        dp, tick, rate, mp, sp = feed.dp, feed.tick, feed.rate, feed.mp, feed.sp
         cfg, rng = self.cfg, self.micro
         sym = key[0]
         spread = cfg.spread_ticks * tick
