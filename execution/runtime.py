@@ -99,6 +99,7 @@ class ExecutionRuntime:
         self.catalog = settings.catalog
         self.nc: Any = None
         self.js: Any = None
+        self.store: Any = None  # the KV buckets (budgets, trading state, heartbeats), with NATS
         self.server: Any = None
         self.port = 0
         self.cpus: list[int] = []
@@ -184,8 +185,8 @@ class ExecutionRuntime:
             outbox = Outbox.open(outbox_dir(st), fsync=st.outbox_fsync)
             self.sink = JetStreamPublisher(self.js, self.catalog, on_published=servicer.forward, outbox=outbox)
             await self.sink.replay(outbox.take_backlog())  # before recovery: the ledger then has them too
-            store = StateStore(self.js, self.catalog, client=self.nc)
-            await self._recover(engine, store)
+            self.store = StateStore(self.js, self.catalog, client=self.nc)
+            await self._recover(engine, self.store)
         else:
             self.sink = MemorySink(on_published=servicer.forward, keep=False)
         servicer.sink = self.sink
@@ -198,13 +199,11 @@ class ExecutionRuntime:
         tick, ledger snapshots (with a ledger) and equity."""
         if self.nc is not None:
             self._sub = await self.nc.subscribe(self.catalog.md_all, cb=self._on_md)
-            from titan.core.bus import StateStore
-
-            store = StateStore(self.js, self.catalog, client=self.nc)
             self._tasks.append(asyncio.create_task(
-                keep_running("budget watch", functools.partial(self._watch_budgets, store)), name="watch-budgets"))
+                keep_running("budget watch", functools.partial(self._watch_budgets, self.store)),
+                name="watch-budgets"))
             self._tasks.append(asyncio.create_task(
-                keep_running("trading state watch", functools.partial(self._watch_state, store)),
+                keep_running("trading state watch", functools.partial(self._watch_state, self.store)),
                 name="watch-trading-state"))
         self._tasks.append(asyncio.create_task(periodic(self.options.tick_interval_s, servicer.tick), name="tick"))
         if self.ledger is not None:
@@ -230,12 +229,9 @@ class ExecutionRuntime:
                 self.sink.on_journal = monitor.journal
                 monitor.journal(self.sink.journal_problem)
             if self.settings.pg_dsn:
-                from titan.core.bus import StateStore
-
                 monitor.watch(Dependency.LEDGER)
-                store = StateStore(self.js, self.catalog, client=self.nc)
                 self._tasks.append(asyncio.create_task(keep_running(
-                    "ledger heartbeat watch", functools.partial(self._watch_ledger_heartbeat, store)),
+                    "ledger heartbeat watch", functools.partial(self._watch_ledger_heartbeat, self.store)),
                     name="watch-ledger-heartbeat"))
         if self.lease is not None:
             monitor.watch(Dependency.LEASE)
