@@ -67,7 +67,6 @@ import contextlib
 import itertools
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -99,6 +98,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from titan.core.bus import decode_event, unpack
 from titan.core.catalog import Catalog
+from titan.core.infra.procs import free_port
 from titan.core.signing import open_sealed, seal_signal, sign_control
 from titan.v1 import common_pb2, execution_pb2, execution_pb2_grpc, trading_pb2
 
@@ -115,12 +115,6 @@ BOOK_LEVELS = 500        # per side, in the service runs
 HERE = Path(__file__).resolve().parent
 T = TypeVar("T")
 ECHO_METHOD = "/bench.Echo/Chat"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentile(sorted_ns: list[int], q: float) -> float:

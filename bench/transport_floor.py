@@ -40,7 +40,6 @@ import os
 import statistics
 import struct
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from concurrent import futures
 from pathlib import Path
@@ -53,13 +52,14 @@ from execution_latency import (
     ack_bytes,
     echo_round_trips,
     echo_server,
-    free_port,
     rtt_figures,
     sealed_frame,
     spawn,
     stop,
     timed_round_trips,
 )
+
+from titan.core.infra.procs import free_port, wait_port
 
 JSON_KEYS = ("transports", "request_bytes", "reply_bytes", "messages", "warmup", "repeats", "load_average",
              "server_cpus", "client_cpus", "spread")
@@ -117,15 +117,8 @@ def serve(transport: str, port: int, reply_size: int) -> None:
 
 # --- clients (the gRPC ones: the latency bench's echo client) ---------------------------------------
 async def tcp_round_trips(port: int, request: bytes, run: Callable[[RoundTrip], Awaitable[Any]]) -> Any:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
+    """``run(round_trip)`` over one TCP connection to the frame server on ``port`` (listening)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     framed = _LENGTH.pack(len(request)) + request
 
     async def round_trip() -> None:
@@ -154,6 +147,7 @@ def measure(args: argparse.Namespace, transport: str, request: bytes, reply_size
         if transport == "tcp_uvloop":
             import uvloop
 
+            wait_port(port, 30, pid=proc.pid)
             result: dict[str, float] = uvloop.run(tcp_round_trips(port, request, timed))
         else:
             result = asyncio.run(echo_round_trips(port, request, timed))
