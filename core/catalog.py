@@ -88,6 +88,7 @@ class BucketSpec:
 
 TRADING_STATE_KEY = "trading_state"
 LEDGER_HEARTBEAT_KEY = "ledger_heartbeat"  # control bucket: titan.v1.LedgerHeartbeat, about 1 Hz
+BRAIN_CARRY_KEY = "brain_carry"  # control bucket: titan.v1.BrainCarry, written by the Brain at each start
 LEDGER_DURABLE = "ledger-writer"
 BRAIN_DURABLE = "brain"
 

@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import nats.errors
+from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -37,7 +37,8 @@ from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock
 from titan.core.money import MoneyError, to_wire
 from titan.operator.brain import BrainCore, BrainPolicy, Decision, PhaseSpec
-from titan.operator.brain.feed import DecisionOutbox, observe_event, replayed_trade
+from titan.operator.brain.feed import DecisionOutbox, observe_event
+from titan.operator.brain.replay import Replay, carried_of
 from titan.v1 import events_pb2
 
 log = logging.getLogger("titan.brain")
@@ -80,10 +81,11 @@ class BrainRuntime:
             await self._consumer.start()
 
     async def _replay_trades(self, window_s: int) -> int:
-        """Closed trades of the last ``window_s`` that this Brain's durable consumer already acked
-        (before a restart) back into the performance tracker, with the funding their positions
-        carried; the durable goes on from there, so no trade counts twice. Only performance: the
-        breakers' own state is persisted with the core."""
+        """What this Brain's durable consumer already acked (before a restart) back into the core:
+        what open positions carried, from the last start's checkpoint on (:mod:`titan.operator.brain.replay`),
+        and the closed trades of the last ``window_s`` for the performance tracker. The durable goes
+        on from there, so no trade counts twice. The breakers' own state is persisted with the core.
+        Returns the trades recorded."""
         spec = self.catalog.brain_consumer
         try:
             info = await self.js.consumer_info(spec.stream, spec.durable)
@@ -92,38 +94,60 @@ class BrainRuntime:
         upto = info.ack_floor.stream_seq or 0
         if upto == 0:
             return 0
-        since = datetime.fromtimestamp((self.clock.now_ns() - window_s * NS_PER_S) / NS_PER_S, UTC)
+        now = self.clock.now_ns()
+        replay = await self._replay_from_checkpoint(now - window_s * NS_PER_S, upto)
+        if replay.after_seq < upto:
+            async for seq, stored_ns, events in self._stored(replay.after_seq, upto):
+                replay.message(seq, stored_ns, events)
+        if replay.refused:
+            log.warning("performance replay: %d events with a malformed amount left out", replay.refused)
+        carry = replay.checkpoint(now)
+        if carry.through_seq > replay.after_seq:
+            await self.store.put_brain_carry(carry)
+        return replay.trades
+
+    async def _replay_from_checkpoint(self, window_start_ns: int, upto: int) -> Replay:
+        """A replay from the stored carry checkpoint, or from the stream's start when there is none
+        this durable can go on from."""
+        try:
+            stored = await self.store.get_brain_carry()
+            if stored is not None and stored.through_seq <= upto:
+                return Replay(self.core, window_start_ns, stored.through_seq, carried_of(stored))
+            if stored is not None:  # the durable was made again since: it counted from the start
+                log.warning("carry checkpoint at sequence %d is past the Brain's ack floor %d: replaying from "
+                            "the start", stored.through_seq, upto)
+        except (DecodeError, MoneyError) as exc:
+            log.warning("carry checkpoint unreadable (%s): replaying from the start", exc)
+        return Replay(self.core, window_start_ns)
+
+    async def _stored(self, after_seq: int, upto: int) -> AsyncIterator[tuple[int, int, Sequence[events_pb2.Event]]]:
+        """The fills, funding payments and execution batches stored after ``after_seq`` through ``upto``:
+        each message's stream sequence, when it was stored, and its events (undecodable ones skipped)."""
+        spec = self.catalog.brain_consumer
         fills = self.catalog.event_subject("execution", "fill")
-        sub = await self.js.pull_subscribe(
-            fills, stream=spec.stream,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME,
-                                  opt_start_time=since,
-                                  filter_subjects=[fills, *(self.catalog.event_subject("execution", kind)
-                                                           for kind in ("funding", "batch"))],
-                                  ack_policy=AckPolicy.NONE, inactive_threshold=30.0),
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after_seq else DeliverPolicy.ALL,
+            opt_start_seq=after_seq + 1 if after_seq else None,
+            filter_subjects=[fills, *(self.catalog.event_subject("execution", kind) for kind in ("funding", "batch"))],
+            ack_policy=AckPolicy.NONE, inactive_threshold=30.0,
         )
-        replayed = 0
+        sub = await self.js.pull_subscribe(fills, stream=spec.stream, config=config)
         try:
             while True:
                 try:
                     msgs = await sub.fetch(256, timeout=1.0)
                 except (nats.errors.TimeoutError, TimeoutError):
-                    return replayed  # nothing more stored
+                    return  # nothing more stored
                 for msg in msgs:
-                    if msg.metadata.sequence.stream > upto:
-                        return replayed  # the durable delivers the rest
+                    seq = msg.metadata.sequence.stream
+                    if seq > upto:
+                        return  # the durable delivers the rest
                     try:
                         events = unpack(decode_event(msg.data))
                     except InvalidEvent:
                         continue
-                    for event in events:
-                        try:
-                            trade = replayed_trade(self.core, event)
-                        except MoneyError:
-                            continue
-                        if trade is not None:
-                            self.core.performance.record(trade)
-                            replayed += 1
+                    stored_ns = int(msg.metadata.timestamp.timestamp() * NS_PER_S)
+                    yield seq, stored_ns, events
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

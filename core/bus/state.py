@@ -1,4 +1,5 @@
-"""Shared control state on JetStream KV: budgets, the trading state, phase parameters.
+"""Shared control state on JetStream KV: budgets, the trading state, the ledger writer's heartbeat, the
+Brain's carry checkpoint, phase parameters.
 
 Values are serialized titan.v1 protobufs (parameters: canonical JSON). Watches yield the current
 values first, then every later put; deletions and undecodable values are skipped (the latter counted
@@ -24,7 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
-from titan.core.catalog import LEDGER_HEARTBEAT_KEY, TRADING_STATE_KEY, BucketSpec, Catalog
+from titan.core.catalog import BRAIN_CARRY_KEY, LEDGER_HEARTBEAT_KEY, TRADING_STATE_KEY, BucketSpec, Catalog
 from titan.core.metrics import BUS_REJECTS
 from titan.core.tasks import raise_if_cancelled
 from titan.v1 import events_pb2, trading_pb2
@@ -213,6 +214,16 @@ class StateStore:
         ):
             if heartbeat is not None:
                 yield heartbeat
+
+    # --- the Brain's carry checkpoint --------------------------------------------------------
+    async def put_brain_carry(self, checkpoint: events_pb2.BrainCarry) -> int:
+        return await self._put(
+            self.catalog.control_bucket, BRAIN_CARRY_KEY, checkpoint.SerializeToString(deterministic=True)
+        )
+
+    async def get_brain_carry(self) -> events_pb2.BrainCarry | None:
+        data = await self._get(self.catalog.control_bucket, BRAIN_CARRY_KEY)
+        return None if data is None else _parse(events_pb2.BrainCarry, data)
 
     # --- parameters -------------------------------------------------------------------------
     async def put_params(self, phase_id: str, params: dict[str, Any]) -> int:

@@ -6,11 +6,11 @@ saved to / restored from a plain dict (the operator keeps it in ``TitanBrain.sta
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from titan.core.clock import NS_PER_S
 from titan.core.money import to_decimal, to_wire
@@ -23,6 +23,15 @@ from titan.v1 import common_pb2, events_pb2, trading_pb2
 
 NS_PER_DAY = 86_400 * NS_PER_S
 CENT = Decimal("0.01")
+
+
+class PositionKey(NamedTuple):
+    """A phase's position on one instrument: what fees and funding are carried for."""
+
+    phase_id: str
+    venue: str
+    symbol: str
+    instrument: int
 
 
 class PhaseStateName(StrEnum):
@@ -231,7 +240,7 @@ class BrainCore:
     phase_states: dict[str, str] = field(default_factory=dict)
     performance: PerformanceTracker = field(default_factory=PerformanceTracker)
     _closed: list[Trade] = field(default_factory=list)  # closing fills since the last decision (breaker)
-    _carried: dict[tuple[str, str, str, int], Decimal] = field(default_factory=dict)  # see carry()
+    _carried: dict[PositionKey, Decimal] = field(default_factory=dict)  # see carry()
     counted: CountedIds = field(default_factory=CountedIds)  # fill and funding ids already counted
 
     def keep_feed_state(self, earlier: BrainCore) -> None:
@@ -284,13 +293,21 @@ class BrainCore:
     def carry(self, phase_id: str, venue: str, symbol: str, instrument: int, amount: Decimal) -> None:
         """PnL of an open position that no closing fill has taken yet: an opening fill's fee (< 0) or a
         funding payment on a perp (received > 0, paid < 0). See :meth:`take_carried`."""
-        key = (phase_id, venue, symbol, instrument)
+        key = PositionKey(phase_id, venue, symbol, instrument)
         self._carried[key] = self._carried.get(key, Decimal(0)) + amount
 
     def take_carried(self, phase_id: str, venue: str, symbol: str, instrument: int) -> Decimal:
         """What the position carried since its last closing fill: the closing fill adds it to its
         trade, so a trade from flat to flat has its opening fees and the funding over its life."""
-        return self._carried.pop((phase_id, venue, symbol, instrument), Decimal(0))
+        return self._carried.pop(PositionKey(phase_id, venue, symbol, instrument), Decimal(0))
+
+    def carried(self) -> dict[PositionKey, Decimal]:
+        """A copy of what every open position carries (:meth:`carry`)."""
+        return dict(self._carried)
+
+    def adopt_carried(self, carried: Mapping[PositionKey, Decimal]) -> None:
+        """Start from what a checkpoint says the open positions carried (a restart's replay)."""
+        self._carried = dict(carried)
 
     def observe_trade(self, phase_id: str, pnl: Decimal, ts_ns: int, policy: BrainPolicy, unit: str = "") -> None:
         """A closing fill's net PnL (realized minus fees, plus funding): performance adds it to its

@@ -13,10 +13,10 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from tests.util import wait_for
-from titan.core.bus import connect, new_event_id, publish_event
+from titan.core.bus import StateStore, connect, new_event_id, publish_event
 from titan.core.bus.events import batch_event
-from titan.core.catalog import Catalog
-from titan.core.clock import NS_PER_S, WallClock
+from titan.core.catalog import BRAIN_CARRY_KEY, Catalog
+from titan.core.clock import NS_PER_S, ManualClock, WallClock
 from titan.operator.brain import BrainPolicy
 from titan.operator.runtime import BrainRuntime
 from titan.v1 import common_pb2, events_pb2, trading_pb2
@@ -177,3 +177,70 @@ async def test_an_event_in_two_batches_counts_once_and_a_restart_keeps_what_posi
         await second.close()
     finally:
         await first.close()
+
+
+DAY_NS = 86_400 * NS_PER_S
+
+
+async def carried_by_the_first_brain(js: JetStreamContext, catalog: Catalog, nc: Client, now: int) -> dict[str, object]:
+    """A Brain sees a position open (fee 0.1) and pay 0.3 of funding, in a batch as execution
+    publishes them, and stops; returns its persisted core."""
+    first = BrainRuntime(nc, catalog, WallClock())
+    try:
+        await first.start()
+        opening = closing_fill(400, "0", now - 120 * NS_PER_S)
+        await publish_event(js, catalog, batch_event([opening, funding_paid("-0.3", now - 60 * NS_PER_S)], "execution"))
+        await wait_for(lambda: consumed(js, catalog, delivered=1))
+        assert first.events_seen == 2 and trades(first) == []
+        return first.core.to_dict()
+    finally:
+        await first.close()
+
+
+async def test_a_position_opened_before_the_window_closes_with_all_it_carried(nc: Client, fresh: Catalog) -> None:
+    """A restart eight days after a position opened (its fee and funding stored before the 7-day
+    window) still closes it with both: the replay carries from the stream's start, and checkpoints
+    the carry, so the restart after that needs none of those messages any more."""
+    js = nc.jetstream()
+    now = time.time_ns()
+    state = await carried_by_the_first_brain(js, fresh, nc, now)
+
+    second = BrainRuntime(nc, fresh, ManualClock(now + 8 * DAY_NS))
+    try:
+        await second.start()  # kopf's order: start, then restore
+        second.restore(state)
+        stored = await StateStore(js, fresh).get_brain_carry()
+        assert stored is not None and stored.through_seq == 1
+        assert [(c.phase_id, c.symbol, Decimal(c.amount)) for c in stored.carried] == [
+            (PHASE, "BTCUSDT", Decimal("-0.4"))]
+    finally:
+        await second.close()
+
+    # The messages the checkpoint covers are gone: only the checkpoint knows what the position carried.
+    await js.purge_stream(fresh.events_stream.name, seq=stored.through_seq + 1)
+    third = BrainRuntime(nc, fresh, ManualClock(now + 9 * DAY_NS))
+    try:
+        third.restore(state)  # the local driver's order: restore, then start
+        await third.start()
+        await publish_event(js, fresh, closing_fill(401, "2", now + 9 * DAY_NS))
+        await wait_for(lambda: trades(third) == [Decimal("2") - Decimal("0.1") - Decimal("0.3") - Decimal("0.1")])
+    finally:
+        await third.close()
+
+
+async def test_an_unreadable_checkpoint_replays_from_the_start(nc: Client, fresh: Catalog) -> None:
+    js = nc.jetstream()
+    now = time.time_ns()
+    state = await carried_by_the_first_brain(js, fresh, nc, now)
+    kv = await js.key_value(fresh.control_bucket.name)
+    await kv.put(BRAIN_CARRY_KEY, b"\xff not a BrainCarry")
+    rt = BrainRuntime(nc, fresh, ManualClock(now + 8 * DAY_NS))
+    try:
+        await rt.start()
+        rt.restore(state)
+        await publish_event(js, fresh, closing_fill(401, "2", now + 8 * DAY_NS))
+        await wait_for(lambda: trades(rt) == [Decimal("1.5")])
+        stored = await StateStore(js, fresh).get_brain_carry()
+        assert stored is not None and stored.through_seq == 1  # written again
+    finally:
+        await rt.close()

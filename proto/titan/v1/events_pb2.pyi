@@ -109,6 +109,30 @@ class PhaseDiagnostics(_message.Message):
     notes: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, phase_id: _Optional[str] = ..., ts_ns: _Optional[int] = ..., state: _Optional[str] = ..., values: _Optional[_Mapping[str, float]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class CarriedAmount(_message.Message):
+    __slots__ = ("phase_id", "venue", "symbol", "instrument", "amount")
+    PHASE_ID_FIELD_NUMBER: _ClassVar[int]
+    VENUE_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    phase_id: str
+    venue: str
+    symbol: str
+    instrument: _common_pb2.InstrumentKind
+    amount: str
+    def __init__(self, phase_id: _Optional[str] = ..., venue: _Optional[str] = ..., symbol: _Optional[str] = ..., instrument: _Optional[_Union[_common_pb2.InstrumentKind, str]] = ..., amount: _Optional[str] = ...) -> None: ...
+
+class BrainCarry(_message.Message):
+    __slots__ = ("through_seq", "carried", "ts_ns")
+    THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
+    CARRIED_FIELD_NUMBER: _ClassVar[int]
+    TS_NS_FIELD_NUMBER: _ClassVar[int]
+    through_seq: int
+    carried: _containers.RepeatedCompositeFieldContainer[CarriedAmount]
+    ts_ns: int
+    def __init__(self, through_seq: _Optional[int] = ..., carried: _Optional[_Iterable[_Union[CarriedAmount, _Mapping]]] = ..., ts_ns: _Optional[int] = ...) -> None: ...
+
 class LedgerHeartbeat(_message.Message):
     __slots__ = ("writing_at_ns", "ts_ns", "writer", "failing_since_ns")
     WRITING_AT_NS_FIELD_NUMBER: _ClassVar[int]
