@@ -44,7 +44,7 @@ from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock, WallClock
 from titan.core.service import tasks_on_request
 from titan.operator import deployments
-from titan.operator.brain import PhaseSpec, PolicyError, parse_brain_spec, parse_phase_spec
+from titan.operator.brain import BrainPolicy, PhaseSpec, PolicyError, parse_brain_spec, parse_phase_spec
 from titan.operator.kube import (
     TITANBRAINS,
     TITANPHASES,
@@ -212,7 +212,7 @@ def register_lifecycle(reg: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         tasks_on_request(asyncio.get_running_loop())  # kill -USR1: threads' stacks, then kopf's tasks too
         nc = await connect(cfg.nats_url, "titan-brain")
         runtime = BrainRuntime(nc, Catalog(cfg.catalog_namespace), cfg.clock)
-        await runtime.start()
+        await runtime.open()  # it follows the stream at the first reconcile, with the TitanBrain's window
         shell = Shell(config=cfg, runtime=runtime, kube=Kube.connect(target))
         accept_unverified(shell.kube.api.configuration)  # one log line instead of a warning per request
         # the indexes arrive (empty, then kept current by kopf) in every handler, startup included
@@ -338,14 +338,18 @@ async def reconcile(
 async def _reconcile_locked(namespace: str, shell: Shell, brain: dict[str, Any], brain_ref: ObjectRef,
                             titan_phases: kopf.Index[str, Any], logger: logging.Logger) -> None:
     rt = shell.runtime
-    if not shell.restored:
-        rt.restore(brain["core"])
-        shell.restored = True
     try:
-        policy = parse_brain_spec(brain["spec"])
+        policy: BrainPolicy | None = parse_brain_spec(brain["spec"])
     except PolicyError as exc:
+        policy = None
         metrics.BRAIN_RECONCILES.labels(result="invalid").inc()
         await shell.event(brain_ref, "Warning", "InvalidSpec", str(exc), logger)
+    if not shell.restored:
+        rt.policy = policy or rt.policy  # the replay's performance window
+        await rt.follow()
+        rt.restore(brain["core"])
+        shell.restored = True
+    if policy is None:
         return
     items: dict[str, dict[str, Any]] = {}
     phases: list[PhaseSpec] = []

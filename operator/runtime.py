@@ -60,6 +60,7 @@ class BrainRuntime:
         self.last_decision: Decision | None = None
         self._consume = consume
         self._consumer: DurableConsumer[events_pb2.Event] | None = None
+        self._replayed = False
         self.outbox = DecisionOutbox()
         self._budget_phases: set[str] = set()
         self._params: dict[str, str] = {}
@@ -67,9 +68,23 @@ class BrainRuntime:
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
+        """:meth:`open`, then :meth:`follow` under the current policy (the local driver sets it first)."""
+        await self.open()
+        await self.follow()
+
+    async def open(self) -> None:
+        """The streams, buckets and the state store; nothing consumed yet."""
         await ensure_jetstream(self.js, self.catalog)
         self.store = await StateStore.open(self.js, self.catalog)
-        if self._consume:
+
+    async def follow(self) -> None:
+        """Replay what the durable consumer acked before (:meth:`_replay_trades`, over the current
+        policy's performance window), then consume the rest. Once; the kopf driver calls it when the
+        TitanBrain, and so the window, is known."""
+        if not self._consume or self._consumer is not None:
+            return
+        if not self._replayed:  # once: a second replay would find every id counted and lose the carry
+            self._replayed = True
             try:
                 replayed = await self._replay_trades(self.policy.performance.window_s)
                 if replayed:
@@ -77,8 +92,9 @@ class BrainRuntime:
                              self.policy.performance.window_s)
             except Exception as exc:  # the tilt then restarts neutral, as without history
                 log.warning("performance history not replayed: %s: %s", type(exc).__name__, exc)
-            self._consumer = DurableConsumer(self.nc, self.catalog.brain_consumer, self._on_event, decode_event)
-            await self._consumer.start()
+        consumer = DurableConsumer(self.nc, self.catalog.brain_consumer, self._on_event, decode_event)
+        await consumer.start()
+        self._consumer = consumer
 
     async def _replay_trades(self, window_s: int) -> int:
         """What this Brain's durable consumer already acked (before a restart) back into the core:

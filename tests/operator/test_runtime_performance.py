@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -244,3 +245,30 @@ async def test_an_unreadable_checkpoint_replays_from_the_start(nc: Client, fresh
         assert stored is not None and stored.through_seq == 1  # written again
     finally:
         await rt.close()
+
+
+async def test_the_replay_counts_trades_over_the_window_of_the_policy_it_follows_under(
+        nc: Client, fresh: Catalog) -> None:
+    """The kopf driver opens the runtime at start and follows the stream at the first reconcile,
+    under the TitanBrain's policy: a 10-day window counts a trade stored 8 days before the restart,
+    the default 7-day one does not."""
+    js = nc.jetstream()
+    now = time.time_ns()
+    first = BrainRuntime(nc, fresh, WallClock())
+    try:
+        await first.start()
+        await publish_event(js, fresh, closing_fill(500, "2", now))
+        await wait_for(lambda: consumed(js, fresh, delivered=1))
+    finally:
+        await first.close()
+    for days, expected in ((7, []), (10, [Decimal("1.9")])):
+        rt = BrainRuntime(nc, fresh, ManualClock(now + 8 * DAY_NS))
+        try:
+            await rt.open()
+            rt.policy = BrainPolicy(performance=replace(POLICY, window_s=days * 86_400))
+            await rt.follow()
+            assert trades(rt) == expected
+        finally:
+            await rt.close()
+        kv = await js.key_value(fresh.control_bucket.name)
+        await kv.delete(BRAIN_CARRY_KEY)  # each restart replays from the start
