@@ -52,11 +52,20 @@ def log_format_json(json_lines: bool) -> bool:
     return json_lines if chosen not in ("json", "human") else chosen == "json"
 
 
+HANDLER_NAME = "titan"  # the root handler setup_logging installs
+
+
 def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
+    """A component's logging: one handler on the root logger, to the stderr of this moment, in the
+    format :func:`log_format_json` picks. Called again, it replaces its own earlier handler and leaves
+    any other (an embedding program's, a test runner's) as it was."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if log_format_json(json_lines) else HumanFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for earlier in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(earlier)
+    root.addHandler(handler)
     root.setLevel(level)
     for noisy in ("asyncio", "kopf.objects", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from titan.core.config import default_data_dir
+from titan.core.logging import HANDLER_NAME
 
 pytest_plugins = [
     "tests.fixtures.infra",
@@ -28,15 +29,14 @@ if _TOOLS.is_dir() and str(_TOOLS) not in os.environ.get("PATH", "").split(os.pa
 @pytest.fixture(autouse=True)
 def root_logging_restored() -> Iterator[None]:
     """A CLI command run in a test sets up logging as its process would: a handler of its own on the
-    root logger, bound to the stderr of that moment (a ``CliRunner``'s, gone after the test). Such a
-    handler is taken off after the test and the root level put back, so no later test's output gets
-    what it writes (pytest's own capture handlers come and go with each test phase and are left be)."""
+    root logger (``setup_logging``'s), bound to the stderr of that moment (a ``CliRunner``'s, gone
+    after the test). That handler is taken off after the test and the root level put back, so no later
+    test's output gets what it writes."""
     root = logging.getLogger()
-    before, level = set(root.handlers), root.level
+    level = root.level
     yield
-    for handler in root.handlers[:]:
-        if handler not in before and type(handler) is logging.StreamHandler:
-            root.removeHandler(handler)
+    for handler in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(handler)
     root.setLevel(level)
 
 

@@ -75,6 +75,26 @@ def test_one_log_format_per_run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.
     assert line.endswith("INFO    titan.test: hello child=gateway") and line[2] == ":"
 
 
+def test_setup_logging_replaces_its_own_handler_and_leaves_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An embedding program (or a test runner) keeps its root handlers when a command run in its
+    process sets up logging; a second setup replaces the first one's handler instead of adding one."""
+    import io
+    import logging
+
+    from titan.core.logging import setup_logging
+
+    root = logging.getLogger()
+    theirs = logging.StreamHandler(io.StringIO())
+    monkeypatch.setattr(root, "handlers", [theirs])  # restored after the test
+    monkeypatch.setattr(root, "level", root.level)
+    setup_logging("INFO")
+    setup_logging("WARNING")
+    ours = [h for h in root.handlers if h is not theirs]
+    assert root.handlers[0] is theirs and len(ours) == 1 and root.level == logging.WARNING
+    logging.getLogger("titan.test").warning("kept")
+    assert theirs.stream.getvalue() == "kept\n"
+
+
 def test_a_warning_when_no_enabled_phase_trades_the_sources_symbols(caplog: pytest.LogCaptureFixture) -> None:
     from titan.cli.up import warn_if_nothing_trades
 
