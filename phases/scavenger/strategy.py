@@ -11,6 +11,9 @@ A pure class: market events in, tripwires, trap events and Signals out, on an in
   vetoes, velocity-based order type and limit, quarter-Kelly size capped by the budget, stop, target.
 * Kill condition: more than ``max_consecutive_losses`` losing trades in a row → cool-down, reported.
 
+Each symbol's market state is a :class:`~titan.phases.scavenger.state.SymbolState`; the executor's
+entry, size and signal are pure functions in :mod:`titan.phases.scavenger.entry`.
+
 Timing: burst windows, velocity and CVD use exchange time; confirmations, cooldowns and the generator
 cadence use the injected clock. A driver sets the clock (or uses the wall clock), then calls
 :meth:`on_event` per event and :meth:`on_time` periodically; both first run whatever is due.
@@ -19,7 +22,6 @@ cadence use the injected clock. A driver sets the clock (or uses the wall clock)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -29,10 +31,12 @@ from titan.core.money import to_decimal, to_decimal_or, to_wire
 from titan.phases import indicators
 from titan.phases.runtime.cooldown import LossStreak
 from titan.phases.runtime.core import StrategyBase, StrategyOutput
-from titan.phases.scavenger import sizing, tripwires
-from titan.phases.scavenger.flow import CVD, Burst, BurstCounter, LeadLag, Velocity
+from titan.phases.scavenger import tripwires
+from titan.phases.scavenger.entry import Veto, entry_plan, entry_signal, position_size
+from titan.phases.scavenger.flow import Burst
 from titan.phases.scavenger.params import ScavengerParams
-from titan.phases.scavenger.tripwires import CandleBar, Direction, OIHistory, Tripwire
+from titan.phases.scavenger.state import STRUCTURE_KEEP, Candles, PendingTrap, SymbolState, candle_bar
+from titan.phases.scavenger.tripwires import Direction, Tripwire
 from titan.v1 import common_pb2, market_pb2, trading_pb2
 
 PHASE_ID = "scavenger"
@@ -50,106 +54,7 @@ LOSS_COOLDOWN_OVER = "LOSS_COOLDOWN_OVER"
 STATE_ACTIVE = "ACTIVE"
 STATE_COOLDOWN = "COOLDOWN"
 
-_HISTORY = {"1m": 20, "5m": 40}
-_STRUCTURE_KEEP = 200  # structure candles kept (Bollinger needs 92)
 _FEED_LAG_SPAN_NS = 5 * 10**9  # the feed lag used by the timer is the largest seen over this span
-
-
-@dataclass(frozen=True)
-class _Veto:
-    """Why a confirmed trap is not traded (TRAP_ABORTED's reason) and what the event shows with it."""
-
-    reason: str
-    detail: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """How a trap would be entered: the order tier and prices, and the reward/risk they give."""
-
-    plan: sizing.OrderPlan
-    reference: Decimal
-    limit: Decimal | None
-    stop: Decimal
-    target: Decimal
-    reward_risk: Decimal
-    velocity: float
-
-
-@dataclass(frozen=True)
-class _Sized:
-    size: Decimal
-    leverage: Decimal
-    margin: Decimal
-
-
-@dataclass
-class _Pending:
-    trap: Tripwire
-    burst: Burst
-    sprung_ns: int
-    due_ns: int
-
-
-class _Candles:
-    """Closed candles of one timeframe keyed by open time; event candles win over built ones."""
-
-    def __init__(self, keep: int) -> None:
-        self.keep = keep
-        self.bars: dict[int, CandleBar] = {}
-        self.from_events = False
-
-    def put(self, bar: CandleBar, from_event: bool) -> None:
-        if from_event:
-            self.from_events = True
-        elif self.from_events:
-            return
-        self.bars[bar.open_ns] = bar
-        if len(self.bars) > self.keep:
-            for k in sorted(self.bars)[: len(self.bars) - self.keep]:
-                del self.bars[k]
-
-    def last(self, n: int) -> list[CandleBar]:
-        return [self.bars[k] for k in sorted(self.bars)[-n:]] if n > 0 else []
-
-
-class _Symbol:
-    def __init__(self, symbol: str, p: ScavengerParams) -> None:
-        self.symbol = symbol
-        self.tripwires: list[Tripwire] = []
-        self.candles: dict[str, _Candles] = {tf: _Candles(n) for tf, n in _HISTORY.items()}
-        self.candles.setdefault(p.structure_timeframe, _Candles(_STRUCTURE_KEEP))
-        self.candles[p.structure_timeframe].keep = _STRUCTURE_KEEP
-        self.agg_1m: CandleAggregator | None = None
-        self.agg_up: dict[str, CandleAggregator] = {}
-        self.oi = OIHistory()
-        self.funding: Decimal | None = None
-        self.spot: Decimal | None = None
-        self.perp: Decimal | None = None
-        self.perp_traded = False  # the perp price comes from marks until the first perp trade
-        self.price: Decimal | None = None          # last burst-source trade price
-        self.exponent = 0                         # most decimals seen in prices (tick proxy)
-        self.velocity = Velocity()
-        self.cvd = CVD()
-        self.burst = BurstCounter(p.volume_window_ms * NS_PER_MS, p.min_trades_in_window)
-        self.lead_lag = LeadLag()
-        self.book_imbalance: float | None = None
-        self.last_activation_ns: int | None = None
-        self.feed_lag_ns = 0                      # clock − exchange time of burst trades (max over ~5 s)
-        self.feed_lag_at_ns = 0
-        self.failures = 0
-        self.blacklisted_until = 0
-
-
-def _bar(c: market_pb2.Candle) -> CandleBar:
-    return CandleBar(
-        c.open_time_ns,
-        to_decimal(c.open),
-        to_decimal(c.high),
-        to_decimal(c.low),
-        to_decimal(c.close),
-        to_decimal(c.volume),
-    )
 
 
 class ScavengerStrategy(StrategyBase):
@@ -160,9 +65,9 @@ class ScavengerStrategy(StrategyBase):
         self.clock = clock
         self.params = params or ScavengerParams()
         self.budget: trading_pb2.Budget | None = None
-        self.symbols: dict[str, _Symbol] = {}
+        self.symbols: dict[str, SymbolState] = {}
         self._activations: dict[str, int] = {}        # trap id -> last activation (clock ns)
-        self._pending: dict[str, _Pending] = {}       # trap id -> confirmation
+        self._pending: dict[str, PendingTrap] = {}       # trap id -> confirmation
         self._sent: dict[str, tuple[str, str]] = {}   # signal id -> (symbol, trap id)
         self._next_rebuild_ns: int | None = None
         self._seq = 0
@@ -180,7 +85,7 @@ class ScavengerStrategy(StrategyBase):
             if st is None or st.burst.window_ns != self.params.volume_window_ms * NS_PER_MS or (
                 self.params.structure_timeframe not in st.candles
             ):
-                fresh = _Symbol(sym, self.params)
+                fresh = SymbolState(sym, self.params)
                 if st is not None:  # keep the market history across a parameter change
                     for tf, c in st.candles.items():
                         if tf in fresh.candles:
@@ -190,7 +95,7 @@ class ScavengerStrategy(StrategyBase):
                 st = fresh
             st.burst.min_trades = self.params.min_trades_in_window
             sc = st.candles[self.params.structure_timeframe]
-            sc.keep = max(sc.keep, _STRUCTURE_KEEP)
+            sc.keep = max(sc.keep, STRUCTURE_KEEP)
             self.symbols[sym] = st
 
     def set_params(self, raw: Mapping[str, Any] | ScavengerParams) -> None:
@@ -298,7 +203,7 @@ class ScavengerStrategy(StrategyBase):
             elif kind == "candle":
                 if (ev.venue == p.venue and ev.instrument != common_pb2.INSTRUMENT_KIND_SPOT and ev.candle.closed
                         and ev.candle.timeframe in st.candles):
-                    st.candles[ev.candle.timeframe].put(_bar(ev.candle), from_event=True)
+                    st.candles[ev.candle.timeframe].put(candle_bar(ev.candle), from_event=True)
                     if ev.candle.timeframe == p.structure_timeframe:
                         self._rebuild(self.clock.now_ns(), out)  # a new structure bar: re-place at once
             elif kind == "open_interest":
@@ -331,7 +236,7 @@ class ScavengerStrategy(StrategyBase):
             return bool(ev.instrument == common_pb2.INSTRUMENT_KIND_PERP)
         return True
 
-    def _on_trade(self, st: _Symbol, ev: market_pb2.MarketEvent, out: StrategyOutput) -> None:
+    def _on_trade(self, st: SymbolState, ev: market_pb2.MarketEvent, out: StrategyOutput) -> None:
         p = self.params
         price, qty = to_decimal(ev.trade.price), to_decimal(ev.trade.size)
         if price <= 0 or qty <= 0:
@@ -369,7 +274,7 @@ class ScavengerStrategy(StrategyBase):
         if burst is not None:
             self._on_burst(st, burst, now, out)
 
-    def _build_candles(self, st: _Symbol, ev: market_pb2.MarketEvent) -> bool:
+    def _build_candles(self, st: SymbolState, ev: market_pb2.MarketEvent) -> bool:
         """1-minute candles from the perp's trades, rolled up into 5m and the structure timeframe
         (used unless the source publishes candles of that timeframe itself)."""
         if st.agg_1m is None:
@@ -379,10 +284,10 @@ class ScavengerStrategy(StrategyBase):
                     st.agg_up[tf] = CandleAggregator(tf)
         rebuild = False
         for c1 in st.agg_1m.on_event(ev):
-            st.candles["1m"].put(_bar(c1.candle), from_event=False)
+            st.candles["1m"].put(candle_bar(c1.candle), from_event=False)
             for tf, agg in st.agg_up.items():
                 for c in agg.on_event(c1):
-                    st.candles[tf].put(_bar(c.candle), from_event=False)
+                    st.candles[tf].put(candle_bar(c.candle), from_event=False)
                     rebuild = rebuild or tf == self.params.structure_timeframe
         return rebuild
 
@@ -392,7 +297,7 @@ class ScavengerStrategy(StrategyBase):
             return False
         return trap.id not in self._pending
 
-    def _near_trap(self, st: _Symbol, price: Decimal, now: int) -> Tripwire | None:
+    def _near_trap(self, st: SymbolState, price: Decimal, now: int) -> Tripwire | None:
         """The armed tripwire nearest to ``price`` within the proximity band (first on a tie)."""
         best: tuple[Decimal, Tripwire] | None = None
         for trap in st.tripwires:
@@ -414,7 +319,7 @@ class ScavengerStrategy(StrategyBase):
         out.event(TRAP_MAP_UPDATED, "", now, symbols=sum(1 for st in self.symbols.values() if st.tripwires),
                   tripwires=total, interval_ms=p.update_interval_ms)
 
-    def generate(self, st: _Symbol, now: int) -> list[Tripwire]:
+    def generate(self, st: SymbolState, now: int) -> list[Tripwire]:
         p = self.params
         sc = st.candles[p.structure_timeframe]
         bars = sc.last(p.structure_bars)
@@ -427,7 +332,7 @@ class ScavengerStrategy(StrategyBase):
                 tripwires.liquidation_cluster(st.symbol, bars, p.liquidation_confidence),
                 tripwires.daily_level(st.symbol, sc.last(48), p.daily_level_confidence)
                 if p.structure_timeframe == "1h" else None,
-                tripwires.bollinger_trap(st.symbol, sc.last(_STRUCTURE_KEEP), p.bollinger_confidence),
+                tripwires.bollinger_trap(st.symbol, sc.last(STRUCTURE_KEEP), p.bollinger_confidence),
             ):
                 if t is not None:
                     traps.append(t)
@@ -461,9 +366,9 @@ class ScavengerStrategy(StrategyBase):
             unique.setdefault(t.id, t)
         return list(unique.values())
 
-    def _volume_24h(self, sc: _Candles) -> Decimal:
+    def _volume_24h(self, sc: Candles) -> Decimal:
         """Quote volume (Σ volume·close) of the structure candles of the last 24 h."""
-        bars = sc.last(_STRUCTURE_KEEP)
+        bars = sc.last(STRUCTURE_KEEP)
         if not bars:
             return Decimal(0)
         tf = timeframe_ns(self.params.structure_timeframe)
@@ -471,7 +376,7 @@ class ScavengerStrategy(StrategyBase):
         return sum((b.volume * b.close for b in bars if b.open_ns >= since), Decimal(0))
 
     # --- detector ---------------------------------------------------------------------------------
-    def _on_burst(self, st: _Symbol, burst: Burst, now: int, out: StrategyOutput) -> None:
+    def _on_burst(self, st: SymbolState, burst: Burst, now: int, out: StrategyOutput) -> None:
         self._count("bursts")
         trap = self._near_trap(st, burst.last_price, now)
         if trap is None:
@@ -480,13 +385,13 @@ class ScavengerStrategy(StrategyBase):
         out.event(TRAP_SPRUNG, st.symbol, now, trap=trap.id, trap_type=trap.trap_type.value,
                   direction=trap.direction.value, price=to_wire(burst.last_price), trades=burst.count,
                   micro_cvd=to_wire(burst.micro_cvd), window_start_ns=burst.start_ns)
-        pending = _Pending(trap, burst, now, now + self.params.confirmation_ms * NS_PER_MS)
+        pending = PendingTrap(trap, burst, now, now + self.params.confirmation_ms * NS_PER_MS)
         if self.params.confirmation_ms == 0:
             self._confirm(pending, now, out)
         else:
             self._pending[trap.id] = pending
 
-    def _confirm(self, pend: _Pending, now: int, out: StrategyOutput) -> None:
+    def _confirm(self, pend: PendingTrap, now: int, out: StrategyOutput) -> None:
         p = self.params
         trap = pend.trap
         st = self.symbols.get(trap.symbol)
@@ -513,24 +418,23 @@ class ScavengerStrategy(StrategyBase):
         out.event(TRAP_ABORTED, trap.symbol, now, trap=trap.id, reason=reason, **detail)
 
     # --- executor ---------------------------------------------------------------------------------
-    def _quantize(self, st: _Symbol, price: Decimal) -> Decimal:
-        return price.quantize(Decimal(1).scaleb(min(st.exponent, 0)))
-
-    def _fire(self, st: _Symbol, pend: _Pending, now: int, out: StrategyOutput) -> None:
+    def _fire(self, st: SymbolState, pend: PendingTrap, now: int, out: StrategyOutput) -> None:
         """A confirmed trap: every veto first, then the order's price, stop and target, then its
         size; the first that refuses aborts the trap with its reason, else the signal goes out."""
         trap = pend.trap
         accel = st.velocity.acceleration()
         step = self._veto(st, pend, now, accel)
-        if isinstance(step, _Veto):
+        if isinstance(step, Veto):
             return self._abort(out, trap, now, step.reason, **step.detail)
-        entry = self._entry(st, trap)
-        if isinstance(entry, _Veto):
+        entry = entry_plan(self.params, st, trap)
+        if isinstance(entry, Veto):
             return self._abort(out, trap, now, entry.reason, **entry.detail)
-        sized = self._size(trap, entry)
-        if isinstance(sized, _Veto):
+        sized = position_size(self.params, self._equity(), self.budget, trap, entry)
+        if isinstance(sized, Veto):
             return self._abort(out, trap, now, sized.reason, **sized.detail)
-        signal = self._signal(st, pend, entry, sized, now, accel)
+        self._seq += 1
+        signal_id = f"{self.phase_id}-{st.symbol}-{now // NS_PER_MS}-{self._seq}"
+        signal = entry_signal(self.params, self.phase_id, signal_id, st, pend, entry, sized, now, accel)
         self._activations[trap.id] = now
         st.last_activation_ns = now
         self._sent[signal.signal_id] = (st.symbol, trap.id)
@@ -542,129 +446,36 @@ class ScavengerStrategy(StrategyBase):
                   order_type=trading_pb2.OrderType.Name(entry.plan.order_type))
         return None
 
-    def _veto(self, st: _Symbol, pend: _Pending, now: int, accel: float) -> _Veto | None:
+    def _veto(self, st: SymbolState, pend: PendingTrap, now: int, accel: float) -> Veto | None:
         """Cool-downs, then flow (micro CVD, burst quality), trend (acceleration, ADX), and the
         pre-flight check that the price is still at the trigger."""
         p = self.params
         trap, burst = pend.trap, pend.burst
         long = trap.direction is Direction.LONG
         if self.streak.pausing(now):
-            return _Veto("LOSS_COOLDOWN")
+            return Veto("LOSS_COOLDOWN")
         if now < st.blacklisted_until:
-            return _Veto("BLACKLISTED")
+            return Veto("BLACKLISTED")
         if st.last_activation_ns is not None and now - st.last_activation_ns < p.symbol_cooldown_ms * NS_PER_MS:
-            return _Veto("SYMBOL_COOLDOWN")
+            return Veto("SYMBOL_COOLDOWN")
         last = self._activations.get(trap.id)
         if last is not None and now - last < p.trap_cooldown_ms * NS_PER_MS:
-            return _Veto("TRAP_COOLDOWN")
+            return Veto("TRAP_COOLDOWN")
         micro = burst.micro_cvd
         if (long and micro <= 0) or (not long and micro >= 0):
-            return _Veto("MICRO_CVD_MISMATCH", {"micro_cvd": to_wire(micro)})
+            return Veto("MICRO_CVD_MISMATCH", {"micro_cvd": to_wire(micro)})
         if burst.quality < p.min_burst_quality:
-            return _Veto("LOW_BURST_QUALITY", {"quality": to_wire(burst.quality.quantize(Decimal("0.0001")))})
+            return Veto("LOW_BURST_QUALITY", {"quality": to_wire(burst.quality.quantize(Decimal("0.0001")))})
         if accel > 0:
-            return _Veto("ACCELERATION", {"acceleration": f"{accel:.6g}"})
+            return Veto("ACCELERATION", {"acceleration": f"{accel:.6g}"})
         if trap.adx > p.adx_trend_threshold and (
             (long and trap.trend == "DOWN") or (not long and trap.trend == "UP")
         ):
-            return _Veto("ADX_TREND", {"adx": f"{trap.adx:.2f}", "trend": trap.trend})
+            return Veto("ADX_TREND", {"adx": f"{trap.adx:.2f}", "trend": trap.trend})
         assert st.price is not None
         if abs(st.price - trap.trigger) / trap.trigger > p.proximity:
-            return _Veto("PRICE_LEFT_TRIGGER", {"price": to_wire(st.price)})
+            return Veto("PRICE_LEFT_TRIGGER", {"price": to_wire(st.price)})
         return None
-
-    def _entry(self, st: _Symbol, trap: Tripwire) -> _Entry | _Veto:
-        """The order tier from the velocity, its limit price, and a stop and target on the right sides."""
-        p = self.params
-        long = trap.direction is Direction.LONG
-        ref = st.perp if st.perp is not None else st.price
-        assert ref is not None
-        velocity = st.velocity.velocity()
-        extreme, moderate = sizing.velocity_thresholds(
-            p.extreme_velocity_threshold, p.moderate_velocity_threshold, trap.vol_regime if trap.atr else "",
-            p.high_vol_velocity_factor, p.low_vol_velocity_factor)
-        plan = sizing.plan_order(velocity, ref, long, extreme, moderate, p.aggressive_limit_markup,
-                                 p.passive_limit_markup)
-        limit = self._quantize(st, plan.limit_price) if plan.limit_price is not None else None
-        entry = limit if limit is not None else ref
-        sign = 1 if long else -1
-        stop = trap.stop if trap.stop is not None else ref * (1 - sign * p.stop_loss_percent)
-        target = trap.target if trap.target is not None else ref * (1 + sign * p.target_percent)
-        stop, target = self._quantize(st, stop), self._quantize(st, target)
-        risk, reward = abs(entry - stop), abs(target - entry)
-        if risk <= 0 or reward <= 0 or (long and not stop < entry < target) or (not long and not target < entry < stop):
-            return _Veto("BAD_STOP_TARGET", {"stop": to_wire(stop), "target": to_wire(target), "entry": to_wire(entry)})
-        return _Entry(plan, ref, limit, stop, target, reward / risk, velocity)
-
-    def _size(self, trap: Tripwire, entry: _Entry) -> _Sized | _Veto:
-        """Quarter-Kelly margin x volatility multiplier x leverage, capped by the budget."""
-        p = self.params
-        equity = self._equity()
-        if equity <= 0:
-            return _Veto("NO_BUDGET")
-        budget = self.budget
-        assert budget is not None
-        leverage = min(trap.leverage, p.max_leverage)
-        budget_lev = to_decimal_or(budget.max_leverage, Decimal(0))
-        if budget_lev > 0:
-            leverage = min(leverage, budget_lev)
-        mult = p.high_vol_size_multiplier if trap.vol_regime == tripwires.HIGH_VOL else p.low_vol_size_multiplier
-        margin = sizing.kelly_margin(equity, Decimal(str(trap.confidence)), entry.reward_risk,
-                                     p.max_position_size_percent)
-        size = sizing.notional(margin * mult, leverage)
-        cap = to_decimal_or(budget.max_order_notional, Decimal(0))
-        if cap > 0:
-            size = min(size, cap)
-        size = min(size, equity).quantize(sizing.CENT)
-        if size <= 0:
-            return _Veto("ZERO_SIZE")
-        return _Sized(size, leverage, margin)
-
-    def _signal(self, st: _Symbol, pend: _Pending, entry: _Entry, sized: _Sized, now: int,
-                accel: float) -> trading_pb2.Signal:
-        """The signed-to-be entry signal, with everything that led to it in its metadata."""
-        p = self.params
-        trap, burst = pend.trap, pend.burst
-        long = trap.direction is Direction.LONG
-        self._seq += 1
-        signal_id = f"{self.phase_id}-{st.symbol}-{now // NS_PER_MS}-{self._seq}"
-        slippage = p.max_slippage_bps_perp_leads if st.lead_lag.leader == "B" else p.max_slippage_bps
-        leg = trading_pb2.Leg(
-            venue=p.order_venue or p.venue, symbol=st.symbol, instrument=common_pb2.INSTRUMENT_KIND_PERP,
-            side=common_pb2.SIDE_BUY if long else common_pb2.SIDE_SELL, size_quote=to_wire(sized.size),
-            order_type=entry.plan.order_type, limit_price=to_wire(entry.limit) if entry.limit is not None else "",
-        )
-        meta = {
-            "trap_id": trap.id,
-            "trap_type": trap.trap_type.value,
-            "direction": trap.direction.value,
-            "trigger_price": to_wire(trap.trigger),
-            "reference_price": to_wire(entry.reference),
-            "order_tier": entry.plan.tier,
-            "velocity": f"{entry.velocity:.8g}",
-            "acceleration": f"{accel:.8g}",
-            "micro_cvd": to_wire(burst.micro_cvd),
-            "burst_trades": str(burst.count),
-            "burst_volume": to_wire(burst.volume),
-            "burst_quality": to_wire(burst.quality.quantize(Decimal("0.0001"))),
-            "macro_cvd_60s": to_wire(st.cvd.cvd(60)),
-            "cascade": to_wire(trap.cascade),
-            "atr": f"{trap.atr:.8g}",
-            "volatility_regime": trap.vol_regime,
-            "adx": f"{trap.adx:.4f}",
-            "trend": trap.trend,
-            "margin": to_wire(sized.margin),
-            "reward_risk": to_wire(entry.reward_risk.quantize(Decimal("0.0001"))),
-            "lead": "perp" if st.lead_lag.leader == "B" else "trigger_feed",
-        }
-        if st.book_imbalance is not None:
-            meta["order_book_imbalance"] = f"{st.book_imbalance:.4f}"
-        return trading_pb2.Signal(
-            phase_id=self.phase_id, signal_id=signal_id, intent=trading_pb2.INTENT_OPEN, legs=[leg],
-            stop_price=to_wire(entry.stop), target_prices=[to_wire(entry.target)], confidence=trap.confidence,
-            leverage=to_wire(sized.leverage), ttl_ms=p.ttl_ms, created_at_ns=now, max_slippage_bps=slippage,
-            setup=trap.setup, metadata=meta,
-        )
 
     # --- feedback ---------------------------------------------------------------------------------
     def on_ack(self, ack: trading_pb2.SignalAck) -> StrategyOutput:
