@@ -20,7 +20,7 @@ from titan.backtest.organism import Organism, PhasePlan
 from titan.core.clock import Clock
 from titan.operator.brain import BandEdges, BrainPolicy, PhaseKind, PhaseSpec
 from titan.phases import registry
-from titan.phases.runtime.core import StrategyBase, StrategyOutput
+from titan.phases.runtime.contract import StrategyBase, StrategyOutput
 from titan.v1 import common_pb2, market_pb2, trading_pb2
 
 NS_PER_S = 1_000_000_000

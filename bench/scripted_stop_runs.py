@@ -24,7 +24,7 @@ import yaml
 
 from titan.core.clock import ManualClock
 from titan.core.marketdata.sim import DEFAULT_START_NS, SimConfig, Simulator
-from titan.phases.runtime.core import StrategyOutput
+from titan.phases.runtime.contract import StrategyOutput
 from titan.phases.scavenger import strategy
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import ScavengerStrategy

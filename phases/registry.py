@@ -18,7 +18,7 @@ import pydantic
 
 from titan.core.clock import Clock
 from titan.phases.hunter.params import HunterParams
-from titan.phases.runtime.core import Strategy
+from titan.phases.runtime.contract import Strategy
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.sentinel.params import SentinelParams
 

@@ -37,8 +37,8 @@ from titan.phases.hunter.positions import Exit, Managed, ManagePolicy
 from titan.phases.hunter.scoring import Direction, Hologram, Status, Thresholds, Weights, hologram
 from titan.phases.hunter.sessions import SessionTracker, session_of
 from titan.phases.hunter.structure import Bias, FractalSpec, Side
+from titan.phases.runtime.contract import StrategyOutput
 from titan.phases.runtime.cooldown import LossStreak
-from titan.phases.runtime.core import StrategyOutput
 from titan.v1 import common_pb2, market_pb2, trading_pb2
 
 PHASE_ID = "hunter"

@@ -15,7 +15,7 @@ import yaml
 from titan.core.config import Settings
 from titan.core.service import stacks_on_request, stop_on_signals
 from titan.core.signing import load_keys
-from titan.phases.runtime.core import Strategy
+from titan.phases.runtime.contract import Strategy
 from titan.phases.runtime.runner import PhaseRuntime, RuntimeConfig
 
 log = logging.getLogger("titan.phases")

@@ -40,9 +40,11 @@ from titan.core.clock import Clock, WallClock
 from titan.core.marketdata.events import MalformedEvent, decode, kind_of
 from titan.core.metrics import BUS_REJECTS, PHASE_ACK_LATENCY, PHASE_MD_EVENTS
 from titan.core.tasks import cancel_all, keep_running, shutdown_step
-from titan.phases.runtime.core import PhaseCore, RuntimeStats, Strategy, TradeTracker
+from titan.phases.runtime.contract import Strategy
+from titan.phases.runtime.core import PhaseCore, RuntimeStats
 from titan.phases.runtime.http import HttpEndpoint
 from titan.phases.runtime.stream import SignalStream, StreamConfig
+from titan.phases.runtime.trades import TradeTracker
 from titan.v1 import events_pb2, execution_pb2, market_pb2, trading_pb2
 
 log = logging.getLogger("titan.phases.runtime")

@@ -29,8 +29,8 @@ from titan.core.clock import NS_PER_MS, Clock
 from titan.core.marketdata.candles import CandleAggregator, timeframe_ns
 from titan.core.money import to_decimal, to_decimal_or, to_wire
 from titan.phases import indicators
+from titan.phases.runtime.contract import StrategyBase, StrategyOutput
 from titan.phases.runtime.cooldown import LossStreak
-from titan.phases.runtime.core import StrategyBase, StrategyOutput
 from titan.phases.scavenger import tripwires
 from titan.phases.scavenger.entry import Veto, entry_plan, entry_signal, position_size
 from titan.phases.scavenger.flow import Burst

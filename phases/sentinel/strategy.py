@@ -23,24 +23,23 @@ so a failed leg is never answered with a duplicate order (execution settles the 
 Execution reports each hedged unit's outcome (``on_hedge``): a unit that ended holding nothing
 (unfilled, or unwound to nothing) leaves no entry basis behind; a failed one left a residual delta,
 and no entry is made in that symbol until the positions show the delta back within tolerance.
+
+Each symbol's quotes, statistics and positions are a :class:`~titan.phases.sentinel.state.SymbolState`.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from titan.core.clock import NS_PER_MS, Clock
-from titan.core.marketdata.book import OrderBook
 from titan.core.money import CONTEXT, to_decimal, to_decimal_or, to_wire
-from titan.phases.runtime.core import StrategyBase, StrategyOutput
+from titan.phases.runtime.contract import StrategyBase, StrategyOutput
 from titan.phases.sentinel import carry, hedge_monitor
-from titan.phases.sentinel.funding import FundingState
 from titan.phases.sentinel.params import SentinelParams
-from titan.phases.sentinel.stats import Action, BasisSignal, BasisStats, Level, depth_weighted_basis
+from titan.phases.sentinel.state import SymbolState
+from titan.phases.sentinel.stats import Action, BasisSignal, BasisStats, depth_weighted_basis
 from titan.phases.sentinel.stats import basis as basis_of
 from titan.v1 import common_pb2, market_pb2, trading_pb2
 
@@ -61,7 +60,6 @@ HEDGE_FAILED = "HEDGE_FAILED"
 SPOT = common_pb2.INSTRUMENT_KIND_SPOT
 PERP = common_pb2.INSTRUMENT_KIND_PERP
 _ZERO = Decimal(0)
-_TWO = Decimal(2)
 _BPS = Decimal(10_000)
 _INFLIGHT_SLACK_NS = 300 * 10**9  # without an answer, the symbol is free again after this
 _RESULT_NAMES = {
@@ -75,75 +73,6 @@ _TERMINAL = frozenset({
 })
 
 
-class _Quote:
-    """Best prices of one instrument, from its book when there is one, else its top of book."""
-
-    def __init__(self) -> None:
-        self.book = OrderBook()
-        self.bid: Decimal | None = None
-        self.ask: Decimal | None = None
-        self.updated_ns = 0
-
-    def on_top(self, top: market_pb2.BookTop, ts: int) -> None:
-        bid, ask = to_decimal_or(top.bid_price, _ZERO), to_decimal_or(top.ask_price, _ZERO)
-        if bid > 0 and ask > 0 and ask >= bid:
-            self.bid, self.ask, self.updated_ns = bid, ask, ts
-
-    def on_depth(self, depth: market_pb2.BookDepth, ts: int) -> None:
-        if self.book.apply(depth):
-            b, a = self.book.best_bid(), self.book.best_ask()
-            if b and a and a[0] >= b[0]:
-                self.bid, self.ask, self.updated_ns = b[0], a[0], ts
-
-    @property
-    def mid(self) -> Decimal | None:
-        return None if self.bid is None or self.ask is None else (self.bid + self.ask) / _TWO
-
-    def levels(self, asks: bool) -> list[Level]:
-        side = self.book.asks(50) if asks else self.book.bids(50)
-        if side:
-            return side
-        return []
-
-
-@dataclass
-class _Symbol:
-    symbol: str
-    stats: BasisStats
-    funding: FundingState = field(default_factory=FundingState)
-    spot: _Quote = field(default_factory=_Quote)
-    perp: _Quote = field(default_factory=_Quote)
-    mark: Decimal | None = None
-    spot_quantity: Decimal = _ZERO
-    perp_quantity: Decimal = _ZERO
-    perp_entry: Decimal = _ZERO
-    perp_leverage: Decimal = Decimal(1)
-    pnl: dict[int, Decimal] = field(default_factory=dict)      # instrument -> realized+unrealized+funding-fees
-    entry_basis: float | None = None
-    opened_ns: int = 0
-    spot_history: deque[float] = field(default_factory=deque)
-    ranges: deque[float] = field(default_factory=deque)     # true ranges of the perp per sample
-    range_high: Decimal | None = None
-    range_low: Decimal | None = None
-    last_close: Decimal | None = None
-    inflight: str = ""            # signal id awaiting its ack and orders
-    inflight_until_ns: int = 0
-    open_orders: dict[str, set[str]] = field(default_factory=dict)  # signal id -> open client order ids
-    last_signal_ns: int = -(2**62)
-    last: BasisSignal | None = None
-    regime: str = carry.Regime.STABLE
-    residual: Decimal = _ZERO     # net delta a failed unit left; entries wait until positions fix it
-
-    @property
-    def holding(self) -> bool:
-        return self.spot_quantity > 0 or self.perp_quantity < 0
-
-    def atr(self) -> Decimal:
-        if not self.ranges:
-            return _ZERO
-        return Decimal(str(sum(self.ranges) / len(self.ranges)))
-
-
 class SentinelStrategy(StrategyBase):
     """The Sentinel's decision core. See the module docstring."""
 
@@ -152,7 +81,7 @@ class SentinelStrategy(StrategyBase):
         self.clock = clock
         self.params = params or SentinelParams()
         self.budget: trading_pb2.Budget | None = None
-        self.symbols: dict[str, _Symbol] = {}
+        self.symbols: dict[str, SymbolState] = {}
         self._next_sample_ns: int | None = None
         self.market_ns = 0                                # exchange time of the latest quote
         self._sent: dict[str, tuple[str, float]] = {}   # signal id -> (symbol, executable basis)
@@ -172,7 +101,7 @@ class SentinelStrategy(StrategyBase):
         for sym in p.symbols:
             st = old.get(sym)
             if st is None:
-                st = _Symbol(sym, BasisStats(sym, p.window_size, p.min_samples, p.expand_z, p.contract_z))
+                st = SymbolState(sym, BasisStats(sym, p.window_size, p.min_samples, p.expand_z, p.contract_z))
             elif st.stats.window.size != p.window_size:
                 st.stats = BasisStats(sym, p.window_size, p.min_samples, p.expand_z, p.contract_z)
             else:
@@ -276,7 +205,7 @@ class SentinelStrategy(StrategyBase):
             self._sample(st, ts, out)
 
     @staticmethod
-    def _range(st: _Symbol, price: Decimal) -> None:
+    def _range(st: SymbolState, price: Decimal) -> None:
         if price <= 0:
             return
         st.range_high = price if st.range_high is None else max(st.range_high, price)
@@ -374,7 +303,7 @@ class SentinelStrategy(StrategyBase):
         return StrategyOutput()
 
     # --- the sample -------------------------------------------------------------------------------
-    def _sample(self, st: _Symbol, now: int, out: StrategyOutput) -> None:
+    def _sample(self, st: SymbolState, now: int, out: StrategyOutput) -> None:
         p = self.params
         spot_mid, perp_mid = st.spot.mid, st.perp.mid
         if spot_mid is None or perp_mid is None:
@@ -397,7 +326,7 @@ class SentinelStrategy(StrategyBase):
             return
         self._maybe_expand(st, sig, now, out)
 
-    def _close_range(self, st: _Symbol, price: Decimal) -> None:
+    def _close_range(self, st: SymbolState, price: Decimal) -> None:
         high = st.range_high if st.range_high is not None else price
         low = st.range_low if st.range_low is not None else price
         prev = st.last_close if st.last_close is not None else price
@@ -407,7 +336,7 @@ class SentinelStrategy(StrategyBase):
             st.ranges.popleft()
         st.last_close, st.range_high, st.range_low = price, None, None
 
-    def _executable_basis(self, st: _Symbol) -> float | None:
+    def _executable_basis(self, st: SymbolState) -> float | None:
         dw = depth_weighted_basis(st.spot.levels(True), st.perp.levels(False), self.params.depth_size_quote)
         if dw is not None:
             return dw
@@ -437,7 +366,7 @@ class SentinelStrategy(StrategyBase):
         return {sym: st.spot.mid for sym, st in self.symbols.items() if st.spot.mid is not None}
 
     # --- a held position --------------------------------------------------------------------------
-    def _manage(self, st: _Symbol, sig: BasisSignal, now: int, out: StrategyOutput) -> bool:
+    def _manage(self, st: SymbolState, sig: BasisSignal, now: int, out: StrategyOutput) -> bool:
         """Hedge monitor, risk limits and exits for a held position; True when a signal was sent."""
         p = self.params
         fix = hedge_monitor.rebalance(st.spot_quantity, st.perp_quantity, p.delta_tolerance)
@@ -467,7 +396,7 @@ class SentinelStrategy(StrategyBase):
         return True
 
     # --- entries ----------------------------------------------------------------------------------
-    def _maybe_expand(self, st: _Symbol, sig: BasisSignal, now: int, out: StrategyOutput) -> None:
+    def _maybe_expand(self, st: SymbolState, sig: BasisSignal, now: int, out: StrategyOutput) -> None:
         p = self.params
         if sig.samples < p.min_samples or sig.confidence < p.min_confidence:
             return
@@ -486,7 +415,7 @@ class SentinelStrategy(StrategyBase):
         notional, executable, expected = block
         self._send_open(st, notional, executable, expected, sig, now, out)
 
-    def _expand_block(self, st: _Symbol, now: int) -> str | tuple[Decimal, float, carry.Carry]:
+    def _expand_block(self, st: SymbolState, now: int) -> str | tuple[Decimal, float, carry.Carry]:
         """Why no EXPAND now, or (notional per leg, executable basis, carry)."""
         p = self.params
         if st.residual:
@@ -517,7 +446,7 @@ class SentinelStrategy(StrategyBase):
         return notional, executable, c
 
     # --- signals ----------------------------------------------------------------------------------
-    def _signal(self, st: _Symbol, intent: int, setup: str, now: int, basis: float) -> trading_pb2.Signal:
+    def _signal(self, st: SymbolState, intent: int, setup: str, now: int, basis: float) -> trading_pb2.Signal:
         """A signal of ``st`` decided at market time ``now``, created at the clock's time."""
         p = self.params
         self._seq += 1
@@ -536,7 +465,7 @@ class SentinelStrategy(StrategyBase):
         st.last_signal_ns = now
         return sig
 
-    def _leg(self, st: _Symbol, perp: bool, buy: bool, size_quote: Decimal | None) -> trading_pb2.Leg:
+    def _leg(self, st: SymbolState, perp: bool, buy: bool, size_quote: Decimal | None) -> trading_pb2.Leg:
         p = self.params
         venue = p.order_venue or (p.perp_venue if perp else p.spot_venue)
         return trading_pb2.Leg(
@@ -545,7 +474,7 @@ class SentinelStrategy(StrategyBase):
             size_quote=to_wire(size_quote) if size_quote is not None else "", order_type=trading_pb2.ORDER_TYPE_MARKET,
         )
 
-    def _send_open(self, st: _Symbol, notional: Decimal, executable: float, c: carry.Carry, sig: BasisSignal,
+    def _send_open(self, st: SymbolState, notional: Decimal, executable: float, c: carry.Carry, sig: BasisSignal,
                    now: int, out: StrategyOutput) -> None:
         p = self.params
         signal = self._signal(st, trading_pb2.INTENT_OPEN, "sentinel.carry_open", now, executable)
@@ -566,7 +495,7 @@ class SentinelStrategy(StrategyBase):
                   carry_apr=f"{float(c.total_apr):.4f}", funding_apr=f"{float(c.funding_apr):.4f}",
                   leverage=signal.leverage)
 
-    def _send_close(self, st: _Symbol, reason: str, sig: BasisSignal, now: int, out: StrategyOutput) -> None:
+    def _send_close(self, st: SymbolState, reason: str, sig: BasisSignal, now: int, out: StrategyOutput) -> None:
         signal = self._signal(st, trading_pb2.INTENT_CLOSE, f"sentinel.exit.{reason}", now, sig.basis)
         if st.spot_quantity > 0:
             signal.legs.append(self._leg(st, False, False, None))
@@ -579,7 +508,7 @@ class SentinelStrategy(StrategyBase):
         out.event(EXIT_SENT, st.symbol, now, signal=signal.signal_id, reason=reason,
                   basis_bps=f"{sig.basis * 1e4:.2f}", spot=to_wire(st.spot_quantity), perp=to_wire(st.perp_quantity))
 
-    def _send_rebalance(self, st: _Symbol, fix: hedge_monitor.Rebalance, now: int, out: StrategyOutput) -> None:
+    def _send_rebalance(self, st: SymbolState, fix: hedge_monitor.Rebalance, now: int, out: StrategyOutput) -> None:
         perp = fix.instrument == "perp"
         price = (st.perp.mid if perp else st.spot.mid) or _ZERO
         signal = self._signal(st, trading_pb2.INTENT_REDUCE, "sentinel.rebalance", now,

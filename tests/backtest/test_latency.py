@@ -13,7 +13,7 @@ from titan.backtest.organism import Organism, PhasePlan
 from titan.core.clock import Clock
 from titan.core.marketdata.events import trade_event
 from titan.phases import registry
-from titan.phases.runtime.core import StrategyBase, StrategyOutput
+from titan.phases.runtime.contract import StrategyBase, StrategyOutput
 from titan.v1 import common_pb2, market_pb2, trading_pb2
 
 US = 1_000

@@ -13,7 +13,7 @@ import pytest
 from titan.core.clock import ManualClock
 from titan.core.marketdata.replay import ReplaySource
 from titan.core.money import to_decimal
-from titan.phases.runtime.core import StrategyOutput
+from titan.phases.runtime.contract import StrategyOutput
 from titan.phases.scavenger import strategy
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import ScavengerStrategy

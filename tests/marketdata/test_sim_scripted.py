@@ -14,7 +14,7 @@ from titan.core.clock import ManualClock
 from titan.core.marketdata.events import PERP, kind_of
 from titan.core.marketdata.sim import DEFAULT_START_NS, SimConfig, Simulator
 from titan.core.marketdata.source import open_source
-from titan.phases.runtime.core import StrategyOutput
+from titan.phases.runtime.contract import StrategyOutput
 from titan.phases.scavenger import strategy
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import ScavengerStrategy

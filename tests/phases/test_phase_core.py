@@ -12,7 +12,9 @@ import pytest
 
 from titan.core.clock import ManualClock
 from titan.core.signing import verify_signal
-from titan.phases.runtime.core import EntryBlock, PhaseCore, StrategyBase, StrategyOutput, entry_block
+from titan.phases.runtime.contract import StrategyBase, StrategyOutput
+from titan.phases.runtime.core import PhaseCore
+from titan.phases.runtime.entry_gate import EntryBlock, entry_block
 from titan.v1 import common_pb2, execution_pb2, market_pb2, trading_pb2
 
 from .helpers import budget, trade

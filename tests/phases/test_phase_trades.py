@@ -12,7 +12,8 @@ from titan.backtest.driver import Backtest
 from titan.backtest.performance import closed_trades
 from titan.core.clock import ManualClock
 from titan.execution.orders import client_order_id
-from titan.phases.runtime.core import PhaseCore, StrategyBase, StrategyOutput
+from titan.phases.runtime.contract import StrategyBase, StrategyOutput
+from titan.phases.runtime.core import PhaseCore
 from titan.v1 import common_pb2, execution_pb2, trading_pb2
 
 from .helpers import SENTINEL_SIM_PERMISSIVE, budget

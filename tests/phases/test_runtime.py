@@ -13,15 +13,10 @@ import pytest
 
 from titan.core.clock import ManualClock
 from titan.core.signing import verify_signal
-from titan.phases.runtime.core import (
-    ClosedTrade,
-    EntryBlock,
-    StrategyBase,
-    StrategyOutput,
-    TradeTracker,
-    entry_block,
-)
+from titan.phases.runtime.contract import StrategyBase, StrategyOutput
+from titan.phases.runtime.entry_gate import EntryBlock, entry_block
 from titan.phases.runtime.runner import PhaseRuntime, RuntimeConfig
+from titan.phases.runtime.trades import ClosedTrade, TradeTracker
 from titan.v1 import common_pb2, execution_pb2, market_pb2, trading_pb2
 
 from ..util import http_get, wait_for

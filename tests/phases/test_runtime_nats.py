@@ -17,7 +17,7 @@ from titan.core.catalog import Catalog
 from titan.core.clock import WallClock
 from titan.core.marketdata.events import encode, subject_of
 from titan.core.signing import verify_signal
-from titan.phases.runtime.core import EntryBlock
+from titan.phases.runtime.entry_gate import EntryBlock
 from titan.phases.runtime.runner import PhaseRuntime, RuntimeConfig
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import ScavengerStrategy

@@ -8,7 +8,7 @@ from decimal import Decimal
 from titan.core.clock import ManualClock
 from titan.core.money import to_decimal
 from titan.core.signing import sign_signal, verify_signal
-from titan.phases.runtime.core import StrategyOutput
+from titan.phases.runtime.contract import StrategyOutput
 from titan.phases.scavenger import strategy
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import ScavengerStrategy

@@ -6,7 +6,7 @@ from __future__ import annotations
 from titan.core.clock import ManualClock
 from titan.core.marketdata.sim import SimConfig, Simulator
 from titan.core.money import to_decimal
-from titan.phases.runtime.core import StrategyOutput
+from titan.phases.runtime.contract import StrategyOutput
 from titan.phases.scavenger import strategy
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import ScavengerStrategy

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from titan.core.clock import ManualClock
 from titan.core.marketdata.events import PERP, SPOT, funding_event, mark_event, open_interest_event
-from titan.phases.runtime.core import StrategyOutput
+from titan.phases.runtime.contract import StrategyOutput
 from titan.phases.scavenger import strategy
 from titan.phases.scavenger.params import ScavengerParams
 from titan.phases.scavenger.strategy import ScavengerStrategy
