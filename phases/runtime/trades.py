@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from titan.core.money import to_decimal_or
 from titan.v1 import common_pb2, trading_pb2
@@ -24,7 +25,14 @@ class _Totals:
 
 
 _ZERO_TOTALS = _Totals(Decimal(0), Decimal(0), Decimal(0))
-PositionKey = tuple[str, str, int]  # (venue, symbol, instrument kind)
+
+
+class PositionKey(NamedTuple):
+    """A position is one instrument: spot and perp of the same symbol and venue are two."""
+
+    venue: str
+    symbol: str
+    instrument: int
 
 
 @dataclass(frozen=True)
@@ -41,8 +49,7 @@ class ClosedTrade:
 
 
 def _position_key(pos: trading_pb2.Position | trading_pb2.Fill) -> PositionKey:
-    """A position is one instrument: spot and perp of the same symbol and venue are two."""
-    return (pos.venue, pos.symbol, int(pos.instrument))
+    return PositionKey(pos.venue, pos.symbol, int(pos.instrument))
 
 
 def signal_of(client_order_id: str) -> str:
@@ -109,7 +116,7 @@ class TradeTracker:
 
     def _close(self, key: PositionKey, trade: _OpenTrade, pnl: Decimal) -> list[ClosedTrade]:
         """The trade, or nothing while its hedge partner is still open (it then closes both)."""
-        symbol = key[1]
+        symbol = key.symbol
         partner_pnl = self._waiting.pop(key, None)
         if partner_pnl is not None:
             return [ClosedTrade(symbol, partner_pnl + pnl)]
@@ -121,11 +128,11 @@ class TradeTracker:
 
     def _partner(self, key: PositionKey, trade: _OpenTrade) -> PositionKey | None:
         """The other leg of the hedged unit that opened ``trade``, when it is still open."""
-        other_kind = _HEDGE_PAIR.get(key[2])
+        other_kind = _HEDGE_PAIR.get(key.instrument)
         if not trade.opened_by or other_kind is None:
             return None
         for other, held in self._open.items():
-            if (other[1] == key[1] and other[2] == other_kind and held.opened_by == trade.opened_by
+            if (other.symbol == key.symbol and other.instrument == other_kind and held.opened_by == trade.opened_by
                     and held.long != trade.long and other not in self._waiting):
                 return other
         return None
