@@ -8,23 +8,17 @@ allocation / breaker / trading-state events to JetStream (the ledger writer reco
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import nats.errors
-from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 
 from titan.core import metrics
 from titan.core.bus import (
     DurableConsumer,
-    InvalidEvent,
     Reject,
     StateStore,
     canonical_json,
@@ -36,13 +30,15 @@ from titan.core.bus import (
 from titan.core.catalog import Catalog
 from titan.core.clock import NS_PER_S, Clock
 from titan.core.money import MoneyError, to_wire
+from titan.core.tasks import cancel_all, raise_if_cancelled
 from titan.operator.brain import BrainCore, BrainPolicy, Decision, PhaseSpec
 from titan.operator.brain.feed import DecisionOutbox, observe_event
-from titan.operator.brain.replay import Replay, carried_of
+from titan.operator.stream_replay import StreamReplay
 from titan.v1 import events_pb2
 
 log = logging.getLogger("titan.brain")
 
+CHECKPOINT_EVERY_S = 6 * 3600  # how often a running Brain moves its carry checkpoint up
 
 
 class BrainRuntime:
@@ -56,11 +52,13 @@ class BrainRuntime:
         self.core = BrainCore()
         self.policy = BrainPolicy()
         self.store = StateStore(self.js, catalog)
+        self.replay = StreamReplay(self.js, catalog, self.store)
         self.lock = asyncio.Lock()
         self.last_decision: Decision | None = None
         self._consume = consume
         self._consumer: DurableConsumer[events_pb2.Event] | None = None
         self._replayed = False
+        self._tasks: list[asyncio.Task[None]] = []
         self.outbox = DecisionOutbox()
         self._budget_phases: set[str] = set()
         self._params: dict[str, str] = {}
@@ -76,6 +74,7 @@ class BrainRuntime:
         """The streams, buckets and the state store; nothing consumed yet."""
         await ensure_jetstream(self.js, self.catalog)
         self.store = await StateStore.open(self.js, self.catalog)
+        self.replay = StreamReplay(self.js, self.catalog, self.store)
 
     async def follow(self) -> None:
         """Replay what the durable consumer acked before (:meth:`_replay_trades`, over the current
@@ -95,80 +94,37 @@ class BrainRuntime:
         consumer = DurableConsumer(self.nc, self.catalog.brain_consumer, self._on_event, decode_event)
         await consumer.start()
         self._consumer = consumer
+        self._tasks.append(asyncio.create_task(self._keep_checkpointing(), name="brain carry checkpoint"))
 
     async def _replay_trades(self, window_s: int) -> int:
         """What this Brain's durable consumer already acked (before a restart) back into the core:
-        what open positions carried, from the last start's checkpoint on (:mod:`titan.operator.brain.replay`),
-        and the closed trades of the last ``window_s`` for the performance tracker. The durable goes
-        on from there, so no trade counts twice. The breakers' own state is persisted with the core.
+        what open positions carried, from the last carry checkpoint on, and the closed trades of the
+        last ``window_s`` for the performance tracker (:class:`StreamReplay`). The durable goes on
+        from there, so no trade counts twice. The breakers' own state is persisted with the core.
         Returns the trades recorded."""
-        spec = self.catalog.brain_consumer
-        try:
-            info = await self.js.consumer_info(spec.stream, spec.durable)
-        except NotFoundError:  # first start: the durable will deliver everything itself
-            return 0
-        upto = info.ack_floor.stream_seq or 0
-        if upto == 0:
+        upto = await self.replay.ack_floor()
+        if not upto:  # first start: the durable will deliver everything itself
             return 0
         now = self.clock.now_ns()
-        replay = await self._replay_from_checkpoint(now - window_s * NS_PER_S, upto)
-        if replay.after_seq < upto:
-            async for seq, stored_ns, events in self._stored(replay.after_seq, upto):
-                replay.message(seq, stored_ns, events)
-        if replay.refused:
-            log.warning("performance replay: %d events with a malformed amount left out", replay.refused)
-        carry = replay.checkpoint(now)
-        if carry.through_seq > replay.after_seq:
-            await self.store.put_brain_carry(carry)
-        return replay.trades
+        return await self.replay.into(self.core, now - window_s * NS_PER_S, upto, now)
 
-    async def _replay_from_checkpoint(self, window_start_ns: int, upto: int) -> Replay:
-        """A replay from the stored carry checkpoint, or from the stream's start when there is none
-        this durable can go on from."""
-        try:
-            stored = await self.store.get_brain_carry()
-            if stored is not None and stored.through_seq <= upto:
-                return Replay(self.core, window_start_ns, stored.through_seq, carried_of(stored))
-            if stored is not None:  # the durable was made again since: it counted from the start
-                log.warning("carry checkpoint at sequence %d is past the Brain's ack floor %d: replaying from "
-                            "the start", stored.through_seq, upto)
-        except (DecodeError, MoneyError) as exc:
-            log.warning("carry checkpoint unreadable (%s): replaying from the start", exc)
-        return Replay(self.core, window_start_ns)
-
-    async def _stored(self, after_seq: int, upto: int) -> AsyncIterator[tuple[int, int, Sequence[events_pb2.Event]]]:
-        """The fills, funding payments and execution batches stored after ``after_seq`` through ``upto``:
-        each message's stream sequence, when it was stored, and its events (undecodable ones skipped)."""
-        spec = self.catalog.brain_consumer
-        fills = self.catalog.event_subject("execution", "fill")
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after_seq else DeliverPolicy.ALL,
-            opt_start_seq=after_seq + 1 if after_seq else None,
-            filter_subjects=[fills, *(self.catalog.event_subject("execution", kind) for kind in ("funding", "batch"))],
-            ack_policy=AckPolicy.NONE, inactive_threshold=30.0,
-        )
-        sub = await self.js.pull_subscribe(fills, stream=spec.stream, config=config)
-        try:
-            while True:
-                try:
-                    msgs = await sub.fetch(256, timeout=1.0)
-                except (nats.errors.TimeoutError, TimeoutError):
-                    return  # nothing more stored
-                for msg in msgs:
-                    seq = msg.metadata.sequence.stream
-                    if seq > upto:
-                        return  # the durable delivers the rest
-                    try:
-                        events = unpack(decode_event(msg.data))
-                    except InvalidEvent:
-                        continue
-                    stored_ns = int(msg.metadata.timestamp.timestamp() * NS_PER_S)
-                    yield seq, stored_ns, events
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+    async def _keep_checkpointing(self) -> None:
+        """Every ``CHECKPOINT_EVERY_S``, move the carry checkpoint up to the performance window's
+        start (:meth:`StreamReplay.advance`), so a restart reads a window and a few hours, however
+        long this Brain ran."""
+        while True:
+            raise_if_cancelled()  # nats-py can swallow one
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            try:
+                upto = await self.replay.ack_floor()
+                if upto:
+                    now = self.clock.now_ns()
+                    await self.replay.advance(now - self.policy.performance.window_s * NS_PER_S, upto, now)
+            except Exception as exc:  # the next restart reads further back, nothing is lost
+                log.warning("carry checkpoint not advanced: %s: %s", type(exc).__name__, exc)
 
     async def close(self) -> None:
+        await cancel_all(self._tasks)
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None

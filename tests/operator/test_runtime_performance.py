@@ -272,3 +272,39 @@ async def test_the_replay_counts_trades_over_the_window_of_the_policy_it_follows
             await rt.close()
         kv = await js.key_value(fresh.control_bucket.name)
         await kv.delete(BRAIN_CARRY_KEY)  # each restart replays from the start
+
+
+async def test_a_running_brain_moves_its_checkpoint_up_to_the_window(nc: Client, fresh: Catalog) -> None:
+    """A Brain that runs on moves its carry checkpoint over what it acked before the performance
+    window (on a scratch core: its own state is untouched), so a restart after the messages were
+    purged still closes the position with all it carried."""
+    js = nc.jetstream()
+    now = time.time_ns()
+    state = await carried_by_the_first_brain(js, fresh, nc, now)
+    clock = ManualClock(now + 8 * DAY_NS)
+    rt = BrainRuntime(nc, fresh, clock)
+    try:
+        await rt.start()  # checkpoint: through 1, -0.4
+        rt.restore(state)
+        await publish_event(js, fresh, funding_paid("-0.2", now))
+        await wait_for(lambda: consumed(js, fresh, delivered=2))
+        assert rt.core.carried() == {(PHASE, "paper", "BTCUSDT", common_pb2.INSTRUMENT_KIND_PERP): Decimal("-0.6")}
+        upto = await rt.replay.ack_floor()
+        assert upto == 2
+        assert await rt.replay.advance(now - DAY_NS, upto, clock.now_ns()) is None  # stored inside that window
+        assert await rt.replay.advance(clock.now_ns() - 7 * DAY_NS, upto, clock.now_ns()) == 2
+        stored = await StateStore(js, fresh).get_brain_carry()
+        assert stored is not None and [Decimal(c.amount) for c in stored.carried] == [Decimal("-0.6")]
+        assert rt.core.carried() == {(PHASE, "paper", "BTCUSDT", common_pb2.INSTRUMENT_KIND_PERP): Decimal("-0.6")}
+    finally:
+        await rt.close()
+
+    await js.purge_stream(fresh.events_stream.name, seq=3)
+    last = BrainRuntime(nc, fresh, ManualClock(now + 9 * DAY_NS))
+    try:
+        await last.start()
+        await publish_event(js, fresh, closing_fill(401, "2", now + 9 * DAY_NS))
+        # its own fee, and all the position carried: the opening fee and both funding payments
+        await wait_for(lambda: trades(last) == [Decimal("2") - Decimal("0.1") - Decimal("0.6")])
+    finally:
+        await last.close()
