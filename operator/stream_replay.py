@@ -67,16 +67,11 @@ class StreamReplay:
         return replay.trades
 
     async def advance(self, window_start_ns: int, upto: int, now_ns: int) -> int | None:
-        """Move the checkpoint over the acked messages (through ``upto``) stored before
-        ``window_start_ns``, on a scratch core; returns the new checkpoint's sequence, or None when
-        there is no checkpoint yet (the next restart's replay writes the first)."""
-        try:
-            stored = await self.store.get_brain_carry()
-            if stored is None or stored.through_seq >= upto:
-                return None
-            replay = Replay(BrainCore(), window_start_ns, stored.through_seq, carried_of(stored))
-        except (DecodeError, MoneyError) as exc:
-            log.warning("carry checkpoint unreadable (%s): the next restart replays from the start", exc)
+        """Move the checkpoint (or make the first, from the stream's start) over the acked messages
+        (through ``upto``) stored before ``window_start_ns``, on a scratch core; returns the new
+        checkpoint's sequence, or None when it did not move."""
+        replay = await self._from_checkpoint(BrainCore(), window_start_ns, upto)
+        if replay.after_seq >= upto:
             return None
         async with contextlib.aclosing(self._stored(replay.after_seq, upto)) as messages:
             async for seq, stored_ns, events in messages:

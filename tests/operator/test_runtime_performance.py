@@ -308,3 +308,24 @@ async def test_a_running_brain_moves_its_checkpoint_up_to_the_window(nc: Client,
         await wait_for(lambda: trades(last) == [Decimal("2") - Decimal("0.1") - Decimal("0.6")])
     finally:
         await last.close()
+
+
+async def test_a_brain_that_never_restarted_makes_its_first_checkpoint_while_it_runs(
+        nc: Client, fresh: Catalog) -> None:
+    js = nc.jetstream()
+    now = time.time_ns()
+    rt = BrainRuntime(nc, fresh, WallClock())
+    try:
+        await rt.start()  # the first start: no durable yet, no replay, no checkpoint
+        opened = [closing_fill(600, "0", now), funding_paid("-0.3", now)]  # fee 0.1, funding 0.3
+        await publish_event(js, fresh, batch_event(opened, "execution"))
+        await wait_for(lambda: consumed(js, fresh, delivered=1))
+        assert await StateStore(js, fresh).get_brain_carry() is None
+        upto = await rt.replay.ack_floor()
+        assert upto == 1
+        assert await rt.replay.advance(now - DAY_NS, upto, now) is None  # the message is inside the window
+        assert await rt.replay.advance(time.time_ns() + DAY_NS, upto, now) == 1
+        stored = await StateStore(js, fresh).get_brain_carry()
+        assert stored is not None and [Decimal(c.amount) for c in stored.carried] == [Decimal("-0.4")]
+    finally:
+        await rt.close()
